@@ -1,0 +1,262 @@
+//! Map keys and values shared by Skiff's BPF programs and the agent.
+//!
+//! Every type is `#[repr(C)]` with its padding written out as named fields, so
+//! that no byte of a key is left uninitialised (a hash map compares keys byte
+//! for byte) and the types are `aya::Pod` with the `user` feature. A size
+//! assertion next to each type catches layout drift between the two sides.
+//!
+//! Byte order: addresses and ports are stored exactly as they appear on the
+//! wire (network byte order), read as native integers. In userspace that is
+//! `u32::from_ne_bytes(ip.octets())` and `port.to_be()`; see [`ipv4_be`] and
+//! [`port_be`]. The data path then compares and copies them without swapping.
+#![no_std]
+
+use core::mem::size_of;
+
+/// IP protocol numbers the data path load-balances.
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+
+/// Names of the maps, also their file names under the pin directory
+/// `/sys/fs/bpf/skiff/<node>/`.
+pub mod map_names {
+    pub const SERVICES: &str = "SERVICES";
+    pub const BACKENDS: &str = "BACKENDS";
+    pub const REV_NAT: &str = "REV_NAT";
+    pub const CONNTRACK: &str = "CONNTRACK";
+    pub const STATS: &str = "STATS";
+}
+
+/// Default capacities; the agent may override each one at load time.
+pub mod defaults {
+    pub const SERVICES_MAX: u32 = 262_144;
+    pub const BACKENDS_MAX: u32 = 262_144;
+    pub const REV_NAT_MAX: u32 = 131_072;
+    pub const CONNTRACK_MAX: u32 = 524_288;
+}
+
+/// Key of the services map: a frontend (VIP, port, protocol) and a slot.
+///
+/// Slot 0 is the frontend itself ([`ServiceValue::count`] backends,
+/// [`ServiceValue::rev_nat_id`]); slots `1..=count` each name one backend.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    /// Virtual IP, network byte order.
+    pub addr: u32,
+    /// Service port, network byte order.
+    pub port: u16,
+    /// 0 for the frontend, 1..=count for backends.
+    pub slot: u16,
+    /// [`PROTO_TCP`] or [`PROTO_UDP`].
+    pub proto: u8,
+    /// [`SCOPE_EXTERNAL`] or [`SCOPE_INTERNAL`] (for `externalTrafficPolicy: Local`).
+    pub scope: u8,
+    pub _pad: [u8; 2],
+}
+const _: () = assert!(size_of::<ServiceKey>() == 12);
+
+pub const SCOPE_EXTERNAL: u8 = 0;
+pub const SCOPE_INTERNAL: u8 = 1;
+
+/// Value of the services map. For slot 0 `count`, `rev_nat_id`, `flags` and
+/// `affinity_timeout_s` are meaningful; for slots ≥ 1 only `backend_id`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ServiceValue {
+    pub backend_id: u32,
+    pub count: u32,
+    pub rev_nat_id: u32,
+    /// `SVC_F_*` bits.
+    pub flags: u32,
+    /// `sessionAffinity: ClientIP` timeout in seconds, 0 when off.
+    pub affinity_timeout_s: u32,
+}
+const _: () = assert!(size_of::<ServiceValue>() == 20);
+
+/// The frontend is a NodePort (matched on node addresses).
+pub const SVC_F_NODEPORT: u32 = 1 << 0;
+/// `externalTrafficPolicy: Local`.
+pub const SVC_F_LOCAL_ONLY: u32 = 1 << 1;
+/// `sessionAffinity: ClientIP`.
+pub const SVC_F_AFFINITY: u32 = 1 << 2;
+/// An external IP (`spec.externalIPs`).
+pub const SVC_F_EXTERNAL_IP: u32 = 1 << 3;
+
+/// Key of the backends map.
+pub type BackendId = u32;
+
+/// A backend address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Backend {
+    /// Network byte order.
+    pub addr: u32,
+    /// Network byte order.
+    pub port: u16,
+    pub proto: u8,
+    /// `BACKEND_F_*` bits.
+    pub flags: u8,
+}
+const _: () = assert!(size_of::<Backend>() == 8);
+
+/// The endpoint is terminating: existing flows keep it, new flows skip it.
+pub const BACKEND_F_TERMINATING: u8 = 1 << 0;
+
+/// Key of the reverse-NAT map.
+pub type RevNatId = u32;
+
+/// What a reply's source is rewritten to: the frontend the client asked for.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RevNat {
+    /// Network byte order.
+    pub addr: u32,
+    /// Network byte order.
+    pub port: u16,
+    pub _pad: u16,
+}
+const _: () = assert!(size_of::<RevNat>() == 8);
+
+/// Conntrack direction: the client's packets towards a frontend.
+pub const CT_DIR_SERVICE: u8 = 0;
+/// Conntrack direction: a backend's replies towards the client.
+pub const CT_DIR_REPLY: u8 = 1;
+
+/// Key of the conntrack map: the full 5-tuple as the packet carries it when
+/// it is looked up, plus the direction.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CtKey {
+    /// Network byte order.
+    pub saddr: u32,
+    /// Network byte order.
+    pub daddr: u32,
+    /// Network byte order.
+    pub sport: u16,
+    /// Network byte order.
+    pub dport: u16,
+    pub proto: u8,
+    /// [`CT_DIR_SERVICE`] or [`CT_DIR_REPLY`].
+    pub dir: u8,
+    pub _pad: [u8; 2],
+}
+const _: () = assert!(size_of::<CtKey>() == 16);
+
+/// Value of the conntrack map.
+///
+/// For a [`CT_DIR_SERVICE`] entry, `backend_id` is the backend the flow is
+/// pinned to and `nat_addr` the source address the packets are rewritten to
+/// (0 unless hairpin SNAT applies). For a [`CT_DIR_REPLY`] entry, `nat_addr`
+/// is the client's own address, written back as destination (it differs from
+/// the packet's destination only under hairpin SNAT).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CtValue {
+    pub backend_id: u32,
+    pub rev_nat_id: u32,
+    /// Network byte order.
+    pub nat_addr: u32,
+    /// `CT_F_*` bits.
+    pub flags: u32,
+    /// `bpf_ktime_get_ns()` when the entry was last refreshed (coarse: the
+    /// data path rewrites it at most once per [`CT_REFRESH_NS`]).
+    pub last_seen_ns: u64,
+}
+const _: () = assert!(size_of::<CtValue>() == 24);
+
+/// The flow was source-NATed to the hairpin address.
+pub const CT_F_HAIRPIN: u32 = 1 << 0;
+/// A TCP FIN or RST was seen.
+pub const CT_F_CLOSING: u32 = 1 << 1;
+
+/// How stale `last_seen_ns` may get before the data path refreshes it.
+pub const CT_REFRESH_NS: u64 = 1_000_000_000;
+
+/// Indices of the per-CPU stats array.
+pub mod stats {
+    /// Every packet a Skiff program ran on.
+    pub const PACKETS: u32 = 0;
+    /// Packets addressed to a known frontend.
+    pub const SERVICE_PACKETS: u32 = 1;
+    /// Flows that picked a backend (conntrack entries created).
+    pub const NEW_FLOWS: u32 = 2;
+    /// Replies rewritten back to the frontend address.
+    pub const REV_NAT: u32 = 3;
+    /// Established flows whose backend was gone and that picked a new one.
+    pub const RESELECTED: u32 = 4;
+    /// Dropped: the frontend has no backend.
+    pub const DROP_NO_BACKEND: u32 = 5;
+    /// Dropped: a conntrack entry could not be created (map full).
+    pub const DROP_CT_FULL: u32 = 6;
+    /// Dropped: an IP fragment addressed to a frontend.
+    pub const DROP_FRAGMENT: u32 = 7;
+    /// Dropped: a protocol other than TCP/UDP addressed to a frontend.
+    pub const DROP_UNSUPPORTED_PROTO: u32 = 8;
+    /// Passed untouched: truncated or malformed headers.
+    pub const PASS_MALFORMED: u32 = 9;
+    /// Dropped: a checksum or header rewrite failed.
+    pub const DROP_REWRITE: u32 = 10;
+    /// Number of counters.
+    pub const COUNT: u32 = 11;
+
+    /// Human-readable names, by index.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "packets",
+        "service_packets",
+        "new_flows",
+        "rev_nat",
+        "reselected",
+        "drop_no_backend",
+        "drop_ct_full",
+        "drop_fragment",
+        "drop_unsupported_proto",
+        "pass_malformed",
+        "drop_rewrite",
+    ];
+}
+
+/// Read-only configuration the agent sets when it loads the programs, as the
+/// global `SKIFF_CONFIG`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Source address used when a pod reaches itself through a Service
+    /// (hairpin), network byte order. Link-local by default.
+    pub hairpin_addr: u32,
+    /// `CFG_F_*` bits.
+    pub flags: u32,
+}
+const _: () = assert!(size_of::<Config>() == 8);
+
+/// Emit aya-log debug events on the packet path.
+pub const CFG_F_DEBUG: u32 = 1 << 0;
+
+/// Default hairpin source address, 169.254.42.1.
+pub const DEFAULT_HAIRPIN_ADDR: [u8; 4] = [169, 254, 42, 1];
+
+/// An IPv4 address as the maps store it.
+#[inline(always)]
+pub const fn ipv4_be(octets: [u8; 4]) -> u32 {
+    u32::from_ne_bytes(octets)
+}
+
+/// A port as the maps store it.
+#[inline(always)]
+pub const fn port_be(port: u16) -> u16 {
+    port.to_be()
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY (all): `#[repr(C)]`, fixed-size integer fields only, padding
+    // written out as fields, so every bit pattern is valid and none is hidden.
+    unsafe impl aya::Pod for ServiceKey {}
+    unsafe impl aya::Pod for ServiceValue {}
+    unsafe impl aya::Pod for Backend {}
+    unsafe impl aya::Pod for RevNat {}
+    unsafe impl aya::Pod for CtKey {}
+    unsafe impl aya::Pod for CtValue {}
+    unsafe impl aya::Pod for Config {}
+}

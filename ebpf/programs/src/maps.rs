@@ -1,0 +1,66 @@
+//! Maps and the load-time configuration global.
+//!
+//! Every map is pinned by name under the loader's pin directory, so the
+//! agent's restarts reuse them (conntrack survives). The names are the ones in
+//! [`skiff_common::map_names`]; the sizes are defaults the loader may
+//! override with `EbpfLoader::set_max_entries`.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, LruHashMap, PerCpuArray},
+    Global,
+};
+use skiff_common::{
+    defaults, ipv4_be, map_names, stats, Backend, BackendId, Config, CtKey, CtValue, RevNat,
+    RevNatId, ServiceKey, ServiceValue, DEFAULT_HAIRPIN_ADDR,
+};
+
+#[map(name = "SERVICES")]
+pub static SERVICES: HashMap<ServiceKey, ServiceValue> = HashMap::pinned(defaults::SERVICES_MAX, 0);
+
+#[map(name = "BACKENDS")]
+pub static BACKENDS: HashMap<BackendId, Backend> = HashMap::pinned(defaults::BACKENDS_MAX, 0);
+
+#[map(name = "REV_NAT")]
+pub static REV_NAT: HashMap<RevNatId, RevNat> = HashMap::pinned(defaults::REV_NAT_MAX, 0);
+
+#[map(name = "CONNTRACK")]
+pub static CONNTRACK: LruHashMap<CtKey, CtValue> = LruHashMap::pinned(defaults::CONNTRACK_MAX, 0);
+
+#[map(name = "STATS")]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::pinned(stats::COUNT, 0);
+
+/// Set by the loader (`EbpfLoader::set_global("SKIFF_CONFIG", ..)`).
+#[unsafe(no_mangle)]
+static SKIFF_CONFIG: Global<Config> = Global::new(Config {
+    hairpin_addr: ipv4_be(DEFAULT_HAIRPIN_ADDR),
+    flags: 0,
+});
+
+/// The configuration, read once per packet (volatile: the loader patches it).
+#[inline(always)]
+pub fn config() -> Config {
+    SKIFF_CONFIG.load()
+}
+
+// The `#[map(name = ..)]` attributes take literals: keep them equal to the
+// shared names the agent opens.
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+const _: () = assert!(same(map_names::SERVICES, "SERVICES"));
+const _: () = assert!(same(map_names::BACKENDS, "BACKENDS"));
+const _: () = assert!(same(map_names::REV_NAT, "REV_NAT"));
+const _: () = assert!(same(map_names::CONNTRACK, "CONNTRACK"));
+const _: () = assert!(same(map_names::STATS, "STATS"));
