@@ -1,0 +1,143 @@
+//! Command line of the `skiff` binary.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use skiff_agent::dataplane::bpffs::DEFAULT_ROOT;
+use skiff_agent::dataplane::TcMode;
+use skiff_common::defaults;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "skiff",
+    version,
+    about = "Skiff: a Kubernetes-compatible orchestrator"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node agent (service proxy) in the current network namespace.
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Node name; also the pin directory under --bpffs.
+    #[arg(long, value_parser = parse_node_name)]
+    pub node_name: String,
+    /// Directory of YAML manifests (v1 Services, discovery.k8s.io/v1 EndpointSlices).
+    #[arg(long, required_unless_present_any = ["teardown", "stats"])]
+    pub manifests: Option<PathBuf>,
+    /// Attach to every interface whose name starts with this.
+    #[arg(long, default_value = "lxc")]
+    pub pod_veth_prefix: String,
+    /// Root of the pin directories (maps: <bpffs>/<node>/, links: <bpffs>/<node>/links/).
+    #[arg(long, default_value = DEFAULT_ROOT)]
+    pub bpffs: PathBuf,
+    /// Source address for pods reaching themselves through a Service.
+    #[arg(long, default_value = "169.254.42.1")]
+    pub hairpin_addr: Ipv4Addr,
+    #[arg(long, default_value_t = defaults::SERVICES_MAX)]
+    pub map_size_services: u32,
+    #[arg(long, default_value_t = defaults::BACKENDS_MAX)]
+    pub map_size_backends: u32,
+    #[arg(long, default_value_t = defaults::REV_NAT_MAX)]
+    pub map_size_rev_nat: u32,
+    #[arg(long, default_value_t = defaults::CONNTRACK_MAX)]
+    pub map_size_conntrack: u32,
+    /// Debug logs, and BPF debug events (CFG_F_DEBUG) through aya-log.
+    #[arg(long)]
+    pub debug: bool,
+    /// Detach from the pod veths of this netns and remove the node's pins, then exit.
+    #[arg(long)]
+    pub teardown: bool,
+    /// Print the data path counters (name=value, one per line), then exit.
+    #[arg(long, conflicts_with = "teardown")]
+    pub stats: bool,
+    /// How to attach to TC ingress.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub tc_mode: TcMode,
+    /// Load this BPF object instead of the embedded one.
+    #[arg(long)]
+    pub bpf_object: Option<PathBuf>,
+    /// Reprogram the maps at least this often even without changes.
+    #[arg(long, default_value_t = 2000)]
+    pub resync_interval_ms: u64,
+    /// Look for new pod veths this often.
+    #[arg(long, default_value_t = 500)]
+    pub link_scan_interval_ms: u64,
+    /// Conntrack garbage collection period.
+    #[arg(long, default_value_t = 10_000)]
+    pub ct_gc_interval_ms: u64,
+}
+
+fn parse_node_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.contains('\0');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not usable as a directory name"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::{Cli, Command};
+
+    fn agent(args: &[&str]) -> Result<super::AgentArgs, clap::Error> {
+        let cli = Cli::try_parse_from([&["skiff", "agent"], args].concat())?;
+        let Command::Agent(a) = cli.command;
+        Ok(a)
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let a = agent(&["--node-name", "n1", "--manifests", "/m"]).unwrap();
+        assert_eq!(a.pod_veth_prefix, "lxc");
+        assert_eq!(a.bpffs, std::path::Path::new("/sys/fs/bpf/skiff"));
+        assert_eq!(a.hairpin_addr, std::net::Ipv4Addr::new(169, 254, 42, 1));
+        assert!(!a.debug && !a.teardown);
+    }
+
+    #[test]
+    fn all_flags_parse() {
+        let a = agent(&[
+            "--node-name=n1",
+            "--manifests=/m",
+            "--pod-veth-prefix=veth",
+            "--bpffs=/x",
+            "--hairpin-addr=169.254.0.9",
+            "--map-size-services=64",
+            "--map-size-backends=32",
+            "--map-size-rev-nat=16",
+            "--map-size-conntrack=128",
+            "--debug",
+            "--tc-mode=netlink",
+            "--resync-interval-ms=100",
+            "--link-scan-interval-ms=50",
+            "--ct-gc-interval-ms=1000",
+        ])
+        .unwrap();
+        assert_eq!((a.map_size_services, a.map_size_conntrack), (64, 128));
+        assert_eq!(a.tc_mode, skiff_agent::dataplane::TcMode::Netlink);
+    }
+
+    #[test]
+    fn manifests_are_required_except_for_teardown_and_stats() {
+        assert!(agent(&["--node-name", "n1"]).is_err());
+        assert!(
+            agent(&["--node-name", "n1", "--teardown"])
+                .unwrap()
+                .teardown
+        );
+        assert!(agent(&["--node-name", "n1", "--stats"]).unwrap().stats);
+        assert!(agent(&["--node-name", "a/b", "--teardown"]).is_err());
+    }
+}

@@ -1,0 +1,217 @@
+//! Loading the embedded BPF object with its maps pinned per node.
+
+use std::borrow::Cow;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use aya::programs::{SchedClassifier, TcAttachType};
+use aya::{Ebpf, EbpfLoader};
+use skiff_common::{
+    defaults, map_names, Backend, Config, CtKey, CtValue, RevNat, ServiceKey, ServiceValue,
+    CFG_F_DEBUG,
+};
+
+use super::bpffs::PinDirs;
+use super::maps::PinnedHash;
+use super::stats::read_stats;
+use super::DataplaneError;
+
+/// A TC hook on the host side of a pod veth: which program runs where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hook {
+    /// The program's name in the object.
+    pub program: &'static str,
+    pub attach: TcAttachType,
+    /// Suffix of the link pin, `links/<ifname>-<name>`.
+    pub name: &'static str,
+}
+
+/// The hooks of every pod veth: `skiff_from_pod` on ingress (what the pod
+/// sends: service DNAT, reverse NAT of local backends' replies) and
+/// `skiff_to_pod` on egress (what the pod receives: reverse NAT of replies
+/// from backends on other nodes).
+pub const POD_HOOKS: [Hook; 2] = [
+    Hook {
+        program: "skiff_from_pod",
+        attach: TcAttachType::Ingress,
+        name: "ingress",
+    },
+    Hook {
+        program: "skiff_to_pod",
+        attach: TcAttachType::Egress,
+        name: "egress",
+    },
+];
+
+/// The global the programs read their configuration from.
+pub const CONFIG_GLOBAL: &str = "SKIFF_CONFIG";
+
+/// The BPF object, embedded at build time (empty when it was not built).
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/skiff-ebpf"));
+
+/// Map capacities (used when a map is created; a map that is already
+/// pinned keeps its size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapSizes {
+    pub services: u32,
+    pub backends: u32,
+    pub rev_nat: u32,
+    pub conntrack: u32,
+}
+
+impl Default for MapSizes {
+    fn default() -> Self {
+        Self {
+            services: defaults::SERVICES_MAX,
+            backends: defaults::BACKENDS_MAX,
+            rev_nat: defaults::REV_NAT_MAX,
+            conntrack: defaults::CONNTRACK_MAX,
+        }
+    }
+}
+
+/// What to load and how.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    pub dirs: PinDirs,
+    pub sizes: MapSizes,
+    pub hairpin_addr: Ipv4Addr,
+    /// Sets `CFG_F_DEBUG` and forwards aya-log records to the `log` crate.
+    pub debug: bool,
+    /// Load this object file instead of the embedded one.
+    pub object: Option<PathBuf>,
+}
+
+/// The loaded object: maps created or reused from their pins, the
+/// classifier loaded (not attached).
+pub struct Loaded {
+    pub ebpf: Ebpf,
+    /// Present with `debug` when the object has aya-log records.
+    pub logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+}
+
+impl Loaded {
+    /// The classifier `name`.
+    pub fn program(&mut self, name: &'static str) -> Result<&mut SchedClassifier, DataplaneError> {
+        let prog = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(DataplaneError::ProgramMissing { name })?;
+        prog.try_into()
+            .map_err(|source| DataplaneError::Program { name, source })
+    }
+}
+
+/// Raises `RLIMIT_MEMLOCK`; kernels ≥ 5.11 account BPF memory to cgroups and
+/// do not need it, so failure is only a warning.
+fn raise_memlock() {
+    let lim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: `lim` is a valid rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) } != 0 {
+        let e = std::io::Error::last_os_error();
+        log::warn!("setrlimit(RLIMIT_MEMLOCK): {e} (fine on kernels with memcg accounting)");
+    }
+}
+
+/// Checks that maps pinned by an earlier run have this agent's layout
+/// (opening them typed checks the map type and key and value sizes).
+/// Missing pins are fine: the loader creates them.
+fn check_existing_pins(dirs: &PinDirs, sizes: &MapSizes) -> Result<(), DataplaneError> {
+    fn check<K: aya::Pod, V: aya::Pod>(
+        dirs: &PinDirs,
+        name: &'static str,
+        want: u32,
+    ) -> Result<(), DataplaneError> {
+        let path = dirs.map(name);
+        if !path.exists() {
+            return Ok(());
+        }
+        let map = PinnedHash::<K, V>::open(name, &path).map_err(layout_error)?;
+        if map.max_entries() != want {
+            let have = map.max_entries();
+            log::warn!("map {name}: pinned with {have} entries, keeping that (asked for {want})");
+        }
+        Ok(())
+    }
+    check::<ServiceKey, ServiceValue>(dirs, map_names::SERVICES, sizes.services)?;
+    check::<u32, Backend>(dirs, map_names::BACKENDS, sizes.backends)?;
+    check::<u32, RevNat>(dirs, map_names::REV_NAT, sizes.rev_nat)?;
+    check::<CtKey, CtValue>(dirs, map_names::CONNTRACK, sizes.conntrack)?;
+    if dirs.map(map_names::STATS).exists() {
+        read_stats(dirs).map_err(layout_error)?;
+    }
+    Ok(())
+}
+
+fn layout_error(e: DataplaneError) -> DataplaneError {
+    match e {
+        DataplaneError::Map { path, source, .. } => DataplaneError::MapLayout {
+            path,
+            detail: source.to_string(),
+        },
+        other => other,
+    }
+}
+
+/// Loads the object: mounts bpffs if needed, creates the pin directories,
+/// creates or reuses the pinned maps, sets `SKIFF_CONFIG`, loads the
+/// classifiers.
+pub fn load(opts: &LoadOptions) -> Result<Loaded, DataplaneError> {
+    let owned;
+    let bytes: &[u8] = match &opts.object {
+        Some(path) => {
+            owned = std::fs::read(path).map_err(|source| DataplaneError::ReadDir {
+                path: path.clone(),
+                source,
+            })?;
+            &owned
+        }
+        None => OBJECT,
+    };
+    if bytes.is_empty() {
+        return Err(DataplaneError::ObjectNotBuilt);
+    }
+    raise_memlock();
+    opts.dirs.create()?;
+    check_existing_pins(&opts.dirs, &opts.sizes)?;
+    let config = Config {
+        hairpin_addr: skiff_common::ipv4_be(opts.hairpin_addr.octets()),
+        flags: if opts.debug { CFG_F_DEBUG } else { 0 },
+    };
+    let names = [
+        (map_names::SERVICES, opts.sizes.services),
+        (map_names::BACKENDS, opts.sizes.backends),
+        (map_names::REV_NAT, opts.sizes.rev_nat),
+        (map_names::CONNTRACK, opts.sizes.conntrack),
+    ];
+    let mut loader = EbpfLoader::new();
+    for (name, size) in names {
+        loader.map_max_entries(name, size);
+    }
+    for name in [names.map(|n| n.0).as_slice(), &[map_names::STATS]].concat() {
+        loader.map_pin_path(name, Cow::Owned(opts.dirs.map(name)));
+    }
+    loader.override_global(CONFIG_GLOBAL, &config, true);
+    let ebpf = loader.load(bytes).map_err(|e| DataplaneError::Load {
+        pin_dir: opts.dirs.node.clone(),
+        source: Box::new(e),
+    })?;
+    let mut loaded = Loaded { ebpf, logger: None };
+    for hook in POD_HOOKS {
+        let prog = loaded.program(hook.program)?;
+        prog.load().map_err(|source| DataplaneError::Program {
+            name: hook.program,
+            source,
+        })?;
+    }
+    if opts.debug {
+        match aya_log::EbpfLogger::init(&mut loaded.ebpf) {
+            Ok(logger) => loaded.logger = Some(logger),
+            Err(e) => log::warn!("BPF debug log not available: {e}"),
+        }
+    }
+    Ok(loaded)
+}

@@ -1,0 +1,11 @@
+//! Skiff node agent: the service proxy (eBPF maps), the BPF loader and the
+//! service sources.
+//!
+//! - [`proxy`]: pure code (no root) that turns Services and EndpointSlices
+//!   into map contents and programs them in a safe order;
+//! - [`dataplane`]: loading, pinning and attaching the BPF programs (root);
+//! - [`source`]: where Services and EndpointSlices come from.
+
+pub mod dataplane;
+pub mod proxy;
+pub mod source;

@@ -1,0 +1,191 @@
+//! Services and EndpointSlices → [`DesiredState`].
+//!
+//! Rules (kube-proxy's, for ClusterIPs):
+//! - every Service with a ClusterIP (types ClusterIP, NodePort, LoadBalancer)
+//!   gets one frontend per TCP/UDP port; headless (`None`), ExternalName and
+//!   IPv6-only Services are skipped; SCTP ports are ignored;
+//! - the ClusterIP is the first IPv4 entry of `spec.clusterIPs`, falling back
+//!   to `spec.clusterIP`;
+//! - an EndpointSlice belongs to the Service named by its
+//!   `kubernetes.io/service-name` label in the same namespace; only IPv4
+//!   slices are used; a Service port is matched to the slice port of the same
+//!   name and protocol; each endpoint contributes its first address;
+//! - endpoints whose `ready` is not `false` (nil = ready) and which are not
+//!   terminating take new flows (slots); terminating endpoints that are still
+//!   serving keep a backend entry flagged [`BACKEND_F_TERMINATING`] so their
+//!   established flows continue; the rest are left out.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
+use skiff_common::{BACKEND_F_TERMINATING, SCOPE_INTERNAL};
+
+use super::{DesiredFrontend, DesiredState, FrontendKey, L4Addr, Proto};
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The objects a translation reads.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TranslateInput<'a> {
+    pub services: &'a [Service],
+    pub slices: &'a [EndpointSlice],
+}
+
+/// What an endpoint contributes to a frontend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EndpointUse {
+    /// Takes new flows.
+    Active,
+    /// Keeps existing flows only.
+    Terminating,
+}
+
+/// Endpoints of one Service, by (port name, protocol).
+type PortEndpoints = BTreeMap<(String, Proto), BTreeMap<L4Addr, EndpointUse>>;
+
+/// Builds the desired state of the maps from Services and EndpointSlices.
+pub fn translate(input: TranslateInput<'_>) -> DesiredState {
+    let endpoints = index_slices(input.slices);
+    let mut state = DesiredState::default();
+    for svc in input.services {
+        let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
+        let name = svc.metadata.name.as_deref().unwrap_or_default();
+        let Some(spec) = &svc.spec else { continue };
+        let Some(vip) = cluster_ipv4(spec.cluster_ip.as_deref(), spec.cluster_ips.as_deref())
+        else {
+            log::debug!("service {ns}/{name}: no IPv4 ClusterIP, skipped");
+            continue;
+        };
+        state.services += 1;
+        state.vips.insert(vip);
+        let empty = PortEndpoints::new();
+        let eps = endpoints
+            .get(&(ns.to_owned(), name.to_owned()))
+            .unwrap_or(&empty);
+        for sp in spec.ports.iter().flatten() {
+            let Some(proto) = parse_proto(sp.protocol.as_deref()) else {
+                log::debug!("service {ns}/{name}: port {} protocol not TCP/UDP", sp.port);
+                continue;
+            };
+            let Ok(port) = u16::try_from(sp.port) else {
+                continue;
+            };
+            let key = FrontendKey {
+                l4: L4Addr::new(vip, port, proto),
+                scope: SCOPE_INTERNAL,
+            };
+            if state.frontends.contains_key(&key) {
+                log::warn!("service {ns}/{name}: duplicate frontend {}", key.l4);
+                continue;
+            }
+            let port_name = sp.name.clone().unwrap_or_default();
+            let mut active = Vec::new();
+            if let Some(list) = eps.get(&(port_name.clone(), proto)) {
+                for (&backend, &usage) in list {
+                    let flags = match usage {
+                        EndpointUse::Active => {
+                            active.push(backend);
+                            0
+                        }
+                        EndpointUse::Terminating => BACKEND_F_TERMINATING,
+                    };
+                    // A backend active anywhere is not flagged terminating.
+                    let entry = state.backends.entry(backend).or_insert(flags);
+                    *entry &= flags;
+                }
+            }
+            let service = if port_name.is_empty() {
+                format!("{ns}/{name}:{port}")
+            } else {
+                format!("{ns}/{name}:{port_name}")
+            };
+            let frontend = DesiredFrontend {
+                service,
+                backends: active,
+                flags: 0,
+                affinity_timeout_s: 0,
+            };
+            state.frontends.insert(key, frontend);
+        }
+    }
+    state
+}
+
+/// The first IPv4 ClusterIP, preferring `clusterIPs` (dual-stack order).
+fn cluster_ipv4(cluster_ip: Option<&str>, cluster_ips: Option<&[String]>) -> Option<Ipv4Addr> {
+    let listed = cluster_ips.unwrap_or_default().iter().map(String::as_str);
+    listed
+        .chain(cluster_ip)
+        .find_map(|ip| ip.trim().parse::<Ipv4Addr>().ok())
+        .filter(|ip| !ip.is_unspecified())
+}
+
+/// TCP (the default) and UDP; anything else is not load-balanced.
+fn parse_proto(protocol: Option<&str>) -> Option<Proto> {
+    match protocol.unwrap_or("TCP") {
+        "TCP" => Some(Proto::Tcp),
+        "UDP" => Some(Proto::Udp),
+        _ => None,
+    }
+}
+
+/// Groups the endpoints of every slice by owning Service and port.
+fn index_slices(slices: &[EndpointSlice]) -> BTreeMap<(String, String), PortEndpoints> {
+    let mut out: BTreeMap<(String, String), PortEndpoints> = BTreeMap::new();
+    for slice in slices {
+        let ns = slice.metadata.namespace.as_deref().unwrap_or("default");
+        let slice_name = slice.metadata.name.as_deref().unwrap_or_default();
+        let labels = slice.metadata.labels.as_ref();
+        let Some(svc) = labels.and_then(|l| l.get(SERVICE_NAME_LABEL)) else {
+            log::debug!("endpointslice {ns}/{slice_name}: no {SERVICE_NAME_LABEL} label");
+            continue;
+        };
+        if slice.address_type != "IPv4" {
+            log::debug!(
+                "endpointslice {ns}/{slice_name}: {} ignored",
+                slice.address_type
+            );
+            continue;
+        }
+        let per_port = out.entry((ns.to_owned(), svc.clone())).or_default();
+        for ep_port in slice.ports.iter().flatten() {
+            let Some(proto) = parse_proto(ep_port.protocol.as_deref()) else {
+                continue;
+            };
+            let Some(port) = ep_port.port.and_then(|p| u16::try_from(p).ok()) else {
+                continue;
+            };
+            let name = ep_port.name.clone().unwrap_or_default();
+            let list = per_port.entry((name, proto)).or_default();
+            for ep in &slice.endpoints {
+                let Some((addr, usage)) = endpoint_use(ep) else {
+                    continue;
+                };
+                let backend = L4Addr::new(addr, port, proto);
+                // Duplicates across slices: active wins.
+                let e = list.entry(backend).or_insert(usage);
+                if usage == EndpointUse::Active {
+                    *e = EndpointUse::Active;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// How an endpoint is used, or `None` when it takes no traffic at all.
+fn endpoint_use(ep: &Endpoint) -> Option<(Ipv4Addr, EndpointUse)> {
+    let addr = ep.addresses.first()?.trim().parse::<Ipv4Addr>().ok()?;
+    let cond = ep.conditions.clone().unwrap_or_default();
+    let ready = cond.ready.unwrap_or(true);
+    let terminating = cond.terminating.unwrap_or(false);
+    let serving = cond.serving.unwrap_or(ready);
+    match (terminating, ready, serving) {
+        (false, true, _) => Some((addr, EndpointUse::Active)),
+        (true, _, true) => Some((addr, EndpointUse::Terminating)),
+        _ => None,
+    }
+}

@@ -1,0 +1,239 @@
+//! The `skiff agent` main loop.
+//!
+//! Every 200 ms: poll the service source; every `--link-scan-interval-ms`:
+//! attach to new pod veths; on a source change (or at least every
+//! `--resync-interval-ms`): reconcile the maps; every
+//! `--ct-gc-interval-ms`: conntrack GC. SIGTERM/SIGINT end the loop and
+//! leave maps and links pinned, so the data path keeps running.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use skiff_agent::dataplane::POD_HOOKS;
+use skiff_agent::dataplane::{
+    read_stats, teardown, AttachReport, Dataplane, LoadOptions, MapSizes, PinDirs,
+};
+use skiff_agent::proxy::conntrack::{gc_conntrack, monotonic_now_ns, CtTimeouts};
+use skiff_agent::proxy::{translate, DesiredState, Proxy, TranslateInput};
+use skiff_agent::source::{ManifestDir, ServiceSource};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::cli::AgentArgs;
+
+const TICK: Duration = Duration::from_millis(200);
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let dirs = PinDirs::new(&args.bpffs, &args.node_name);
+    if args.teardown {
+        let r = teardown(&dirs, &args.pod_veth_prefix)?;
+        log::info!(
+            "teardown of {}: {} link pins, {} netlink filters, {} other pins removed",
+            dirs.node.display(),
+            r.link_pins,
+            r.netlink_filters,
+            r.other_pins
+        );
+        return Ok(());
+    }
+    if args.stats {
+        for (name, value) in read_stats(&dirs)?.named() {
+            println!("{name}={value}");
+        }
+        return Ok(());
+    }
+    let manifests = args.manifests.clone().context("--manifests is required")?;
+    if !manifests.is_dir() {
+        bail!("--manifests {}: not a directory", manifests.display());
+    }
+    let opts = LoadOptions {
+        dirs: dirs.clone(),
+        sizes: MapSizes {
+            services: args.map_size_services,
+            backends: args.map_size_backends,
+            rev_nat: args.map_size_rev_nat,
+            conntrack: args.map_size_conntrack,
+        },
+        hairpin_addr: args.hairpin_addr,
+        debug: args.debug,
+        object: args.bpf_object.clone(),
+    };
+    let mut dp = Dataplane::start(&opts, &args.pod_veth_prefix, args.tc_mode)?;
+    log::info!(
+        "loaded {} (program id {}), maps pinned in {}, attach mode {:?}",
+        POD_HOOKS[0].program,
+        dp.program_id(POD_HOOKS[0].program).unwrap_or(0),
+        dirs.node.display(),
+        dp.attacher.mode()
+    );
+    if let Some(logger) = dp.loaded.logger.take() {
+        spawn_bpf_logger(logger)?;
+    }
+    let mut proxy = Proxy::recover(&mut dp.maps).context("reading the pinned maps")?;
+    let mut lp = Loop {
+        args: &args,
+        source: ManifestDir::new(manifests),
+        desired: None,
+        generation: 0,
+        pending: false,
+        last_error: None,
+    };
+    lp.sync_links(&mut dp);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ms = Duration::from_millis;
+    let (mut last_sync, mut last_links, mut last_gc) =
+        (Instant::now(), Instant::now(), Instant::now());
+    loop {
+        tokio::select! {
+            _ = term.recv() => { log::info!("SIGTERM: exiting; maps and links stay pinned"); break; }
+            _ = int.recv() => { log::info!("SIGINT: exiting; maps and links stay pinned"); break; }
+            _ = tick.tick() => {}
+        }
+        lp.poll_source();
+        if last_links.elapsed() >= ms(args.link_scan_interval_ms) {
+            lp.sync_links(&mut dp);
+            last_links = Instant::now();
+        }
+        let due = lp.pending || last_sync.elapsed() >= ms(args.resync_interval_ms);
+        if due && lp.reconcile(&mut proxy, &mut dp) {
+            last_sync = Instant::now();
+        }
+        if last_gc.elapsed() >= ms(args.ct_gc_interval_ms) {
+            lp.gc(&mut dp);
+            last_gc = Instant::now();
+        }
+    }
+    Ok(())
+}
+
+struct Loop<'a> {
+    args: &'a AgentArgs,
+    source: ManifestDir,
+    /// The last good translation; `None` until the source first succeeds
+    /// (so a broken source at startup never wipes the pinned state).
+    desired: Option<DesiredState>,
+    generation: u64,
+    /// A new snapshot waits to be programmed.
+    pending: bool,
+    last_error: Option<String>,
+}
+
+impl Loop<'_> {
+    /// Logs an error once until a different one (or success) comes.
+    fn error(&mut self, msg: String) {
+        if self.last_error.as_deref() != Some(msg.as_str()) {
+            log::error!("{msg}");
+            self.last_error = Some(msg);
+        }
+    }
+
+    fn poll_source(&mut self) {
+        match self.source.poll() {
+            Ok(Some(snap)) => {
+                let input = TranslateInput {
+                    services: &snap.services,
+                    slices: &snap.slices,
+                };
+                self.desired = Some(translate(input));
+                self.pending = true;
+                log::debug!(
+                    "manifests: {} services, {} endpointslices",
+                    snap.services.len(),
+                    snap.slices.len()
+                );
+            }
+            Ok(None) => {}
+            Err(e) => self.error(format!("manifests: {e}; keeping the last good state")),
+        }
+    }
+
+    /// Returns whether the maps now match the desired state.
+    fn reconcile(&mut self, proxy: &mut Proxy, dp: &mut Dataplane) -> bool {
+        let Some(desired) = &self.desired else {
+            return false;
+        };
+        match proxy.reconcile(desired, &mut dp.maps) {
+            Ok(r) => {
+                if self.pending || r.ops > 0 {
+                    self.generation += 1;
+                    log::info!(
+                        "synced generation={} services={} backends={} frontends={} ops={}",
+                        self.generation,
+                        r.services,
+                        r.backends,
+                        r.frontends,
+                        r.ops
+                    );
+                }
+                self.pending = false;
+                self.last_error = None;
+                true
+            }
+            Err(e) => {
+                self.error(format!("programming the maps: {e}; will retry"));
+                false
+            }
+        }
+    }
+
+    fn sync_links(&mut self, dp: &mut Dataplane) {
+        match dp.sync_links() {
+            Ok(AttachReport {
+                attached,
+                removed_pins,
+                errors,
+            }) => {
+                for (iface, hook, replaced) in attached {
+                    let how = if replaced {
+                        "replaced program on existing link"
+                    } else {
+                        "new link"
+                    };
+                    log::info!("attached {} to {iface} {} ({how})", hook.program, hook.name);
+                }
+                for iface in removed_pins {
+                    log::info!("removed link pin of vanished interface {iface}");
+                }
+                for e in errors {
+                    self.error(e.to_string());
+                }
+            }
+            Err(e) => self.error(format!(
+                "scanning pod veths ({}*): {e}",
+                self.args.pod_veth_prefix
+            )),
+        }
+    }
+
+    fn gc(&mut self, dp: &mut Dataplane) {
+        match gc_conntrack(&mut dp.maps, monotonic_now_ns(), &CtTimeouts::default()) {
+            Ok(r) if r.orphaned + r.expired > 0 => log::info!(
+                "conntrack gc: scanned {}, removed {} of deleted services, {} idle",
+                r.scanned,
+                r.orphaned,
+                r.expired
+            ),
+            Ok(r) => log::debug!("conntrack gc: scanned {}, nothing to remove", r.scanned),
+            Err(e) => self.error(format!("conntrack gc: {e}")),
+        }
+    }
+}
+
+fn spawn_bpf_logger(logger: aya_log::EbpfLogger<&'static dyn log::Log>) -> anyhow::Result<()> {
+    use tokio::io::{unix::AsyncFd, Interest};
+    // SAFETY: the logger owns its ring buffer fd, which stays open and
+    // unchanged until the logger (owned by the AsyncFd) is dropped.
+    let registered = unsafe { AsyncFd::register_with_interest(logger, Interest::READABLE) };
+    let mut fd = registered
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("BPF log ring")?;
+    tokio::spawn(async move {
+        while let Ok(mut guard) = fd.readable_mut().await {
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
+        }
+    });
+    Ok(())
+}
