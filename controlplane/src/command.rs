@@ -1,0 +1,97 @@
+//! Commands replicated through Raft and their responses.
+//!
+//! Every applied log entry gets a revision equal to its Raft log index; that revision is the
+//! `resourceVersion` of every object the entry writes.
+
+use serde::{Deserialize, Serialize};
+
+/// One write on the object store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// Create `key`; fails with [`OpError::AlreadyExists`] if it exists.
+    Create { key: String, value: String },
+    /// Replace `key`. With `expected_revision`, fails with [`OpError::Conflict`] unless the
+    /// stored `mod_revision` equals it (optimistic concurrency). Fails with
+    /// [`OpError::NotFound`] if the key does not exist.
+    Update {
+        key: String,
+        value: String,
+        expected_revision: Option<u64>,
+    },
+    /// Delete `key`, optionally only if its `mod_revision` equals `expected_revision`.
+    Delete {
+        key: String,
+        expected_revision: Option<u64>,
+    },
+}
+
+impl Op {
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Create { key, .. } | Op::Update { key, .. } | Op::Delete { key, .. } => key,
+        }
+    }
+}
+
+/// The application data of a Raft log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Single(Op),
+    /// Ops applied in order in one log entry (one revision). Not a transaction: each op
+    /// succeeds or fails on its own, and its result is reported at the same position.
+    Batch(Vec<Op>),
+}
+
+impl Command {
+    pub fn ops(&self) -> &[Op] {
+        match self {
+            Command::Single(op) => std::slice::from_ref(op),
+            Command::Batch(ops) => ops,
+        }
+    }
+}
+
+/// A stored object as seen by readers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyValue {
+    pub key: String,
+    /// Opaque serialized object (JSON for the API server).
+    pub value: String,
+    /// Revision of the write that created the key.
+    pub create_revision: u64,
+    /// Revision of the last write to the key (the object's `resourceVersion`).
+    pub mod_revision: u64,
+}
+
+/// Result of one op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpOutcome {
+    /// The value before the op, if the key existed.
+    pub prev: Option<KeyValue>,
+    /// The value after the op (`None` after a delete).
+    pub current: Option<KeyValue>,
+}
+
+/// Why an op was rejected. Rejected ops change nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum OpError {
+    #[error("{key} already exists")]
+    AlreadyExists { key: String },
+    #[error("{key} not found")]
+    NotFound { key: String },
+    #[error("{key}: expected revision {expected}, found {actual}")]
+    Conflict {
+        key: String,
+        expected: u64,
+        actual: u64,
+    },
+}
+
+/// Response of an applied log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CommandResponse {
+    /// The revision (log index) of the entry.
+    pub revision: u64,
+    /// One result per op, in the order of [`Command::ops`]; empty for non-command entries.
+    pub results: Vec<Result<OpOutcome, OpError>>,
+}

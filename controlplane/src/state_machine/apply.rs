@@ -1,0 +1,150 @@
+//! Applying one op to the key-value table inside a write transaction.
+
+#![expect(
+    clippy::result_large_err,
+    reason = "openraft's StorageError is the error type of its storage traits"
+)]
+
+use redb::{ReadableTable, Table};
+use serde::{Deserialize, Serialize};
+
+use crate::command::{KeyValue, Op, OpError, OpOutcome};
+use crate::db::{from_json, to_json, write_err};
+use crate::state_machine::watch::{Event, EventKind};
+use crate::types::StorageError;
+
+/// What the `kv` table holds for one key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredValue {
+    pub value: String,
+    pub create_revision: u64,
+    pub mod_revision: u64,
+}
+
+impl StoredValue {
+    pub(crate) fn into_kv(self, key: &str) -> KeyValue {
+        KeyValue {
+            key: key.to_string(),
+            value: self.value,
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+        }
+    }
+
+    pub(crate) fn from_kv(kv: &KeyValue) -> Self {
+        Self {
+            value: kv.value.clone(),
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+        }
+    }
+}
+
+pub(crate) type KvTable<'t> = Table<'t, &'static str, &'static [u8]>;
+
+fn load(table: &KvTable<'_>, key: &str) -> Result<Option<KeyValue>, StorageError> {
+    match table.get(key).map_err(write_err)? {
+        Some(v) => Ok(Some(from_json::<StoredValue>(v.value())?.into_kv(key))),
+        None => Ok(None),
+    }
+}
+
+fn check_revision(key: &str, expected: Option<u64>, cur: &KeyValue) -> Result<(), OpError> {
+    match expected {
+        Some(expected) if expected != cur.mod_revision => Err(OpError::Conflict {
+            key: key.to_string(),
+            expected,
+            actual: cur.mod_revision,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Apply `op` at `revision`. The outer `Result` is a storage failure (fatal for Raft); the
+/// inner one is the op's own outcome. Successful ops push their event onto `events`.
+pub(crate) fn apply_op(
+    table: &mut KvTable<'_>,
+    op: &Op,
+    revision: u64,
+    events: &mut Vec<Event>,
+) -> Result<Result<OpOutcome, OpError>, StorageError> {
+    let key = op.key();
+    let prev = load(table, key)?;
+    let (kind, current) = match (op, &prev) {
+        (Op::Create { .. }, Some(_)) => {
+            return Ok(Err(OpError::AlreadyExists {
+                key: key.to_string(),
+            }))
+        }
+        (Op::Update { .. } | Op::Delete { .. }, None) => {
+            return Ok(Err(OpError::NotFound {
+                key: key.to_string(),
+            }))
+        }
+        (Op::Create { value, .. }, None) => (
+            EventKind::Added,
+            Some(KeyValue {
+                key: key.to_string(),
+                value: value.clone(),
+                create_revision: revision,
+                mod_revision: revision,
+            }),
+        ),
+        (
+            Op::Update {
+                value,
+                expected_revision,
+                ..
+            },
+            Some(cur),
+        ) => {
+            if let Err(e) = check_revision(key, *expected_revision, cur) {
+                return Ok(Err(e));
+            }
+            (
+                EventKind::Modified,
+                Some(KeyValue {
+                    key: key.to_string(),
+                    value: value.clone(),
+                    create_revision: cur.create_revision,
+                    mod_revision: revision,
+                }),
+            )
+        }
+        (
+            Op::Delete {
+                expected_revision, ..
+            },
+            Some(cur),
+        ) => {
+            if let Err(e) = check_revision(key, *expected_revision, cur) {
+                return Ok(Err(e));
+            }
+            (EventKind::Deleted, None)
+        }
+    };
+    match &current {
+        Some(kv) => {
+            let bytes = to_json(&StoredValue::from_kv(kv))?;
+            table.insert(key, bytes.as_slice()).map_err(write_err)?;
+        }
+        None => {
+            table.remove(key).map_err(write_err)?;
+        }
+    }
+    let event_kv = match (&current, &prev) {
+        (Some(kv), _) => kv.clone(),
+        (None, Some(p)) => KeyValue {
+            mod_revision: revision,
+            ..p.clone()
+        },
+        (None, None) => unreachable!("a delete always has a previous value"),
+    };
+    events.push(Event {
+        revision,
+        kind,
+        kv: event_kv,
+        prev: prev.clone(),
+    });
+    Ok(Ok(OpOutcome { prev, current }))
+}

@@ -1,0 +1,247 @@
+//! The replicated state machine: a key-value store of Kubernetes objects in redb
+//! (openraft storage v2 `RaftStateMachine`).
+//!
+//! Each `apply` batch is one fsync'd write transaction that also records the last applied log
+//! id and membership, so state and progress never disagree after a crash. Snapshots are the
+//! full key-value content as of one read transaction (redb MVCC gives a consistent view
+//! while writes continue); installing one replaces the content.
+
+#![expect(
+    clippy::result_large_err,
+    reason = "openraft's StorageError is the error type of its storage traits"
+)]
+
+mod apply;
+mod read;
+pub mod watch;
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, OptionalSend, RaftLogId, RaftSnapshotBuilder};
+use redb::{Database, ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+use crate::command::{CommandResponse, KeyValue};
+use crate::db::{self, blocking, from_json, read_err, to_json, write_err};
+use crate::error::Error;
+use crate::types::{
+    Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
+pub use read::{ListPage, StoreReader};
+use watch::WatchHub;
+
+/// Snapshot payload: the whole object store.
+#[derive(Serialize, Deserialize)]
+struct SnapshotData {
+    kv: Vec<KeyValue>,
+}
+
+/// The state machine handed to openraft. Cheap to clone; [`StateMachineStore::reader`] gives
+/// the read side used by the API.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    db: Arc<Database>,
+    hub: Arc<WatchHub>,
+}
+
+impl StateMachineStore {
+    /// `history` is the number of events kept for watch resumption.
+    pub fn new(db: Arc<Database>, history: usize) -> Result<Self, Error> {
+        let applied = read::last_applied(&db).map_err(Error::Read)?;
+        let hub = Arc::new(WatchHub::new(history, applied.map_or(0, |l| l.index)));
+        Ok(Self { db, hub })
+    }
+
+    pub fn reader(&self) -> StoreReader {
+        StoreReader::new(self.db.clone(), self.hub.clone())
+    }
+
+    fn meta<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StorageError> {
+        let txn = self.db.begin_read().map_err(read_err)?;
+        let table = txn.open_table(db::SM_META).map_err(read_err)?;
+        match table.get(name).map_err(read_err)? {
+            Some(v) => Ok(Some(from_json(v.value())?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let db = self.db.clone();
+        blocking(move || -> Result<Snapshot, StorageError> {
+            let (last_applied, membership, data) = {
+                let txn = db.begin_read().map_err(read_err)?;
+                let meta = txn.open_table(db::SM_META).map_err(read_err)?;
+                let get = |k: &str| -> Result<Option<Vec<u8>>, StorageError> {
+                    Ok(meta.get(k).map_err(read_err)?.map(|v| v.value().to_vec()))
+                };
+                let last_applied: Option<LogId> =
+                    get(db::LAST_APPLIED)?.map(|b| from_json(&b)).transpose()?;
+                let membership: StoredMembership = get(db::MEMBERSHIP)?
+                    .map(|b| from_json(&b))
+                    .transpose()?
+                    .unwrap_or_default();
+                let table = txn.open_table(db::KV).map_err(read_err)?;
+                let mut kv = Vec::new();
+                for item in table.iter().map_err(read_err)? {
+                    let (k, v) = item.map_err(read_err)?;
+                    kv.push(from_json::<apply::StoredValue>(v.value())?.into_kv(k.value()));
+                }
+                (last_applied, membership, to_json(&SnapshotData { kv })?)
+            };
+            let snapshot_id = match last_applied {
+                Some(l) => format!("{}-{}-{}", l.leader_id, l.index, data.len()),
+                None => format!("none-{}", data.len()),
+            };
+            let meta = SnapshotMeta {
+                last_log_id: last_applied,
+                last_membership: membership,
+                snapshot_id,
+            };
+            save_snapshot(&db, &meta, &data, None)?;
+            Ok(Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(data)),
+            })
+        })
+        .await
+    }
+}
+
+/// Persist a snapshot (and, when installing, the state it carries) in one transaction.
+fn save_snapshot(
+    db: &Database,
+    meta: &SnapshotMeta,
+    data: &[u8],
+    install: Option<&SnapshotData>,
+) -> Result<(), StorageError> {
+    let txn = db.begin_write().map_err(write_err)?;
+    {
+        let mut sm = txn.open_table(db::SM_META).map_err(write_err)?;
+        sm.insert(db::SNAPSHOT_META, to_json(meta)?.as_slice())
+            .map_err(write_err)?;
+        sm.insert(db::SNAPSHOT_DATA, data).map_err(write_err)?;
+        if let Some(content) = install {
+            sm.insert(db::LAST_APPLIED, to_json(&meta.last_log_id)?.as_slice())
+                .map_err(write_err)?;
+            sm.insert(db::MEMBERSHIP, to_json(&meta.last_membership)?.as_slice())
+                .map_err(write_err)?;
+            let mut kv = txn.open_table(db::KV).map_err(write_err)?;
+            kv.retain(|_, _| false).map_err(write_err)?;
+            for item in &content.kv {
+                let bytes = to_json(&apply::StoredValue::from_kv(item))?;
+                kv.insert(item.key.as_str(), bytes.as_slice())
+                    .map_err(write_err)?;
+            }
+        }
+    }
+    txn.commit().map_err(write_err)
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let last: Option<LogId> = self.meta::<Option<LogId>>(db::LAST_APPLIED)?.flatten();
+        let membership = self.meta(db::MEMBERSHIP)?.unwrap_or_default();
+        Ok((last, membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResponse>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let db = self.db.clone();
+        let (responses, events) = blocking(move || {
+            let txn = db.begin_write().map_err(write_err)?;
+            let mut responses = Vec::with_capacity(entries.len());
+            let mut events = Vec::new();
+            {
+                let mut kv = txn.open_table(db::KV).map_err(write_err)?;
+                let mut sm = txn.open_table(db::SM_META).map_err(write_err)?;
+                for entry in &entries {
+                    let log_id = *entry.get_log_id();
+                    let revision = log_id.index;
+                    let mut resp = CommandResponse {
+                        revision,
+                        results: Vec::new(),
+                    };
+                    match &entry.payload {
+                        EntryPayload::Blank => {}
+                        EntryPayload::Normal(cmd) => {
+                            for op in cmd.ops() {
+                                resp.results.push(apply::apply_op(
+                                    &mut kv,
+                                    op,
+                                    revision,
+                                    &mut events,
+                                )?);
+                            }
+                        }
+                        EntryPayload::Membership(m) => {
+                            let stored = StoredMembership::new(Some(log_id), m.clone());
+                            sm.insert(db::MEMBERSHIP, to_json(&stored)?.as_slice())
+                                .map_err(write_err)?;
+                        }
+                    }
+                    responses.push(resp);
+                }
+                let last = entries.last().map(|e| *e.get_log_id());
+                sm.insert(db::LAST_APPLIED, to_json(&last)?.as_slice())
+                    .map_err(write_err)?;
+            }
+            txn.commit().map_err(write_err)?;
+            Ok::<_, StorageError>((responses, events))
+        })
+        .await?;
+        self.hub.publish(events);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let content: SnapshotData = from_json(&data)?;
+        let db = self.db.clone();
+        let meta_owned = meta.clone();
+        blocking(move || save_snapshot(&db, &meta_owned, &data, Some(&content))).await?;
+        self.hub.reset(meta.last_log_id.map_or(0, |l| l.index));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let Some(meta) = self.meta::<SnapshotMeta>(db::SNAPSHOT_META)? else {
+            return Ok(None);
+        };
+        let txn = self.db.begin_read().map_err(read_err)?;
+        let table = txn.open_table(db::SM_META).map_err(read_err)?;
+        let data = table
+            .get(db::SNAPSHOT_DATA)
+            .map_err(read_err)?
+            .map(|v| v.value().to_vec())
+            .unwrap_or_default();
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}
