@@ -1,0 +1,229 @@
+//! Defaulting hook: [`default`] fills the fields Kubernetes defaults, per kind, from the
+//! [`DEFAULTERS`] table. Runs on every create and update, before validation; must be
+//! idempotent.
+
+use serde_json::{json, Map, Value};
+
+pub type Defaulter = fn(&mut Value);
+
+pub const DEFAULTERS: &[(&str, Defaulter)] = &[
+    ("Namespace", namespace),
+    ("Pod", pod),
+    ("Service", service),
+    ("Secret", secret),
+    ("ReplicationController", replication_controller),
+    ("ReplicaSet", workload),
+    ("Deployment", deployment),
+    ("StatefulSet", statefulset),
+    ("DaemonSet", daemonset),
+    ("Job", job),
+    ("CronJob", cron_job),
+];
+
+/// Apply the kind's defaults to `obj`.
+pub fn default(kind: &str, obj: &mut Value) {
+    if let Some((_, f)) = DEFAULTERS.iter().find(|(k, _)| *k == kind) {
+        f(obj);
+    }
+}
+
+/// The object at `ptr`, created (as `{}`) along the way if missing.
+fn obj_at<'a>(v: &'a mut Value, ptr: &str) -> &'a mut Map<String, Value> {
+    let mut cur = v;
+    for seg in ptr.split('/').filter(|s| !s.is_empty()) {
+        if !cur.is_object() {
+            *cur = Value::Object(Map::new());
+        }
+        cur = cur
+            .as_object_mut()
+            .expect("object")
+            .entry(seg)
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    if !cur.is_object() {
+        *cur = Value::Object(Map::new());
+    }
+    cur.as_object_mut().expect("object")
+}
+
+fn set_default(m: &mut Map<String, Value>, key: &str, v: Value) {
+    match m.get(key) {
+        None | Some(Value::Null) => {
+            m.insert(key.to_string(), v);
+        }
+        _ => {}
+    }
+}
+
+fn namespace(obj: &mut Value) {
+    let name = super::meta::name(obj).to_string();
+    let labels = obj_at(obj, "metadata/labels");
+    labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+    set_default(obj_at(obj, "spec"), "finalizers", json!(["kubernetes"]));
+    set_default(obj_at(obj, "status"), "phase", json!("Active"));
+}
+
+fn containers(spec: &mut Map<String, Value>, list: &str) {
+    let Some(Value::Array(cs)) = spec.get_mut(list) else {
+        return;
+    };
+    for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+        let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+        let last = image.rsplit('/').next().unwrap_or("");
+        let latest = !last.contains(':') || last.ends_with(":latest");
+        let policy = if latest && !image.contains('@') {
+            "Always"
+        } else {
+            "IfNotPresent"
+        };
+        set_default(c, "imagePullPolicy", json!(policy));
+        set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+        set_default(c, "terminationMessagePolicy", json!("File"));
+        set_default(c, "resources", json!({}));
+        if let Some(Value::Array(ports)) = c.get_mut("ports") {
+            for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                set_default(p, "protocol", json!("TCP"));
+            }
+        }
+    }
+}
+
+/// Defaults of a pod spec (also used for templates).
+fn pod_spec(spec: &mut Map<String, Value>, restart: &str) {
+    set_default(spec, "restartPolicy", json!(restart));
+    set_default(spec, "dnsPolicy", json!("ClusterFirst"));
+    set_default(spec, "schedulerName", json!("default-scheduler"));
+    set_default(spec, "terminationGracePeriodSeconds", json!(30));
+    set_default(spec, "securityContext", json!({}));
+    set_default(spec, "enableServiceLinks", json!(true));
+    containers(spec, "containers");
+    containers(spec, "initContainers");
+}
+
+fn pod(obj: &mut Value) {
+    pod_spec(obj_at(obj, "spec"), "Always");
+    let status = obj_at(obj, "status");
+    set_default(status, "phase", json!("Pending"));
+    set_default(status, "qosClass", json!("BestEffort"));
+}
+
+fn service(obj: &mut Value) {
+    let spec = obj_at(obj, "spec");
+    set_default(spec, "type", json!("ClusterIP"));
+    if spec.get("type") != Some(&json!("ExternalName")) {
+        set_default(spec, "sessionAffinity", json!("None"));
+        set_default(spec, "internalTrafficPolicy", json!("Cluster"));
+    }
+    if let Some(Value::Array(ports)) = spec.get_mut("ports") {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            set_default(p, "protocol", json!("TCP"));
+            if let Some(port) = p.get("port").cloned() {
+                set_default(p, "targetPort", port);
+            }
+        }
+    }
+    set_default(obj_at(obj, "status"), "loadBalancer", json!({}));
+}
+
+fn secret(obj: &mut Value) {
+    if let Some(m) = obj.as_object_mut() {
+        set_default(m, "type", json!("Opaque"));
+    }
+}
+
+fn template(obj: &mut Value, restart: &str) {
+    pod_spec(obj_at(obj, "spec/template/spec"), restart);
+}
+
+fn replication_controller(obj: &mut Value) {
+    let labels = obj.pointer("/spec/template/metadata/labels").cloned();
+    let spec = obj_at(obj, "spec");
+    set_default(spec, "replicas", json!(1));
+    set_default(spec, "minReadySeconds", json!(0));
+    if let Some(l) = labels {
+        set_default(spec, "selector", l.clone());
+        if obj.pointer("/metadata/labels").is_none() {
+            obj_at(obj, "metadata").insert("labels".into(), l);
+        }
+    }
+    template(obj, "Always");
+}
+
+fn workload(obj: &mut Value) {
+    set_default(obj_at(obj, "spec"), "replicas", json!(1));
+    template(obj, "Always");
+}
+
+fn deployment(obj: &mut Value) {
+    workload(obj);
+    let spec = obj_at(obj, "spec");
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    set_default(spec, "progressDeadlineSeconds", json!(600));
+    let strategy = obj_at(obj, "spec/strategy");
+    set_default(strategy, "type", json!("RollingUpdate"));
+    if strategy.get("type") == Some(&json!("RollingUpdate")) {
+        set_default(
+            strategy,
+            "rollingUpdate",
+            json!({"maxUnavailable": "25%", "maxSurge": "25%"}),
+        );
+    }
+}
+
+fn statefulset(obj: &mut Value) {
+    workload(obj);
+    let spec = obj_at(obj, "spec");
+    set_default(spec, "podManagementPolicy", json!("OrderedReady"));
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    set_default(
+        spec,
+        "updateStrategy",
+        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+    );
+}
+
+fn daemonset(obj: &mut Value) {
+    template(obj, "Always");
+    let spec = obj_at(obj, "spec");
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    set_default(
+        spec,
+        "updateStrategy",
+        json!({"type": "RollingUpdate",
+               "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+    );
+}
+
+/// Jobs get a generated selector on their own uid unless `manualSelector` is set.
+fn job(obj: &mut Value) {
+    let uid = super::meta::str_field(obj, "uid").unwrap_or("").to_string();
+    let name = super::meta::name(obj).to_string();
+    let manual = obj.pointer("/spec/manualSelector") == Some(&json!(true));
+    if !manual && !uid.is_empty() && obj.pointer("/spec/selector").is_none() {
+        obj_at(obj, "spec").insert(
+            "selector".into(),
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+        );
+        let labels = obj_at(obj, "spec/template/metadata/labels");
+        set_default(labels, "batch.kubernetes.io/controller-uid", json!(uid));
+        set_default(labels, "batch.kubernetes.io/job-name", json!(name));
+        set_default(labels, "controller-uid", json!(uid));
+        set_default(labels, "job-name", json!(name));
+    }
+    let spec = obj_at(obj, "spec");
+    set_default(spec, "parallelism", json!(1));
+    set_default(spec, "completions", json!(1));
+    set_default(spec, "backoffLimit", json!(6));
+    set_default(spec, "completionMode", json!("NonIndexed"));
+    set_default(spec, "suspend", json!(false));
+    template(obj, "Never");
+}
+
+fn cron_job(obj: &mut Value) {
+    let spec = obj_at(obj, "spec");
+    set_default(spec, "concurrencyPolicy", json!("Allow"));
+    set_default(spec, "suspend", json!(false));
+    set_default(spec, "successfulJobsHistoryLimit", json!(3));
+    set_default(spec, "failedJobsHistoryLimit", json!(1));
+    pod_spec(obj_at(obj, "spec/jobTemplate/spec/template/spec"), "Never");
+}

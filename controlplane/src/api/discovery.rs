@@ -1,0 +1,148 @@
+//! Legacy discovery documents (`/api`, `/api/v1`, `/apis`, `/apis/<g>`, `/apis/<g>/<v>`) and
+//! `/version`. Aggregated discovery is not served: clients asking for it first get the
+//! legacy form (plain `application/json`) and fall back.
+
+use serde_json::{json, Value};
+
+use super::registry::{self, ResourceInfo, Subresource, VERBS};
+
+pub const GIT_VERSION: &str = "v1.32.0-skiff";
+
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "32",
+        "gitVersion": GIT_VERSION,
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS,
+            if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH }),
+    })
+}
+
+/// `/api`.
+pub fn api_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    })
+}
+
+fn group(name: &str) -> Option<Value> {
+    let versions: Vec<Value> = registry::group_versions()
+        .into_iter()
+        .filter(|(g, _)| *g == name)
+        .map(|(g, v)| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+        .collect();
+    let preferred = versions.first()?.clone();
+    Some(json!({"name": name, "versions": versions, "preferredVersion": preferred}))
+}
+
+/// `/apis`.
+pub fn api_group_list() -> Value {
+    let mut names: Vec<&str> = Vec::new();
+    for (g, _) in registry::group_versions() {
+        if !g.is_empty() && !names.contains(&g) {
+            names.push(g);
+        }
+    }
+    let groups: Vec<Value> = names.into_iter().filter_map(group).collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `/apis/<g>`.
+pub fn api_group(name: &str) -> Option<Value> {
+    let mut g = group(name)?;
+    g["kind"] = json!("APIGroup");
+    g["apiVersion"] = json!("v1");
+    Some(g)
+}
+
+fn sub_entry(r: &ResourceInfo, sub: Subresource) -> Value {
+    let (kind, group, version, verbs): (&str, &str, &str, &[&str]) = match sub {
+        Subresource::Scale => ("Scale", "autoscaling", "v1", &["get", "patch", "update"]),
+        Subresource::Binding => ("Binding", "", "v1", &["create"]),
+        Subresource::Finalize => (r.kind, r.group, r.version, &["update"]),
+        Subresource::Status => (r.kind, r.group, r.version, &["get", "patch", "update"]),
+    };
+    let mut e = json!({
+        "name": format!("{}/{}", r.plural, sub.name()),
+        "singularName": "",
+        "namespaced": r.namespaced,
+        "kind": kind,
+        "verbs": verbs,
+    });
+    if group != r.group || version != r.version {
+        e["group"] = json!(group);
+        e["version"] = json!(version);
+    }
+    e
+}
+
+/// `/api/v1` or `/apis/<g>/<v>`.
+pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    let mut resources = Vec::new();
+    for r in registry::RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
+        let mut e = json!({
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": VERBS,
+        });
+        if !r.short_names.is_empty() {
+            e["shortNames"] = json!(r.short_names);
+        }
+        if !r.categories.is_empty() {
+            e["categories"] = json!(r.categories);
+        }
+        resources.push(e);
+        resources.extend(r.subresources.iter().map(|s| sub_entry(r, *s)));
+    }
+    if resources.is_empty() {
+        return None;
+    }
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": gv,
+        "resources": resources,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents() {
+        let core = resource_list("", "v1").unwrap();
+        let names: Vec<&str> = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"pods") && names.contains(&"pods/status"));
+        assert!(names.contains(&"replicationcontrollers/scale"));
+        let groups = api_group_list();
+        assert!(groups["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "apps"));
+        assert!(resource_list("apps", "v2").is_none());
+    }
+}

@@ -1,0 +1,117 @@
+//! The HTTP front: one axum router that dispatches health, version, discovery, OpenAPI and
+//! resource paths.
+
+mod request;
+mod resource;
+mod response;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::objects::Objects;
+use super::{discovery, openapi};
+use request::{Query, Route};
+
+/// Largest accepted request body (as Kubernetes: 3 MiB).
+const MAX_BODY: usize = 3 << 20;
+
+#[derive(Clone)]
+struct App {
+    objects: Objects,
+    /// `host:port` clients reach this server at.
+    address: String,
+}
+
+pub(super) fn router(objects: Objects, address: String) -> Router {
+    Router::new()
+        .fallback(dispatch)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(App { objects, address })
+}
+
+fn ok_json(v: &Value) -> Response {
+    response::json_response(200, v, &[], "application/json")
+}
+
+async fn dispatch(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    log::debug!("{method} {uri}");
+    let result = match path {
+        "/healthz" | "/readyz" | "/livez" => return "ok".into_response(),
+        p if p.starts_with("/healthz/")
+            || p.starts_with("/readyz/")
+            || p.starts_with("/livez/") =>
+        {
+            return "ok".into_response()
+        }
+        "/version" | "/version/" => Ok(ok_json(&discovery::version())),
+        "/openapi/v3" | "/openapi/v3/" => Ok(ok_json(&openapi::root())),
+        p if p.starts_with("/openapi/v3/") => openapi::group_version(&p["/openapi/v3/".len()..])
+            .map(|doc| {
+                let mut resp = Response::new(axum::body::Body::from(doc));
+                resp.headers_mut().insert(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/json"),
+                );
+                resp
+            })
+            .ok_or_else(not_found),
+        p if p.starts_with("/api") => serve_api(&app, &method, &uri, &headers, body).await,
+        _ => Err(not_found()),
+    };
+    result.unwrap_or_else(|e| {
+        if e.code >= 500 {
+            log::warn!("{method} {uri}: {e}");
+        }
+        e.into_response()
+    })
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
+async fn serve_api(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    match request::route(uri.path())? {
+        Route::Discovery(segs) => {
+            if method != Method::GET {
+                return Err(ApiError::method_not_allowed("discovery is read-only"));
+            }
+            let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+            let doc = match segs.as_slice() {
+                ["api"] => Some(discovery::api_versions(&app.address)),
+                ["api", v] => discovery::resource_list("", v),
+                ["apis"] => Some(discovery::api_group_list()),
+                ["apis", g] => discovery::api_group(g),
+                ["apis", g, v] => discovery::resource_list(g, v),
+                _ => None,
+            };
+            doc.map(|d| ok_json(&d)).ok_or_else(not_found)
+        }
+        Route::Resource(path) => {
+            let query = Query::parse(uri.query());
+            resource::handle(&app.objects, method, path, &query, headers, body).await
+        }
+    }
+}

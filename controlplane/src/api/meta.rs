@@ -1,0 +1,128 @@
+//! Object metadata on JSON values: names, resource versions, uids, timestamps.
+
+use serde_json::{Map, Value};
+
+/// `metadata.<field>` as a string.
+pub fn str_field<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get(field)?.as_str()
+}
+
+pub fn name(obj: &Value) -> &str {
+    str_field(obj, "name").unwrap_or("")
+}
+
+/// The `metadata` map, created if missing.
+pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.is_object() {
+        *obj = Value::Object(Map::new());
+    }
+    let map = obj.as_object_mut().expect("object");
+    let meta = map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !meta.is_object() {
+        *meta = Value::Object(Map::new());
+    }
+    meta.as_object_mut().expect("object")
+}
+
+pub fn set_resource_version(obj: &mut Value, rev: u64) {
+    meta_mut(obj).insert("resourceVersion".into(), Value::String(rev.to_string()));
+}
+
+/// `metadata.resourceVersion` parsed; `Ok(None)` when absent or empty.
+pub fn resource_version(obj: &Value) -> Result<Option<u64>, String> {
+    match str_field(obj, "resourceVersion") {
+        None | Some("") => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("invalid resourceVersion {s:?}")),
+    }
+}
+
+/// A stored value as served: parsed, with `resourceVersion` = the key's mod revision.
+pub fn decode_stored(value: &str, rev: u64) -> Result<Value, serde_json::Error> {
+    let mut v: Value = serde_json::from_str(value)?;
+    set_resource_version(&mut v, rev);
+    Ok(v)
+}
+
+/// The current time as Kubernetes writes it (RFC 3339, seconds, `Z`).
+pub fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A timestamp `secs` seconds from now.
+pub fn now_plus(secs: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(secs))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// A random (version 4) UUID.
+pub fn uid() -> String {
+    let a = fastrand::u64(..);
+    let b = fastrand::u64(..);
+    let a = (a & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000;
+    let b = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// `generateName` + 5 random lower-case alphanumerics (no vowels, as Kubernetes does).
+pub fn generate_name(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let prefix: String = prefix.chars().take(58).collect();
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+        .collect();
+    format!("{prefix}{suffix}")
+}
+
+/// The object without `metadata` and `status`: what a generation bump compares.
+pub fn spec_part(obj: &Value) -> Value {
+    let mut v = obj.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+    }
+    v
+}
+
+/// `metadata.finalizers` as strings.
+pub fn finalizers(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn is_deleting(obj: &Value) -> bool {
+    obj.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_and_names() {
+        let u = uid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        let n = generate_name("web-");
+        assert!(n.starts_with("web-") && n.len() == 9);
+    }
+}

@@ -1,0 +1,114 @@
+//! The Kubernetes REST API server over the replicated store, for stock `kubectl` and client
+//! libraries (plain HTTP, no authentication yet).
+//!
+//! Layout: [`registry`] (served kinds), [`http`] (routing, verbs, encoding), [`objects`]
+//! (the generic resource logic shared with the in-process [`client`]), [`decode`],
+//! [`defaults`], [`validation`], [`patch`], [`selector`], [`table`], [`discovery`],
+//! [`openapi`], [`bootstrap`].
+
+pub mod bootstrap;
+pub mod client;
+pub mod decode;
+pub mod defaults;
+pub mod discovery;
+pub mod error;
+mod http;
+pub mod meta;
+pub mod objects;
+pub mod openapi;
+pub mod patch;
+pub mod protobuf;
+pub mod registry;
+pub mod selector;
+pub mod table;
+pub mod validation;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use client::ApiClient;
+pub use error::{ApiError, FieldError};
+
+use crate::ControlPlane;
+
+/// Failure to start the API server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("binding the API server to {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("bootstrapping the API objects: {0}")]
+    Bootstrap(#[source] ApiError),
+}
+
+/// A running API server; stop it with [`ApiServer::shutdown`].
+pub struct ApiServer {
+    addr: SocketAddr,
+    client: ApiClient,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl ApiServer {
+    /// The bound address (`http://{addr}` for kubeconfigs).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// An in-process client going through the same request logic.
+    pub fn client(&self) -> ApiClient {
+        self.client.clone()
+    }
+
+    /// Stop accepting requests and end open watches.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// Create the system namespaces, then serve the Kubernetes API on `listen` (port 0 picks a
+/// free port; see [`ApiServer::local_addr`]).
+pub async fn serve(cp: Arc<ControlPlane>, listen: SocketAddr) -> Result<ApiServer, ServeError> {
+    let objects = objects::Objects::new(cp);
+    let client = ApiClient::new(objects.clone());
+    bootstrap::ensure_namespaces(&client)
+        .await
+        .map_err(ServeError::Bootstrap)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let app = http::router(objects, addr.to_string());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            log::error!("API server on {addr} failed: {e}");
+        }
+    });
+    log::info!("Kubernetes API serving on http://{addr}");
+    Ok(ApiServer {
+        addr,
+        client,
+        stop,
+        task,
+    })
+}

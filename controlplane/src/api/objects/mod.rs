@@ -1,0 +1,301 @@
+//! The generic resource logic shared by the HTTP handlers and the in-process client: keys,
+//! reads, creates (metadata, defaulting, validation), and the write helpers used by
+//! [`update`] and [`delete`].
+
+mod delete;
+mod subresource;
+mod update;
+mod watch;
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{json, Value};
+
+pub use delete::{DeleteOptions, Deleted};
+pub use subresource::{scale_of, ScaleChange};
+pub use watch::{WatchEvent, WatchOptions, WatchStream, BOOKMARK_EVERY};
+
+use super::decode::{self, FieldValidation};
+use super::error::ApiError;
+use super::meta;
+use super::registry::{self, ResourceInfo, Subresource};
+use super::selector::{FieldSelector, LabelSelector};
+use super::{defaults, validation};
+use crate::{Consistency, ControlPlane, KeyValue, Op};
+
+/// Options of a write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_validation: FieldValidation,
+}
+
+/// A written object and the warnings for the client.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub object: Value,
+    pub warnings: Vec<String>,
+}
+
+/// Options of a list.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    /// 0: everything.
+    pub limit: usize,
+    pub continue_token: Option<String>,
+    /// `resourceVersion=0`: any (local) state is fine.
+    pub any_version: bool,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub items: Vec<Value>,
+    pub revision: u64,
+    pub continue_token: Option<String>,
+}
+
+/// Resource operations on the replicated store.
+#[derive(Clone)]
+pub struct Objects {
+    cp: Arc<ControlPlane>,
+}
+
+pub fn key(info: &ResourceInfo, ns: Option<&str>, name: &str) -> String {
+    crate::keys::object_key(
+        info.group,
+        info.plural,
+        ns.filter(|_| info.namespaced),
+        name,
+    )
+}
+
+pub fn prefix(info: &ResourceInfo, ns: Option<&str>) -> String {
+    crate::keys::resource_prefix(info.group, info.plural, ns.filter(|_| info.namespaced))
+}
+
+/// A stored value as served.
+pub fn served(info: &ResourceInfo, kv: &KeyValue) -> Result<Value, ApiError> {
+    meta::decode_stored(&kv.value, kv.mod_revision)
+        .map_err(|e| ApiError::internal(format!("decoding stored {}: {e}", info.kind)))
+}
+
+/// What gets stored: the object without its resource version.
+fn stored(obj: &Value) -> String {
+    let mut v = obj.clone();
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    v.to_string()
+}
+
+impl Objects {
+    pub fn new(cp: Arc<ControlPlane>) -> Self {
+        Self { cp }
+    }
+
+    pub fn control_plane(&self) -> &Arc<ControlPlane> {
+        &self.cp
+    }
+
+    /// The stored object and its key-value record.
+    async fn get_kv(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        consistency: Consistency,
+    ) -> Result<KeyValue, ApiError> {
+        let (kv, _) = self
+            .cp
+            .get(&key(info, ns, name), consistency)
+            .await
+            .map_err(|e| ApiError::from_store(e, info, name))?;
+        kv.ok_or_else(|| ApiError::not_found(info, name))
+    }
+
+    pub async fn get(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let kv = self
+            .get_kv(info, ns, name, Consistency::Linearizable)
+            .await?;
+        served(info, &kv)
+    }
+
+    pub async fn list(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<Listed, ApiError> {
+        let prefix = prefix(info, ns);
+        let consistency = if opts.any_version {
+            Consistency::Local
+        } else {
+            Consistency::Linearizable
+        };
+        let mut token = match &opts.continue_token {
+            Some(t) => Some(
+                URL_SAFE_NO_PAD
+                    .decode(t)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .filter(|k| k.starts_with(&prefix))
+                    .ok_or_else(|| ApiError::bad_request("invalid continue token"))?,
+            ),
+            None => None,
+        };
+        let mut items = Vec::new();
+        let mut revision = None;
+        let page_size = if opts.limit == 0 {
+            0
+        } else {
+            opts.limit.max(100)
+        };
+        loop {
+            let page = self
+                .cp
+                .list(&prefix, page_size, token.as_deref(), consistency)
+                .await
+                .map_err(|e| ApiError::from_store(e, info, ""))?;
+            revision.get_or_insert(page.revision);
+            for kv in &page.items {
+                let obj = served(info, kv)?;
+                if opts.labels.matches(&obj) && opts.fields.matches(&obj) {
+                    items.push(obj);
+                    if opts.limit > 0 && items.len() == opts.limit {
+                        let more = page.continue_token.is_some()
+                            || page.items.last().map(|l| &l.key) != Some(&kv.key);
+                        let next = more.then(|| URL_SAFE_NO_PAD.encode(kv.key.as_bytes()));
+                        return Ok(Listed {
+                            items,
+                            revision: revision.unwrap_or(page.revision),
+                            continue_token: next,
+                        });
+                    }
+                }
+            }
+            match page.continue_token {
+                Some(t) => token = Some(t),
+                None => {
+                    return Ok(Listed {
+                        items,
+                        revision: revision.unwrap_or(page.revision),
+                        continue_token: None,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Check that namespace `ns` exists (for creates of namespaced objects).
+    async fn require_namespace(&self, ns: &str) -> Result<(), ApiError> {
+        let info = registry::by_kind("v1", "Namespace").expect("namespaces are served");
+        self.get_kv(info, None, ns, Consistency::Linearizable)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn create(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        body: Value,
+        opts: WriteOptions,
+    ) -> Result<Written, ApiError> {
+        let (mut obj, warnings) = decode::normalize(info, body, opts.field_validation)?;
+        let m = meta::meta_mut(&mut obj);
+        let body_ns = m
+            .get("namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let ns = ns.or(body_ns.as_deref().filter(|n| !n.is_empty()));
+        if info.namespaced {
+            let ns = ns.ok_or_else(|| ApiError::bad_request("a namespace is required"))?;
+            match m.get("namespace").and_then(Value::as_str) {
+                Some(got) if !got.is_empty() && got != ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace \
+                         sent on the request",
+                    ))
+                }
+                _ => {
+                    m.insert("namespace".into(), json!(ns));
+                }
+            }
+        } else {
+            m.remove("namespace");
+        }
+        for f in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
+            m.remove(f);
+        }
+        m.insert("uid".into(), json!(meta::uid()));
+        m.insert("creationTimestamp".into(), json!(meta::now()));
+        m.insert("generation".into(), json!(1));
+        let generate = m
+            .get("generateName")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let named = m
+            .get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        if info.has(Subresource::Status) && info.kind != "Node" {
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("status");
+            }
+        }
+        if let Some(ns) = ns.filter(|_| info.namespaced) {
+            self.require_namespace(ns).await?;
+        }
+        let attempts = if named || generate.is_none() { 1 } else { 5 };
+        for attempt in 1..=attempts {
+            if let (false, Some(g)) = (named, &generate) {
+                meta::meta_mut(&mut obj).insert("name".into(), json!(meta::generate_name(g)));
+            }
+            let mut obj = obj.clone();
+            defaults::default(info.kind, &mut obj);
+            let name = meta::name(&obj).to_string();
+            let errs = validation::validate(info, &obj);
+            if !errs.is_empty() {
+                return Err(ApiError::invalid(info, &name, &errs));
+            }
+            if opts.dry_run {
+                return Ok(Written {
+                    object: obj,
+                    warnings,
+                });
+            }
+            let op = Op::Create {
+                key: key(info, ns, &name),
+                value: stored(&obj),
+            };
+            match self.cp.apply(op).await {
+                Ok((rev, _)) => {
+                    meta::set_resource_version(&mut obj, rev);
+                    return Ok(Written {
+                        object: obj,
+                        warnings,
+                    });
+                }
+                Err(crate::Error::Op(crate::OpError::AlreadyExists { .. }))
+                    if attempt < attempts => {}
+                Err(e) => return Err(ApiError::from_store(e, info, &name)),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+}

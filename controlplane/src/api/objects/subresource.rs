@@ -1,0 +1,184 @@
+//! The `scale` (autoscaling/v1 Scale) and `binding` subresources.
+
+use serde_json::{json, Value};
+
+use super::{Objects, WriteOptions, Written};
+use crate::api::error::ApiError;
+use crate::api::meta;
+use crate::api::patch::{self, PatchType};
+use crate::api::registry::ResourceInfo;
+use crate::api::selector::string_map;
+
+/// The label selector of a workload as a selector string (`a=b,c=d`).
+fn selector_string(info: &ResourceInfo, obj: &Value) -> String {
+    let sel = obj.pointer("/spec/selector");
+    let mut parts: Vec<String> = if info.kind == "ReplicationController" {
+        string_map(sel)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    } else {
+        string_map(sel.and_then(|s| s.get("matchLabels")))
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    };
+    for e in sel
+        .and_then(|s| s.get("matchExpressions"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+        let values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        parts.push(match e.get("operator").and_then(Value::as_str) {
+            Some("In") => format!("{key} in ({})", values.join(",")),
+            Some("NotIn") => format!("{key} notin ({})", values.join(",")),
+            Some("DoesNotExist") => format!("!{key}"),
+            _ => key.to_string(),
+        });
+    }
+    parts.join(",")
+}
+
+/// The Scale view of a workload.
+pub fn scale_of(info: &ResourceInfo, obj: &Value) -> Value {
+    let m = obj.get("metadata").cloned().unwrap_or(json!({}));
+    let mut meta = json!({});
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
+        if let Some(v) = m.get(f) {
+            meta[f] = v.clone();
+        }
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": meta,
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector_string(info, obj),
+        },
+    })
+}
+
+fn replicas_of(scale: &Value) -> Result<i64, ApiError> {
+    match scale.pointer("/spec/replicas") {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v
+            .as_i64()
+            .ok_or_else(|| ApiError::bad_request("Scale spec.replicas must be an integer")),
+    }
+}
+
+impl Objects {
+    pub async fn get_scale(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        Ok(scale_of(info, &self.get(info, ns, name).await?))
+    }
+
+    /// Update `spec.replicas` from a Scale body (PUT), or from a patch of the Scale view.
+    pub async fn update_scale(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        body: ScaleChange<'_>,
+        opts: WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let written: Written = self
+            .guaranteed_update(info, ns, name, opts, false, |cur| {
+                let scale = match &body {
+                    ScaleChange::Replace(s) => (*s).clone(),
+                    ScaleChange::Patch(ty, p) => {
+                        let mut s = scale_of(info, cur);
+                        patch::apply(*ty, &mut s, p).map_err(ApiError::bad_request)?;
+                        s
+                    }
+                };
+                let replicas = replicas_of(&scale)?;
+                let precondition = meta::resource_version(&scale).map_err(ApiError::bad_request)?;
+                let mut new = cur.clone();
+                new["spec"]["replicas"] = json!(replicas);
+                Ok((new, precondition, Vec::new()))
+            })
+            .await?;
+        Ok(scale_of(info, &written.object))
+    }
+
+    /// `pods/binding`: assign the pod to `target.name`.
+    pub async fn bind(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        binding: &Value,
+    ) -> Result<(), ApiError> {
+        let node = binding
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    info,
+                    name,
+                    &[crate::api::error::FieldError::required("target.name")],
+                )
+            })?
+            .to_string();
+        self.guaranteed_update(info, ns, name, WriteOptions::default(), true, |cur| {
+            if let Some(n) = cur
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+            {
+                return Err(ApiError::new(
+                    409,
+                    "Conflict",
+                    format!("pod {name} is already assigned to node \"{n}\""),
+                ));
+            }
+            if meta::is_deleting(cur) {
+                return Err(ApiError::new(
+                    409,
+                    "Conflict",
+                    format!("pod {name} is being deleted, cannot be assigned to a host"),
+                ));
+            }
+            let mut new = cur.clone();
+            new["spec"]["nodeName"] = json!(node);
+            let conds = new["status"]
+                .as_object_mut()
+                .map(|s| s.entry("conditions").or_insert(json!([])));
+            if let Some(Value::Array(conds)) = conds {
+                conds.retain(|c| c.get("type") != Some(&json!("PodScheduled")));
+                conds.push(json!({"type": "PodScheduled", "status": "True",
+                                  "lastTransitionTime": meta::now()}));
+            }
+            Ok((new, None, Vec::new()))
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+/// The body of a scale write.
+#[derive(Debug)]
+pub enum ScaleChange<'a> {
+    Replace(&'a Value),
+    Patch(PatchType, &'a Value),
+}

@@ -1,0 +1,233 @@
+//! Updates and patches: a read-modify-write loop with optimistic concurrency on the store
+//! revision, status-subresource semantics, generation bumps and finalizer-driven removal.
+
+use serde_json::{json, Value};
+
+use super::{key, served, stored, Objects, WriteOptions, Written};
+use crate::api::decode;
+use crate::api::error::ApiError;
+use crate::api::meta;
+use crate::api::patch::{self, PatchType};
+use crate::api::registry::{ResourceInfo, Subresource};
+use crate::api::{defaults, validation};
+use crate::{Consistency, Op, OpError};
+
+/// Retries of a read-modify-write that lost a race and had no client precondition.
+const MAX_ATTEMPTS: usize = 10;
+
+/// The result of a change function: the new object, the client's resourceVersion
+/// precondition, warnings.
+pub(super) type Change = (Value, Option<u64>, Vec<String>);
+
+/// Metadata the server owns: carried from the stored object into every update.
+const KEPT_META: &[&str] = &[
+    "uid",
+    "creationTimestamp",
+    "namespace",
+    "name",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+];
+
+/// Apply subresource semantics: what of `new` an update through `sub` may change.
+pub(super) fn merge_for(
+    info: &ResourceInfo,
+    sub: Option<Subresource>,
+    old: &Value,
+    new: Value,
+) -> Value {
+    match sub {
+        None => {
+            let mut out = new;
+            if info.has(Subresource::Status) {
+                if let Some(o) = out.as_object_mut() {
+                    match old.get("status") {
+                        Some(s) => o.insert("status".into(), s.clone()),
+                        None => o.remove("status"),
+                    };
+                }
+            }
+            out
+        }
+        Some(Subresource::Status) => {
+            let mut out = old.clone();
+            if let Some(s) = new.get("status") {
+                out["status"] = s.clone();
+            }
+            out
+        }
+        Some(Subresource::Finalize) => {
+            let mut out = old.clone();
+            out["spec"]["finalizers"] = new
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
+            out
+        }
+        Some(_) => new,
+    }
+}
+
+/// `true` once nothing holds a deleting object: its metadata finalizers (and, for
+/// namespaces, `spec.finalizers`) are empty.
+fn ready_to_remove(obj: &Value) -> bool {
+    meta::is_deleting(obj)
+        && meta::finalizers(obj).is_empty()
+        && obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            == 0
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+}
+
+impl Objects {
+    /// Read `name`, compute its new state with `change`, write it if it differs, conditional
+    /// on the revision read. Retries lost races unless the client gave a resourceVersion.
+    /// `own_meta`: the server itself writes (deletion, binding): it may change server-owned
+    /// metadata and fields clients may not update.
+    pub(super) async fn guaranteed_update<F>(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        opts: WriteOptions,
+        own_meta: bool,
+        mut change: F,
+    ) -> Result<Written, ApiError>
+    where
+        F: FnMut(&Value) -> Result<Change, ApiError>,
+    {
+        let key = key(info, ns, name);
+        for attempt in 1..=MAX_ATTEMPTS {
+            let kv = self
+                .get_kv(info, ns, name, Consistency::Linearizable)
+                .await?;
+            let cur = served(info, &kv)?;
+            let (mut new, precondition, warnings) = change(&cur)?;
+            if precondition.is_some_and(|rv| rv != kv.mod_revision) {
+                return Err(ApiError::conflict(info, name));
+            }
+            let new_meta = meta::meta_mut(&mut new);
+            for f in KEPT_META.iter().filter(|_| !own_meta) {
+                match cur.get("metadata").and_then(|m| m.get(*f)) {
+                    Some(v) => new_meta.insert(f.to_string(), v.clone()),
+                    None => new_meta.remove(*f),
+                };
+            }
+            meta::set_resource_version(&mut new, kv.mod_revision);
+            if meta::spec_part(&new) != meta::spec_part(&cur) {
+                let generation = cur.pointer("/metadata/generation").and_then(Value::as_i64);
+                meta::meta_mut(&mut new)
+                    .insert("generation".into(), json!(generation.unwrap_or(0) + 1));
+            }
+            defaults::default(info.kind, &mut new);
+            let mut errs = validation::validate(info, &new);
+            if !own_meta {
+                errs.extend(validation::validate_update(info, &cur, &new));
+            }
+            if !errs.is_empty() {
+                return Err(ApiError::invalid(info, name, &errs));
+            }
+            if new == cur || opts.dry_run {
+                return Ok(Written {
+                    object: new,
+                    warnings,
+                });
+            }
+            let op = if ready_to_remove(&new) {
+                Op::Delete {
+                    key: key.clone(),
+                    expected_revision: Some(kv.mod_revision),
+                }
+            } else {
+                Op::Update {
+                    key: key.clone(),
+                    value: stored(&new),
+                    expected_revision: Some(kv.mod_revision),
+                }
+            };
+            match self.cp.apply(op).await {
+                Ok((rev, _)) => {
+                    meta::set_resource_version(&mut new, rev);
+                    return Ok(Written {
+                        object: new,
+                        warnings,
+                    });
+                }
+                Err(crate::Error::Op(OpError::Conflict { .. }))
+                    if precondition.is_none() && attempt < MAX_ATTEMPTS => {}
+                Err(e) => return Err(ApiError::from_store(e, info, name)),
+            }
+        }
+        Err(ApiError::conflict(info, name))
+    }
+
+    /// Replace `name` (PUT), through subresource `sub` if given.
+    pub async fn update(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        body: Value,
+        sub: Option<Subresource>,
+        opts: WriteOptions,
+    ) -> Result<Written, ApiError> {
+        let (obj, warnings) = decode::normalize(info, body, opts.field_validation)?;
+        let body_name = meta::name(&obj);
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        if let Some(body_ns) = meta::str_field(&obj, "namespace").filter(|n| !n.is_empty()) {
+            if info.namespaced && Some(body_ns) != ns {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent \
+                     on the request",
+                ));
+            }
+        }
+        let precondition = meta::resource_version(&obj).map_err(ApiError::bad_request)?;
+        self.guaranteed_update(info, ns, name, opts, false, |cur| {
+            Ok((
+                merge_for(info, sub, cur, obj.clone()),
+                precondition,
+                warnings.clone(),
+            ))
+        })
+        .await
+    }
+
+    /// Patch `name`, through subresource `sub` if given.
+    #[expect(clippy::too_many_arguments, reason = "mirrors the request's parts")]
+    pub async fn patch(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        ty: PatchType,
+        patch_body: &Value,
+        sub: Option<Subresource>,
+        opts: WriteOptions,
+    ) -> Result<Written, ApiError> {
+        self.guaranteed_update(info, ns, name, opts, false, |cur| {
+            let mut target = cur.clone();
+            patch::apply(ty, &mut target, patch_body).map_err(|e| {
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("the patch could not be applied: {e}"),
+                )
+            })?;
+            let precondition = meta::resource_version(&target).map_err(ApiError::bad_request)?;
+            let (obj, warnings) = decode::normalize(info, target, opts.field_validation)?;
+            Ok((merge_for(info, sub, cur, obj), precondition, warnings))
+        })
+        .await
+    }
+}

@@ -1,0 +1,274 @@
+//! Per-kind validators (see [`super::KIND_VALIDATORS`]). Basic checks only: required fields,
+//! name syntax, value ranges, selectors matching their templates.
+
+use serde_json::Value;
+
+use super::names;
+use crate::api::error::FieldError;
+use crate::api::selector::{labels, string_map, LabelSelector};
+
+fn s<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn arr<'a>(v: &'a Value, ptr: &str) -> &'a [Value] {
+    v.pointer(ptr)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn port_range(errs: &mut Vec<FieldError>, field: String, v: Option<&Value>, required: bool) {
+    match v.and_then(Value::as_i64) {
+        None if required => errs.push(FieldError::required(field)),
+        Some(p) if !(1..=65535).contains(&p) => errs.push(FieldError::invalid(
+            field,
+            &p.to_string(),
+            "must be between 1 and 65535, inclusive",
+        )),
+        _ => {}
+    }
+}
+
+fn containers(errs: &mut Vec<FieldError>, spec: &Value, field: &str, list: &str, required: bool) {
+    let cs = arr(spec, &format!("/{list}"));
+    if cs.is_empty() && required {
+        errs.push(FieldError::required(format!("{field}.{list}")));
+    }
+    let mut seen = Vec::new();
+    for (i, c) in cs.iter().enumerate() {
+        let f = format!("{field}.{list}[{i}]");
+        match s(c, "/name") {
+            None => errs.push(FieldError::required(format!("{f}.name"))),
+            Some(n) => {
+                if let Some(e) = names::dns1123_label(n) {
+                    errs.push(FieldError::invalid(format!("{f}.name"), n, e));
+                } else if seen.contains(&n) {
+                    errs.push(FieldError::duplicate(format!("{f}.name"), n));
+                }
+                seen.push(n);
+            }
+        }
+        if s(c, "/image").is_none() {
+            errs.push(FieldError::required(format!("{f}.image")));
+        }
+        for (j, p) in arr(c, "/ports").iter().enumerate() {
+            port_range(
+                errs,
+                format!("{f}.ports[{j}].containerPort"),
+                p.get("containerPort"),
+                true,
+            );
+        }
+        for (j, e) in arr(c, "/env").iter().enumerate() {
+            if s(e, "/name").is_none() {
+                errs.push(FieldError::required(format!("{f}.env[{j}].name")));
+            }
+        }
+    }
+}
+
+/// A pod spec at `field` (`spec` or `spec.template.spec`).
+fn pod_spec(spec: &Value, field: &str, restart: &[&str]) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    containers(&mut errs, spec, field, "containers", true);
+    containers(&mut errs, spec, field, "initContainers", false);
+    if let Some(r) = s(spec, "/restartPolicy") {
+        if !restart.contains(&r) {
+            errs.push(FieldError::not_supported(
+                format!("{field}.restartPolicy"),
+                r,
+                restart,
+            ));
+        }
+    }
+    let mut vols = Vec::new();
+    for (i, v) in arr(spec, "/volumes").iter().enumerate() {
+        match s(v, "/name") {
+            None => errs.push(FieldError::required(format!("{field}.volumes[{i}].name"))),
+            Some(n) if vols.contains(&n) => errs.push(FieldError::duplicate(
+                format!("{field}.volumes[{i}].name"),
+                n,
+            )),
+            Some(n) => vols.push(n),
+        }
+    }
+    errs
+}
+
+const ALL_RESTART: &[&str] = &["Always", "OnFailure", "Never"];
+
+pub fn pod(obj: &Value) -> Vec<FieldError> {
+    pod_spec(obj.get("spec").unwrap_or(&Value::Null), "spec", ALL_RESTART)
+}
+
+pub fn service(obj: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    const TYPES: &[&str] = &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
+    let ty = s(obj, "/spec/type").unwrap_or("ClusterIP");
+    if !TYPES.contains(&ty) {
+        errs.push(FieldError::not_supported("spec.type", ty, TYPES));
+    }
+    let ports = arr(obj, "/spec/ports");
+    let headless = s(obj, "/spec/clusterIP") == Some("None");
+    if ty == "ExternalName" {
+        if s(obj, "/spec/externalName").is_none() {
+            errs.push(FieldError::required("spec.externalName"));
+        }
+    } else if ports.is_empty() && !headless {
+        errs.push(FieldError::required("spec.ports"));
+    }
+    let mut names_seen = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        port_range(
+            &mut errs,
+            format!("spec.ports[{i}].port"),
+            p.get("port"),
+            true,
+        );
+        match s(p, "/name") {
+            None if ports.len() > 1 => {
+                errs.push(FieldError::required(format!("spec.ports[{i}].name")))
+            }
+            Some(n) if names_seen.contains(&n) => {
+                errs.push(FieldError::duplicate(format!("spec.ports[{i}].name"), n))
+            }
+            Some(n) => names_seen.push(n),
+            None => {}
+        }
+        const PROTOS: &[&str] = &["TCP", "UDP", "SCTP"];
+        if let Some(pr) = s(p, "/protocol") {
+            if !PROTOS.contains(&pr) {
+                errs.push(FieldError::not_supported(
+                    format!("spec.ports[{i}].protocol"),
+                    pr,
+                    PROTOS,
+                ));
+            }
+        }
+    }
+    errs
+}
+
+fn replicas(errs: &mut Vec<FieldError>, obj: &Value) {
+    if let Some(r) = obj.pointer("/spec/replicas").and_then(Value::as_i64) {
+        if r < 0 {
+            errs.push(FieldError::invalid(
+                "spec.replicas",
+                &r.to_string(),
+                "must be greater than or equal to 0",
+            ));
+        }
+    }
+}
+
+/// Selector present, non-empty and matching the template's labels.
+fn template_selector(errs: &mut Vec<FieldError>, obj: &Value, sel: Option<LabelSelector>) {
+    let tmpl = labels(obj.pointer("/spec/template").unwrap_or(&Value::Null));
+    match sel {
+        None => errs.push(FieldError::required("spec.selector")),
+        Some(sel) if sel.is_empty() => errs.push(FieldError::invalid(
+            "spec.selector",
+            "",
+            "empty selector is invalid for deployment",
+        )),
+        Some(sel) if !sel.matches_labels(&tmpl) => {
+            let shown: Vec<String> = tmpl.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            errs.push(FieldError::invalid(
+                "spec.template.metadata.labels",
+                &format!("map[{}]", shown.join(" ")),
+                "`selector` does not match template `labels`",
+            ))
+        }
+        _ => {}
+    }
+    errs.extend(super::validate_labels(
+        obj.pointer("/spec/template/metadata/labels"),
+        "spec.template.metadata.labels",
+    ));
+}
+
+fn template_spec(errs: &mut Vec<FieldError>, obj: &Value, restart: &[&str]) {
+    match obj.pointer("/spec/template/spec") {
+        Some(spec) => errs.extend(pod_spec(spec, "spec.template.spec", restart)),
+        None => errs.push(FieldError::required("spec.template")),
+    }
+}
+
+pub fn replication_controller(obj: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    replicas(&mut errs, obj);
+    let sel = obj
+        .pointer("/spec/selector")
+        .map(|m| LabelSelector::from_map(&string_map(Some(m))));
+    template_selector(&mut errs, obj, sel);
+    template_spec(&mut errs, obj, &["Always"]);
+    errs
+}
+
+pub fn selector_workload(obj: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    replicas(&mut errs, obj);
+    let sel = obj
+        .pointer("/spec/selector")
+        .map(LabelSelector::from_object);
+    template_selector(&mut errs, obj, sel);
+    template_spec(&mut errs, obj, &["Always"]);
+    errs
+}
+
+pub fn job(obj: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let sel = obj
+        .pointer("/spec/selector")
+        .map(LabelSelector::from_object);
+    template_selector(&mut errs, obj, sel);
+    template_spec(&mut errs, obj, &["OnFailure", "Never"]);
+    errs
+}
+
+pub fn cron_job(obj: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if s(obj, "/spec/schedule").is_none() {
+        errs.push(FieldError::required("spec.schedule"));
+    }
+    match obj.pointer("/spec/jobTemplate/spec/template/spec") {
+        Some(spec) => errs.extend(pod_spec(
+            spec,
+            "spec.jobTemplate.spec.template.spec",
+            &["OnFailure", "Never"],
+        )),
+        None => errs.push(FieldError::required("spec.jobTemplate.spec.template")),
+    }
+    errs
+}
+
+/// ConfigMap and Secret data keys.
+pub fn config_map(obj: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    for field in ["data", "binaryData", "stringData"] {
+        for k in obj
+            .get(field)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|m| m.0)
+        {
+            let ok = !k.is_empty()
+                && k.len() <= 253
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+            if !ok {
+                errs.push(FieldError::invalid(
+                    field,
+                    k,
+                    "a valid config key must consist of alphanumeric characters, '-', '_' or '.' \
+                     (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for \
+                     validation is '[-._a-zA-Z0-9]+')",
+                ));
+            }
+        }
+    }
+    errs
+}

@@ -1,0 +1,124 @@
+//! Validation hook: [`validate`] runs the checks common to every object (metadata) and then
+//! the kind's own validator from [`KIND_VALIDATORS`]; [`validate_update`] checks immutable
+//! fields from [`update::UPDATE_VALIDATORS`]. To validate more, add a function to a table
+//! (or extend one in [`kinds`] / [`update`]); each returns every error it finds.
+
+mod kinds;
+pub mod names;
+pub mod update;
+
+use serde_json::Value;
+
+use super::error::FieldError;
+use super::registry::ResourceInfo;
+
+/// A kind's validator: every error found in `obj` (already defaulted).
+pub type Validator = fn(&Value) -> Vec<FieldError>;
+
+/// Per-kind validators, by kind name.
+pub const KIND_VALIDATORS: &[(&str, Validator)] = &[
+    ("Pod", kinds::pod),
+    ("Service", kinds::service),
+    ("ReplicationController", kinds::replication_controller),
+    ("ReplicaSet", kinds::selector_workload),
+    ("Deployment", kinds::selector_workload),
+    ("StatefulSet", kinds::selector_workload),
+    ("DaemonSet", kinds::selector_workload),
+    ("Job", kinds::job),
+    ("CronJob", kinds::cron_job),
+    ("ConfigMap", kinds::config_map),
+    ("Secret", kinds::config_map),
+];
+
+/// How a kind's object names are checked.
+fn name_rule(kind: &str) -> fn(&str) -> Option<String> {
+    match kind {
+        "Namespace" => names::dns1123_label,
+        "Service" => names::dns1035_label,
+        _ => names::dns1123_subdomain,
+    }
+}
+
+/// Validate `obj` of resource `info` (after defaulting). Empty when valid.
+pub fn validate(info: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
+    let mut errs = validate_meta(info, obj);
+    if let Some((_, f)) = KIND_VALIDATORS.iter().find(|(k, _)| *k == info.kind) {
+        errs.extend(f(obj));
+    }
+    errs
+}
+
+/// Validate an update of `old` to `new` (both defaulted): immutable fields.
+pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value) -> Vec<FieldError> {
+    update::UPDATE_VALIDATORS
+        .iter()
+        .find(|(k, _)| *k == info.kind)
+        .map(|(_, f)| f(old, new))
+        .unwrap_or_default()
+}
+
+fn validate_meta(info: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let meta = obj.get("metadata");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str);
+    match name {
+        None | Some("") => errs.push(FieldError {
+            reason: "FieldValueRequired",
+            field: "metadata.name".into(),
+            message: "Required value: name or generateName is required".into(),
+        }),
+        Some(n) => {
+            if let Some(e) = name_rule(info.kind)(n) {
+                errs.push(FieldError::invalid("metadata.name", n, e));
+            }
+        }
+    }
+    errs.extend(validate_labels(
+        meta.and_then(|m| m.get("labels")),
+        "metadata.labels",
+    ));
+    if let Some(a) = meta
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+    {
+        for k in a.keys() {
+            if let Some(e) = names::qualified_name(k) {
+                errs.push(FieldError::invalid("metadata.annotations", k, e));
+            }
+        }
+    }
+    errs
+}
+
+/// Label keys and values of a label map at `field`.
+pub fn validate_labels(labels: Option<&Value>, field: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    for (k, v) in labels.and_then(Value::as_object).into_iter().flatten() {
+        if let Some(e) = names::qualified_name(k) {
+            errs.push(FieldError::invalid(field, k, e));
+        }
+        let v = v.as_str().unwrap_or("");
+        if let Some(e) = names::label_value(v) {
+            errs.push(FieldError::invalid(format!("{field}[{k}]"), v, e));
+        }
+    }
+    errs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::registry::by_kind;
+    use serde_json::json;
+
+    #[test]
+    fn pod_errors_have_fields() {
+        let pod = by_kind("v1", "Pod").unwrap();
+        let errs = validate(
+            pod,
+            &json!({"metadata": {"name": "Bad_Name"}, "spec": {"containers": [{"name": "c"}]}}),
+        );
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["metadata.name", "spec.containers[0].image"]);
+    }
+}

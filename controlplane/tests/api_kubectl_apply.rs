@@ -1,0 +1,145 @@
+//! `kubectl create <generator>` (protobuf bodies) and `kubectl apply` three-way merges
+//! against the API server.
+
+mod kube;
+
+use kube::{header, start};
+
+/// `kubectl create <generator>` sends protobuf bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_generators() {
+    let c = start().await;
+    c.ok(&["create", "namespace", "gen"]).await;
+    let n = ["-n", "gen"];
+    for args in [
+        &[
+            "create",
+            "configmap",
+            "cm",
+            "--from-literal=a=b",
+            "--from-literal=c=",
+        ][..],
+        &[
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "--from-literal=k=secret",
+        ],
+        &["create", "service", "clusterip", "svc", "--tcp=80:8080"],
+        &[
+            "create",
+            "deployment",
+            "d",
+            "--image=nginx:1.27",
+            "--replicas=3",
+            "--port=80",
+        ],
+        &["create", "job", "j", "--image=busybox", "--", "echo", "hi"],
+        &[
+            "create",
+            "cronjob",
+            "cj",
+            "--image=busybox",
+            "--schedule=*/5 * * * *",
+        ],
+        &["create", "serviceaccount", "sa"],
+    ] {
+        let mut a = n.to_vec();
+        a.extend(args);
+        c.ok(&a).await;
+    }
+    let cm = c.json(&["get", "cm", "cm", n[0], n[1]]).await;
+    assert_eq!(cm["data"], serde_json::json!({"a": "b", "c": ""}));
+    let s = c.json(&["get", "secret", "s", n[0], n[1]]).await;
+    assert_eq!(s["data"]["k"], "c2VjcmV0");
+    let svc = c.json(&["get", "svc", "svc", n[0], n[1]]).await;
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+    let d = c.json(&["get", "deploy", "d", n[0], n[1]]).await;
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "d");
+    let ctr = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        (&ctr["image"], &ctr["ports"][0]["containerPort"]),
+        (&"nginx:1.27".into(), &80.into())
+    );
+    let j = c.json(&["get", "job", "j", n[0], n[1]]).await;
+    assert_eq!(
+        j["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!(["echo", "hi"])
+    );
+    let deploys = c.ok(&["get", "deploy", n[0], n[1]]).await;
+    assert_eq!(
+        header(&deploys),
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    );
+    assert!(deploys.contains("0/3"), "{deploys}");
+    c.ok(&["scale", "deployment", "d", "--replicas=1", n[0], n[1]])
+        .await;
+    assert_eq!(
+        c.json(&["get", "deploy", "d", n[0], n[1]]).await["spec"]["replicas"],
+        1
+    );
+    let all = c.ok(&["get", "all", n[0], n[1]]).await;
+    for want in [
+        "service/svc",
+        "deployment.apps/d",
+        "job.batch/j",
+        "cronjob.batch/cj",
+    ] {
+        assert!(all.contains(want), "{want} missing in\n{all}");
+    }
+}
+
+const DEPLOY_V1: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+  labels: {app: api, stage: one}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers:
+      - name: api
+        image: nginx:1.26
+        env: [{name: A, value: "1"}, {name: B, value: "2"}]
+      - name: side
+        image: busybox
+"#;
+
+/// `kubectl apply` computes a three-way strategic merge patch; `kubectl delete --all`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_updates_and_deletes() {
+    let c = start().await;
+    assert!(c.apply(DEPLOY_V1, &[]).await.ok);
+    // v2: new image, env B dropped, label dropped, side container removed.
+    let v2 = DEPLOY_V1
+        .replace("nginx:1.26", "nginx:1.27")
+        .replace(", {name: B, value: \"2\"}", "")
+        .replace(", stage: one", "")
+        .replace("      - name: side\n        image: busybox\n", "");
+    let out = c.apply(&v2, &[]).await;
+    assert!(out.ok && out.stdout.contains("configured"), "{out:?}");
+    let d = c.json(&["get", "deploy", "api"]).await;
+    assert_eq!(d["metadata"]["labels"], serde_json::json!({"app": "api"}));
+    let ctrs = d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(ctrs.len(), 1, "{ctrs:?}");
+    assert_eq!(ctrs[0]["image"], "nginx:1.27");
+    assert_eq!(
+        ctrs[0]["env"],
+        serde_json::json!([{"name": "A", "value": "1"}])
+    );
+    assert_eq!(d["metadata"]["generation"], 2);
+
+    for i in 0..3 {
+        c.ok(&["create", "configmap", &format!("cm{i}")]).await;
+    }
+    let out = c.ok(&["delete", "configmaps", "--all"]).await;
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert_eq!(c.ok(&["get", "cm", "-o", "name"]).await.trim(), "");
+}
