@@ -2,11 +2,11 @@
 //! the packet carries it plus the direction.
 
 use skiff_common::{
-    CtKey, CtValue, CT_DIR_REPLY, CT_DIR_SERVICE, CT_F_CLOSING, CT_REFRESH_NS, PROTO_TCP,
+    CtKey, CtValue, RevNat, CT_DIR_REPLY, CT_DIR_SERVICE, CT_F_CLOSING, CT_REFRESH_NS, PROTO_TCP,
 };
 
 use crate::{
-    maps::CONNTRACK,
+    maps::{CONNTRACK, REV_NAT},
     parse::{Flow, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
 };
 
@@ -126,4 +126,75 @@ pub fn create(flow: &Flow, e: &NewEntry, now: u64) -> Result<(), CtFull> {
         return Err(CtFull);
     }
     Ok(())
+}
+
+/// The service entry a reply entry belongs to: `(client, frontend, client
+/// port, frontend port)`. `client_port` is the reply's destination port.
+#[inline(always)]
+fn service_key_of(reply: &CtValue, rn: &RevNat, client_port: u16, proto: u8) -> CtKey {
+    key(
+        reply.nat_addr,
+        rn.addr,
+        client_port,
+        rn.port,
+        proto,
+        CT_DIR_SERVICE,
+    )
+}
+
+/// Whether the reply entry `reply` (hit by `flow`, frontend `rn`) still
+/// belongs to a live service flow on the same backend. A stale one (its flow
+/// re-selected or expired) is removed so it cannot rewrite an unrelated
+/// connection that reuses the tuple.
+#[inline(always)]
+pub fn reply_is_live(flow: &Flow, reply: &CtValue, rn: &RevNat) -> bool {
+    let sk = service_key_of(reply, rn, flow.dport, flow.proto);
+    // SAFETY: copied out at once.
+    let live = unsafe { CONNTRACK.get(&sk) }.is_some_and(|s| s.backend_id == reply.backend_id);
+    if !live {
+        let rk = key(
+            flow.saddr,
+            flow.daddr,
+            flow.sport,
+            flow.dport,
+            flow.proto,
+            CT_DIR_REPLY,
+        );
+        let _ = CONNTRACK.remove(&rk);
+    }
+    live
+}
+
+/// A new TCP connection (a SYN) to an address that is not a frontend: if its
+/// reverse tuple is the reply tuple of a closed service flow (the client
+/// reuses a source port towards the backend directly), that flow's entries
+/// would rewrite the new connection's replies; remove them. Only SYNs pay
+/// for this lookup.
+#[inline(always)]
+pub fn forget_closed_flow(flow: &Flow) {
+    if flow.proto != PROTO_TCP || flow.tcp_flags & (TCP_SYN | TCP_ACK) != TCP_SYN {
+        return;
+    }
+    let rk = key(
+        flow.daddr,
+        flow.saddr,
+        flow.dport,
+        flow.sport,
+        flow.proto,
+        CT_DIR_REPLY,
+    );
+    // SAFETY: copied out at once.
+    let Some(reply) = (unsafe { CONNTRACK.get(&rk) }).copied() else {
+        return;
+    };
+    if reply.flags & CT_F_CLOSING == 0 {
+        // An open service flow with the same reply tuple: a genuine clash,
+        // left alone (documented in ARCHITECTURE.md).
+        return;
+    }
+    // SAFETY: copied out at once.
+    if let Some(rn) = unsafe { REV_NAT.get(&reply.rev_nat_id) } {
+        let _ = CONNTRACK.remove(&service_key_of(&reply, rn, flow.sport, flow.proto));
+    }
+    let _ = CONNTRACK.remove(&rk);
 }

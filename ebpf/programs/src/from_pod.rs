@@ -47,6 +47,7 @@ fn l4(ctx: &TcContext, flow: &Flow, cfg: Config) -> i32 {
         return reply::rev_nat(ctx, flow, ct, now, cfg);
     }
     let Some(fe) = lb::frontend(flow.daddr, flow.dport, flow.proto) else {
+        conntrack::forget_closed_flow(flow);
         return OK;
     };
     inc(stats::SERVICE_PACKETS);

@@ -25,6 +25,9 @@ pub fn rev_nat(ctx: &TcContext, flow: &Flow, ct: *mut CtValue, now: u64, cfg: Co
         // The frontend is gone; the agent's GC removes the entry.
         return OK;
     };
+    if !conntrack::reply_is_live(flow, &v, &rn) {
+        return OK;
+    }
     conntrack::touch(ct, flow, now);
     let client = if v.flags & CT_F_HAIRPIN != 0 {
         v.nat_addr
