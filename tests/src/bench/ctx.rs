@@ -1,0 +1,133 @@
+//! What the benchmark steps share: the lab's pods, durations, the budget.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use skiff_tests::lab::{Node, Pod};
+
+use super::kube_proxy::ServicePort;
+use super::load::{self, ConnLoad, ConnStats};
+use super::report::Row;
+use super::{progress, BUDGET, ECHO_PORT, IPERF_PORT, LOAD_VIP_BASE, TARGET_VIP};
+
+/// Everything the steps share.
+pub struct Ctx<'a> {
+    pub node: &'a Node,
+    pub client: Pod,
+    /// A second, identical client for the direct measurements: a direct flow
+    /// from `client` could reuse a port (TIME_WAIT reuse) whose service flow
+    /// left a reply conntrack entry behind, and Skiff would rewrite it.
+    pub direct_client: Pod,
+    pub backend: Pod,
+    pub iperf_secs: u32,
+    pub conn: ConnLoad,
+    pub start: Instant,
+    pub scratch: PathBuf,
+    /// Measure direct right before every row and take ratios against it.
+    pub paired: bool,
+}
+
+impl Ctx<'_> {
+    pub fn over_budget(&self) -> bool {
+        self.start.elapsed() > BUDGET
+    }
+
+    /// The service set for `count` services: the target (iperf3 + echo
+    /// ports) and `count - 1` load services, each with its own endpoint.
+    pub fn services(&self, count: u32) -> Vec<ServicePort> {
+        let b = self.backend.ip();
+        let port = |name: &str, port_name: &str, vip, port| ServicePort {
+            namespace: "default".into(),
+            name: name.into(),
+            port_name: port_name.into(),
+            vip,
+            port,
+            endpoints: vec![(b, port)],
+        };
+        let mut v = vec![
+            port("bench-target", "iperf", TARGET_VIP, IPERF_PORT),
+            port("bench-target", "echo", TARGET_VIP, ECHO_PORT),
+        ];
+        for i in 1..count {
+            let vip = Ipv4Addr::from(LOAD_VIP_BASE + i);
+            v.push(ServicePort {
+                endpoints: vec![(b, ECHO_PORT)],
+                ..port(&format!("load-{i}"), "http", vip, 80)
+            });
+        }
+        v
+    }
+
+    /// [`Ctx::measure`] of `ip`, preceded (when `paired`) by a direct
+    /// measurement the row's ratios are taken against.
+    pub fn measure_vs_direct(&self, row: &mut Row, ip: Ipv4Addr) {
+        if self.paired {
+            let mut direct = Row::new("direct", 0);
+            self.measure(&mut direct, self.backend.ip());
+            row.paired_direct_gbps = direct.gbps;
+            row.paired_direct_conn_per_s = direct.conn_per_s;
+        }
+        self.measure(row, ip);
+    }
+
+    /// Throughput and connection rate from the client pod to `ip`.
+    pub fn measure(&self, row: &mut Row, ip: Ipv4Addr) {
+        let client = if ip == self.backend.ip() {
+            &self.direct_client
+        } else {
+            &self.client
+        };
+        let netns = client.netns();
+        let mut gbps = load::iperf3_gbps(
+            &netns.path(),
+            SocketAddr::from((ip, IPERF_PORT)),
+            self.iperf_secs,
+        );
+        if gbps.is_err() {
+            progress("iperf3 failed once, retrying");
+            gbps = load::iperf3_gbps(
+                &netns.path(),
+                SocketAddr::from((ip, IPERF_PORT)),
+                self.iperf_secs,
+            );
+        }
+        match gbps {
+            Ok(g) => row.gbps = Some(g),
+            Err(e) => row.error = Some(format!("{e:#}")),
+        }
+        // Three short runs, median of each figure: one scheduler hiccup on
+        // 2 vCPUs should not decide a row.
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            match load::conn_rate(netns, SocketAddr::from((ip, ECHO_PORT)), self.conn) {
+                Ok(stats) => runs.push(stats),
+                Err(e) => row.error = Some(format!("{e:#}")),
+            }
+        }
+        if !runs.is_empty() {
+            let median = |f: fn(&ConnStats) -> f64| {
+                let mut v: Vec<f64> = runs.iter().map(f).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            row.conn_per_s = Some(median(|s| s.conn_per_s));
+            row.p99_us = Some(median(|s| s.p99_us));
+            row.conn_errors = runs.iter().map(|s| s.errors).sum();
+            let conns: u64 = runs.iter().map(|s| s.conns).sum();
+            progress(format!(
+                "  {conns} connections in {} runs, {} errors",
+                runs.len(),
+                row.conn_errors
+            ));
+        }
+        progress(format!(
+            "  {} {}: {:.2} Gbit/s, {:.0} conn/s, p99 {:.0} µs",
+            row.mode,
+            row.services,
+            row.gbps.unwrap_or(f64::NAN),
+            row.conn_per_s.unwrap_or(f64::NAN),
+            row.p99_us.unwrap_or(f64::NAN)
+        ));
+    }
+}

@@ -1,0 +1,196 @@
+//! `ns_per_packet`: the run time of each program per packet, through
+//! `BPF_PROG_TEST_RUN`, with `services` frontends in the maps.
+//!
+//! The kernel runs all `repeat` iterations on one buffer, so a program that
+//! rewrites the packet would time its own output after the first iteration.
+//! The measured frontend therefore points at itself (backend = VIP:port):
+//! DNAT and reverse NAT rewrite the packet to the bytes it already has, and
+//! every iteration takes the full established-flow path — conntrack hit,
+//! backend lookup, both checksum updates — with the timer read once per
+//! million runs. The maps are private to the measurement (their own pin
+//! directory, removed afterwards) and filled with `services` other frontends
+//! so the hash tables have the size under test.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use aya::maps::{HashMap, MapData};
+use aya::programs::SchedClassifier;
+use aya::{Ebpf, EbpfLoader};
+use skiff_common::{
+    ipv4_be, map_names, port_be, Backend, Config, RevNat, ServiceKey, ServiceValue,
+    DEFAULT_HAIRPIN_ADDR, PROTO_TCP, SCOPE_INTERNAL,
+};
+use skiff_tests::prog_run::test_run;
+use skiff_tests::rawpkt::checksum;
+
+/// Iterations per timed call.
+const REPEAT: u32 = 1_000_000;
+
+/// Per-packet cost of the programs, in ns.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketCost {
+    /// `skiff_from_pod`, a packet of an established flow to a frontend.
+    pub from_pod_ns: f64,
+    /// `skiff_to_pod`, a backend's reply being reverse-NATed.
+    pub to_pod_ns: f64,
+    /// `skiff_from_pod` on a packet to no frontend.
+    pub passthrough_ns: f64,
+}
+
+/// The measured frontend, outside the ranges the filler uses.
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 111, 255, 254);
+const PORT: u16 = 80;
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 9);
+
+/// Private pins, removed on drop.
+struct PinDir(PathBuf);
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Loads `obj` with private maps, fills `services` frontends plus the
+/// measured one, and times both programs.
+pub fn measure(obj: &Path, services: u32) -> Result<PacketCost> {
+    let bytes = std::fs::read(obj).with_context(|| format!("reading {}", obj.display()))?;
+    let pins = PinDir(PathBuf::from(format!(
+        "/sys/fs/bpf/skiff/skf-{}-nsperpacket",
+        std::process::id()
+    )));
+    std::fs::create_dir_all(&pins.0).with_context(|| format!("creating {}", pins.0.display()))?;
+    let config = Config {
+        hairpin_addr: ipv4_be(DEFAULT_HAIRPIN_ADDR),
+        flags: 0,
+    };
+    let mut ebpf = EbpfLoader::new()
+        .default_map_pin_directory(&pins.0)
+        .override_global("SKIFF_CONFIG", &config, true)
+        .load(&bytes)
+        .context("loading the BPF object")?;
+    let _maps = fill(&mut ebpf, services)?;
+    for name in ["skiff_from_pod", "skiff_to_pod"] {
+        let prog: &mut SchedClassifier = ebpf
+            .program_mut(name)
+            .with_context(|| format!("no program {name} in the object"))?
+            .try_into()?;
+        prog.load().with_context(|| format!("loading {name}"))?;
+    }
+    let request = frame(CLIENT, 40000, VIP, PORT);
+    let reply = frame(VIP, PORT, CLIENT, 40000);
+    let other = frame(CLIENT, 40000, Ipv4Addr::new(192, 0, 2, 1), PORT);
+
+    let from_pod = fd_of(&ebpf, "skiff_from_pod")?;
+    // The first run creates the flow's conntrack entries.
+    let first = test_run(from_pod.as_fd(), &request, 1)?;
+    if first.retval != 0 || first.data != request {
+        bail!("skiff_from_pod did not take the self-pointing frontend's path");
+    }
+    let from_pod_ns = f64::from(test_run(from_pod.as_fd(), &request, REPEAT)?.duration_ns);
+    let passthrough_ns = f64::from(test_run(from_pod.as_fd(), &other, REPEAT)?.duration_ns);
+    let to_pod = fd_of(&ebpf, "skiff_to_pod")?;
+    let to_pod_ns = f64::from(test_run(to_pod.as_fd(), &reply, REPEAT)?.duration_ns);
+    Ok(PacketCost {
+        from_pod_ns,
+        to_pod_ns,
+        passthrough_ns,
+    })
+}
+
+fn fd_of(ebpf: &Ebpf, name: &str) -> Result<aya::programs::ProgramFd> {
+    let prog: &SchedClassifier = ebpf
+        .program(name)
+        .with_context(|| format!("no program {name}"))?
+        .try_into()?;
+    Ok(prog.fd()?.try_clone()?)
+}
+
+/// The filled maps; they must outlive the programs' load (the programs
+/// refer to them by fd).
+type Filled = (
+    HashMap<MapData, ServiceKey, ServiceValue>,
+    HashMap<MapData, u32, Backend>,
+    HashMap<MapData, u32, RevNat>,
+);
+
+fn take<K: aya::Pod, V: aya::Pod>(ebpf: &mut Ebpf, name: &str) -> Result<HashMap<MapData, K, V>> {
+    let map = ebpf
+        .take_map(name)
+        .with_context(|| format!("no map {name}"))?;
+    Ok(HashMap::try_from(map)?)
+}
+
+/// `services` filler frontends (10.112.0.0 onwards, one backend each) and
+/// the measured frontend VIP:PORT whose only backend is itself.
+fn fill(ebpf: &mut Ebpf, services: u32) -> Result<Filled> {
+    let mut svc = take::<ServiceKey, ServiceValue>(ebpf, map_names::SERVICES)?;
+    let mut backends = take::<u32, Backend>(ebpf, map_names::BACKENDS)?;
+    let mut rev_nat = take::<u32, RevNat>(ebpf, map_names::REV_NAT)?;
+    let key = |addr: u32, port: u16, slot: u16, proto: u8| ServiceKey {
+        addr,
+        port: port_be(port),
+        slot,
+        proto,
+        scope: SCOPE_INTERNAL,
+        _pad: [0; 2],
+    };
+    let vip = ipv4_be(VIP.octets());
+    for i in 0..=services {
+        let (addr, id) = if i == services {
+            (vip, 1)
+        } else {
+            (u32::from_ne_bytes((0x0a70_0000 + i).to_be_bytes()), i + 2)
+        };
+        let front = ServiceValue {
+            count: 1,
+            rev_nat_id: id,
+            ..Default::default()
+        };
+        let slot = ServiceValue {
+            backend_id: id,
+            ..Default::default()
+        };
+        svc.insert(key(addr, PORT, 0, PROTO_TCP), front, 0)?;
+        svc.insert(key(addr, PORT, 1, PROTO_TCP), slot, 0)?;
+        svc.insert(key(addr, 0, 0, 0), ServiceValue::default(), 0)?;
+        let port = port_be(PORT);
+        let backend = Backend {
+            addr,
+            port,
+            proto: PROTO_TCP,
+            flags: 0,
+        };
+        backends.insert(id, backend, 0)?;
+        rev_nat.insert(
+            id,
+            RevNat {
+                addr,
+                port,
+                _pad: 0,
+            },
+            0,
+        )?;
+    }
+    Ok((svc, backends, rev_nat))
+}
+
+/// Ethernet + IPv4 + TCP ACK with a payload byte (valid IP checksum).
+fn frame(saddr: Ipv4Addr, sport: u16, daddr: Ipv4Addr, dport: u16) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+    let mut ip = vec![0x45, 0, 0, 41, 0, 1, 0x40, 0, 64, 6, 0, 0];
+    ip.extend(saddr.octets());
+    ip.extend(daddr.octets());
+    let c = checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend(ip);
+    f.extend(sport.to_be_bytes());
+    f.extend(dport.to_be_bytes());
+    f.extend([
+        0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x10, 0xfa, 0xf0, 0, 0, 0, 0, b'x',
+    ]);
+    f
+}

@@ -1,0 +1,117 @@
+//! Results: a table on stdout and `dataplane.json`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+/// One measured configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// `direct`, `skiff`, `iptables` or `nftables`.
+    pub mode: String,
+    /// Services installed (0 for direct).
+    pub services: u32,
+    pub gbps: Option<f64>,
+    pub conn_per_s: Option<f64>,
+    pub p99_us: Option<f64>,
+    pub conn_errors: u64,
+    /// Direct pod-to-pod, measured right before this row (drift-proof ratios).
+    pub paired_direct_gbps: Option<f64>,
+    pub paired_direct_conn_per_s: Option<f64>,
+    /// Throughput and connection rate relative to direct pod-to-pod (the
+    /// paired measurement when there is one, else the first direct row).
+    pub gbps_ratio_vs_direct: Option<f64>,
+    pub conn_ratio_vs_direct: Option<f64>,
+    /// Skiff only, BPF_PROG_TEST_RUN: `skiff_from_pod` on an established
+    /// flow's packet to a frontend, `skiff_to_pod` on a reply, and
+    /// `skiff_from_pod` on a packet to no frontend.
+    pub ns_per_packet: Option<f64>,
+    pub ns_per_packet_to_pod: Option<f64>,
+    pub ns_per_packet_passthrough: Option<f64>,
+    /// Seconds it took the rules or maps to be in place.
+    pub install_s: Option<f64>,
+    pub error: Option<String>,
+}
+
+impl Row {
+    pub fn new(mode: &str, services: u32) -> Self {
+        Self {
+            mode: mode.into(),
+            services,
+            gbps: None,
+            conn_per_s: None,
+            p99_us: None,
+            conn_errors: 0,
+            paired_direct_gbps: None,
+            paired_direct_conn_per_s: None,
+            gbps_ratio_vs_direct: None,
+            conn_ratio_vs_direct: None,
+            ns_per_packet: None,
+            ns_per_packet_passthrough: None,
+            ns_per_packet_to_pod: None,
+            install_s: None,
+            error: None,
+        }
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub quick: bool,
+    pub kernel: String,
+    pub iperf3_secs: u32,
+    /// The short-connection test runs 3 times this long; medians are kept.
+    pub conn_secs_per_run: f64,
+    pub conn_concurrency: usize,
+    pub rows: Vec<Row>,
+}
+
+impl Report {
+    /// Fills the ratios from the `direct` row.
+    pub fn compute_ratios(&mut self) {
+        let first = self.rows.iter().find(|r| r.mode == "direct").cloned();
+        let (dg, dc) = first.map_or((None, None), |d| (d.gbps, d.conn_per_s));
+        for r in &mut self.rows {
+            let g = r.paired_direct_gbps.or(dg);
+            let c = r.paired_direct_conn_per_s.or(dc);
+            r.gbps_ratio_vs_direct = r.gbps.zip(g).map(|(a, b)| a / b);
+            r.conn_ratio_vs_direct = r.conn_per_s.zip(c).map(|(a, b)| a / b);
+        }
+    }
+
+    pub fn table(&self) -> String {
+        let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
+        let mut s = format!(
+            "{:<9} {:>8} {:>7} {:>6} {:>9} {:>6} {:>8} {:>7} {:>9}\n",
+            "mode", "services", "Gbit/s", "xdir", "conn/s", "xdir", "p99 µs", "ns/pkt", "install s"
+        );
+        for r in &self.rows {
+            s.push_str(&format!(
+                "{:<9} {:>8} {:>7} {:>6} {:>9} {:>6} {:>8} {:>7} {:>9}{}\n",
+                r.mode,
+                r.services,
+                f(r.gbps, 2),
+                f(r.gbps_ratio_vs_direct, 2),
+                f(r.conn_per_s, 0),
+                f(r.conn_ratio_vs_direct, 2),
+                f(r.p99_us, 0),
+                f(r.ns_per_packet, 1),
+                f(r.install_s, 1),
+                r.error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("  ERROR: {e}")),
+            ));
+        }
+        s
+    }
+
+    pub fn write_json(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+}
