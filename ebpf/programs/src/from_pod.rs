@@ -41,16 +41,19 @@ pub fn run(ctx: &TcContext) -> i32 {
 
 #[inline(always)]
 fn l4(ctx: &TcContext, flow: &Flow, cfg: Config) -> i32 {
-    // SAFETY: a helper without arguments or preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
-    if let Some(ct) = conntrack::lookup(flow, CT_DIR_REPLY) {
-        return reply::rev_nat(ctx, flow, ct, now, cfg);
-    }
+    // The frontend lookup comes first: a packet to a frontend is never a
+    // reply (replies go to client pods, never to a VIP), so the service path
+    // skips the reply lookup.
     let Some(fe) = lb::frontend(flow.daddr, flow.dport, flow.proto) else {
+        if let Some(ct) = conntrack::lookup(flow, CT_DIR_REPLY) {
+            return reply::rev_nat(ctx, flow, ct, cfg);
+        }
         conntrack::forget_closed_flow(flow);
         return OK;
     };
     inc(stats::SERVICE_PACKETS);
+    // SAFETY: a helper without arguments or preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
 
     let (addr, port, snat) = match conntrack::lookup(flow, CT_DIR_SERVICE) {
         Some(ct) => {

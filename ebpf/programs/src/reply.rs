@@ -2,7 +2,7 @@
 //! leaves a local backend) and `skiff_to_pod` (the reply of a backend on
 //! another node arrives for a local client).
 
-use aya_ebpf::programs::TcContext;
+use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TcContext};
 use aya_log_ebpf::debug;
 use skiff_common::{stats, Config, CtValue, CFG_F_DEBUG, CT_F_HAIRPIN};
 
@@ -17,7 +17,7 @@ use crate::{
 /// A backend's reply: source back to the frontend, destination back to the
 /// client when hairpin SNAT applied.
 #[inline(always)]
-pub fn rev_nat(ctx: &TcContext, flow: &Flow, ct: *mut CtValue, now: u64, cfg: Config) -> i32 {
+pub fn rev_nat(ctx: &TcContext, flow: &Flow, ct: *mut CtValue, cfg: Config) -> i32 {
     // SAFETY: pointer from a successful lookup; copied out.
     let v: CtValue = unsafe { *ct };
     // SAFETY: copied out at once.
@@ -28,6 +28,8 @@ pub fn rev_nat(ctx: &TcContext, flow: &Flow, ct: *mut CtValue, now: u64, cfg: Co
     if !conntrack::reply_is_live(flow, &v, &rn) {
         return OK;
     }
+    // SAFETY: a helper without arguments or preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
     conntrack::touch(ct, flow, now);
     let client = if v.flags & CT_F_HAIRPIN != 0 {
         v.nat_addr

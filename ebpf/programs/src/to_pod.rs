@@ -7,7 +7,7 @@
 //! Replies of a local backend were already rewritten by `skiff_from_pod`
 //! and miss here (their source is the frontend now).
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TcContext};
+use aya_ebpf::programs::TcContext;
 use skiff_common::{stats, CT_DIR_REPLY};
 
 use crate::{
@@ -23,11 +23,7 @@ pub fn run(ctx: &TcContext) -> i32 {
     inc(stats::PACKETS);
     match parse::parse(ctx) {
         Parsed::L4(flow) => match conntrack::lookup(&flow, CT_DIR_REPLY) {
-            Some(ct) => {
-                // SAFETY: a helper without arguments or preconditions.
-                let now = unsafe { bpf_ktime_get_ns() };
-                reply::rev_nat(ctx, &flow, ct, now, config())
-            }
+            Some(ct) => reply::rev_nat(ctx, &flow, ct, config()),
             None => OK,
         },
         Parsed::Malformed => {
