@@ -13,6 +13,7 @@ pub mod keys;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod scheduler;
 pub mod state_machine;
 pub mod types;
 
