@@ -23,6 +23,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the node agent (service proxy) in the current network namespace.
     Agent(AgentArgs),
+    /// Run a control-plane server (store, Kubernetes API, controllers, scheduler).
+    Server(crate::server_cmd::ServerArgs),
+    /// Write a kubeconfig for a server.
+    Kubeconfig(crate::kubeconfig_cmd::KubeconfigArgs),
+    /// Show the store's replicas and the nodes.
+    Status(crate::status_cmd::StatusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -93,8 +99,10 @@ mod tests {
 
     fn agent(args: &[&str]) -> Result<super::AgentArgs, clap::Error> {
         let cli = Cli::try_parse_from([&["skiff", "agent"], args].concat())?;
-        let Command::Agent(a) = cli.command;
-        Ok(a)
+        match cli.command {
+            Command::Agent(a) => Ok(a),
+            other => panic!("parsed {other:?}"),
+        }
     }
 
     #[test]

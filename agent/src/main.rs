@@ -1,7 +1,10 @@
-//! `skiff`: the Skiff binary. For now one subcommand, `skiff agent`.
+//! `skiff`: the Skiff binary: `skiff agent`, `skiff server`, `skiff kubeconfig`, `skiff status`.
 
 mod cli;
+mod kubeconfig_cmd;
 mod run;
+mod server_cmd;
+mod status_cmd;
 
 use std::process::ExitCode;
 
@@ -15,16 +18,44 @@ fn main() -> ExitCode {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();
-            let res = rt
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(run::run(args)));
-            match res {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    log::error!("{}", describe(&e));
-                    ExitCode::FAILURE
-                }
-            }
+            exit(
+                rt.map_err(anyhow::Error::from)
+                    .and_then(|rt| rt.block_on(run::run(args))),
+            )
+        }
+        cli::Command::Server(args) => {
+            init_logging(args.debug);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build();
+            exit(
+                rt.map_err(anyhow::Error::from)
+                    .and_then(|rt| rt.block_on(server_cmd::run(args))),
+            )
+        }
+        cli::Command::Kubeconfig(args) => {
+            init_logging(false);
+            exit(kubeconfig_cmd::run(args))
+        }
+        cli::Command::Status(args) => {
+            init_logging(false);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            exit(
+                rt.map_err(anyhow::Error::from)
+                    .and_then(|rt| rt.block_on(status_cmd::run(args))),
+            )
+        }
+    }
+}
+
+fn exit(res: anyhow::Result<()>) -> ExitCode {
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{}", describe(&e));
+            ExitCode::FAILURE
         }
     }
 }

@@ -5,15 +5,20 @@
 //! [`log_store`] and [`state_machine`] (storage), [`network`] (Raft RPC over HTTP, client and
 //! server), [`node`] (bootstrap, join, the API the API server calls), [`keys`] (key layout).
 
+pub mod alloc;
 pub mod api;
 pub mod command;
+pub mod controllers;
 pub mod db;
+pub mod endpoints;
 pub mod error;
 pub mod keys;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod nodelifecycle;
 pub mod scheduler;
+pub mod server;
 pub mod state_machine;
 pub mod types;
 

@@ -98,6 +98,11 @@ impl ApiClient {
         Self { objects }
     }
 
+    /// The untyped resource logic underneath (controllers working across every kind).
+    pub fn objects(&self) -> &Objects {
+        &self.objects
+    }
+
     pub async fn get<K: Resource + DeserializeOwned>(
         &self,
         ns: Option<&str>,

@@ -56,6 +56,9 @@ async fn dispatch(
             return "ok".into_response()
         }
         "/version" | "/version/" => Ok(ok_json(&discovery::version())),
+        "/skiff/v1/status" => crate::server::status::serve(&app.objects)
+            .await
+            .map(|v| ok_json(&v)),
         "/openapi/v3" | "/openapi/v3/" => Ok(ok_json(&openapi::root())),
         p if p.starts_with("/openapi/v3/") => openapi::group_version(&p["/openapi/v3/".len()..])
             .map(|doc| {

@@ -191,6 +191,7 @@ impl Objects {
         };
         match self.cp.apply(op).await {
             Ok((rev, _)) => {
+                crate::alloc::hooks::written(&self.cp, info.kind, &cur, None).await;
                 let mut gone = cur;
                 meta::set_resource_version(&mut gone, rev);
                 Ok(Deleted::Gone(gone))

@@ -279,11 +279,17 @@ impl Objects {
                     warnings,
                 });
             }
+            let claims =
+                crate::alloc::hooks::before_write(&self.cp, info.kind, None, &mut obj).await?;
             let op = Op::Create {
                 key: key(info, ns, &name),
                 value: stored(&obj),
             };
-            match self.cp.apply(op).await {
+            let applied = self.cp.apply(op).await;
+            if applied.is_err() {
+                claims.rollback(&self.cp).await;
+            }
+            match applied {
                 Ok((rev, _)) => {
                     meta::set_resource_version(&mut obj, rev);
                     return Ok(Written {

@@ -125,6 +125,7 @@ impl Objects {
                 meta::meta_mut(&mut new)
                     .insert("generation".into(), json!(generation.unwrap_or(0) + 1));
             }
+            crate::alloc::hooks::carry(info.kind, &cur, &mut new);
             defaults::default(info.kind, &mut new);
             let mut errs = validation::validate(info, &new);
             if !own_meta {
@@ -139,7 +140,13 @@ impl Objects {
                     warnings,
                 });
             }
-            let op = if ready_to_remove(&new) {
+            let removing = ready_to_remove(&new);
+            let claims = if removing {
+                crate::alloc::service::Claims::default()
+            } else {
+                crate::alloc::hooks::before_write(&self.cp, info.kind, Some(&cur), &mut new).await?
+            };
+            let op = if removing {
                 Op::Delete {
                     key: key.clone(),
                     expected_revision: Some(kv.mod_revision),
@@ -151,7 +158,14 @@ impl Objects {
                     expected_revision: Some(kv.mod_revision),
                 }
             };
-            match self.cp.apply(op).await {
+            let applied = self.cp.apply(op).await;
+            if applied.is_err() {
+                claims.rollback(&self.cp).await;
+            } else {
+                let kept = (!removing).then_some(&new);
+                crate::alloc::hooks::written(&self.cp, info.kind, &cur, kept).await;
+            }
+            match applied {
                 Ok((rev, _)) => {
                     meta::set_resource_version(&mut new, rev);
                     return Ok(Written {

@@ -1,0 +1,202 @@
+//! The workload controllers (kube-controller-manager's share of Skiff): ReplicationController
+//! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), the garbage collector ([`gc`])
+//! and namespace deletion ([`namespace`]).
+//!
+//! The runtime is small: one watched cache per kind ([`cache`]), a de-duplicating work queue
+//! per controller ([`queue`]), and idempotent `reconcile(key)` functions ([`runtime`]) that
+//! never depend on seeing every event (changes of owned objects map to their owner's key,
+//! and every key is requeued periodically). Start everything with [`spawn_all`].
+
+pub mod cache;
+pub mod deployment;
+pub mod gc;
+pub mod namespace;
+pub mod owners;
+pub mod pods;
+pub mod queue;
+pub mod replica_status;
+pub mod replicas;
+pub mod runtime;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::api::registry::{self, ResourceInfo};
+use crate::api::{ApiClient, ApiError};
+use cache::{key_of, Cache};
+use queue::WorkQueue;
+use runtime::{resync, run, Controller};
+
+/// A failed reconcile (retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ControllerError {
+    /// A lost optimistic-concurrency race: expected, retried quietly.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Api(e) if e.code == 409)
+    }
+}
+
+/// The running controllers; dropping the handle stops them.
+pub struct Controllers {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Controllers {
+    /// Stop every controller and reflector (the same as dropping the handle).
+    pub fn shutdown(self) {}
+}
+
+impl Drop for Controllers {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn index_of(api_version: &str, kind: &str) -> usize {
+    registry::RESOURCES
+        .iter()
+        .position(|i| i.kind == kind && i.api_version() == api_version)
+        .expect("kind is served")
+}
+
+/// Enqueue the controller (of `kind`) of an object, or for an orphan every owner candidate
+/// in its namespace (adoption).
+fn to_owner(queue: &Arc<WorkQueue>, owners: &Arc<Cache>, obj: &Value, adopt: bool) {
+    let info: &ResourceInfo = owners.info;
+    match owners::controller_ref(obj) {
+        Some(r) if r.get("kind").and_then(Value::as_str) == Some(info.kind) => {
+            if let (Some(ns), Some(name)) = (
+                owners::namespace(obj),
+                r.get("name").and_then(Value::as_str),
+            ) {
+                queue.add(&format!("{ns}/{name}"));
+            }
+        }
+        Some(_) => {}
+        None if adopt => {
+            for o in owners.list(owners::namespace(obj)) {
+                let sel = replicas::selector(info.kind, &o);
+                if sel.is_some_and(|s| s.matches(obj)) {
+                    queue.add(&key_of(&o));
+                }
+            }
+        }
+        None => {}
+    }
+}
+
+/// Enqueue the changed object itself.
+fn watch_primary(cache: &Arc<Cache>, queue: &Arc<WorkQueue>) {
+    let q = queue.clone();
+    cache.on_change(Arc::new(move |old, new| {
+        if let Some(o) = new.or(old) {
+            q.add(&key_of(o));
+        }
+    }));
+}
+
+/// Map changes of `children` to their owner in `owners`.
+fn watch_owned(children: &Arc<Cache>, owners: &Arc<Cache>, queue: &Arc<WorkQueue>, adopt: bool) {
+    let (q, o) = (queue.clone(), owners.clone());
+    children.on_change(Arc::new(move |old, new| {
+        for obj in [old, new].into_iter().flatten() {
+            to_owner(&q, &o, obj, adopt);
+        }
+    }));
+}
+
+fn start<C: Controller>(
+    tasks: &mut Vec<JoinHandle<()>>,
+    c: C,
+    queue: Arc<WorkQueue>,
+    primary: &Arc<Cache>,
+    caches: Vec<Arc<Cache>>,
+    to_key: fn(&str) -> String,
+) {
+    tasks.push(tokio::spawn(resync(primary.clone(), queue.clone(), to_key)));
+    tasks.push(tokio::spawn(run(Arc::new(c), queue, caches)));
+}
+
+/// Start every controller on the current tokio runtime.
+pub fn spawn_all(client: &ApiClient) -> Controllers {
+    let objects = client.objects().clone();
+    let caches: Vec<Arc<Cache>> = registry::RESOURCES.iter().map(Cache::new).collect();
+    let cache = |av, kind| caches[index_of(av, kind)].clone();
+    let (pods, rcs, rss) = (
+        cache("v1", "Pod"),
+        cache("v1", "ReplicationController"),
+        cache("apps/v1", "ReplicaSet"),
+    );
+    let (deploys, nss) = (cache("apps/v1", "Deployment"), cache("v1", "Namespace"));
+    let mut tasks = Vec::new();
+    let same: fn(&str) -> String = str::to_string;
+
+    for owners in [&rcs, &rss] {
+        let q = WorkQueue::new();
+        watch_primary(owners, &q);
+        watch_owned(&pods, owners, &q, true);
+        let c = replicas::Replicas {
+            objects: objects.clone(),
+            owners: owners.clone(),
+            pods: pods.clone(),
+            expectations: Default::default(),
+        };
+        start(
+            &mut tasks,
+            c,
+            q,
+            owners,
+            vec![owners.clone(), pods.clone()],
+            same,
+        );
+    }
+
+    let q = WorkQueue::new();
+    watch_primary(&deploys, &q);
+    watch_owned(&rss, &deploys, &q, false);
+    let c = deployment::Deployments::new(objects.clone(), deploys.clone(), rss.clone());
+    start(
+        &mut tasks,
+        c,
+        q,
+        &deploys,
+        vec![deploys.clone(), rss.clone()],
+        same,
+    );
+
+    let q = WorkQueue::new();
+    watch_primary(&nss, &q);
+    let c = namespace::Namespaces {
+        objects: objects.clone(),
+        namespaces: nss.clone(),
+    };
+    start(&mut tasks, c, q, &nss, vec![nss.clone()], same);
+
+    let q = WorkQueue::new();
+    let gc = Arc::new(gc::GarbageCollector::new(objects.clone(), caches.clone()));
+    for (idx, c) in caches.iter().enumerate() {
+        let (q, gc) = (q.clone(), gc.clone());
+        c.on_change(Arc::new(move |old, new| {
+            for k in gc.observe(idx, old, new) {
+                q.add(&k);
+            }
+        }));
+    }
+    tasks.push(tokio::spawn(run(gc, q, caches.clone())));
+
+    for c in caches {
+        tasks.push(tokio::spawn(cache::reflect(c, objects.clone())));
+    }
+    Controllers { tasks }
+}

@@ -1,0 +1,119 @@
+//! ownerReferences: reading the controller reference, building one, and the JSON merge
+//! patches that adopt, release or orphan a dependent (with a resourceVersion precondition).
+
+use serde_json::{json, Value};
+
+use crate::api::meta;
+use crate::api::objects::{Objects, WriteOptions};
+use crate::api::patch::PatchType;
+use crate::api::registry::ResourceInfo;
+
+use super::ControllerError;
+
+pub fn uid(obj: &Value) -> &str {
+    meta::str_field(obj, "uid").unwrap_or("")
+}
+
+pub fn namespace(obj: &Value) -> Option<&str> {
+    meta::str_field(obj, "namespace").filter(|n| !n.is_empty())
+}
+
+pub fn owner_refs(obj: &Value) -> Vec<Value> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The owner reference with `controller: true`.
+pub fn controller_ref(obj: &Value) -> Option<Value> {
+    owner_refs(obj)
+        .into_iter()
+        .find(|r| r.get("controller") == Some(&json!(true)))
+}
+
+/// A controller reference to `owner` (blocking its foreground deletion).
+pub fn controller_ref_to(info: &ResourceInfo, owner: &Value) -> Value {
+    json!({
+        "apiVersion": info.api_version(),
+        "kind": info.kind,
+        "name": meta::name(owner),
+        "uid": uid(owner),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+/// Replace the ownerReferences of `obj` by `refs` (conditional on its resourceVersion).
+pub async fn set_owner_refs(
+    objects: &Objects,
+    info: &ResourceInfo,
+    obj: &Value,
+    refs: Vec<Value>,
+) -> Result<Value, ControllerError> {
+    let rv = obj.pointer("/metadata/resourceVersion").cloned();
+    let refs = if refs.is_empty() {
+        Value::Null
+    } else {
+        json!(refs)
+    };
+    let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": rv}});
+    let w = objects
+        .patch(
+            info,
+            namespace(obj),
+            meta::name(obj),
+            PatchType::Merge,
+            &patch,
+            None,
+            WriteOptions::default(),
+        )
+        .await?;
+    Ok(w.object)
+}
+
+/// Drop the references to `owner_uid` from `obj`.
+pub async fn release(
+    objects: &Objects,
+    info: &ResourceInfo,
+    obj: &Value,
+    owner_uid: &str,
+) -> Result<Value, ControllerError> {
+    let refs = owner_refs(obj)
+        .into_iter()
+        .filter(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid))
+        .collect();
+    set_owner_refs(objects, info, obj, refs).await
+}
+
+/// Remove `finalizer` from `obj` (conditional on its resourceVersion).
+pub async fn remove_finalizer(
+    objects: &Objects,
+    info: &ResourceInfo,
+    obj: &Value,
+    finalizer: &str,
+) -> Result<(), ControllerError> {
+    let rest: Vec<String> = meta::finalizers(obj)
+        .into_iter()
+        .filter(|f| f != finalizer)
+        .collect();
+    let rest = if rest.is_empty() {
+        Value::Null
+    } else {
+        json!(rest)
+    };
+    let rv = obj.pointer("/metadata/resourceVersion").cloned();
+    let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": rv}});
+    objects
+        .patch(
+            info,
+            namespace(obj),
+            meta::name(obj),
+            PatchType::Merge,
+            &patch,
+            None,
+            WriteOptions::default(),
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! The status of a ReplicationController or ReplicaSet from its active pods: replicas,
+//! fullyLabeledReplicas, readyReplicas, availableReplicas (minReadySeconds) and
+//! observedGeneration; written only when it changed.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::owners;
+use super::pods::{is_ready, secs_to_available};
+use super::runtime::Action;
+use super::ControllerError;
+use crate::api::objects::{Objects, WriteOptions};
+use crate::api::patch::PatchType;
+use crate::api::registry::{ResourceInfo, Subresource};
+use crate::api::selector::{labels, string_map};
+
+/// The computed status and the seconds until the next pod turns available.
+pub fn compute(owner: &Value, active: &[Value]) -> (Value, Option<i64>) {
+    let min_ready = owner
+        .pointer("/spec/minReadySeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let template_labels = string_map(owner.pointer("/spec/template/metadata/labels"));
+    let now = chrono::Utc::now();
+    let (mut labeled, mut ready, mut available) = (0, 0, 0);
+    let mut next: Option<i64> = None;
+    for pod in active {
+        let l = labels(pod);
+        if template_labels.iter().all(|(k, v)| l.get(k) == Some(v)) {
+            labeled += 1;
+        }
+        if is_ready(pod) {
+            ready += 1;
+        }
+        match secs_to_available(pod, min_ready, now) {
+            Some(0) => available += 1,
+            Some(s) => next = Some(next.map_or(s, |n| n.min(s))),
+            None => {}
+        }
+    }
+    let mut status = json!({
+        "replicas": active.len(),
+        "fullyLabeledReplicas": labeled,
+        "readyReplicas": ready,
+        "availableReplicas": available,
+        "observedGeneration": owner.pointer("/metadata/generation").cloned().unwrap_or(json!(0)),
+    });
+    if let Some(c) = owner.pointer("/status/conditions") {
+        status["conditions"] = c.clone();
+    }
+    (status, next)
+}
+
+fn differs(old: Option<&Value>, new: &Value) -> bool {
+    let Some(o) = new.as_object() else {
+        return false;
+    };
+    o.iter().any(|(k, v)| {
+        let cur = old.and_then(|s| s.get(k)).cloned().unwrap_or(json!(0));
+        &cur != v
+    })
+}
+
+/// Write the status of `owner` if it changed; requeue for pods that turn available later.
+pub async fn update(
+    objects: &Objects,
+    info: &ResourceInfo,
+    owner: &Value,
+    name: &str,
+    active: &[Value],
+) -> Result<Action, ControllerError> {
+    let (status, next) = compute(owner, active);
+    if differs(owner.get("status"), &status) {
+        objects
+            .patch(
+                info,
+                owners::namespace(owner),
+                name,
+                PatchType::Merge,
+                &json!({"status": status}),
+                Some(Subresource::Status),
+                WriteOptions::default(),
+            )
+            .await?;
+    }
+    Ok(match next {
+        Some(s) => Action::RequeueAfter(Duration::from_secs(s.max(1) as u64)),
+        None => Action::Done,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(ready_for: i64) -> Value {
+        let t = (chrono::Utc::now() - chrono::Duration::seconds(ready_for))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        json!({"metadata": {"labels": {"app": "a"}},
+               "status": {"conditions": [{"type": "Ready", "status": "True",
+                                          "lastTransitionTime": t}]}})
+    }
+
+    #[test]
+    fn min_ready_seconds_delays_availability() {
+        let owner = json!({"metadata": {"generation": 2},
+            "spec": {"minReadySeconds": 10, "template": {"metadata": {"labels": {"app": "a"}}}}});
+        let (s, next) = compute(&owner, &[pod(60), pod(2), json!({"metadata": {}})]);
+        assert_eq!(s["replicas"], 3);
+        assert_eq!(s["fullyLabeledReplicas"], 2);
+        assert_eq!(s["readyReplicas"], 2);
+        assert_eq!(s["availableReplicas"], 1);
+        assert_eq!(s["observedGeneration"], 2);
+        assert!(next.is_some_and(|n| (7..=8).contains(&n)), "{next:?}");
+    }
+}

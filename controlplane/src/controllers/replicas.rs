@@ -1,0 +1,181 @@
+//! The ReplicationController and ReplicaSet controller (one implementation for both
+//! kinds): adopt matching orphans, release owned pods that stop matching, create or delete
+//! pods towards `spec.replicas` (creates in slow-start batches), then write the status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::cache::{split_key, Cache};
+use super::owners::{self, controller_ref, controller_ref_to};
+use super::pods::{deletion_order, is_active};
+use super::replica_status;
+use super::runtime::{Action, Controller, Expectations};
+use super::ControllerError;
+use crate::api::meta;
+use crate::api::objects::{DeleteOptions, Deleted, Objects, WriteOptions};
+use crate::api::selector::{string_map, LabelSelector};
+
+/// Most pods created or deleted by one reconcile.
+const BURST: usize = 500;
+/// Re-check a key whose own writes the caches have not shown yet.
+const EXPECTATION_WAIT: Duration = Duration::from_secs(1);
+
+pub struct Replicas {
+    pub objects: Objects,
+    /// ReplicationControllers or ReplicaSets.
+    pub owners: Arc<Cache>,
+    pub pods: Arc<Cache>,
+    pub expectations: Expectations,
+}
+
+/// The pod selector of a ReplicationController (a map) or a ReplicaSet (a LabelSelector).
+pub fn selector(kind: &str, obj: &Value) -> Option<LabelSelector> {
+    let sel = obj.pointer("/spec/selector")?;
+    let s = if kind == "ReplicationController" {
+        LabelSelector::from_map(&string_map(Some(sel)))
+    } else {
+        LabelSelector::from_object(sel)
+    };
+    (!s.is_empty()).then_some(s)
+}
+
+/// A pod from the template of `owner`.
+fn pod_from_template(owner: &Value, oref: Value) -> Value {
+    let t = owner
+        .pointer("/spec/template")
+        .cloned()
+        .unwrap_or(json!({}));
+    let mut m = json!({
+        "generateName": format!("{}-", meta::name(owner)),
+        "ownerReferences": [oref],
+    });
+    for f in ["labels", "annotations"] {
+        if let Some(v) = t.pointer(&format!("/metadata/{f}")) {
+            m[f] = v.clone();
+        }
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": m,
+           "spec": t.get("spec").cloned().unwrap_or(json!({}))})
+}
+
+fn written_rev(obj: &Value) -> u64 {
+    meta::resource_version(obj).ok().flatten().unwrap_or(0)
+}
+
+impl Replicas {
+    /// The owned pods after adopting orphans and releasing non-matching ones.
+    async fn claim(&self, owner: &Value, key: &str) -> Result<Vec<Value>, ControllerError> {
+        let info = self.owners.info;
+        let uid = owners::uid(owner);
+        let sel = selector(info.kind, owner);
+        let pods_info = self.pods.info;
+        let mut owned = Vec::new();
+        for pod in self.pods.list(owners::namespace(owner)) {
+            let matches = sel.as_ref().is_some_and(|s| s.matches(&pod));
+            match controller_ref(&pod) {
+                Some(r) if r.get("uid").and_then(Value::as_str) == Some(uid) => {
+                    if matches {
+                        owned.push(pod);
+                    } else if !meta::is_deleting(&pod) {
+                        let w = owners::release(&self.objects, pods_info, &pod, uid).await?;
+                        self.expectations.expect(key, written_rev(&w));
+                    }
+                }
+                Some(_) => {}
+                None if matches && !meta::is_deleting(&pod) && !meta::is_deleting(owner) => {
+                    let mut refs = owners::owner_refs(&pod);
+                    refs.push(controller_ref_to(info, owner));
+                    let w = owners::set_owner_refs(&self.objects, pods_info, &pod, refs).await?;
+                    self.expectations.expect(key, written_rev(&w));
+                    owned.push(w);
+                }
+                None => {}
+            }
+        }
+        Ok(owned)
+    }
+
+    async fn create_pods(&self, owner: &Value, key: &str, n: usize) -> Result<(), ControllerError> {
+        let ns = owners::namespace(owner);
+        let pod = pod_from_template(owner, controller_ref_to(self.owners.info, owner));
+        let (mut done, mut batch) = (0, 1);
+        while done < n {
+            let size = batch.min(n - done);
+            let writes = (0..size).map(|_| {
+                self.objects
+                    .create(self.pods.info, ns, pod.clone(), WriteOptions::default())
+            });
+            let results = futures_util::future::join_all(writes).await;
+            for r in results {
+                let w = r?;
+                self.expectations.expect(key, written_rev(&w.object));
+            }
+            done += size;
+            batch *= 2;
+        }
+        Ok(())
+    }
+
+    async fn delete_pods(&self, key: &str, pods: &[Value]) -> Result<(), ControllerError> {
+        for pod in pods {
+            let opts = DeleteOptions {
+                precondition_uid: Some(owners::uid(pod).to_string()),
+                ..Default::default()
+            };
+            match self
+                .objects
+                .delete(
+                    self.pods.info,
+                    owners::namespace(pod),
+                    meta::name(pod),
+                    &opts,
+                )
+                .await
+            {
+                Ok(Deleted::Gone(v) | Deleted::Pending(v)) => {
+                    self.expectations.expect(key, written_rev(&v));
+                }
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Controller for Replicas {
+    fn name(&self) -> &'static str {
+        self.owners.info.plural
+    }
+
+    async fn reconcile(&self, key: &str) -> Result<Action, ControllerError> {
+        let Some(owner) = self.owners.get(key) else {
+            return Ok(Action::Done);
+        };
+        if !self.expectations.satisfied(key, &self.pods) {
+            return Ok(Action::RequeueAfter(EXPECTATION_WAIT));
+        }
+        let owned = self.claim(&owner, key).await?;
+        let mut active: Vec<Value> = owned.iter().filter(|p| is_active(p)).cloned().collect();
+        if !meta::is_deleting(&owner) {
+            let want = owner
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1)
+                .max(0) as usize;
+            if active.len() < want {
+                self.create_pods(&owner, key, (want - active.len()).min(BURST))
+                    .await?;
+            } else if active.len() > want {
+                active.sort_by(deletion_order);
+                let surplus = (active.len() - want).min(BURST);
+                self.delete_pods(key, &active[..surplus]).await?;
+                active.drain(..surplus);
+            }
+        }
+        let (_, name) = split_key(key);
+        replica_status::update(&self.objects, self.owners.info, &owner, name, &active).await
+    }
+}

@@ -1,0 +1,192 @@
+//! The EndpointSlice and Endpoints controller: a work queue of Service keys fed by Service
+//! and Pod changes; each sync writes the difference between [`desired`] and the store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::desired::{self, desired, Desired, MANAGED_BY, MANAGED_BY_LABEL, SERVICE_NAME_LABEL};
+use super::reflector::{self, Change, Store};
+use crate::api::client::{DeleteOutcome, Selectors};
+use crate::api::objects::DeleteOptions;
+use crate::api::{ApiClient, ApiError};
+
+/// Full resync period (every Service is synced again).
+const RESYNC: Duration = Duration::from_secs(30);
+
+/// Services affected by a pod change.
+fn services_of(services: &Store<Service>, change: &Change<Pod>) -> Vec<String> {
+    let s = services.read().expect("cache lock");
+    s.iter()
+        .filter(|(_, svc)| {
+            [&change.old, &change.new]
+                .into_iter()
+                .flatten()
+                .any(|p| p.metadata.namespace == svc.metadata.namespace && desired::selects(svc, p))
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// Run the controller until its task is dropped.
+pub async fn run(client: ApiClient) {
+    let (svc_tx, mut svc_rx) = mpsc::unbounded_channel::<Change<Service>>();
+    let (pod_tx, mut pod_rx) = mpsc::unbounded_channel::<Change<Pod>>();
+    let (services, svc_task) = reflector::spawn::<Service>(client.clone(), svc_tx);
+    let (pods, pod_task) = reflector::spawn::<Pod>(client.clone(), pod_tx);
+    let mut dirty: BTreeSet<String> = BTreeSet::new();
+    let mut resync = tokio::time::interval(RESYNC);
+    loop {
+        tokio::select! {
+            Some(c) = svc_rx.recv() => { dirty.insert(c.key); }
+            Some(c) = pod_rx.recv() => dirty.extend(services_of(&services, &c)),
+            _ = resync.tick() => {
+                dirty.extend(services.read().expect("cache lock").keys().cloned());
+            }
+            else => break,
+        }
+        // Drain what is queued before syncing, so a burst of changes syncs once.
+        while let Ok(c) = svc_rx.try_recv() {
+            dirty.insert(c.key);
+        }
+        while let Ok(c) = pod_rx.try_recv() {
+            dirty.extend(services_of(&services, &c));
+        }
+        let mut failed = BTreeSet::new();
+        for key in std::mem::take(&mut dirty) {
+            if let Err(e) = sync(&client, &services, &pods, &key).await {
+                log::warn!("endpoints of {key}: {}", e.message);
+                failed.insert(key);
+            }
+        }
+        if !failed.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            dirty = failed;
+        }
+    }
+    svc_task.abort();
+    pod_task.abort();
+}
+
+/// Reconcile the endpoints of Service `key` (`namespace/name`).
+pub async fn sync(
+    client: &ApiClient,
+    services: &Store<Service>,
+    pods: &Store<Pod>,
+    key: &str,
+) -> Result<(), ApiError> {
+    let Some((ns, name)) = key.split_once('/') else {
+        return Ok(());
+    };
+    let svc = services.read().expect("cache lock").get(key).cloned();
+    let sel = Selectors {
+        labels: format!("{SERVICE_NAME_LABEL}={name},{MANAGED_BY_LABEL}={MANAGED_BY}"),
+        ..Default::default()
+    };
+    let existing = client.list::<EndpointSlice>(Some(ns), &sel).await?.items;
+    let Some(svc) = svc.filter(desired::has_selector) else {
+        for s in existing {
+            delete::<EndpointSlice>(client, ns, s.metadata.name.as_deref().unwrap_or("")).await?;
+        }
+        if services.read().expect("cache lock").get(key).is_none() {
+            delete::<Endpoints>(client, ns, name).await?;
+        }
+        return Ok(());
+    };
+    let want: Desired = {
+        let p = pods.read().expect("cache lock");
+        let prefix = format!("{ns}/");
+        desired(
+            &svc,
+            p.range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(_, v)| v),
+        )
+    };
+    let mut stale: BTreeMap<String, EndpointSlice> = existing
+        .into_iter()
+        .map(|s| (s.metadata.name.clone().unwrap_or_default(), s))
+        .collect();
+    for slice in want.slices {
+        let name = slice.metadata.name.clone().unwrap_or_default();
+        let cur = stale.remove(&name);
+        let same = cur.as_ref().is_some_and(|c| {
+            c.endpoints == slice.endpoints
+                && c.ports == slice.ports
+                && c.metadata.labels == slice.metadata.labels
+        });
+        if !same {
+            write(
+                client,
+                ns,
+                slice,
+                cur.and_then(|c| c.metadata.resource_version),
+            )
+            .await?;
+        }
+    }
+    for name in stale.keys() {
+        delete::<EndpointSlice>(client, ns, name).await?;
+    }
+    let cur = match client.get::<Endpoints>(Some(ns), name).await {
+        Ok(e) => Some(e),
+        Err(e) if e.code == 404 => None,
+        Err(e) => return Err(e),
+    };
+    let same = cur.as_ref().is_some_and(|c| {
+        c.subsets.clone().unwrap_or_default() == want.endpoints.subsets.clone().unwrap_or_default()
+            && c.metadata.labels == want.endpoints.metadata.labels
+    });
+    if !same {
+        write(
+            client,
+            ns,
+            want.endpoints,
+            cur.and_then(|c| c.metadata.resource_version),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Create `obj`, or update it at resource version `rv` when it exists.
+async fn write<K>(
+    client: &ApiClient,
+    ns: &str,
+    mut obj: K,
+    rv: Option<String>,
+) -> Result<(), ApiError>
+where
+    K: k8s_openapi::Resource
+        + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>
+        + Serialize
+        + DeserializeOwned,
+{
+    match rv {
+        None => client.create(Some(ns), &obj).await.map(|_| ()),
+        Some(rv) => {
+            obj.metadata_mut().resource_version = Some(rv);
+            client.update(&obj).await.map(|_| ())
+        }
+    }
+}
+
+async fn delete<K: k8s_openapi::Resource + DeserializeOwned>(
+    client: &ApiClient,
+    ns: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    match client
+        .delete::<K>(Some(ns), name, &DeleteOptions::default())
+        .await
+    {
+        Ok(DeleteOutcome::Gone(_) | DeleteOutcome::Pending(_)) => Ok(()),
+        Err(e) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}

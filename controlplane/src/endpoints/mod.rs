@@ -1,0 +1,16 @@
+//! The endpoints controller: an EndpointSlice (`kubernetes.io/service-name`, IPv4, ports
+//! named like the service's with target ports resolved, conditions from pod readiness and
+//! deletion) and the legacy Endpoints object for every Service with a selector.
+//!
+//! [`reflector`] is the list+watch cache it runs on (also used by node IPAM and node
+//! lifecycle); [`desired`] computes what a Service's endpoints should be; [`controller`]
+//! writes the difference.
+
+pub mod controller;
+pub mod desired;
+pub mod reflector;
+
+pub use controller::run;
+
+#[cfg(test)]
+mod tests;
