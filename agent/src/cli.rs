@@ -71,9 +71,13 @@ pub struct AgentArgs {
     /// Load this BPF object instead of the embedded one.
     #[arg(long)]
     pub bpf_object: Option<PathBuf>,
-    /// Reprogram the maps at least this often even without changes.
+    /// Retry a failed programming pass this often.
     #[arg(long, default_value_t = 2000)]
     pub resync_interval_ms: u64,
+    /// Compare the maps themselves (not the agent's mirror of them) with the
+    /// desired state this often, repairing any drift.
+    #[arg(long, default_value_t = 60_000)]
+    pub audit_interval_ms: u64,
     /// Look for new pod veths this often.
     #[arg(long, default_value_t = 500)]
     pub link_scan_interval_ms: u64,

@@ -1,9 +1,11 @@
 //! The `skiff agent` main loop.
 //!
 //! Every 200 ms: poll the service source; every `--link-scan-interval-ms`:
-//! attach to new pod veths; on a source change (or at least every
-//! `--resync-interval-ms`): reconcile the maps; every
-//! `--ct-gc-interval-ms`: conntrack GC. SIGTERM/SIGINT end the loop and
+//! attach to new pod veths; on a source change: reconcile the maps against
+//! the agent's mirror of them (a failed pass is retried every
+//! `--resync-interval-ms`, and every `--audit-interval-ms` the maps
+//! themselves are read back and repaired); every `--ct-gc-interval-ms`:
+//! conntrack GC. SIGTERM/SIGINT end the loop and
 //! leave maps and links pinned, so the data path keeps running.
 
 use std::time::{Duration, Instant};
@@ -75,6 +77,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         desired: None,
         generation: 0,
         pending: false,
+        synced: false,
         last_error: None,
     };
     lp.sync_links(&mut dp);
@@ -83,8 +86,12 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ms = Duration::from_millis;
-    let (mut last_sync, mut last_links, mut last_gc) =
-        (Instant::now(), Instant::now(), Instant::now());
+    let (mut last_sync, mut last_links, mut last_gc, mut last_audit) = (
+        Instant::now(),
+        Instant::now(),
+        Instant::now(),
+        Instant::now(),
+    );
     loop {
         tokio::select! {
             _ = term.recv() => { log::info!("SIGTERM: exiting; maps and links stay pinned"); break; }
@@ -96,8 +103,16 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             lp.sync_links(&mut dp);
             last_links = Instant::now();
         }
-        let due = lp.pending || last_sync.elapsed() >= ms(args.resync_interval_ms);
-        if due && lp.reconcile(&mut proxy, &mut dp) {
+        // Program on a change, retry after a failure, and audit the maps
+        // themselves now and then; an idle agent does no work per service.
+        let audit = last_audit.elapsed() >= ms(args.audit_interval_ms);
+        if audit {
+            proxy.audit();
+            last_audit = Instant::now();
+        }
+        let retry = !lp.synced && last_sync.elapsed() >= ms(args.resync_interval_ms);
+        if lp.pending || retry || audit {
+            lp.synced = lp.reconcile(&mut proxy, &mut dp);
             last_sync = Instant::now();
         }
         if last_gc.elapsed() >= ms(args.ct_gc_interval_ms) {
@@ -117,6 +132,8 @@ struct Loop<'a> {
     generation: u64,
     /// A new snapshot waits to be programmed.
     pending: bool,
+    /// The last pass left the maps matching the desired state.
+    synced: bool,
     last_error: Option<String>,
 }
 

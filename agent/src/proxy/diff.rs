@@ -30,6 +30,33 @@ pub struct CurrentState {
 }
 
 impl CurrentState {
+    /// The state after `ops` were applied to it: the agent's mirror of what
+    /// it wrote, so a pass need not read every map entry back.
+    pub fn apply(&mut self, ops: &[Op]) {
+        for op in ops {
+            match *op {
+                Op::UpsertBackend(id, b) => {
+                    self.backends.insert(id, b);
+                }
+                Op::UpsertRevNat(id, r) => {
+                    self.rev_nat.insert(id, r);
+                }
+                Op::UpsertService(k, v) => {
+                    self.services.insert(k, v);
+                }
+                Op::DeleteService(k) => {
+                    self.services.remove(&k);
+                }
+                Op::DeleteBackend(id) => {
+                    self.backends.remove(&id);
+                }
+                Op::DeleteRevNat(id) => {
+                    self.rev_nat.remove(&id);
+                }
+            }
+        }
+    }
+
     /// Reads the services, backends and rev-NAT maps.
     pub fn read(maps: &mut dyn ServiceMaps) -> Result<Self, MapOpError> {
         Ok(Self {

@@ -1,4 +1,4 @@
-//! One reconcile pass: read the maps, diff, apply.
+//! One reconcile pass: diff against what the maps hold, apply.
 
 use std::collections::BTreeSet;
 
@@ -7,12 +7,16 @@ use super::conntrack::max_ids_in_conntrack;
 use super::diff::{diff, CurrentState};
 use super::{DesiredState, IdAllocator, L4Addr};
 
-/// The proxy's state between passes: only the id allocator. Everything else
-/// is read back from the maps each pass, so a pass that failed half-way, or
-/// an agent restart, is repaired by the next pass.
+/// The proxy's state between passes: the id allocator and a mirror of what
+/// the maps hold after the last successful pass. Passes diff against the
+/// mirror (no syscall per map entry); the maps themselves are read back
+/// after a failed pass, after a restart, and on [`Proxy::audit`], so a pass
+/// that failed half-way or a map changed behind the agent's back is
+/// repaired by the next pass.
 #[derive(Debug, Default)]
 pub struct Proxy {
     ids: IdAllocator,
+    mirror: Option<CurrentState>,
 }
 
 /// What a successful pass did.
@@ -37,7 +41,15 @@ impl Proxy {
         let mut ids = IdAllocator::seeded(&current);
         let (max_backend, max_rev_nat) = max_ids_in_conntrack(maps)?;
         ids.reserve_up_to(max_backend, max_rev_nat);
-        Ok(Self { ids })
+        // The first pass reads the maps again: they may change between now
+        // and then.
+        Ok(Self { ids, mirror: None })
+    }
+
+    /// Makes the next pass compare with the maps themselves rather than the
+    /// mirror.
+    pub fn audit(&mut self) {
+        self.mirror = None;
     }
 
     /// The id allocator (for inspection).
@@ -51,13 +63,19 @@ impl Proxy {
         desired: &DesiredState,
         maps: &mut dyn ServiceMaps,
     ) -> Result<SyncReport, MapOpError> {
-        let current = CurrentState::read(maps)?;
+        let mut current = match self.mirror.take() {
+            Some(mirror) => mirror,
+            None => CurrentState::read(maps)?,
+        };
         self.ids.observe(&current);
         let ops = diff(desired, &mut self.ids, &current);
         for op in &ops {
             log::debug!("{op}");
         }
+        // On failure the mirror stays unset: the next pass reads the maps.
         apply(&ops, maps)?;
+        current.apply(&ops);
+        self.mirror = Some(current);
         let backends = wanted_backends(desired);
         let frontends: BTreeSet<L4Addr> = desired.frontends.keys().map(|k| k.l4).collect();
         self.ids

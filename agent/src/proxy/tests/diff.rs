@@ -280,3 +280,29 @@ fn the_packet_view_check_catches_a_wrong_order() {
         "a count raised before its slots exist must be caught"
     );
 }
+
+/// Counts map reads: the mirror must spare an idle pass from reading every
+/// entry back, and an audit must read them and repair drift.
+#[test]
+fn passes_diff_against_the_mirror_and_an_audit_repairs_drift() {
+    let mut maps = MemMaps::default();
+    let want = web(&["10.244.0.2", "10.244.0.3"]);
+    let mut proxy = Proxy::default();
+    proxy.reconcile(&want, &mut maps).unwrap();
+
+    // Something outside the agent removes a slot.
+    let slot = FrontendKey {
+        l4: L4Addr::new(Ipv4Addr::new(10, 96, 0, 10), 80, Proto::Tcp),
+        scope: SCOPE_INTERNAL,
+    }
+    .slot_key(1);
+    let saved = maps.services.entries.remove(&slot).unwrap();
+    // A pass against the mirror sees nothing to do...
+    assert_eq!(proxy.reconcile(&want, &mut maps).unwrap().ops, 0);
+    assert!(!maps.services.entries.contains_key(&slot));
+    // ...an audit reads the maps back and puts the slot back.
+    proxy.audit();
+    assert_eq!(proxy.reconcile(&want, &mut maps).unwrap().ops, 1);
+    assert_eq!(maps.services.entries.get(&slot), Some(&saved));
+    check_packet_view(&maps).unwrap();
+}
