@@ -27,11 +27,14 @@ pub mod map_names {
     pub const STATS: &str = "STATS";
 }
 
-/// Default capacities; the agent may override each one at load time.
+/// Default capacities; the agent may override each one at load time. The
+/// service maps allocate on demand, so their caps are generous: a Service
+/// port takes a frontend, one slot per backend and a VIP marker per ClusterIP
+/// (100,000 single-port Services with one backend each: 300,000 entries).
 pub mod defaults {
-    pub const SERVICES_MAX: u32 = 262_144;
-    pub const BACKENDS_MAX: u32 = 262_144;
-    pub const REV_NAT_MAX: u32 = 131_072;
+    pub const SERVICES_MAX: u32 = 1 << 20;
+    pub const BACKENDS_MAX: u32 = 1 << 20;
+    pub const REV_NAT_MAX: u32 = 1 << 19;
     pub const CONNTRACK_MAX: u32 = 524_288;
 }
 

@@ -6,6 +6,7 @@
 //! override with `EbpfLoader::set_max_entries`.
 
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray},
     Global,
@@ -15,14 +16,20 @@ use skiff_common::{
     RevNatId, ServiceKey, ServiceValue, DEFAULT_HAIRPIN_ADDR,
 };
 
+// The service maps allocate entries on demand (`BPF_F_NO_PREALLOC`), so a
+// large cap costs nothing until it is used; conntrack is an LRU, which the
+// kernel always preallocates.
 #[map(name = "SERVICES")]
-pub static SERVICES: HashMap<ServiceKey, ServiceValue> = HashMap::pinned(defaults::SERVICES_MAX, 0);
+pub static SERVICES: HashMap<ServiceKey, ServiceValue> =
+    HashMap::pinned(defaults::SERVICES_MAX, BPF_F_NO_PREALLOC);
 
 #[map(name = "BACKENDS")]
-pub static BACKENDS: HashMap<BackendId, Backend> = HashMap::pinned(defaults::BACKENDS_MAX, 0);
+pub static BACKENDS: HashMap<BackendId, Backend> =
+    HashMap::pinned(defaults::BACKENDS_MAX, BPF_F_NO_PREALLOC);
 
 #[map(name = "REV_NAT")]
-pub static REV_NAT: HashMap<RevNatId, RevNat> = HashMap::pinned(defaults::REV_NAT_MAX, 0);
+pub static REV_NAT: HashMap<RevNatId, RevNat> =
+    HashMap::pinned(defaults::REV_NAT_MAX, BPF_F_NO_PREALLOC);
 
 #[map(name = "CONNTRACK")]
 pub static CONNTRACK: LruHashMap<CtKey, CtValue> = LruHashMap::pinned(defaults::CONNTRACK_MAX, 0);

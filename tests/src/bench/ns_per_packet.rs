@@ -2,14 +2,16 @@
 //! `BPF_PROG_TEST_RUN`, with `services` frontends in the maps.
 //!
 //! The kernel runs all `repeat` iterations on one buffer, so a program that
-//! rewrites the packet would time its own output after the first iteration.
-//! The measured frontend therefore points at itself (backend = VIP:port):
-//! DNAT and reverse NAT rewrite the packet to the bytes it already has, and
-//! every iteration takes the full established-flow path — conntrack hit,
-//! backend lookup, both checksum updates — with the timer read once per
+//! rewrites the packet times its own output from the second iteration on.
+//! The measurement uses that: two frontends A:80 and B:80 are each other's
+//! only backend, so DNAT turns a packet of the flow to A into a packet of
+//! the (established) flow to B and back, and reverse NAT of a reply from A
+//! yields a reply from B and back. Every iteration takes the full
+//! established-flow path — conntrack hit, backend lookup, address and port
+//! rewrites with both checksum updates — and the timer is read once per
 //! million runs. The maps are private to the measurement (their own pin
-//! directory, removed afterwards) and filled with `services` other frontends
-//! so the hash tables have the size under test.
+//! directory, removed afterwards) and hold `services` other frontends so the
+//! hash tables have the size under test.
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
@@ -40,8 +42,10 @@ pub struct PacketCost {
     pub passthrough_ns: f64,
 }
 
-/// The measured frontend, outside the ranges the filler uses.
-const VIP: Ipv4Addr = Ipv4Addr::new(10, 111, 255, 254);
+/// The measured frontends, outside the ranges the filler uses; each is the
+/// other's backend.
+const VIP_A: Ipv4Addr = Ipv4Addr::new(10, 111, 255, 253);
+const VIP_B: Ipv4Addr = Ipv4Addr::new(10, 111, 255, 254);
 const PORT: u16 = 80;
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 9);
 
@@ -80,16 +84,21 @@ pub fn measure(obj: &Path, services: u32) -> Result<PacketCost> {
             .try_into()?;
         prog.load().with_context(|| format!("loading {name}"))?;
     }
-    let request = frame(CLIENT, 40000, VIP, PORT);
-    let reply = frame(VIP, PORT, CLIENT, 40000);
+    let to_a = frame(CLIENT, 40000, VIP_A, PORT);
+    let to_b = frame(CLIENT, 40000, VIP_B, PORT);
+    let reply = frame(VIP_A, PORT, CLIENT, 40000);
     let other = frame(CLIENT, 40000, Ipv4Addr::new(192, 0, 2, 1), PORT);
 
     let from_pod = fd_of(&ebpf, "skiff_from_pod")?;
-    // The first run creates the flow's conntrack entries.
-    let first = test_run(from_pod.as_fd(), &request, 1)?;
-    if first.retval != 0 || first.data != request {
-        bail!("skiff_from_pod did not take the self-pointing frontend's path");
+    // Single runs create both flows' conntrack entries; each must come out
+    // as the other flow's packet.
+    for (input, want) in [(&to_a, &to_b), (&to_b, &to_a)] {
+        let first = test_run(from_pod.as_fd(), input, 1)?;
+        if first.retval != 0 || first.data[26..38] != want[26..38] {
+            bail!("skiff_from_pod did not DNAT between the paired frontends");
+        }
     }
+    let request = to_a;
     let from_pod_ns = f64::from(test_run(from_pod.as_fd(), &request, REPEAT)?.duration_ns);
     let passthrough_ns = f64::from(test_run(from_pod.as_fd(), &other, REPEAT)?.duration_ns);
     let to_pod = fd_of(&ebpf, "skiff_to_pod")?;
@@ -125,7 +134,7 @@ fn take<K: aya::Pod, V: aya::Pod>(ebpf: &mut Ebpf, name: &str) -> Result<HashMap
 }
 
 /// `services` filler frontends (10.112.0.0 onwards, one backend each) and
-/// the measured frontend VIP:PORT whose only backend is itself.
+/// the measured pair A:PORT → B:PORT, B:PORT → A:PORT.
 fn fill(ebpf: &mut Ebpf, services: u32) -> Result<Filled> {
     let mut svc = take::<ServiceKey, ServiceValue>(ebpf, map_names::SERVICES)?;
     let mut backends = take::<u32, Backend>(ebpf, map_names::BACKENDS)?;
@@ -138,12 +147,18 @@ fn fill(ebpf: &mut Ebpf, services: u32) -> Result<Filled> {
         scope: SCOPE_INTERNAL,
         _pad: [0; 2],
     };
-    let vip = ipv4_be(VIP.octets());
-    for i in 0..=services {
-        let (addr, id) = if i == services {
-            (vip, 1)
-        } else {
-            (u32::from_ne_bytes((0x0a70_0000 + i).to_be_bytes()), i + 2)
+    let (a, b) = (ipv4_be(VIP_A.octets()), ipv4_be(VIP_B.octets()));
+    // Ids 1 and 2: A and B, each the other's backend; 3..: the filler.
+    for i in 0..services + 2 {
+        let (addr, id) = match i {
+            0 => (a, 1),
+            1 => (b, 2),
+            _ => (u32::from_ne_bytes((0x0a70_0000 + i).to_be_bytes()), i + 1),
+        };
+        let backend_addr = match id {
+            1 => b,
+            2 => a,
+            _ => addr,
         };
         let front = ServiceValue {
             count: 1,
@@ -159,7 +174,7 @@ fn fill(ebpf: &mut Ebpf, services: u32) -> Result<Filled> {
         svc.insert(key(addr, 0, 0, 0), ServiceValue::default(), 0)?;
         let port = port_be(PORT);
         let backend = Backend {
-            addr,
+            addr: backend_addr,
             port,
             proto: PROTO_TCP,
             flags: 0,
