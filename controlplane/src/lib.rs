@@ -17,6 +17,7 @@ pub mod log_store;
 pub mod network;
 pub mod node;
 pub mod nodelifecycle;
+pub mod pod_status;
 pub mod scheduler;
 pub mod server;
 pub mod state_machine;

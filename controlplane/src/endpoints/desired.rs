@@ -37,15 +37,6 @@ pub fn has_selector(svc: &Service) -> bool {
         .is_some_and(|s| !s.is_empty())
 }
 
-fn pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
-}
-
 /// The ports of the service resolved against `pod` (named target ports through the pod's
 /// container ports; a name the pod does not define leaves that port out).
 fn resolve_ports(svc: &Service, pod: &Pod) -> PortSet {
@@ -140,7 +131,7 @@ pub fn desired<'a>(svc: &Service, pods: impl IntoIterator<Item = &'a Pod>) -> De
                 .and_then(|s| s.pod_ip.clone())
                 .unwrap_or_default();
             let terminating = pod.metadata.deletion_timestamp.is_some();
-            let serving = pod_ready(pod) || publish;
+            let serving = crate::pod_status::is_ready(pod) || publish;
             let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
             let target = ObjectReference {
                 kind: Some("Pod".into()),

@@ -33,15 +33,6 @@ fn tolerated_for(pod: &Pod, taint: &str, default: Duration) -> Option<Duration> 
     }
 }
 
-fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
-}
-
 /// One pass over the pods of `unhealthy` nodes.
 pub async fn pass(client: &ApiClient, cfg: &Config, unhealthy: &[Unhealthy], pods: &[Pod]) {
     let now = chrono::Utc::now();
@@ -54,7 +45,7 @@ pub async fn pass(client: &ApiClient, cfg: &Config, unhealthy: &[Unhealthy], pod
         for pod in on_node {
             let ns = pod.metadata.namespace.clone().unwrap_or_default();
             let name = pod.metadata.name.clone().unwrap_or_default();
-            if is_ready(pod) {
+            if crate::pod_status::is_ready(pod) {
                 mark_not_ready(client, pod, &ns, &name).await;
             }
             if let Some(deleting) = &pod.metadata.deletion_timestamp {
