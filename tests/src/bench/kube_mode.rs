@@ -19,14 +19,21 @@ pub fn row(ctx: &Ctx, mode: &str, count: u32, row: &mut Row) -> Result<()> {
         node_ip: ctx.node.addr(),
     };
     let svcs = ctx.services(count);
-    clear_netfilter(ctx)?;
+    let legacy = mode == "iptables-legacy";
+    clear_netfilter(ctx, legacy)?;
     progress(format!("{mode}: {count} services → node netns"));
     let t0 = Instant::now();
     let netns = ctx.node.netns().path();
     match mode {
-        "iptables" => kube_proxy::apply(
+        // kube-proxy's iptables mode on the nft backend (iptables 1.8's
+        // default) and on the legacy x_tables backend, which many hosts run.
+        "iptables" | "iptables-legacy" => kube_proxy::apply(
             &netns,
-            "iptables-restore",
+            if legacy {
+                "iptables-legacy-restore"
+            } else {
+                "iptables-restore"
+            },
             &[],
             &kube_proxy::iptables_rules(&cluster, &svcs),
             &ctx.scratch.join("iptables.rules"),
@@ -48,10 +55,20 @@ pub fn row(ctx: &Ctx, mode: &str, count: u32, row: &mut Row) -> Result<()> {
     Ok(())
 }
 
-/// Empties netfilter in the node netns: iptables tables, every nft table
-/// (so no hook stays registered), and the conntrack table.
-pub fn clear_netfilter(ctx: &Ctx) -> Result<()> {
+/// Empties netfilter in the node netns: iptables tables (also the legacy
+/// backend's with `legacy`), every nft table (so no hook stays registered),
+/// and the conntrack table.
+pub fn clear_netfilter(ctx: &Ctx, legacy: bool) -> Result<()> {
     let netns = ctx.node.netns().path();
+    if legacy {
+        kube_proxy::apply(
+            &netns,
+            "iptables-legacy-restore",
+            &[],
+            kube_proxy::IPTABLES_CLEAR,
+            &ctx.scratch.join("clear-legacy.rules"),
+        )?;
+    }
     kube_proxy::apply(
         &netns,
         "iptables-restore",
