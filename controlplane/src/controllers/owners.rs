@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::api::meta;
 use crate::api::objects::{Objects, WriteOptions};
 use crate::api::patch::PatchType;
-use crate::api::registry::ResourceInfo;
+use crate::api::registry::{ResourceInfo, Subresource};
 
 use super::ControllerError;
 
@@ -44,6 +44,29 @@ pub fn controller_ref_to(info: &ResourceInfo, owner: &Value) -> Value {
     })
 }
 
+/// Merge-patches `obj` where it lives (its namespace and name), on the
+/// subresource `sub` if given; returns the object as written.
+pub async fn merge_patch(
+    objects: &Objects,
+    info: &ResourceInfo,
+    obj: &Value,
+    patch: &Value,
+    sub: Option<Subresource>,
+) -> Result<Value, ControllerError> {
+    let w = objects
+        .patch(
+            info,
+            namespace(obj),
+            meta::name(obj),
+            PatchType::Merge,
+            patch,
+            sub,
+            WriteOptions::default(),
+        )
+        .await?;
+    Ok(w.object)
+}
+
 /// Replace the ownerReferences of `obj` by `refs` (conditional on its resourceVersion).
 pub async fn set_owner_refs(
     objects: &Objects,
@@ -58,18 +81,7 @@ pub async fn set_owner_refs(
         json!(refs)
     };
     let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": rv}});
-    let w = objects
-        .patch(
-            info,
-            namespace(obj),
-            meta::name(obj),
-            PatchType::Merge,
-            &patch,
-            None,
-            WriteOptions::default(),
-        )
-        .await?;
-    Ok(w.object)
+    merge_patch(objects, info, obj, &patch, None).await
 }
 
 /// Drop the references to `owner_uid` from `obj`.
@@ -104,16 +116,6 @@ pub async fn remove_finalizer(
     };
     let rv = obj.pointer("/metadata/resourceVersion").cloned();
     let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": rv}});
-    objects
-        .patch(
-            info,
-            namespace(obj),
-            meta::name(obj),
-            PatchType::Merge,
-            &patch,
-            None,
-            WriteOptions::default(),
-        )
-        .await?;
+    merge_patch(objects, info, obj, &patch, None).await?;
     Ok(())
 }

@@ -10,8 +10,7 @@ use super::owners;
 use super::pods::{is_ready, secs_to_available};
 use super::runtime::Action;
 use super::ControllerError;
-use crate::api::objects::{Objects, WriteOptions};
-use crate::api::patch::PatchType;
+use crate::api::objects::Objects;
 use crate::api::registry::{ResourceInfo, Subresource};
 use crate::api::selector::{labels, string_map};
 
@@ -67,22 +66,12 @@ pub async fn update(
     objects: &Objects,
     info: &ResourceInfo,
     owner: &Value,
-    name: &str,
     active: &[Value],
 ) -> Result<Action, ControllerError> {
     let (status, next) = compute(owner, active);
     if differs(owner.get("status"), &status) {
-        objects
-            .patch(
-                info,
-                owners::namespace(owner),
-                name,
-                PatchType::Merge,
-                &json!({"status": status}),
-                Some(Subresource::Status),
-                WriteOptions::default(),
-            )
-            .await?;
+        let patch = json!({"status": status});
+        owners::merge_patch(objects, info, owner, &patch, Some(Subresource::Status)).await?;
     }
     Ok(match next {
         Some(s) => Action::RequeueAfter(Duration::from_secs(s.max(1) as u64)),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::cache::{split_key, Cache};
+use super::cache::Cache;
 use super::owners::{self, controller_ref, controller_ref_to};
 use super::pods::{deletion_order, is_active};
 use super::replica_status;
@@ -175,7 +175,6 @@ impl Controller for Replicas {
                 active.drain(..surplus);
             }
         }
-        let (_, name) = split_key(key);
-        replica_status::update(&self.objects, self.owners.info, &owner, name, &active).await
+        replica_status::update(&self.objects, self.owners.info, &owner, &active).await
     }
 }

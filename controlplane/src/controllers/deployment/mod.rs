@@ -18,8 +18,7 @@ use super::owners;
 use super::runtime::{Action, Controller, Expectations};
 use super::ControllerError;
 use crate::api::meta;
-use crate::api::objects::{DeleteOptions, Objects, WriteOptions};
-use crate::api::patch::PatchType;
+use crate::api::objects::{DeleteOptions, Objects};
 use crate::api::registry::Subresource;
 use crate::api::selector::LabelSelector;
 
@@ -79,35 +78,16 @@ impl Deployments {
             }},
             "spec": {"replicas": n},
         });
-        let w = self
-            .objects
-            .patch(
-                self.rss.info,
-                owners::namespace(rs),
-                meta::name(rs),
-                PatchType::Merge,
-                &patch,
-                None,
-                WriteOptions::default(),
-            )
-            .await?;
-        self.expectations.expect(key, written_rev(&w.object));
-        Ok(w.object)
+        let written = owners::merge_patch(&self.objects, self.rss.info, rs, &patch, None).await?;
+        self.expectations.expect(key, written_rev(&written));
+        Ok(written)
     }
 
     async fn write_status(&self, deploy: &Value, status: &Value) -> Result<(), ControllerError> {
         if status::differs(deploy.get("status"), status) {
-            self.objects
-                .patch(
-                    self.deploys.info,
-                    owners::namespace(deploy),
-                    meta::name(deploy),
-                    PatchType::Merge,
-                    &json!({"status": status}),
-                    Some(Subresource::Status),
-                    WriteOptions::default(),
-                )
-                .await?;
+            let patch = json!({"status": status});
+            let status = Some(Subresource::Status);
+            owners::merge_patch(&self.objects, self.deploys.info, deploy, &patch, status).await?;
         }
         Ok(())
     }

@@ -8,7 +8,6 @@ use super::rolling::{fenceposts, new_rs_replicas, scale_down_olds, Counts};
 use super::{hash, replicas, status, written_rev, Deployments};
 use crate::api::meta;
 use crate::api::objects::WriteOptions;
-use crate::api::patch::PatchType;
 use crate::controllers::owners::{self, controller_ref_to};
 use crate::controllers::runtime::Action;
 use crate::controllers::ControllerError;
@@ -43,42 +42,21 @@ impl Deployments {
             hash::DESIRED: desired.to_string(),
             hash::MAX: (desired + surge).to_string(),
         });
-        let ns = owners::namespace(deploy);
         let rs = match new {
             Some(rs) if hash::revision(&rs) >= next_rev => rs,
             Some(rs) => {
                 let patch = json!({"metadata": {"annotations": annotations}});
-                let w = self
-                    .objects
-                    .patch(
-                        self.rss.info,
-                        ns,
-                        meta::name(&rs),
-                        PatchType::Merge,
-                        &patch,
-                        None,
-                        WriteOptions::default(),
-                    )
-                    .await?;
-                self.expectations.expect(key, written_rev(&w.object));
-                w.object
+                let written =
+                    owners::merge_patch(&self.objects, self.rss.info, &rs, &patch, None).await?;
+                self.expectations.expect(key, written_rev(&written));
+                written
             }
             None => self.create_new(key, deploy, annotations, initial).await?,
         };
         let rev = hash::revision(&rs);
         if hash::revision(deploy) != rev {
             let patch = json!({"metadata": {"annotations": {hash::REVISION: rev.to_string()}}});
-            self.objects
-                .patch(
-                    self.deploys.info,
-                    ns,
-                    meta::name(deploy),
-                    PatchType::Merge,
-                    &patch,
-                    None,
-                    WriteOptions::default(),
-                )
-                .await?;
+            owners::merge_patch(&self.objects, self.deploys.info, deploy, &patch, None).await?;
         }
         Ok(rs)
     }
