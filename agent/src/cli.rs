@@ -37,8 +37,12 @@ pub struct AgentArgs {
     #[arg(long, value_parser = parse_node_name)]
     pub node_name: String,
     /// Directory of YAML manifests (v1 Services, discovery.k8s.io/v1 EndpointSlices).
-    #[arg(long, required_unless_present_any = ["teardown", "stats"])]
+    #[arg(long, required_unless_present_any = ["teardown", "stats", "server"])]
     pub manifests: Option<PathBuf>,
+    /// Watch Services and EndpointSlices from the control plane's agent API
+    /// (`host:port` of `skiff server --agent-listen`) instead of --manifests.
+    #[arg(long, conflicts_with = "manifests")]
+    pub server: Option<String>,
     /// Attach to every interface whose name starts with this.
     #[arg(long, default_value = "lxc")]
     pub pod_veth_prefix: String,
@@ -139,6 +143,14 @@ mod tests {
         .unwrap();
         assert_eq!((a.map_size_services, a.map_size_conntrack), (64, 128));
         assert_eq!(a.tc_mode, skiff_agent::dataplane::TcMode::Netlink);
+    }
+
+    #[test]
+    fn server_replaces_manifests() {
+        let a = agent(&["--node-name", "n1", "--server", "10.0.0.1:6444"]).unwrap();
+        assert_eq!(a.server.as_deref(), Some("10.0.0.1:6444"));
+        assert!(a.manifests.is_none());
+        assert!(agent(&["--node-name", "n1", "--server", "a:1", "--manifests", "/m"]).is_err());
     }
 
     #[test]

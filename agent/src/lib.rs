@@ -4,8 +4,10 @@
 //! - [`proxy`]: pure code (no root) that turns Services and EndpointSlices
 //!   into map contents and programs them in a safe order;
 //! - [`dataplane`]: loading, pinning and attaching the BPF programs (root);
-//! - [`source`]: where Services and EndpointSlices come from.
+//! - [`source`]: where Services and EndpointSlices come from;
+//! - [`cpclient`]: the client of the control plane's agent API (gRPC).
 
+pub mod cpclient;
 pub mod dataplane;
 pub mod proxy;
 pub mod source;

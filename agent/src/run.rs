@@ -1,6 +1,7 @@
 //! The `skiff agent` main loop.
 //!
-//! Every 200 ms: poll the service source; every `--link-scan-interval-ms`:
+//! Every 200 ms: poll the service source (a manifest directory, or the
+//! control plane's WatchServices stream with `--server`); every `--link-scan-interval-ms`:
 //! attach to new pod veths; on a source change: reconcile the maps against
 //! the agent's mirror of them (a failed pass is retried every
 //! `--resync-interval-ms`, and every `--audit-interval-ms` the maps
@@ -17,7 +18,7 @@ use skiff_agent::dataplane::{
 };
 use skiff_agent::proxy::conntrack::{gc_conntrack, monotonic_now_ns, CtTimeouts};
 use skiff_agent::proxy::{translate, DesiredState, Proxy, TranslateInput};
-use skiff_agent::source::{ManifestDir, ServiceSource};
+use skiff_agent::source::{ControlPlaneSource, ManifestDir, ServiceSource};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::AgentArgs;
@@ -43,10 +44,26 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let manifests = args.manifests.clone().context("--manifests is required")?;
-    if !manifests.is_dir() {
-        bail!("--manifests {}: not a directory", manifests.display());
-    }
+    let (source, source_name): (Box<dyn ServiceSource>, String) =
+        match (&args.server, &args.manifests) {
+            (Some(addr), _) => {
+                log::info!("services from the control plane at {addr}");
+                (
+                    Box::new(ControlPlaneSource::start(addr)),
+                    format!("control plane {addr}"),
+                )
+            }
+            (None, Some(dir)) => {
+                if !dir.is_dir() {
+                    bail!("--manifests {}: not a directory", dir.display());
+                }
+                (
+                    Box::new(ManifestDir::new(dir.clone())),
+                    "manifests".to_string(),
+                )
+            }
+            (None, None) => bail!("--manifests or --server is required"),
+        };
     let opts = LoadOptions {
         dirs: dirs.clone(),
         sizes: MapSizes {
@@ -73,7 +90,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let mut proxy = Proxy::recover(&mut dp.maps).context("reading the pinned maps")?;
     let mut lp = Loop {
         args: &args,
-        source: ManifestDir::new(manifests),
+        source,
+        source_name,
         desired: None,
         generation: 0,
         pending: false,
@@ -125,7 +143,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
 
 struct Loop<'a> {
     args: &'a AgentArgs,
-    source: ManifestDir,
+    source: Box<dyn ServiceSource>,
+    /// For logs: "manifests" or "control plane <addr>".
+    source_name: String,
     /// The last good translation; `None` until the source first succeeds
     /// (so a broken source at startup never wipes the pinned state).
     desired: Option<DesiredState>,
@@ -156,13 +176,17 @@ impl Loop<'_> {
                 self.desired = Some(translate(input));
                 self.pending = true;
                 log::debug!(
-                    "manifests: {} services, {} endpointslices",
+                    "{}: {} services, {} endpointslices",
+                    self.source_name,
                     snap.services.len(),
                     snap.slices.len()
                 );
             }
             Ok(None) => {}
-            Err(e) => self.error(format!("manifests: {e}; keeping the last good state")),
+            Err(e) => {
+                let msg = format!("{}: {e}; keeping the last good state", self.source_name);
+                self.error(msg)
+            }
         }
     }
 

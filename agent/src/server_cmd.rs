@@ -20,8 +20,11 @@ pub struct ServerArgs {
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
     /// Raft address (replication between servers).
-    #[arg(long, default_value = "127.0.0.1:6444")]
+    #[arg(long, default_value = "127.0.0.1:6445")]
     pub raft_listen: SocketAddr,
+    /// Agent API address (gRPC: node registration, heartbeats, pod and service watches).
+    #[arg(long, default_value = "0.0.0.0:6444")]
+    pub agent_listen: SocketAddr,
     /// Raft address other servers use for this one (default: the bound address).
     #[arg(long)]
     pub raft_advertise: Option<String>,
@@ -67,6 +70,7 @@ fn parse_range(s: &str) -> Result<(u16, u16), String> {
 impl ServerArgs {
     fn config(&self) -> ServerConfig {
         let mut cfg = ServerConfig::new(&self.data_dir, self.listen, self.raft_listen);
+        cfg.agent_listen = self.agent_listen;
         cfg.raft_advertise = self.raft_advertise.clone();
         cfg.node_id = self.node_id;
         cfg.join = self.join.clone();
@@ -93,8 +97,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     log::info!("skiff server: data dir {}", args.data_dir.display());
     let server = Server::start(args.config()).await?;
     log::info!(
-        "skiff server ready: Kubernetes API on http://{} (run `skiff kubeconfig`)",
-        server.api_addr()
+        "skiff server ready: Kubernetes API on http://{} (run `skiff kubeconfig`), agent API on {}",
+        server.api_addr(),
+        server.agent_addr()
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;

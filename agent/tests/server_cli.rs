@@ -53,6 +53,8 @@ fn start(data: &Path, extra: &[&str]) -> ServerProc {
             "127.0.0.1:0",
             "--raft-listen",
             "127.0.0.1:0",
+            "--agent-listen",
+            "127.0.0.1:0",
         ])
         .arg("--data-dir")
         .arg(data)

@@ -5,6 +5,7 @@
 //! [`log_store`] and [`state_machine`] (storage), [`network`] (Raft RPC over HTTP, client and
 //! server), [`node`] (bootstrap, join, the API the API server calls), [`keys`] (key layout).
 
+pub mod agentapi;
 pub mod alloc;
 pub mod api;
 pub mod command;

@@ -1,8 +1,9 @@
 //! Where Services and EndpointSlices come from.
 //!
-//! For now a directory of manifests ([`ManifestDir`]); the control-plane
-//! watch will implement the same trait.
+//! A directory of manifests ([`ManifestDir`]) or the control plane's
+//! `WatchServices` stream ([`ControlPlaneSource`]), behind one trait.
 
+mod controlplane;
 mod manifests;
 
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+pub use controlplane::ControlPlaneSource;
 pub use manifests::ManifestDir;
 
 /// Every Service and EndpointSlice the source knows, at one point in time.
@@ -43,4 +45,6 @@ pub enum SourceError {
         #[source]
         source: serde_yaml::Error,
     },
+    #[error("control plane at {addr}: {message}")]
+    ControlPlane { addr: String, message: String },
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use crate::agentapi::{self, AgentApiServer};
 use crate::alloc::{self, RangeError, Ranges};
 use crate::api::{self, ApiError, ApiServer, ServeError};
 use crate::nodelifecycle;
@@ -27,6 +28,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The Raft service (port 0: a free one).
     pub raft_listen: SocketAddr,
+    /// The agent API, gRPC (port 0: a free one; default: a free port on the API's address).
+    pub agent_listen: SocketAddr,
     /// Raft address peers use (default: the bound one).
     pub raft_advertise: Option<String>,
     pub node_id: u64,
@@ -39,6 +42,8 @@ pub struct ServerConfig {
     pub lifecycle: nodelifecycle::Config,
     /// Faster Raft timings (tests).
     pub fast_raft: bool,
+    /// Store events kept for watches to resume from (`None`: the store's default).
+    pub watch_history: Option<usize>,
 }
 
 impl ServerConfig {
@@ -47,6 +52,7 @@ impl ServerConfig {
             data_dir: data_dir.into(),
             listen,
             raft_listen,
+            agent_listen: SocketAddr::new(listen.ip(), 0),
             raft_advertise: None,
             node_id: 1,
             join: None,
@@ -54,6 +60,7 @@ impl ServerConfig {
             ranges: Ranges::default(),
             lifecycle: nodelifecycle::Config::default(),
             fast_raft: false,
+            watch_history: None,
         }
     }
 }
@@ -71,6 +78,8 @@ pub enum ServerError {
     Ranges(#[from] RangeError),
     #[error(transparent)]
     Serve(#[from] ServeError),
+    #[error(transparent)]
+    AgentApi(#[from] agentapi::serve::BindError),
     #[error("creating the kubernetes Service: {0}")]
     KubernetesService(#[source] ApiError),
 }
@@ -79,6 +88,7 @@ pub enum ServerError {
 pub struct Server {
     cp: Arc<ControlPlane>,
     api: ApiServer,
+    agent_api: AgentApiServer,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -87,6 +97,9 @@ impl Server {
     pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
         let mut node = NodeConfig::new(cfg.node_id, cfg.data_dir.join("store"), cfg.raft_listen);
         node.advertise = cfg.raft_advertise.clone();
+        if let Some(n) = cfg.watch_history {
+            node.watch_history = n;
+        }
         if cfg.fast_raft {
             node.heartbeat = Duration::from_millis(50);
             node.election_timeout = (Duration::from_millis(150), Duration::from_millis(300));
@@ -121,6 +134,7 @@ impl Server {
         let cp = Arc::new(cp);
         let api = api::serve(cp.clone(), cfg.listen).await?;
         let client = api.client();
+        let agent_api = agentapi::serve(client.clone(), cfg.agent_listen).await?;
         cfg.ranges.store(&cp).await?;
         log::info!(
             "allocation: services {}, node ports {}-{}, pods {} (/{} per node)",
@@ -149,12 +163,22 @@ impl Server {
             cfg.lifecycle,
             api_endpoint,
         ))];
-        Ok(Server { cp, api, tasks })
+        Ok(Server {
+            cp,
+            api,
+            agent_api,
+            tasks,
+        })
     }
 
     /// The Kubernetes API address.
     pub fn api_addr(&self) -> SocketAddr {
         self.api.local_addr()
+    }
+
+    /// The agent API (gRPC) address.
+    pub fn agent_addr(&self) -> SocketAddr {
+        self.agent_api.local_addr()
     }
 
     pub fn api(&self) -> &ApiServer {
@@ -165,7 +189,7 @@ impl Server {
         &self.cp
     }
 
-    /// Stop the controllers, the API server and the store (its files can be reopened).
+    /// Stop the controllers, the agent API, the API server and the store (its files can be reopened).
     pub async fn shutdown(mut self) {
         for t in &self.tasks {
             t.abort();
@@ -173,6 +197,7 @@ impl Server {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
+        self.agent_api.shutdown().await;
         self.api.shutdown().await;
         // Ending the store's watches ends the streams that hold it; aborted tasks drop
         // their clients as the runtime reaps them.
