@@ -6,8 +6,10 @@
 //! - [`dataplane`]: loading, pinning and attaching the BPF programs (root);
 //! - [`source`]: where Services and EndpointSlices come from;
 //! - [`cpclient`]: the client of the control plane's agent API (gRPC).
+//! - [`sandbox`]: pod network namespaces, veths, IPAM, routes (root).
 
 pub mod cpclient;
 pub mod dataplane;
 pub mod proxy;
+pub mod sandbox;
 pub mod source;

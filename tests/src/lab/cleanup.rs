@@ -14,6 +14,10 @@ use super::{names, LabError};
 /// Where the agent pins its maps and links, one directory per node name.
 pub const BPFFS_DIR: &str = "/sys/fs/bpf/skiff";
 
+/// Where the agent binds pod network namespaces (`sandbox::DEFAULT_NETNS_DIR`);
+/// tests name their pods `<lab>-<name>`, so a lab's entries are found by name.
+pub const SANDBOX_NETNS_DIR: &str = "/run/skiff/netns";
+
 /// Live labs of this process and the processes they started.
 static REGISTRY: Mutex<BTreeMap<String, Vec<Proc>>> = Mutex::new(BTreeMap::new());
 static HANDLER: Once = Once::new();
@@ -113,6 +117,12 @@ pub fn teardown(lab: &str) {
             run_quiet(Command::new("ip").args(["netns", "del", name]));
         }
     }
+    // Pod netns bound by the agent's sandbox code for this lab's pods.
+    for name in list_dir(Path::new(SANDBOX_NETNS_DIR)) {
+        if names::belongs_to(&name, lab) {
+            unbind_netns(&Path::new(SANDBOX_NETNS_DIR).join(name));
+        }
+    }
     // Pin dirs of agents that ran as lab nodes, and temp dirs (manifests).
     for base in [Path::new(BPFFS_DIR).to_path_buf(), std::env::temp_dir()] {
         for dir in list_dir(&base) {
@@ -133,6 +143,7 @@ pub fn cleanup_stale(all: bool) -> Vec<String> {
     let mut labs: Vec<String> = list_netns()
         .into_iter()
         .chain(list_dir(Path::new(BPFFS_DIR)))
+        .chain(list_dir(Path::new(SANDBOX_NETNS_DIR)))
         .chain(list_dir(&std::env::temp_dir()))
         .filter_map(|n| names::parse(&n))
         .filter(|n| all || !names::pid_alive(n.pid))
@@ -158,6 +169,19 @@ fn list_dir(dir: &Path) -> Vec<String> {
     entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect()
+}
+
+/// Unmounts a bound netns file and removes it.
+fn unbind_netns(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) {
+        // SAFETY: plain syscall on a NUL-terminated path; failure (not a
+        // mount) is fine, the file is removed below either way.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+    if let Err(e) = std::fs::remove_file(path) {
+        eprintln!("skiff lab: removing {}: {e}", path.display());
+    }
 }
 
 /// Kills every process living in netns `name` (e.g. left by a dead run).

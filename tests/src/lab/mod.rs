@@ -74,6 +74,7 @@ pub struct LabBuilder {
     pod_cidr_base: [u8; 4],
     underlay: [u8; 4],
     service_cidr: (Ipv4Addr, u8),
+    peer_routes: bool,
 }
 
 impl Default for LabBuilder {
@@ -83,6 +84,7 @@ impl Default for LabBuilder {
             pod_cidr_base: [10, 244, 0, 0],
             underlay: [192, 168, 200, 0],
             service_cidr: (Ipv4Addr::new(10, 96, 0, 0), 12),
+            peer_routes: true,
         }
     }
 }
@@ -109,6 +111,14 @@ impl LabBuilder {
     /// Service CIDR; only stored for users of the lab (VIPs are not routed).
     pub fn service_cidr(mut self, base: [u8; 4], prefix_len: u8) -> Self {
         self.service_cidr = (Ipv4Addr::from(base), prefix_len);
+        self
+    }
+
+    /// Whether each node gets routes to the other nodes' pod /24s (default
+    /// yes); without them a test programs its own (e.g. the agent's
+    /// `sandbox::Routes`).
+    pub fn peer_routes(mut self, on: bool) -> Self {
+        self.peer_routes = on;
         self
     }
 
@@ -150,8 +160,10 @@ impl LabBuilder {
             let pod_cidr = Ipv4Addr::new(a, b, c + i as u8, 0);
             nodes.push(Node::create(prefix, i, &underlay, pod_cidr)?);
         }
-        for node in &nodes {
-            node.route_to_peers(&nodes)?;
+        if self.peer_routes {
+            for node in &nodes {
+                node.route_to_peers(&nodes)?;
+            }
         }
         Ok(Lab {
             prefix: prefix.to_owned(),
