@@ -29,6 +29,8 @@ pub enum Command {
     Kubeconfig(crate::kubeconfig_cmd::KubeconfigArgs),
     /// Show the store's replicas and the nodes.
     Status(crate::status_cmd::StatusArgs),
+    /// The node's image store: import archives, list images.
+    Image(crate::image_cmd::ImageArgs),
 }
 
 #[derive(Debug, Args)]

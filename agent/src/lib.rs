@@ -5,11 +5,15 @@
 //!   into map contents and programs them in a safe order;
 //! - [`dataplane`]: loading, pinning and attaching the BPF programs (root);
 //! - [`source`]: where Services and EndpointSlices come from;
-//! - [`cpclient`]: the client of the control plane's agent API (gRPC).
-//! - [`sandbox`]: pod network namespaces, veths, IPAM, routes (root).
+//! - [`cpclient`]: the client of the control plane's agent API (gRPC);
+//! - [`sandbox`]: pod network namespaces, veths, IPAM, routes (root);
+//! - [`image`]: the node-local image store;
+//! - [`runtime`]: containers in their own namespaces and cgroups (root).
 
 pub mod cpclient;
 pub mod dataplane;
+pub mod image;
 pub mod proxy;
 pub mod sandbox;
+pub mod runtime;
 pub mod source;

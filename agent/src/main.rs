@@ -1,6 +1,7 @@
 //! `skiff`: the Skiff binary: `skiff agent`, `skiff server`, `skiff kubeconfig`, `skiff status`.
 
 mod cli;
+mod image_cmd;
 mod kubeconfig_cmd;
 mod run;
 mod server_cmd;
@@ -36,6 +37,10 @@ fn main() -> ExitCode {
         cli::Command::Kubeconfig(args) => {
             init_logging(false);
             exit(kubeconfig_cmd::run(args))
+        }
+        cli::Command::Image(args) => {
+            init_logging(false);
+            exit(image_cmd::run(args))
         }
         cli::Command::Status(args) => {
             init_logging(false);

@@ -1,4 +1,4 @@
-//! Skiff's developer tasks: `cargo xtask <setup|build|test|demo|lab|bench>`.
+//! Skiff's developer tasks: `cargo xtask <setup|build|test|demo|images|lab|bench>`.
 //!
 //! xtask depends on no other workspace crate: it has to compile on a fresh
 //! machine before the BPF toolchain exists. It drives cargo and the built
@@ -7,6 +7,7 @@
 mod bench;
 mod build;
 mod cmd;
+mod images;
 mod lab;
 mod setup;
 mod test;
@@ -30,6 +31,8 @@ enum Command {
     Test(test::Args),
     /// Show the ClusterIP data path on a lab: a Service over three echo pods.
     Demo(lab::DemoArgs),
+    /// Build the test images (busybox, optionally skiff-echo) and import them.
+    Images(images::Args),
     /// Bring a netns lab up or down (runs `skiff-lab`).
     Lab(lab::Args),
     /// Benchmarks (runs `skiff-bench` in release mode).
@@ -43,6 +46,7 @@ fn main() {
         Command::Build(args) => build::run(&args).map(|_| ()),
         Command::Test(args) => test::run(&args),
         Command::Demo(args) => lab::demo(&args),
+        Command::Images(args) => images::run(&args),
         Command::Lab(args) => lab::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
