@@ -2,102 +2,13 @@
 //! the real `kubectl` and `skiff status`; SIGTERM stops it cleanly and a restart resumes
 //! from its data directory.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+mod server_proc;
+
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const SKIFF: &str = env!("CARGO_BIN_EXE_skiff");
-const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("skiff-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running `skiff server`, killed on drop.
-struct ServerProc {
-    child: Child,
-    url: String,
-    /// The Raft address (for `--join`).
-    raft: String,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data: &Path, extra: &[&str]) -> ServerProc {
-    let mut child = Command::new(SKIFF)
-        .args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--raft-listen",
-            "127.0.0.1:0",
-            "--agent-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--fast-raft", "--node-grace-s", "5"])
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start skiff server");
-    let (tx, lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("server: {line}");
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + DEADLINE;
-    let mut raft = String::new();
-    let url = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = lines.recv_timeout(left).expect("server ready line");
-        if let Some(i) = line
-            .find(" serving on ")
-            .filter(|_| line.contains("replica"))
-        {
-            raft = line[i + " serving on ".len()..].trim().to_string();
-        }
-        if let Some(i) = line.find("Kubernetes API on http://") {
-            let rest = &line[i + "Kubernetes API on ".len()..];
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    ServerProc {
-        child,
-        url,
-        raft,
-        lines,
-    }
-}
+use server_proc::{start, ServerProc, TempDir, DEADLINE, SKIFF};
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run command");
@@ -148,7 +59,7 @@ fn terminate(mut p: ServerProc) {
 fn server_kubeconfig_kubectl_status_and_restart() {
     let dir = TempDir::new("server-cli");
     let data = dir.0.join("data");
-    let server = start(&data, &[]);
+    let server = start("server", &data, &[]);
     let kc = dir.0.join("kube").join("config");
     run(Command::new(SKIFF)
         .args(["kubeconfig", "--server", &server.url, "-o"])
@@ -198,7 +109,7 @@ fn server_kubeconfig_kubectl_status_and_restart() {
     terminate(server);
 
     // Restart from the data directory: the state is there.
-    let server = start(&data, &[]);
+    let server = start("server", &data, &[]);
     run(Command::new(SKIFF)
         .args(["kubeconfig", "--server", &server.url, "-o"])
         .arg(&kc));
@@ -210,9 +121,10 @@ fn server_kubeconfig_kubectl_status_and_restart() {
 #[test]
 fn a_second_server_joins_and_serves_the_same_cluster() {
     let dir = TempDir::new("server-join");
-    let first = start(&dir.0.join("a"), &[]);
+    let first = start("a", &dir.0.join("a"), &[]);
     assert!(!first.raft.is_empty());
     let second = start(
+        "b",
         &dir.0.join("b"),
         &["--node-id", "2", "--join", first.raft.as_str()],
     );

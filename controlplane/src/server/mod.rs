@@ -84,6 +84,35 @@ pub enum ServerError {
     KubernetesService(#[source] ApiError),
 }
 
+/// Wait until the store has a leader. A replica restarted alone (a whole cluster coming
+/// back one server at a time) waits here for a quorum of its peers instead of failing: it
+/// already serves Raft, so its votes count.
+async fn wait_for_leader(cp: &ControlPlane) {
+    let mut metrics = cp.raft().metrics();
+    let started = std::time::Instant::now();
+    let mut next_note = Duration::from_secs(2);
+    loop {
+        if let Some(leader) = metrics.borrow().current_leader {
+            if started.elapsed() >= Duration::from_secs(2) {
+                log::info!("store: leader is replica {leader}");
+            }
+            return;
+        }
+        // Woken by every change of the Raft metrics; the timeout only paces the notes.
+        match tokio::time::timeout(Duration::from_secs(1), metrics.changed()).await {
+            Ok(Err(_)) => return, // Raft stopped: the next store call reports why.
+            Ok(Ok(())) | Err(_) => {}
+        }
+        if started.elapsed() >= next_note {
+            log::info!(
+                "store: waiting for a leader ({}s): a quorum of replicas must be up",
+                started.elapsed().as_secs()
+            );
+            next_note += Duration::from_secs(5);
+        }
+    }
+}
+
 /// A running server; stop it with [`Server::shutdown`].
 pub struct Server {
     cp: Arc<ControlPlane>,
@@ -131,6 +160,7 @@ impl Server {
                 cp.bootstrap().await.map_err(ServerError::Bootstrap)?;
             }
         }
+        wait_for_leader(&cp).await;
         let cp = Arc::new(cp);
         let api = api::serve(cp.clone(), cfg.listen).await?;
         let client = api.client();
