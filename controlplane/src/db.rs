@@ -1,7 +1,9 @@
 //! The redb database that holds one replica's Raft log and state machine.
 //!
-//! Every write transaction is committed with redb's default `Durability::Immediate`: when
-//! `commit` returns, the data is fsync'd. Nothing is acknowledged to Raft before that.
+//! Raft log transactions (appends, votes, truncations, purges) and snapshots are committed
+//! with `Durability::Immediate`: when `commit` returns, the data is fsync'd, and nothing is
+//! acknowledged to Raft before that. State-machine apply batches are committed with
+//! `Durability::None` and become durable with the next log commit (see `state_machine`).
 
 #![expect(
     clippy::result_large_err,
@@ -23,8 +25,13 @@ pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_l
 pub(crate) const LOG_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_log_meta");
 /// The object store: key → JSON-encoded `StoredValue`.
 pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
-/// State-machine metadata: [`LAST_APPLIED`], [`MEMBERSHIP`], [`SNAPSHOT_META`], [`SNAPSHOT_DATA`].
+/// State-machine metadata: [`LAST_APPLIED`], [`MEMBERSHIP`], [`SNAPSHOT_META`] (and
+/// [`SNAPSHOT_DATA`] in stores written before [`SNAPSHOT`] existed).
 pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
+/// The current snapshot's bytes under [`SNAPSHOT_DATA`]. A table of its own: every apply
+/// rewrites the `SM_META` leaf holding the last applied id, and a multi-megabyte snapshot
+/// in that leaf would be copied with it on every write.
+pub(crate) const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_snapshot");
 
 pub(crate) const VOTE: &str = "vote";
 pub(crate) const COMMITTED: &str = "committed";
@@ -55,6 +62,7 @@ pub fn open(dir: &Path) -> Result<Arc<Database>, Error> {
         txn.open_table(LOG_META)?;
         txn.open_table(KV)?;
         txn.open_table(SM_META)?;
+        txn.open_table(SNAPSHOT)?;
         txn.commit()?;
         Ok(())
     };

@@ -1,13 +1,17 @@
 //! `cargo xtask bench dataplane [--quick]`: release build, then
 //! `skiff-bench dataplane` as root. `cargo xtask bench scheduler`: release
 //! build, then `skiff-sched-bench` (simulated nodes; no root needed).
+//! `cargo xtask bench store`: release build of `skiff` and `skiff-store-bench`
+//! only, then Skiff's store against etcd 3.4 (no root needed).
 
+use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::build;
-use crate::cmd;
+use crate::cmd::{self, progress};
+use crate::setup;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -33,6 +37,14 @@ enum Which {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         extra: Vec<String>,
     },
+    /// Store: ConfigMap creates/s and p50/p99 through Skiff's API vs etcd
+    /// 3.4 KV Put of the same bytes, 1 and 3 replicas, concurrency 1/16/256.
+    Store {
+        /// More arguments for `skiff-store-bench` (`--secs`, `--max-writes`,
+        /// `--concurrency`, `--replicas`, `--systems`, ...).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        extra: Vec<String>,
+    },
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -44,7 +56,46 @@ pub fn run(args: &Args) -> Result<()> {
             c.args(extra).current_dir(cmd::workspace_root());
             cmd::run("bench", &mut c)
         }
+        Which::Store { extra } => store(extra),
     }
+}
+
+/// Only two binaries are needed, and none of them needs root or the BPF
+/// object: build just those (the agent embeds the object if one was built).
+fn store(extra: &[String]) -> Result<()> {
+    setup::ensure()?;
+    progress("build", "skiff and skiff-store-bench (release)");
+    let mut c = cmd::cargo();
+    c.args([
+        "build",
+        "--release",
+        "--message-format=json-render-diagnostics",
+    ])
+    .args(["-p", "skiff-agent", "--bin", "skiff"])
+    .args(["-p", "skiff-tests", "--bin", "skiff-store-bench"]);
+    let obj = build::ebpf_obj_path();
+    if obj.is_file() {
+        c.env("SKIFF_EBPF_OBJ", &obj);
+    }
+    let mut bins = std::collections::HashMap::new();
+    for msg in build::cargo_messages("build", &mut c)? {
+        if let (Some(exe), Some(name)) =
+            (msg["executable"].as_str(), msg["target"]["name"].as_str())
+        {
+            bins.insert(name.to_string(), PathBuf::from(exe));
+        }
+    }
+    let bin = |name: &str| {
+        bins.get(name)
+            .cloned()
+            .with_context(|| format!("cargo built no binary named `{name}`"))
+    };
+    let mut c = Command::new(bin("skiff-store-bench")?);
+    c.arg("--skiff")
+        .arg(bin("skiff")?)
+        .args(extra)
+        .current_dir(cmd::workspace_root());
+    cmd::run("bench", &mut c)
 }
 
 fn dataplane(quick: bool, extra: &[String]) -> Result<()> {

@@ -31,6 +31,7 @@ const PACKAGES: &[&str] = &[
     "wrk",
     "conntrack",
     "python3-kubernetes",
+    "etcd-server",
 ];
 
 /// What shows that a package's content is present, on hosts without dpkg.
@@ -54,6 +55,7 @@ fn probe(package: &str) -> &'static str {
         "wrk" => "wrk",
         "conntrack" => "conntrack",
         "python3-kubernetes" => "/usr/lib/python3/dist-packages/kubernetes",
+        "etcd-server" => "/usr/bin/etcd",
         _ => "",
     }
 }

@@ -9,6 +9,7 @@
 //! let mut w = cp.watch(prefix, page.revision)?; // events after the list
 //! ```
 
+mod read_barrier;
 mod shared;
 
 use std::collections::BTreeMap;
@@ -142,6 +143,7 @@ impl ControlPlane {
             reader,
             http,
             request_timeout: cfg.request_timeout,
+            read_barrier: Default::default(),
         });
         let (stop_server, stopped) = oneshot::channel::<()>();
         let app = crate::network::server::router(shared.clone());

@@ -9,6 +9,7 @@ use openraft::{ChangeMembers, ServerState};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::read_barrier::ReadBarrier;
 use crate::command::{Command, CommandResponse};
 use crate::error::Error;
 use crate::network::http::{HttpClient, HttpError};
@@ -52,6 +53,8 @@ pub(crate) struct Shared {
     pub(crate) http: HttpClient,
     /// How long a write or read keeps retrying while there is no reachable leader.
     pub(crate) request_timeout: Duration,
+    /// Concurrent linearizable reads share leadership rounds.
+    pub(crate) read_barrier: ReadBarrier,
 }
 
 fn raft_err<E: std::fmt::Display>(e: E) -> Error {
@@ -112,12 +115,12 @@ impl Shared {
         &self,
         req: ReadRequest,
     ) -> Result<ReadResponse, Error> {
-        if let Err(e) = self.raft.ensure_linearizable().await {
-            return Err(match e.forward_to_leader() {
+        self.read_barrier
+            .ensure(&self.raft, |e| match e.forward_to_leader() {
                 Some(fwd) => not_leader(fwd),
                 None => raft_err(e),
-            });
-        }
+            })
+            .await?;
         self.read_local(req)
     }
 

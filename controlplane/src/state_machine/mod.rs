@@ -1,8 +1,15 @@
 //! The replicated state machine: a key-value store of Kubernetes objects in redb
 //! (openraft storage v2 `RaftStateMachine`).
 //!
-//! Each `apply` batch is one fsync'd write transaction that also records the last applied log
-//! id and membership, so state and progress never disagree after a crash. Snapshots are the
+//! Each `apply` batch is one write transaction that also records the last applied log id and
+//! membership, so state and progress never disagree after a crash. It is committed with
+//! `Durability::None` (no fsync of its own): the Raft log is the durable record, and redb
+//! makes a non-durable commit durable with the next durable one (the log writer's, every
+//! group commit). After a crash the state machine is whole as of some earlier batch, and
+//! openraft re-applies the log from its last applied id up to the saved committed id; the
+//! rest is re-applied when the leader next tells the replica its commit index. The log is
+//! never purged past durable state: purges follow a snapshot, whose save is a durable
+//! commit. Snapshots and their installation are durable commits. Snapshots are the
 //! full key-value content as of one read transaction (redb MVCC gives a consistent view
 //! while writes continue); installing one replaces the content.
 
@@ -20,7 +27,7 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftLogId, RaftSnapshotBuilder};
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{CommandResponse, KeyValue};
@@ -123,7 +130,9 @@ fn save_snapshot(
         let mut sm = txn.open_table(db::SM_META).map_err(write_err)?;
         sm.insert(db::SNAPSHOT_META, to_json(meta)?.as_slice())
             .map_err(write_err)?;
-        sm.insert(db::SNAPSHOT_DATA, data).map_err(write_err)?;
+        sm.remove(db::SNAPSHOT_DATA).map_err(write_err)?;
+        let mut snap = txn.open_table(db::SNAPSHOT).map_err(write_err)?;
+        snap.insert(db::SNAPSHOT_DATA, data).map_err(write_err)?;
         if let Some(content) = install {
             sm.insert(db::LAST_APPLIED, to_json(&meta.last_log_id)?.as_slice())
                 .map_err(write_err)?;
@@ -161,7 +170,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         let db = self.db.clone();
         let (responses, events) = blocking(move || {
-            let txn = db.begin_write().map_err(write_err)?;
+            let mut txn = db.begin_write().map_err(write_err)?;
+            // See the module doc: the log, not this commit, is what makes a write durable.
+            txn.set_durability(Durability::None).map_err(write_err)?;
             let mut responses = Vec::with_capacity(entries.len());
             let mut events = Vec::new();
             {
@@ -233,12 +244,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             return Ok(None);
         };
         let txn = self.db.begin_read().map_err(read_err)?;
-        let table = txn.open_table(db::SM_META).map_err(read_err)?;
-        let data = table
-            .get(db::SNAPSHOT_DATA)
-            .map_err(read_err)?
-            .map(|v| v.value().to_vec())
-            .unwrap_or_default();
+        let table = txn.open_table(db::SNAPSHOT).map_err(read_err)?;
+        let mut data = table.get(db::SNAPSHOT_DATA).map_err(read_err)?;
+        if data.is_none() {
+            // Written before the snapshot table existed.
+            let legacy = txn.open_table(db::SM_META).map_err(read_err)?;
+            data = legacy.get(db::SNAPSHOT_DATA).map_err(read_err)?;
+        }
+        let data = data.map(|v| v.value().to_vec()).unwrap_or_default();
         Ok(Some(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
