@@ -14,6 +14,6 @@ pub mod cpclient;
 pub mod dataplane;
 pub mod image;
 pub mod proxy;
-pub mod sandbox;
 pub mod runtime;
+pub mod sandbox;
 pub mod source;
