@@ -90,6 +90,30 @@ pub struct AgentArgs {
     /// Conntrack garbage collection period.
     #[arg(long, default_value_t = 10_000)]
     pub ct_gc_interval_ms: u64,
+    /// Run only the kubelet (pods), not the service proxy; needs --server.
+    #[arg(long, requires = "server")]
+    pub no_proxy: bool,
+    /// The kubelet's state: images, containers, IPAM, pod files and logs.
+    #[arg(long, default_value = skiff_agent::sandbox::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// The node's InternalIP (default: the address of the default-route interface).
+    #[arg(long)]
+    pub node_ip: Option<Ipv4Addr>,
+    /// Port of the kubelet's HTTP server (logs, metrics), published in the Node.
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
+    /// CrashLoopBackOff: first restart delay after the immediate one (doubling).
+    #[arg(long, default_value_t = 10_000)]
+    pub backoff_base_ms: u64,
+    /// CrashLoopBackOff: longest delay.
+    #[arg(long, default_value_t = 300_000)]
+    pub backoff_max_ms: u64,
+    /// Node heartbeat (Lease renewal) period.
+    #[arg(long, default_value_t = 10_000)]
+    pub heartbeat_interval_ms: u64,
+    /// Cluster DNS Service address for pods' resolv.conf (default: the host's resolvers).
+    #[arg(long)]
+    pub cluster_dns: Vec<Ipv4Addr>,
 }
 
 fn parse_node_name(s: &str) -> Result<String, String> {
@@ -153,6 +177,31 @@ mod tests {
         assert_eq!(a.server.as_deref(), Some("10.0.0.1:6444"));
         assert!(a.manifests.is_none());
         assert!(agent(&["--node-name", "n1", "--server", "a:1", "--manifests", "/m"]).is_err());
+    }
+
+    #[test]
+    fn kubelet_flags() {
+        let a = agent(&["--node-name", "n1", "--server", "a:1"]).unwrap();
+        assert_eq!(
+            (a.kubelet_port, a.backoff_base_ms, a.backoff_max_ms),
+            (10250, 10_000, 300_000)
+        );
+        assert_eq!(a.state_dir, std::path::Path::new("/var/lib/skiff/agent"));
+        assert!(!a.no_proxy);
+        let a = agent(&[
+            "--node-name=n1",
+            "--server=a:1",
+            "--no-proxy",
+            "--state-dir=/s",
+            "--node-ip=192.168.0.10",
+            "--kubelet-port=10255",
+            "--backoff-base-ms=100",
+            "--backoff-max-ms=1000",
+        ])
+        .unwrap();
+        assert!(a.no_proxy);
+        assert_eq!(a.node_ip, Some(std::net::Ipv4Addr::new(192, 168, 0, 10)));
+        assert!(agent(&["--node-name", "n1", "--manifests", "/m", "--no-proxy"]).is_err());
     }
 
     #[test]

@@ -8,11 +8,13 @@
 //! - [`cpclient`]: the client of the control plane's agent API (gRPC);
 //! - [`sandbox`]: pod network namespaces, veths, IPAM, routes (root);
 //! - [`image`]: the node-local image store;
-//! - [`runtime`]: containers in their own namespaces and cgroups (root).
+//! - [`runtime`]: containers in their own namespaces and cgroups (root);
+//! - [`kubelet`]: the pod manager tying the watch of the node's pods to them.
 
 pub mod cpclient;
 pub mod dataplane;
 pub mod image;
+pub mod kubelet;
 pub mod proxy;
 pub mod runtime;
 pub mod sandbox;

@@ -21,11 +21,63 @@ use skiff_agent::proxy::{translate, DesiredState, Proxy, TranslateInput};
 use skiff_agent::source::{ControlPlaneSource, ManifestDir, ServiceSource};
 use tokio::signal::unix::{signal, SignalKind};
 
+use skiff_agent::cpclient::{ConnectOptions, CpClient};
+use skiff_agent::kubelet::{BackoffConfig, Kubelet, KubeletConfig};
+
 use crate::cli::AgentArgs;
 
 const TICK: Duration = Duration::from_millis(200);
 
+/// The kubelet (with `--server`) alongside the service proxy (unless `--no-proxy`).
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let Some(addr) = args
+        .server
+        .clone()
+        .filter(|_| !args.teardown && !args.stats)
+    else {
+        return run_proxy(args).await;
+    };
+    let mut kubelet = start_kubelet(&args, &addr).await?;
+    let result = if args.no_proxy {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            r = kubelet.wait() => r.map_err(anyhow::Error::from),
+            _ = term.recv() => Ok(()),
+            _ = int.recv() => Ok(()),
+        }
+    } else {
+        tokio::select! {
+            r = run_proxy(args) => r,
+            r = kubelet.wait() => r.map_err(anyhow::Error::from),
+        }
+    };
+    log::info!("kubelet: stopping; pods keep running");
+    kubelet.stop().await;
+    result
+}
+
+async fn start_kubelet(args: &AgentArgs, addr: &str) -> anyhow::Result<Kubelet> {
+    let mut cfg = KubeletConfig::new(&args.node_name);
+    cfg.node_ip = args.node_ip;
+    cfg.kubelet_port = args.kubelet_port;
+    cfg.state_dir = args.state_dir.clone();
+    cfg.veth_prefix = args.pod_veth_prefix.clone();
+    cfg.backoff = BackoffConfig::new(
+        Duration::from_millis(args.backoff_base_ms),
+        Duration::from_millis(args.backoff_max_ms),
+    );
+    cfg.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms.max(100));
+    cfg.cluster_dns = args.cluster_dns.clone();
+    let client = CpClient::connect(addr, ConnectOptions::default())
+        .await
+        .with_context(|| format!("kubelet: connecting to the control plane at {addr}"))?;
+    // The probes/logs HTTP server (kubelet::http) serves `kubelet.lookup()` on
+    // --kubelet-port once merged.
+    Ok(Kubelet::start(cfg, client).await?)
+}
+
+async fn run_proxy(args: AgentArgs) -> anyhow::Result<()> {
     let dirs = PinDirs::new(&args.bpffs, &args.node_name);
     if args.teardown {
         let r = teardown(&dirs, &args.pod_veth_prefix)?;

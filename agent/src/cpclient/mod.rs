@@ -15,8 +15,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use skiff_controlplane::agentapi::proto::agent_client::AgentClient;
 use skiff_controlplane::agentapi::proto::{
-    GetObjectRequest, HeartbeatRequest, RecordEventRequest, RegisterNodeRequest,
-    UpdatePodStatusRequest, WatchEvent, WatchPodsRequest, WatchServicesRequest,
+    DeletePodRequest, GetObjectRequest, HeartbeatRequest, ListNodesRequest, RecordEventRequest,
+    RegisterNodeRequest, UpdatePodStatusRequest, WatchEvent, WatchPodsRequest,
+    WatchServicesRequest,
 };
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
@@ -214,6 +215,35 @@ impl CpClient {
         let reply = self.inner.clone().get_object(req).await;
         let obj = reply.map_err(|s| CpError::rpc(CALL, s))?.into_inner();
         from_json(CALL, K::KIND, &obj.json)
+    }
+
+    /// Every Node.
+    pub async fn list_nodes(&self) -> Result<Vec<Node>, CpError> {
+        const CALL: &str = "ListNodes";
+        let reply = self
+            .inner
+            .clone()
+            .list_nodes(self.request(ListNodesRequest {}))
+            .await;
+        let list = reply.map_err(|s| CpError::rpc(CALL, s))?.into_inner();
+        list.items
+            .iter()
+            .map(|b| from_json(CALL, "Node", b))
+            .collect()
+    }
+
+    /// Delete pod `ns/name` now (grace period 0) if its uid is still `uid`: the kubelet's
+    /// last step once the pod's containers are stopped.
+    pub async fn delete_pod(&self, ns: &str, name: &str, uid: &str) -> Result<Pod, CpError> {
+        const CALL: &str = "DeletePod";
+        let req = self.request(DeletePodRequest {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            uid: uid.to_string(),
+        });
+        let reply = self.inner.clone().delete_pod(req).await;
+        let obj = reply.map_err(|s| CpError::rpc(CALL, s))?.into_inner();
+        from_json(CALL, "Pod", &obj.json)
     }
 
     /// The raw stream of pods bound to `node`, from `resource_version` (`""`: list first).

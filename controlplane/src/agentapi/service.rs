@@ -11,11 +11,14 @@ use tonic::{Request, Response, Status};
 use super::convert::{decode, encode, required, resource_version, status};
 use super::proto::agent_server::Agent;
 use super::proto::{
-    GetObjectRequest, HeartbeatReply, HeartbeatRequest, Object, RecordEventRequest,
-    RegisterNodeRequest, UpdatePodStatusRequest, WatchPodsRequest, WatchServicesRequest,
+    DeletePodRequest, GetObjectRequest, HeartbeatReply, HeartbeatRequest, ListNodesRequest, Object,
+    ObjectList, RecordEventRequest, RegisterNodeRequest, UpdatePodStatusRequest, WatchPodsRequest,
+    WatchServicesRequest,
 };
 use super::watch::{self, EventStream};
 use super::{heartbeat, node, pod_status};
+use crate::api::client::{DeleteOutcome, Selectors};
+use crate::api::objects::DeleteOptions;
 use crate::api::ApiClient;
 
 /// The agent API service.
@@ -157,5 +160,41 @@ impl Agent for AgentService {
             }
         };
         Ok(object(json))
+    }
+
+    async fn list_nodes(
+        &self,
+        _req: Request<ListNodesRequest>,
+    ) -> Result<Response<ObjectList>, Status> {
+        let list = self
+            .client
+            .list::<Node>(None, &Selectors::default())
+            .await
+            .map_err(status)?;
+        let items = list.items.iter().map(encode).collect::<Result<_, _>>()?;
+        Ok(Response::new(ObjectList {
+            items,
+            resource_version: list.resource_version.to_string(),
+        }))
+    }
+
+    async fn delete_pod(&self, req: Request<DeletePodRequest>) -> Result<Response<Object>, Status> {
+        let req = req.into_inner();
+        let ns = required(&req.namespace, "namespace")?;
+        let name = required(&req.name, "name")?;
+        let opts = DeleteOptions {
+            grace_period_seconds: Some(0),
+            precondition_uid: (!req.uid.is_empty()).then(|| req.uid.clone()),
+            ..Default::default()
+        };
+        let pod = match self
+            .client
+            .delete::<Pod>(Some(ns), name, &opts)
+            .await
+            .map_err(status)?
+        {
+            DeleteOutcome::Gone(p) | DeleteOutcome::Pending(p) => p,
+        };
+        Ok(object(encode(&pod)?))
     }
 }

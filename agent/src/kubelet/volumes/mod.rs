@@ -1,0 +1,144 @@
+//! Pod volumes: emptyDir (a directory under the pod's), hostPath, configMap and secret
+//! (read through the control plane's GetObject), downwardAPI. Each becomes a directory
+//! the runtime bind-mounts at every `volumeMount`.
+
+pub mod files;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Volume};
+
+use crate::cpclient::{CpClient, CpError};
+
+/// Host directories of the pod's volumes, by volume name.
+pub type VolumePaths = BTreeMap<String, PathBuf>;
+
+/// ConfigMap data as bytes (`data` and `binaryData`).
+pub fn config_map_data(cm: &ConfigMap) -> BTreeMap<String, Vec<u8>> {
+    let mut out: BTreeMap<String, Vec<u8>> = cm
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+        .collect();
+    out.extend(
+        cm.binary_data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.0.clone())),
+    );
+    out
+}
+
+/// Secret data as bytes (`data`, then `stringData`).
+pub fn secret_data(s: &Secret) -> BTreeMap<String, Vec<u8>> {
+    let mut out: BTreeMap<String, Vec<u8>> = s
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    out.extend(
+        s.string_data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone().into_bytes())),
+    );
+    out
+}
+
+/// `Ok(None)` for NOT_FOUND.
+async fn fetch<K: crate::cpclient::Gettable>(
+    client: &CpClient,
+    ns: &str,
+    name: &str,
+) -> Result<Option<K>, CpError> {
+    match client.get::<K>(ns, name).await {
+        Ok(k) => Ok(Some(k)),
+        Err(e) if e.code() == Some(tonic::Code::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> String {
+    let (what, path) = (what.to_owned(), path.display().to_string());
+    move |e| format!("{what} {path}: {e}")
+}
+
+/// Makes every volume of `pod` under `dir` (`<pod dir>/volumes`); an error is the
+/// message of the pod's `FailedMount` event.
+pub async fn prepare(client: &CpClient, pod: &Pod, dir: &Path) -> Result<VolumePaths, String> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let mut out = VolumePaths::new();
+    let volumes: &[Volume] = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_deref())
+        .unwrap_or_default();
+    for v in volumes {
+        let path = dir.join(&v.name);
+        let err = |e: String| format!("volume {:?}: {e}", v.name);
+        if let Some(h) = &v.host_path {
+            let p = PathBuf::from(&h.path);
+            if matches!(h.type_.as_deref(), Some("DirectoryOrCreate")) {
+                std::fs::create_dir_all(&p)
+                    .map_err(io("creating", &p))
+                    .map_err(err)?;
+            } else if !p.exists() && h.type_.as_deref().is_some_and(|t| !t.is_empty()) {
+                return Err(err(format!("hostPath {} does not exist", p.display())));
+            }
+            out.insert(v.name.clone(), p);
+            continue;
+        }
+        let files = if v.empty_dir.is_some() {
+            std::fs::create_dir_all(&path)
+                .map_err(io("creating", &path))
+                .map_err(err)?;
+            None
+        } else if let Some(c) = &v.config_map {
+            let optional = c.optional.unwrap_or(false);
+            let cm = fetch::<ConfigMap>(client, ns, &c.name)
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            let data = match cm {
+                Some(cm) => config_map_data(&cm),
+                None if optional => BTreeMap::new(),
+                None => return Err(err(format!("configmap {:?} not found", c.name))),
+            };
+            Some(
+                files::projection(&data, c.items.as_deref(), c.default_mode, optional)
+                    .map_err(err)?,
+            )
+        } else if let Some(s) = &v.secret {
+            let name = s.secret_name.clone().unwrap_or_default();
+            let optional = s.optional.unwrap_or(false);
+            let secret = fetch::<Secret>(client, ns, &name)
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            let data = match secret {
+                Some(s) => secret_data(&s),
+                None if optional => BTreeMap::new(),
+                None => return Err(err(format!("secret {name:?} not found"))),
+            };
+            Some(
+                files::projection(&data, s.items.as_deref(), s.default_mode, optional)
+                    .map_err(err)?,
+            )
+        } else if let Some(d) = &v.downward_api {
+            Some(
+                files::downward_api(pod, d.items.as_deref().unwrap_or_default(), d.default_mode)
+                    .map_err(err)?,
+            )
+        } else {
+            return Err(err("unsupported volume type (emptyDir, hostPath, configMap, secret and downwardAPI are)".into()));
+        };
+        if let Some(files) = files {
+            files::write(&path, &files)
+                .map_err(io("writing files into", &path))
+                .map_err(err)?;
+        }
+        out.insert(v.name.clone(), path);
+    }
+    Ok(out)
+}

@@ -1,0 +1,384 @@
+//! One pod's worker: a loop of idempotent syncs of the pod (spec, deletionTimestamp)
+//! against the node (sandbox, volumes, containers), woken by a new version of the pod,
+//! a back-off deadline or the sync period. [`Worker::sync`] never depends on having seen
+//! an event: it looks at what runs and decides from that ([`reconcile::plan`]).
+
+mod adopt;
+mod slot;
+mod start;
+mod terminate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::lookup::PodEntry;
+use super::reconcile::{self, Plan};
+use super::status::{self, PodView};
+use super::volumes::VolumePaths;
+use super::{layout, volumes, Ctx};
+use crate::runtime::cgroups::{pod_resources, qos_class, QosClass};
+use crate::sandbox::{files, resolv, PodFiles, Sandbox};
+use slot::Slot;
+
+/// Retry pause after a sandbox or volume error.
+const SETUP_RETRY: Duration = Duration::from_secs(2);
+
+enum Flow {
+    Again(Duration),
+    Exit,
+}
+
+pub struct Worker {
+    ctx: Arc<Ctx>,
+    uid: String,
+    desired: watch::Receiver<Option<Arc<Pod>>>,
+    pod: Option<Arc<Pod>>,
+    sandbox: Option<Sandbox>,
+    volumes: Option<VolumePaths>,
+    /// Init containers first, then app containers, in spec order.
+    slots: Vec<Slot>,
+    adopted: bool,
+    start_time: Option<DateTime<Utc>>,
+    reported: Option<PodStatus>,
+    /// Why the pod cannot start containers yet (sandbox, volumes).
+    blocked: Option<String>,
+    qos: QosClass,
+}
+
+fn ns_name(pod: &Pod) -> (String, String) {
+    (
+        pod.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        pod.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+fn restart_policy(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.clone())
+        .unwrap_or_else(|| "Always".into())
+}
+
+impl Worker {
+    pub fn new(ctx: Arc<Ctx>, uid: String, desired: watch::Receiver<Option<Arc<Pod>>>) -> Self {
+        Self {
+            ctx,
+            uid,
+            desired,
+            pod: None,
+            sandbox: None,
+            volumes: None,
+            slots: Vec::new(),
+            adopted: false,
+            start_time: None,
+            reported: None,
+            blocked: None,
+            qos: QosClass::BestEffort,
+        }
+    }
+
+    pub async fn run(mut self) {
+        loop {
+            let wake = match self.sync().await {
+                Flow::Exit => break,
+                Flow::Again(d) => d,
+            };
+            tokio::select! {
+                changed = self.desired.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(wake) => {}
+            }
+        }
+        self.ctx.registry.remove(&self.uid);
+    }
+
+    async fn sync(&mut self) -> Flow {
+        let desired = self.desired.borrow_and_update().clone();
+        if !self.adopted {
+            self.adopted = true;
+            if let Some(p) = &desired {
+                self.pod = Some(p.clone());
+                self.reported = p.status.clone();
+                self.qos = qos_class(p);
+                self.ensure_slots();
+            }
+            self.adopt().await;
+        }
+        let pod = match desired {
+            None => {
+                let grace = self
+                    .pod
+                    .as_deref()
+                    .map_or(Duration::from_secs(2), terminate::grace_period);
+                self.terminate(grace.min(Duration::from_secs(2))).await;
+                self.teardown().await;
+                return Flow::Exit;
+            }
+            Some(p) if p.metadata.deletion_timestamp.is_some() => {
+                self.pod = Some(p.clone());
+                self.ensure_slots();
+                self.terminate(terminate::grace_period(&p)).await;
+                self.push_status().await;
+                self.teardown().await;
+                let (ns, name) = ns_name(&p);
+                match self.ctx.client.delete_pod(&ns, &name, &self.uid).await {
+                    Ok(_) => log::info!("kubelet: pod {ns}/{name} stopped and deleted"),
+                    Err(e) if e.code() == Some(tonic::Code::NotFound) => {}
+                    Err(e) => {
+                        log::warn!("kubelet: deleting pod {ns}/{name}: {e}");
+                        return Flow::Again(SETUP_RETRY);
+                    }
+                }
+                return Flow::Exit;
+            }
+            Some(p) => p,
+        };
+        self.pod = Some(pod.clone());
+        self.ensure_slots();
+        self.poll_exits(&pod);
+        let wake = match self.converge(&pod).await {
+            Ok(()) => self.next_wake(),
+            Err(()) => SETUP_RETRY,
+        };
+        self.push_status().await;
+        self.publish(&pod);
+        Flow::Again(wake)
+    }
+
+    /// Sandbox, volumes, then the containers [`reconcile::plan`] says to start.
+    async fn converge(&mut self, pod: &Arc<Pod>) -> Result<(), ()> {
+        if let Err(e) = self.ensure_sandbox(pod).await {
+            self.ctx
+                .events
+                .pod(pod, None, true, "FailedCreatePodSandBox", e.clone());
+            self.blocked = Some(e);
+            return Err(());
+        }
+        if self.volumes.is_none() {
+            let dir = layout::volumes_dir(&self.ctx.cfg.state_dir, &self.uid);
+            match volumes::prepare(&self.ctx.client, pod, &dir).await {
+                Ok(v) => self.volumes = Some(v),
+                Err(e) => {
+                    self.ctx
+                        .events
+                        .pod(pod, None, true, "FailedMount", e.clone());
+                    self.blocked = Some(e);
+                    return Err(());
+                }
+            }
+        }
+        self.blocked = None;
+        let now = Instant::now();
+        let (init, apps): (Vec<_>, Vec<_>) = self.slots.iter().partition(|s| s.init);
+        let plan = reconcile::plan(
+            &init.iter().map(|s| s.observed(now)).collect::<Vec<_>>(),
+            &apps.iter().map(|s| s.observed(now)).collect::<Vec<_>>(),
+        );
+        let n_init = init.len();
+        match plan {
+            Plan::StartInit(i) => self.start(i, pod).await,
+            Plan::WaitInit | Plan::InitFailed(_) => {}
+            Plan::StartApps(list) => {
+                for i in list {
+                    self.start(n_init + i, pod).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One slot per container of the spec, keeping what is tracked.
+    fn ensure_slots(&mut self) {
+        let Some(spec) = self.pod.as_ref().and_then(|p| p.spec.clone()) else {
+            return;
+        };
+        let wanted: Vec<(bool, String, String)> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| (true, c))
+            .chain(spec.containers.iter().map(|c| (false, c)))
+            .map(|(init, c)| (init, c.name.clone(), c.image.clone().unwrap_or_default()))
+            .collect();
+        let same = wanted.len() == self.slots.len()
+            && wanted
+                .iter()
+                .zip(&self.slots)
+                .all(|((i, n, _), s)| *i == s.init && *n == s.name);
+        if same {
+            return;
+        }
+        let mut old: Vec<Slot> = std::mem::take(&mut self.slots);
+        for (init, name, image) in wanted {
+            match old.iter().position(|s| s.name == name) {
+                Some(i) => self.slots.push(old.swap_remove(i)),
+                None => self.slots.push(Slot::new(&name, init, &image)),
+            }
+        }
+    }
+
+    async fn ensure_sandbox(&mut self, pod: &Arc<Pod>) -> Result<(), String> {
+        if self.sandbox.is_none() {
+            let ctx = self.ctx.clone();
+            let uid = self.uid.clone();
+            let sb = tokio::task::spawn_blocking(move || Sandbox::create(&ctx.net, &uid))
+                .await
+                .map_err(|e| format!("creating the pod sandbox: {e}"))?
+                .map_err(|e| format!("creating the pod sandbox: {e}"))?;
+            let cfg = &self.ctx.cfg;
+            let pod_files = PodFiles {
+                hosts: files::hosts(pod, &[sb.ip().into()], &cfg.cluster_domain),
+                resolv_conf: resolv::resolv_conf(pod, &self.ctx.dns).render(),
+                hostname: files::hostname(pod),
+            };
+            sb.write_files(&self.ctx.net, &pod_files)
+                .map_err(|e| format!("writing the pod's hosts/resolv.conf/hostname: {e}"))?;
+            self.sandbox = Some(sb);
+        }
+        let path = self.ctx.tree.pod_path(self.qos, &self.uid);
+        self.ctx
+            .cgroups
+            .apply(&path, &pod_resources(pod))
+            .map_err(|e| format!("pod cgroup {path}: {e}"))?;
+        self.start_time.get_or_insert_with(Utc::now);
+        Ok(())
+    }
+
+    /// Records the containers that exited since the last sync.
+    fn poll_exits(&mut self, pod: &Pod) {
+        let policy = restart_policy(pod);
+        let now = Instant::now();
+        let cfg = self.ctx.cfg.backoff;
+        for slot in &mut self.slots {
+            let Some((code, signal, oom, message)) = slot.poll() else {
+                continue;
+            };
+            let reason = match (oom, code) {
+                (true, _) => "OOMKilled",
+                (false, 0) => "Completed",
+                _ => "Error",
+            };
+            let cname = slot.name.clone();
+            let target = Some((slot.init, cname.as_str()));
+            if oom {
+                let msg = format!(
+                    "Memory cgroup out of memory: killed a process of container {}",
+                    slot.name
+                );
+                self.ctx.events.pod(pod, target, true, "OOMKilling", msg);
+            }
+            let delay = slot.record_exit(code, signal, reason, message, &policy, &cfg, now);
+            if let Some(d) = delay.filter(|d| !d.is_zero()) {
+                let (ns, name) = ns_name(pod);
+                let msg = format!(
+                    "Back-off restarting failed container {} in pod {name}_{ns}({})",
+                    slot.name, self.uid
+                );
+                slot.waiting = Some((
+                    "CrashLoopBackOff".into(),
+                    Some(format!(
+                        "back-off {d:?} restarting failed container={} pod={name}_{ns}({})",
+                        slot.name, self.uid
+                    )),
+                ));
+                self.ctx.events.pod(pod, target, true, "BackOff", msg);
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Duration {
+        let now = Instant::now();
+        let mut wake = self.ctx.cfg.sync_period;
+        for s in &self.slots {
+            for at in [s.restart_at, s.retry_at].into_iter().flatten() {
+                if at > now {
+                    wake = wake.min(at - now);
+                }
+            }
+        }
+        wake.max(Duration::from_millis(10))
+    }
+
+    /// Readiness of a running container. The probe workers (kubelet::probe) are spawned
+    /// from [`Worker::start`] once merged; until then, and without a readinessProbe, a
+    /// running container is ready (as Kubernetes defaults it).
+    fn ready(&self, _slot: &Slot) -> bool {
+        true
+    }
+
+    fn view(&self) -> PodView {
+        let now = Instant::now();
+        let initializing = self
+            .slots
+            .iter()
+            .any(|s| s.init && !matches!(&s.last, Some(t) if s.done && t.exit_code == 0));
+        let blocked = |mut v: status::ContainerView| {
+            if let (Some(msg), status::CState::Waiting { message, .. }) =
+                (&self.blocked, &mut v.state)
+            {
+                *message = Some(msg.clone());
+            }
+            v
+        };
+        let views = |init: bool| {
+            self.slots
+                .iter()
+                .filter(|s| s.init == init)
+                .map(|s| blocked(s.view(self.ready(s), initializing, now)))
+                .collect()
+        };
+        PodView {
+            init: views(true),
+            containers: views(false),
+            pod_ip: self.sandbox.as_ref().map(Sandbox::ip),
+            host_ip: Some(self.ctx.node_ip),
+            start_time: self.start_time,
+            sandbox_ready: self.sandbox.is_some(),
+            qos_class: self.qos.as_str().to_owned(),
+        }
+    }
+
+    /// Sends the status if it changed since the last one reported.
+    async fn push_status(&mut self) {
+        let Some(pod) = self.pod.clone() else { return };
+        let st = status::compute(&pod, &self.view(), self.reported.as_ref(), Utc::now());
+        if self.reported.as_ref() == Some(&st) {
+            return;
+        }
+        let (ns, name) = ns_name(&pod);
+        match self
+            .ctx
+            .client
+            .update_pod_status(&ns, &name, &st, None)
+            .await
+        {
+            Ok(_) => self.reported = Some(st),
+            Err(e) => log::warn!("kubelet: status of pod {ns}/{name}: {e}"),
+        }
+    }
+
+    /// What the HTTP side sees of this pod.
+    fn publish(&self, pod: &Pod) {
+        let (namespace, name) = ns_name(pod);
+        let containers = self
+            .slots
+            .iter()
+            .map(|s| (s.name.clone(), s.started.unwrap_or(0)))
+            .collect();
+        self.ctx.registry.set(
+            &self.uid,
+            PodEntry {
+                namespace,
+                name,
+                containers,
+            },
+        );
+    }
+}
