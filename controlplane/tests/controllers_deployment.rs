@@ -180,17 +180,20 @@ async fn recreate_and_history_limit() {
             .await
             .unwrap()
             .items;
+        // Old pods may still be on their way out when the status first reads 2/2.
+        let pods = ctrl::live_pods(&api, "default", "app=batch").await;
+        let all_v3 = pods.len() == 2
+            && pods.iter().all(|p| {
+                p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some("busybox:v3")
+            });
         (s.available_replicas == Some(2)
             && s.updated_replicas == Some(2)
             && s.replicas == Some(2)
-            && rss.len() == 2)
+            && rss.len() == 2
+            && all_v3)
             .then_some(())
     })
     .await;
-    let pods = ctrl::live_pods(&api, "default", "app=batch").await;
-    assert!(pods.iter().all(|p| {
-        p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some("busybox:v3")
-    }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
