@@ -9,7 +9,7 @@
 //! - [`sandbox`]: pod network namespaces, veths, IPAM, routes (root);
 //! - [`image`]: the node-local image store;
 //! - [`runtime`]: containers in their own namespaces and cgroups (root);
-//! - [`kubelet`]: the pod manager tying the watch of the node's pods to them.
+//! - [`kubelet`]: the pod manager, probes, container logs and the agent HTTP server.
 
 pub mod cpclient;
 pub mod dataplane;

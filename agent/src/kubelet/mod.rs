@@ -8,6 +8,8 @@
 //!   node (sandbox, volumes, containers): decisions in [`reconcile`], restarts paced by
 //!   [`backoff`], status from [`status`], env from [`env`], volumes from [`volumes`];
 //! - [`lookup`]: what the HTTP side (logs, metrics) asks of the pod manager;
+//! - [`probe`], [`logs`], [`http`]: probes, container logs and the agent's HTTP server
+//!   (`/containerLogs`, `/metrics`, `/healthz`);
 //! - [`layout`]: where a pod's files and logs live.
 //!
 //! Everything on the node survives an agent restart (netns bind mounts, shims, state on
@@ -16,11 +18,14 @@
 pub mod backoff;
 pub mod env;
 pub mod events;
+pub mod http;
 pub mod layout;
+pub mod logs;
 pub mod lookup;
 mod manager;
 pub mod node;
 pub mod nodeloop;
+pub mod probe;
 pub mod reconcile;
 pub mod services;
 pub mod status;

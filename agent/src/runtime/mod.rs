@@ -13,6 +13,7 @@ pub mod cgroups;
 mod child;
 mod container;
 mod error;
+pub mod exec;
 pub mod logs;
 mod shim;
 pub mod spec;

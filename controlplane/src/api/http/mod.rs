@@ -1,6 +1,7 @@
 //! The HTTP front: one axum router that dispatches health, version, discovery, OpenAPI and
 //! resource paths.
 
+mod pod_log;
 mod request;
 mod resource;
 mod response;
@@ -111,6 +112,19 @@ async fn serve_api(
                 _ => None,
             };
             doc.map(|d| ok_json(&d)).ok_or_else(not_found)
+        }
+        Route::Resource(path)
+            if path.info.kind == "Pod"
+                && path.info.group.is_empty()
+                && path.subresource.as_deref() == Some("log") =>
+        {
+            let (Some(ns), Some(name)) = (path.namespace.as_deref(), path.name.as_deref()) else {
+                return Err(not_found());
+            };
+            if method != Method::GET {
+                return Err(ApiError::method_not_allowed("pods/log supports only GET"));
+            }
+            pod_log::serve(&app.objects, ns, name, uri.query()).await
         }
         Route::Resource(path) => {
             let query = Query::parse(uri.query());
