@@ -13,3 +13,4 @@ pub mod manifests;
 pub mod prog_run;
 pub mod rawpkt;
 pub mod wait;
+pub mod webapp;

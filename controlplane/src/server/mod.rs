@@ -99,9 +99,9 @@ async fn wait_for_leader(cp: &ControlPlane) {
             return;
         }
         // Woken by every change of the Raft metrics; the timeout only paces the notes.
-        match tokio::time::timeout(Duration::from_secs(1), metrics.changed()).await {
-            Ok(Err(_)) => return, // Raft stopped: the next store call reports why.
-            Ok(Ok(())) | Err(_) => {}
+        let changed = tokio::time::timeout(Duration::from_secs(1), metrics.changed()).await;
+        if let Ok(Err(_)) = changed {
+            return; // Raft stopped: the next store call reports why.
         }
         if started.elapsed() >= next_note {
             log::info!(
