@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use skiff_agent::dataplane::bpffs::DEFAULT_ROOT;
-use skiff_agent::dataplane::TcMode;
+use skiff_agent::dataplane::{NodePortMode, TcMode};
 use skiff_common::defaults;
 
 #[derive(Debug, Parser)]
@@ -96,7 +96,9 @@ pub struct AgentArgs {
     /// The kubelet's state: images, containers, IPAM, pod files and logs.
     #[arg(long, default_value = skiff_agent::sandbox::DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
-    /// The node's InternalIP (default: the address of the default-route interface).
+    /// The node's InternalIP (default: the address of the default-route interface):
+    /// NodePorts answer on it (and the external interface's other addresses), SNAT to
+    /// remote backends uses it.
     #[arg(long)]
     pub node_ip: Option<Ipv4Addr>,
     /// Port of the kubelet's HTTP server (logs, metrics), published in the Node.
@@ -114,6 +116,13 @@ pub struct AgentArgs {
     /// Cluster DNS Service address for pods' resolv.conf (default: the host's resolvers).
     #[arg(long)]
     pub cluster_dns: Vec<Ipv4Addr>,
+    /// Interface the NodePort program attaches to (default: the one holding
+    /// --node-ip, else the default route's).
+    #[arg(long)]
+    pub external_iface: Option<String>,
+    /// NodePort attach: native XDP (TC ingress if XDP cannot attach), or TC.
+    #[arg(long, value_enum, default_value = "xdp")]
+    pub nodeport_mode: NodePortMode,
 }
 
 fn parse_node_name(s: &str) -> Result<String, String> {

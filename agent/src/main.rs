@@ -3,6 +3,7 @@
 mod cli;
 mod image_cmd;
 mod kubeconfig_cmd;
+mod nodeport;
 mod run;
 mod server_cmd;
 mod status_cmd;

@@ -25,6 +25,7 @@ use skiff_agent::cpclient::{ConnectOptions, CpClient};
 use skiff_agent::kubelet::{BackoffConfig, Kubelet, KubeletConfig};
 
 use crate::cli::AgentArgs;
+use crate::nodeport;
 
 const TICK: Duration = Duration::from_millis(200);
 
@@ -116,6 +117,7 @@ async fn run_proxy(args: AgentArgs) -> anyhow::Result<()> {
             }
             (None, None) => bail!("--manifests or --server is required"),
         };
+    let external = nodeport::resolve(&args);
     let opts = LoadOptions {
         dirs: dirs.clone(),
         sizes: MapSizes {
@@ -127,6 +129,7 @@ async fn run_proxy(args: AgentArgs) -> anyhow::Result<()> {
         hairpin_addr: args.hairpin_addr,
         debug: args.debug,
         object: args.bpf_object.clone(),
+        nodeport: nodeport::config(&external),
     };
     let mut dp = Dataplane::start(&opts, &args.pod_veth_prefix, args.tc_mode)?;
     log::info!(
@@ -136,6 +139,7 @@ async fn run_proxy(args: AgentArgs) -> anyhow::Result<()> {
         dirs.node.display(),
         dp.attacher.mode()
     );
+    nodeport::attach(&args, &external, &mut dp, &dirs);
     if let Some(logger) = dp.loaded.logger.take() {
         spawn_bpf_logger(logger)?;
     }
@@ -149,6 +153,7 @@ async fn run_proxy(args: AgentArgs) -> anyhow::Result<()> {
         pending: false,
         synced: false,
         last_error: None,
+        node_ips: external.map(|(_, ips)| ips).unwrap_or_default(),
     };
     lp.sync_links(&mut dp);
     let mut term = signal(SignalKind::terminate())?;
@@ -207,6 +212,8 @@ struct Loop<'a> {
     /// The last pass left the maps matching the desired state.
     synced: bool,
     last_error: Option<String>,
+    /// Addresses NodePorts answer on.
+    node_ips: Vec<std::net::Ipv4Addr>,
 }
 
 impl Loop<'_> {
@@ -224,6 +231,8 @@ impl Loop<'_> {
                 let input = TranslateInput {
                     services: &snap.services,
                     slices: &snap.slices,
+                    node_name: &self.args.node_name,
+                    node_ips: &self.node_ips,
                 };
                 self.desired = Some(translate(input));
                 self.pending = true;
@@ -310,6 +319,9 @@ impl Loop<'_> {
             ),
             Ok(r) => log::debug!("conntrack gc: scanned {}, nothing to remove", r.scanned),
             Err(e) => self.error(format!("conntrack gc: {e}")),
+        }
+        if let Err(e) = nodeport::gc(dp) {
+            self.error(format!("NodePort SNAT/affinity gc: {e}"));
         }
     }
 }

@@ -83,6 +83,30 @@ impl PinnedMaps {
             .map(|(_, v)| v))
     }
 
+    /// The external-scope frontend (NodePort on a node address, or an
+    /// externalIP) `addr:port/proto`, if present.
+    pub fn external_frontend(
+        &self,
+        addr: Ipv4Addr,
+        port: u16,
+        proto: u8,
+    ) -> Result<Option<ServiceValue>, MapsError> {
+        let key = ServiceKey {
+            scope: skiff_common::SCOPE_EXTERNAL,
+            ..frontend_key(addr, port, proto)
+        };
+        Ok(self
+            .services()?
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v))
+    }
+
+    /// Every SNAT entry (NodePort to remote backends), both directions.
+    pub fn snat(&self) -> Result<Vec<(CtKey, skiff_common::SnatValue)>, MapsError> {
+        self.entries(map_names::SNAT)
+    }
+
     /// Every BACKENDS entry.
     pub fn backends(&self) -> Result<Vec<(u32, Backend)>, MapsError> {
         self.entries(map_names::BACKENDS)

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod echo;
 pub mod lab;
 pub mod manifests;
+pub mod nodeport;
 pub mod prog_run;
 pub mod rawpkt;
 pub mod wait;

@@ -121,7 +121,7 @@ impl Attacher {
 
 /// TCX: reuse the pinned link if it is alive, else create and pin one.
 /// Returns whether an existing link was updated.
-fn attach_tcx(
+pub(crate) fn attach_tcx(
     prog: &mut SchedClassifier,
     iface: &Interface,
     hook: Hook,
@@ -244,7 +244,7 @@ pub fn link_pins(dirs: &PinDirs) -> Result<Vec<(String, std::path::PathBuf)>, Da
 }
 
 /// An error with its sources, `a: b: c`.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -94,6 +94,13 @@ pub enum DataplaneError {
         #[source]
         source: aya::programs::tc::TcError,
     },
+    #[error("interface {iface} not found")]
+    NoInterface { iface: String },
+    #[error(
+        "no external interface for NodePort: no default route and no --node-ip; \
+         pass --external-iface"
+    )]
+    NoExternalInterface,
     #[error("listing network interfaces: {0}")]
     ListInterfaces(#[source] io::Error),
 }

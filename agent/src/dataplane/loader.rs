@@ -4,11 +4,12 @@ use std::borrow::Cow;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+use aya::programs::Xdp;
 use aya::programs::{SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
 use skiff_common::{
-    defaults, map_names, Backend, Config, CtKey, CtValue, RevNat, ServiceKey, ServiceValue,
-    CFG_F_DEBUG,
+    defaults, map_names, AffinityKey, AffinityValue, Backend, Config, CtKey, CtValue,
+    NodePortConfig, RevNat, ServiceKey, ServiceValue, SnatValue, CFG_F_DEBUG,
 };
 
 use super::bpffs::PinDirs;
@@ -45,6 +46,12 @@ pub const POD_HOOKS: [Hook; 2] = [
 
 /// The global the programs read their configuration from.
 pub const CONFIG_GLOBAL: &str = "SKIFF_CONFIG";
+/// The global the NodePort programs read their configuration from.
+pub const NODEPORT_CONFIG_GLOBAL: &str = "SKIFF_NODEPORT_CONFIG";
+/// The NodePort program for XDP on the external interface.
+pub const XDP_NODEPORT: &str = "skiff_xdp_nodeport";
+/// The same logic as a classifier (TC ingress fallback).
+pub const TC_NODEPORT: &str = "skiff_tc_nodeport";
 
 /// The BPF object, embedded at build time (empty when it was not built).
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/skiff-ebpf"));
@@ -80,6 +87,8 @@ pub struct LoadOptions {
     pub debug: bool,
     /// Load this object file instead of the embedded one.
     pub object: Option<PathBuf>,
+    /// NodePort: SNAT address (the node's) and port range.
+    pub nodeport: NodePortConfig,
 }
 
 /// The loaded object: maps created or reused from their pins, the
@@ -93,6 +102,16 @@ pub struct Loaded {
 impl Loaded {
     /// The classifier `name`.
     pub fn program(&mut self, name: &'static str) -> Result<&mut SchedClassifier, DataplaneError> {
+        let prog = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(DataplaneError::ProgramMissing { name })?;
+        prog.try_into()
+            .map_err(|source| DataplaneError::Program { name, source })
+    }
+
+    /// The XDP program `name`.
+    pub fn xdp_program(&mut self, name: &'static str) -> Result<&mut Xdp, DataplaneError> {
         let prog = self
             .ebpf
             .program_mut(name)
@@ -140,6 +159,8 @@ fn check_existing_pins(dirs: &PinDirs, sizes: &MapSizes) -> Result<(), Dataplane
     check::<u32, Backend>(dirs, map_names::BACKENDS, sizes.backends)?;
     check::<u32, RevNat>(dirs, map_names::REV_NAT, sizes.rev_nat)?;
     check::<CtKey, CtValue>(dirs, map_names::CONNTRACK, sizes.conntrack)?;
+    check::<AffinityKey, AffinityValue>(dirs, map_names::AFFINITY, defaults::AFFINITY_MAX)?;
+    check::<CtKey, SnatValue>(dirs, map_names::SNAT, defaults::SNAT_MAX)?;
     if dirs.map(map_names::STATS).exists() {
         read_stats(dirs).map_err(layout_error)?;
     }
@@ -186,6 +207,8 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, DataplaneError> {
         (map_names::BACKENDS, opts.sizes.backends),
         (map_names::REV_NAT, opts.sizes.rev_nat),
         (map_names::CONNTRACK, opts.sizes.conntrack),
+        (map_names::AFFINITY, defaults::AFFINITY_MAX),
+        (map_names::SNAT, defaults::SNAT_MAX),
     ];
     let mut loader = EbpfLoader::new();
     for (name, size) in names {
@@ -195,6 +218,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, DataplaneError> {
         loader.map_pin_path(name, Cow::Owned(opts.dirs.map(name)));
     }
     loader.override_global(CONFIG_GLOBAL, &config, true);
+    loader.override_global(NODEPORT_CONFIG_GLOBAL, &opts.nodeport, true);
     let ebpf = loader.load(bytes).map_err(|e| DataplaneError::Load {
         pin_dir: opts.dirs.node.clone(),
         source: Box::new(e),
@@ -207,6 +231,16 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, DataplaneError> {
             source,
         })?;
     }
+    let prog = loaded.program(TC_NODEPORT)?;
+    prog.load().map_err(|source| DataplaneError::Program {
+        name: TC_NODEPORT,
+        source,
+    })?;
+    let prog = loaded.xdp_program(XDP_NODEPORT)?;
+    prog.load().map_err(|source| DataplaneError::Program {
+        name: XDP_NODEPORT,
+        source,
+    })?;
     if opts.debug {
         match aya_log::EbpfLogger::init(&mut loaded.ebpf) {
             Ok(logger) => loaded.logger = Some(logger),

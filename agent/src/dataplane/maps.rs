@@ -8,7 +8,10 @@ use std::path::Path;
 
 use aya::maps::{HashMap, Map, MapData, MapError};
 use aya::Pod;
-use skiff_common::{map_names, Backend, CtKey, CtValue, RevNat, ServiceKey, ServiceValue};
+use skiff_common::{
+    map_names, AffinityKey, AffinityValue, Backend, CtKey, CtValue, RevNat, ServiceKey,
+    ServiceValue, SnatValue,
+};
 
 use super::bpffs::PinDirs;
 use super::stats::{read_stats, Stats};
@@ -102,6 +105,9 @@ pub struct PinnedMaps {
     pub backends: PinnedHash<u32, Backend>,
     pub rev_nat: PinnedHash<u32, RevNat>,
     pub conntrack: PinnedHash<CtKey, CtValue>,
+    /// NodePort SNAT entries (both directions).
+    pub snat: PinnedHash<CtKey, SnatValue>,
+    pub affinity: PinnedHash<AffinityKey, AffinityValue>,
     dirs: PinDirs,
 }
 
@@ -113,6 +119,8 @@ impl PinnedMaps {
             backends: PinnedHash::open(map_names::BACKENDS, &dirs.map(map_names::BACKENDS))?,
             rev_nat: PinnedHash::open(map_names::REV_NAT, &dirs.map(map_names::REV_NAT))?,
             conntrack: PinnedHash::open(map_names::CONNTRACK, &dirs.map(map_names::CONNTRACK))?,
+            snat: PinnedHash::open(map_names::SNAT, &dirs.map(map_names::SNAT))?,
+            affinity: PinnedHash::open(map_names::AFFINITY, &dirs.map(map_names::AFFINITY))?,
             dirs: dirs.clone(),
         })
     }

@@ -17,6 +17,7 @@
 pub mod attach;
 pub mod bpffs;
 mod error;
+pub mod external;
 pub mod loader;
 pub mod maps;
 pub mod netif;
@@ -26,6 +27,7 @@ pub mod teardown;
 pub use attach::{AttachReport, Attacher, TcMode};
 pub use bpffs::PinDirs;
 pub use error::DataplaneError;
+pub use external::{NodePortAttach, NodePortMode};
 pub use loader::{Hook, LoadOptions, Loaded, MapSizes, POD_HOOKS};
 pub use maps::{PinnedHash, PinnedMaps};
 pub use stats::{read_stats, Stats};

@@ -54,11 +54,66 @@ pub fn with_prefix(prefix: &str) -> Result<Vec<Interface>, DataplaneError> {
         .collect())
 }
 
+/// `(interface, address)` of every IPv4 address of the current network
+/// namespace (`getifaddrs(3)`, netlink: the calling thread's namespace).
+pub fn ipv4_addresses() -> Result<Vec<(String, std::net::Ipv4Addr)>, DataplaneError> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: `head` is a valid out-pointer; freed below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(DataplaneError::ListInterfaces(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    // SAFETY: a linked list from getifaddrs, valid until freeifaddrs; an
+    // AF_INET ifa_addr points at a sockaddr_in.
+    unsafe {
+        while !cur.is_null() {
+            let ifa = &*cur;
+            if !ifa.ifa_addr.is_null()
+                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
+                && !ifa.ifa_name.is_null()
+            {
+                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                let addr = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+                let name = CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
+                out.push((name, addr));
+            }
+            cur = ifa.ifa_next;
+        }
+        libc::freeifaddrs(head);
+    }
+    Ok(out)
+}
+
+/// The interface of the IPv4 default route, if any (this thread's netns).
+pub fn default_route_iface() -> Result<Option<String>, DataplaneError> {
+    let path = "/proc/thread-self/net/route";
+    let text = std::fs::read_to_string(path).map_err(|source| DataplaneError::ReadDir {
+        path: path.into(),
+        source,
+    })?;
+    Ok(text.lines().skip(1).find_map(|line| {
+        let mut f = line.split_whitespace();
+        let (iface, dest, mask) = (f.next()?, f.next()?, f.nth(5)?);
+        (dest == "00000000" && mask == "00000000").then(|| iface.to_owned())
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn loopback_is_listed() {
         let all = super::list().unwrap();
         assert!(all.iter().any(|i| i.name == "lo"), "{all:?}");
+    }
+
+    #[test]
+    fn loopback_address_is_listed() {
+        let all = super::ipv4_addresses().unwrap();
+        let lo = std::net::Ipv4Addr::LOCALHOST;
+        assert!(all.iter().any(|(n, a)| n == "lo" && *a == lo), "{all:?}");
+        super::default_route_iface().unwrap();
     }
 }

@@ -6,12 +6,15 @@
 //! deletes entries of frontends that no longer exist (their rev-NAT id is
 //! gone) and entries idle for longer than their protocol's timeout.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use skiff_common::{CtValue, CT_F_CLOSING, PROTO_TCP, PROTO_UDP};
+use skiff_common::{
+    AffinityKey, AffinityValue, CtKey, CtValue, SnatValue, CT_F_CLOSING, PROTO_TCP, PROTO_UDP,
+    SNAT_DIR_IN, SNAT_DIR_OUT,
+};
 
-use super::apply::{MapOpError, ServiceMaps};
+use super::apply::{KvMap, MapOpError, ServiceMaps};
 
 /// Idle timeouts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,4 +112,80 @@ pub fn max_ids_in_conntrack(maps: &mut dyn ServiceMaps) -> Result<(u32, u32), Ma
         max.1 = max.1.max(v.rev_nat_id);
     }
     Ok(max)
+}
+
+/// The other half of a NodePort SNAT entry: `OUT (client, backend, cport,
+/// bport)` ↔ `IN (backend, node, bport, snat port)`.
+pub fn snat_peer(key: &CtKey, value: &SnatValue) -> Option<CtKey> {
+    let (saddr, daddr, sport, dport, dir) = match key.dir {
+        SNAT_DIR_OUT => (key.daddr, value.addr, key.dport, value.port, SNAT_DIR_IN),
+        SNAT_DIR_IN => (value.addr, key.saddr, value.port, key.sport, SNAT_DIR_OUT),
+        _ => return None,
+    };
+    Some(CtKey {
+        saddr,
+        daddr,
+        sport,
+        dport,
+        proto: key.proto,
+        dir,
+        _pad: [0; 2],
+    })
+}
+
+/// One GC pass over the NodePort SNAT map: removes both halves of a flow
+/// whose frontend (rev-NAT id) is gone, or whose two halves have both been
+/// idle past the protocol's timeout (a one-way UDP flow keeps its reply
+/// half). Returns how many entries were removed.
+pub fn gc_snat(
+    snat: &mut dyn KvMap<CtKey, SnatValue>,
+    live_rev_nat: &BTreeSet<u32>,
+    now_ns: u64,
+    timeouts: &CtTimeouts,
+) -> Result<usize, MapOpError> {
+    let entries: HashMap<CtKey, SnatValue> = snat.entries()?.into_iter().collect();
+    let mut removed = 0;
+    for (key, value) in &entries {
+        let peer = snat_peer(key, value).and_then(|k| entries.get(&k));
+        let last = peer.map_or(value.last_seen_ns, |p| {
+            p.last_seen_ns.max(value.last_seen_ns)
+        });
+        let idle = Duration::from_nanos(now_ns.saturating_sub(last));
+        let as_ct = CtValue {
+            flags: value.flags,
+            ..CtValue::default()
+        };
+        // An IN entry names the frontend; an OUT entry's id is the same.
+        let orphaned = !live_rev_nat.contains(&value.rev_nat_id);
+        if orphaned || idle > timeouts.for_entry(key.proto, &as_ct) {
+            snat.remove(key)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes `sessionAffinity` entries of frontends that no longer exist.
+pub fn gc_affinity(
+    affinity: &mut dyn KvMap<AffinityKey, AffinityValue>,
+    live_rev_nat: &BTreeSet<u32>,
+) -> Result<usize, MapOpError> {
+    let mut removed = 0;
+    for (key, _) in affinity.entries()? {
+        if !live_rev_nat.contains(&key.rev_nat_id) {
+            affinity.remove(&key)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The rev-NAT ids present in the maps (frontends that exist).
+pub fn live_rev_nat_ids(maps: &mut dyn ServiceMaps) -> Result<BTreeSet<u32>, MapOpError> {
+    Ok(maps
+        .rev_nat()
+        .entries()?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect())
 }

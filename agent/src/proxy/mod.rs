@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod conntrack;
 pub mod diff;
+pub mod external;
 pub mod ids;
 pub mod reconcile;
 pub mod translate;

@@ -14,14 +14,22 @@
 //!   terminating take new flows (slots); terminating endpoints that are still
 //!   serving keep a backend entry flagged [`BACKEND_F_TERMINATING`] so their
 //!   established flows continue; the rest are left out.
+//!
+//! External frontends (scope [`SCOPE_EXTERNAL`], matched by the NodePort
+//! program on the node's external interface; see [`super::external`]):
+//! NodePort and LoadBalancer Services get `nodeIP:nodePort` for each of
+//! this node's addresses, `spec.externalIPs` and LoadBalancer ingress IPs get
+//! `ip:port`. Endpoints whose `nodeName` is this node are flagged
+//! [`BACKEND_F_LOCAL`].
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
-use skiff_common::{BACKEND_F_TERMINATING, SCOPE_INTERNAL};
+use skiff_common::{BACKEND_F_LOCAL, BACKEND_F_TERMINATING, SCOPE_INTERNAL};
 
+use super::external::{self, ExternalPort};
 use super::{DesiredFrontend, DesiredState, FrontendKey, L4Addr, Proto};
 
 /// The label that ties an EndpointSlice to its Service.
@@ -32,6 +40,11 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub struct TranslateInput<'a> {
     pub services: &'a [Service],
     pub slices: &'a [EndpointSlice],
+    /// This node's name (EndpointSlice `nodeName` of local endpoints).
+    pub node_name: &'a str,
+    /// This node's addresses NodePorts answer on (none: no NodePort
+    /// frontends, externalIPs still get theirs).
+    pub node_ips: &'a [Ipv4Addr],
 }
 
 /// What an endpoint contributes to a frontend.
@@ -43,12 +56,15 @@ enum EndpointUse {
     Terminating,
 }
 
+/// One endpoint's use and whether it runs on this node.
+type EndpointInfo = (EndpointUse, bool);
+
 /// Endpoints of one Service, by (port name, protocol).
-type PortEndpoints = BTreeMap<(String, Proto), BTreeMap<L4Addr, EndpointUse>>;
+type PortEndpoints = BTreeMap<(String, Proto), BTreeMap<L4Addr, EndpointInfo>>;
 
 /// Builds the desired state of the maps from Services and EndpointSlices.
 pub fn translate(input: TranslateInput<'_>) -> DesiredState {
-    let endpoints = index_slices(input.slices);
+    let endpoints = index_slices(input.slices, input.node_name);
     let mut state = DesiredState::default();
     for svc in input.services {
         let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
@@ -83,18 +99,27 @@ pub fn translate(input: TranslateInput<'_>) -> DesiredState {
             }
             let port_name = sp.name.clone().unwrap_or_default();
             let mut active = Vec::new();
+            let mut local = Vec::new();
             if let Some(list) = eps.get(&(port_name.clone(), proto)) {
-                for (&backend, &usage) in list {
-                    let flags = match usage {
+                for (&backend, &(usage, is_local)) in list {
+                    let mut flags = match usage {
                         EndpointUse::Active => {
                             active.push(backend);
+                            if is_local {
+                                local.push(backend);
+                            }
                             0
                         }
                         EndpointUse::Terminating => BACKEND_F_TERMINATING,
                     };
-                    // A backend active anywhere is not flagged terminating.
+                    if is_local {
+                        flags |= BACKEND_F_LOCAL;
+                    }
+                    // A backend active anywhere is not flagged terminating;
+                    // local anywhere is local.
                     let entry = state.backends.entry(backend).or_insert(flags);
-                    *entry &= flags;
+                    *entry = (*entry & flags & BACKEND_F_TERMINATING)
+                        | ((*entry | flags) & BACKEND_F_LOCAL);
                 }
             }
             let service = if port_name.is_empty() {
@@ -102,6 +127,15 @@ pub fn translate(input: TranslateInput<'_>) -> DesiredState {
             } else {
                 format!("{ns}/{name}:{port_name}")
             };
+            let ext = ExternalPort {
+                service: &service,
+                proto,
+                port,
+                node_port: sp.node_port,
+                active: &active,
+                local: &local,
+            };
+            external::add(&mut state, spec, &ext, input.node_ips);
             let frontend = DesiredFrontend {
                 service,
                 backends: active,
@@ -133,7 +167,10 @@ fn parse_proto(protocol: Option<&str>) -> Option<Proto> {
 }
 
 /// Groups the endpoints of every slice by owning Service and port.
-fn index_slices(slices: &[EndpointSlice]) -> BTreeMap<(String, String), PortEndpoints> {
+fn index_slices(
+    slices: &[EndpointSlice],
+    node_name: &str,
+) -> BTreeMap<(String, String), PortEndpoints> {
     let mut out: BTreeMap<(String, String), PortEndpoints> = BTreeMap::new();
     for slice in slices {
         let ns = slice.metadata.namespace.as_deref().unwrap_or("default");
@@ -165,11 +202,13 @@ fn index_slices(slices: &[EndpointSlice]) -> BTreeMap<(String, String), PortEndp
                     continue;
                 };
                 let backend = L4Addr::new(addr, port, proto);
+                let is_local = !node_name.is_empty() && ep.node_name.as_deref() == Some(node_name);
                 // Duplicates across slices: active wins.
-                let e = list.entry(backend).or_insert(usage);
+                let e = list.entry(backend).or_insert((usage, is_local));
                 if usage == EndpointUse::Active {
-                    *e = EndpointUse::Active;
+                    e.0 = EndpointUse::Active;
                 }
+                e.1 |= is_local;
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use skiff_common::{Backend, SCOPE_INTERNAL};
+use skiff_common::{Backend, SCOPE_EXTERNAL, SCOPE_INTERNAL};
 
 use super::diff::CurrentState;
 use super::{vip_marker_key, FrontendKey, L4Addr, Proto};
@@ -12,6 +12,9 @@ use super::{vip_marker_key, FrontendKey, L4Addr, Proto};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FrontendView {
     pub rev_nat_id: u32,
+    /// `SVC_F_*` bits.
+    pub flags: u32,
+    pub affinity_timeout_s: u32,
     /// Slot 1..=count in order: backend id and entry (`None` if missing).
     pub slots: Vec<(u32, Option<Backend>)>,
 }
@@ -36,6 +39,15 @@ impl CurrentState {
         })
     }
 
+    /// The external frontend `addr:port/proto` (a NodePort on a node
+    /// address, or an externalIP), if programmed.
+    pub fn external(&self, addr: Ipv4Addr, port: u16, proto: Proto) -> Option<FrontendView> {
+        self.frontend(&FrontendKey {
+            l4: L4Addr::new(addr, port, proto),
+            scope: SCOPE_EXTERNAL,
+        })
+    }
+
     /// Any frontend, if programmed.
     pub fn frontend(&self, key: &FrontendKey) -> Option<FrontendView> {
         let front = self.services.get(&key.slot_key(0))?;
@@ -51,6 +63,8 @@ impl CurrentState {
             .collect();
         Some(FrontendView {
             rev_nat_id: front.rev_nat_id,
+            flags: front.flags,
+            affinity_timeout_s: front.affinity_timeout_s,
             slots,
         })
     }

@@ -25,6 +25,8 @@ pub mod map_names {
     pub const REV_NAT: &str = "REV_NAT";
     pub const CONNTRACK: &str = "CONNTRACK";
     pub const STATS: &str = "STATS";
+    pub const AFFINITY: &str = "AFFINITY";
+    pub const SNAT: &str = "SNAT";
 }
 
 /// Default capacities; the agent may override each one at load time. The
@@ -36,6 +38,14 @@ pub mod defaults {
     pub const BACKENDS_MAX: u32 = 1 << 20;
     pub const REV_NAT_MAX: u32 = 1 << 19;
     pub const CONNTRACK_MAX: u32 = 524_288;
+    /// `sessionAffinity: ClientIP` entries (client, frontend); LRU.
+    pub const AFFINITY_MAX: u32 = 65_536;
+    /// NodePort SNAT entries (two per flow to a backend on another node); LRU.
+    pub const SNAT_MAX: u32 = 262_144;
+    /// Source ports NodePort SNAT allocates from (host order), above
+    /// Linux's default ephemeral range (32768–60999) and the NodePort range.
+    pub const SNAT_PORT_MIN: u16 = 61_000;
+    pub const SNAT_PORT_MAX: u16 = 65_535;
 }
 
 /// Key of the services map: a frontend (VIP, port, protocol) and a slot.
@@ -105,6 +115,9 @@ const _: () = assert!(size_of::<Backend>() == 8);
 
 /// The endpoint is terminating: existing flows keep it, new flows skip it.
 pub const BACKEND_F_TERMINATING: u8 = 1 << 0;
+/// The endpoint runs on this node (EndpointSlice `nodeName`): NodePort
+/// traffic to it is DNATed and passed to the stack, never SNATed.
+pub const BACKEND_F_LOCAL: u8 = 1 << 1;
 
 /// Key of the reverse-NAT map.
 pub type RevNatId = u32;
@@ -172,6 +185,59 @@ const _: () = assert!(size_of::<CtValue>() == 24);
 pub const CT_F_HAIRPIN: u32 = 1 << 0;
 /// A TCP FIN or RST was seen.
 pub const CT_F_CLOSING: u32 = 1 << 1;
+/// A NodePort / externalIP flow to a backend on this node: the reply,
+/// reverse-NATed to the node address, is sent straight out of the external
+/// interface (FIB lookup + redirect); the stack would drop a packet that
+/// arrives from a pod with one of the node's own addresses as source.
+pub const CT_F_NODEPORT: u32 = 1 << 2;
+
+/// Key of the affinity map: one client of one frontend.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AffinityKey {
+    /// Client address, network byte order.
+    pub client: u32,
+    pub rev_nat_id: u32,
+}
+const _: () = assert!(size_of::<AffinityKey>() == 8);
+
+/// Value of the affinity map: the backend the client sticks to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AffinityValue {
+    pub backend_id: u32,
+    pub _pad: u32,
+    /// `bpf_ktime_get_ns()` of the client's last new flow.
+    pub last_used_ns: u64,
+}
+const _: () = assert!(size_of::<AffinityValue>() == 16);
+
+/// SNAT direction: a NodePort flow towards a backend on another node,
+/// keyed after DNAT and before SNAT `(client, backend, cport, bport)`.
+pub const SNAT_DIR_OUT: u8 = 0;
+/// SNAT direction: the backend's reply as it arrives,
+/// `(backend, node, bport, snat port)`.
+pub const SNAT_DIR_IN: u8 = 1;
+
+/// Value of the SNAT map (key: [`CtKey`] with `dir` = `SNAT_DIR_*`).
+///
+/// For [`SNAT_DIR_OUT`]: the node address and port the source becomes.
+/// For [`SNAT_DIR_IN`]: the client address and port the destination goes
+/// back to, and `rev_nat_id` names the frontend the source goes back to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SnatValue {
+    /// Network byte order.
+    pub addr: u32,
+    /// Network byte order.
+    pub port: u16,
+    pub _pad: u16,
+    pub rev_nat_id: u32,
+    /// `CT_F_*` bits (closing).
+    pub flags: u32,
+    pub last_seen_ns: u64,
+}
+const _: () = assert!(size_of::<SnatValue>() == 24);
 
 /// How stale `last_seen_ns` may get before the data path refreshes it.
 pub const CT_REFRESH_NS: u64 = 1_000_000_000;
@@ -200,8 +266,18 @@ pub mod stats {
     pub const PASS_MALFORMED: u32 = 9;
     /// Dropped: a checksum or header rewrite failed.
     pub const DROP_REWRITE: u32 = 10;
+    /// NodePort: no free SNAT port for a flow to a remote backend (dropped).
+    pub const DROP_SNAT_EXHAUSTED: u32 = 11;
+    /// NodePort: the FIB lookup for a packet sent back out failed (no
+    /// route or unresolved neighbour; dropped).
+    pub const DROP_FIB: u32 = 12;
+    /// NodePort: replies of remote backends reverse-SNATed and sent back.
+    pub const NODEPORT_REV_SNAT: u32 = 13;
+    /// NodePort: packets sent back out of the external interface (XDP_TX or
+    /// redirect), both directions.
+    pub const NODEPORT_TX: u32 = 14;
     /// Number of counters.
-    pub const COUNT: u32 = 11;
+    pub const COUNT: u32 = 15;
 
     /// Human-readable names, by index.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -216,6 +292,10 @@ pub mod stats {
         "drop_unsupported_proto",
         "pass_malformed",
         "drop_rewrite",
+        "drop_snat_exhausted",
+        "drop_fib",
+        "nodeport_rev_snat",
+        "nodeport_tx",
     ];
 }
 
@@ -231,6 +311,21 @@ pub struct Config {
     pub flags: u32,
 }
 const _: () = assert!(size_of::<Config>() == 8);
+
+/// Read-only configuration of the NodePort program, the global
+/// `SKIFF_NODEPORT_CONFIG` (separate from [`Config`] so that the pod
+/// programs' configuration keeps its layout).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodePortConfig {
+    /// The node's address NodePort traffic to remote backends is SNATed
+    /// to, network byte order (0: no SNAT, such flows are dropped).
+    pub node_addr: u32,
+    /// SNAT port range, host order, inclusive.
+    pub snat_port_min: u16,
+    pub snat_port_max: u16,
+}
+const _: () = assert!(size_of::<NodePortConfig>() == 8);
 
 /// Emit aya-log debug events on the packet path.
 pub const CFG_F_DEBUG: u32 = 1 << 0;
@@ -262,4 +357,8 @@ mod pod {
     unsafe impl aya::Pod for CtKey {}
     unsafe impl aya::Pod for CtValue {}
     unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for NodePortConfig {}
+    unsafe impl aya::Pod for AffinityKey {}
+    unsafe impl aya::Pod for AffinityValue {}
+    unsafe impl aya::Pod for SnatValue {}
 }

@@ -35,7 +35,7 @@ pub fn lookup(flow: &Flow, dir: u8) -> Option<*mut CtValue> {
 /// CT_F_CLOSING bits a packet implies for its entry: set on FIN/RST,
 /// cleared by a fresh SYN (port reuse after close).
 #[inline(always)]
-fn flags_after(flags: u32, flow: &Flow) -> u32 {
+pub fn flags_after(flags: u32, flow: &Flow) -> u32 {
     if flow.proto != PROTO_TCP {
         return flags;
     }
@@ -126,6 +126,29 @@ pub fn create(flow: &Flow, e: &NewEntry, now: u64) -> Result<(), CtFull> {
         return Err(CtFull);
     }
     Ok(())
+}
+
+/// Writes only the service entry of a flow (NodePort flows SNATed to a
+/// backend on another node: their replies come back through the SNAT map,
+/// never through a pod veth of this node).
+#[inline(always)]
+pub fn create_service(flow: &Flow, e: &NewEntry, now: u64) -> Result<(), CtFull> {
+    let svc_key = key(
+        flow.saddr,
+        flow.daddr,
+        flow.sport,
+        flow.dport,
+        flow.proto,
+        CT_DIR_SERVICE,
+    );
+    let svc = CtValue {
+        backend_id: e.backend_id,
+        rev_nat_id: e.rev_nat_id,
+        nat_addr: e.snat_addr,
+        flags: flags_after(e.flags, flow),
+        last_seen_ns: now,
+    };
+    CONNTRACK.insert(&svc_key, &svc, 0).map_err(|_| CtFull)
 }
 
 /// The service entry a reply entry belongs to: `(client, frontend, client

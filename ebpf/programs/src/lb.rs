@@ -1,21 +1,30 @@
 //! Frontend lookup and backend selection.
 
-use skiff_common::{Backend, ServiceKey, ServiceValue, SCOPE_INTERNAL};
+use skiff_common::{
+    AffinityKey, AffinityValue, Backend, ServiceKey, ServiceValue, BACKEND_F_TERMINATING,
+    SCOPE_INTERNAL, SVC_F_AFFINITY,
+};
 
 use crate::{
-    maps::{BACKENDS, SERVICES},
+    maps::{AFFINITY, BACKENDS, SERVICES},
     parse::Flow,
 };
 
 /// The frontend (slot 0) for `addr:port/proto`, if any.
 #[inline(always)]
 pub fn frontend(addr: u32, port: u16, proto: u8) -> Option<ServiceValue> {
+    frontend_scoped(addr, port, proto, SCOPE_INTERNAL)
+}
+
+/// The frontend (slot 0) for `addr:port/proto` in `scope`, if any.
+#[inline(always)]
+pub fn frontend_scoped(addr: u32, port: u16, proto: u8, scope: u8) -> Option<ServiceValue> {
     let key = ServiceKey {
         addr,
         port,
         slot: 0,
         proto,
-        scope: SCOPE_INTERNAL,
+        scope,
         _pad: [0; 2],
     };
     // SAFETY: copied out at once; a concurrent update may tear the copy,
@@ -71,6 +80,12 @@ pub fn flow_hash(flow: &Flow) -> u32 {
 /// backend is missing (the agent is mid-update).
 #[inline(always)]
 pub fn select(flow: &Flow, fe: &ServiceValue) -> Option<(u32, Backend)> {
+    select_scoped(flow, fe, SCOPE_INTERNAL)
+}
+
+/// [`select`] for the frontend `flow.daddr:flow.dport` in `scope`.
+#[inline(always)]
+pub fn select_scoped(flow: &Flow, fe: &ServiceValue, scope: u8) -> Option<(u32, Backend)> {
     let count = fe.count.min(u32::from(u16::MAX));
     if count == 0 {
         return None;
@@ -81,10 +96,53 @@ pub fn select(flow: &Flow, fe: &ServiceValue) -> Option<(u32, Backend)> {
         port: flow.dport,
         slot,
         proto: flow.proto,
-        scope: SCOPE_INTERNAL,
+        scope,
         _pad: [0; 2],
     };
     // SAFETY: copied out at once.
     let id = unsafe { SERVICES.get(&key) }?.backend_id;
     backend(id).map(|b| (id, b))
+}
+
+/// Like [`select_scoped`], honouring `sessionAffinity: ClientIP`: a client
+/// whose last new flow to this frontend is younger than the timeout gets the
+/// same backend again (while it exists and is not terminating); otherwise a
+/// backend is picked by flow hash and remembered.
+#[inline(always)]
+pub fn select_affine(
+    flow: &Flow,
+    fe: &ServiceValue,
+    scope: u8,
+    now: u64,
+) -> Option<(u32, Backend)> {
+    if fe.flags & SVC_F_AFFINITY == 0 {
+        return select_scoped(flow, fe, scope);
+    }
+    let key = AffinityKey {
+        client: flow.saddr,
+        rev_nat_id: fe.rev_nat_id,
+    };
+    let timeout_ns = u64::from(fe.affinity_timeout_s) * 1_000_000_000;
+    if let Some(v) = AFFINITY.get_ptr_mut(&key) {
+        // SAFETY: pointer from a successful lookup; fields copied out.
+        let (id, last) = unsafe { ((*v).backend_id, (*v).last_used_ns) };
+        if now.wrapping_sub(last) <= timeout_ns {
+            if let Some(b) = backend(id) {
+                if b.flags & BACKEND_F_TERMINATING == 0 {
+                    // SAFETY: as above; a racing writer only loses a refresh.
+                    unsafe { (*v).last_used_ns = now };
+                    return Some((id, b));
+                }
+            }
+        }
+    }
+    let (id, b) = select_scoped(flow, fe, scope)?;
+    let v = AffinityValue {
+        backend_id: id,
+        _pad: 0,
+        last_used_ns: now,
+    };
+    // Best effort: without the entry the next flow just hashes again.
+    let _ = AFFINITY.insert(&key, &v, 0);
+    Some((id, b))
 }

@@ -8,12 +8,18 @@ mod from_pod;
 mod lb;
 mod maps;
 mod nat;
+mod nodeport;
 mod parse;
+mod pkt;
 mod reply;
+mod snat;
 mod stats;
 mod to_pod;
 
-use aya_ebpf::{macros::classifier, programs::TcContext};
+use aya_ebpf::{
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
 
 /// TC ingress on the host side of every pod veth: ClusterIP load balancing of
 /// the pod's packets and reverse NAT of its replies.
@@ -27,6 +33,20 @@ pub fn skiff_from_pod(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn skiff_to_pod(ctx: TcContext) -> i32 {
     to_pod::run(&ctx)
+}
+
+/// XDP on the node's external interface: NodePort and externalIP load
+/// balancing, SNAT to backends on other nodes and its reverse.
+#[xdp]
+pub fn skiff_xdp_nodeport(ctx: XdpContext) -> u32 {
+    nodeport::run(&ctx) as u32
+}
+
+/// The same logic on TC ingress of the external interface, where XDP
+/// cannot attach.
+#[classifier]
+pub fn skiff_tc_nodeport(ctx: TcContext) -> i32 {
+    nodeport::run(&ctx)
 }
 
 /// The crate is dual licensed Apache-2.0 OR GPL-2.0; the kernel sees the GPL side.

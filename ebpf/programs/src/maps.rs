@@ -12,8 +12,9 @@ use aya_ebpf::{
     Global,
 };
 use skiff_common::{
-    defaults, ipv4_be, map_names, stats, Backend, BackendId, Config, CtKey, CtValue, RevNat,
-    RevNatId, ServiceKey, ServiceValue, DEFAULT_HAIRPIN_ADDR,
+    defaults, ipv4_be, map_names, stats, AffinityKey, AffinityValue, Backend, BackendId, Config,
+    CtKey, CtValue, NodePortConfig, RevNat, RevNatId, ServiceKey, ServiceValue, SnatValue,
+    DEFAULT_HAIRPIN_ADDR,
 };
 
 // The service maps allocate entries on demand (`BPF_F_NO_PREALLOC`), so a
@@ -37,12 +38,35 @@ pub static CONNTRACK: LruHashMap<CtKey, CtValue> = LruHashMap::pinned(defaults::
 #[map(name = "STATS")]
 pub static STATS: PerCpuArray<u64> = PerCpuArray::pinned(stats::COUNT, 0);
 
+/// `sessionAffinity: ClientIP`: (client, frontend) → backend.
+#[map(name = "AFFINITY")]
+pub static AFFINITY: LruHashMap<AffinityKey, AffinityValue> =
+    LruHashMap::pinned(defaults::AFFINITY_MAX, 0);
+
+/// NodePort SNAT, both directions (`SNAT_DIR_OUT` / `SNAT_DIR_IN`).
+#[map(name = "SNAT")]
+pub static SNAT: LruHashMap<CtKey, SnatValue> = LruHashMap::pinned(defaults::SNAT_MAX, 0);
+
 /// Set by the loader (`EbpfLoader::set_global("SKIFF_CONFIG", ..)`).
 #[unsafe(no_mangle)]
 static SKIFF_CONFIG: Global<Config> = Global::new(Config {
     hairpin_addr: ipv4_be(DEFAULT_HAIRPIN_ADDR),
     flags: 0,
 });
+
+/// Set by the loader (`SKIFF_NODEPORT_CONFIG`).
+#[unsafe(no_mangle)]
+static SKIFF_NODEPORT_CONFIG: Global<NodePortConfig> = Global::new(NodePortConfig {
+    node_addr: 0,
+    snat_port_min: defaults::SNAT_PORT_MIN,
+    snat_port_max: defaults::SNAT_PORT_MAX,
+});
+
+/// The NodePort configuration (volatile: the loader patches it).
+#[inline(always)]
+pub fn nodeport_config() -> NodePortConfig {
+    SKIFF_NODEPORT_CONFIG.load()
+}
 
 /// The configuration, read once per packet (volatile: the loader patches it).
 #[inline(always)]
@@ -71,3 +95,5 @@ const _: () = assert!(same(map_names::BACKENDS, "BACKENDS"));
 const _: () = assert!(same(map_names::REV_NAT, "REV_NAT"));
 const _: () = assert!(same(map_names::CONNTRACK, "CONNTRACK"));
 const _: () = assert!(same(map_names::STATS, "STATS"));
+const _: () = assert!(same(map_names::AFFINITY, "AFFINITY"));
+const _: () = assert!(same(map_names::SNAT, "SNAT"));

@@ -11,7 +11,7 @@ use crate::{
 /// Rewrites the packet's tuple to `saddr:sport → daddr:dport` (fields that
 /// do not change are left alone).
 #[inline(always)]
-fn rewrite(
+pub fn rewrite(
     ctx: &TcContext,
     flow: &Flow,
     saddr: u32,

@@ -4,13 +4,14 @@
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TcContext};
 use aya_log_ebpf::debug;
-use skiff_common::{stats, Config, CtValue, CFG_F_DEBUG, CT_F_HAIRPIN};
+use skiff_common::{stats, Config, CtValue, CFG_F_DEBUG, CT_F_HAIRPIN, CT_F_NODEPORT};
 
 use crate::{
     conntrack,
     maps::REV_NAT,
     nat,
     parse::Flow,
+    pkt,
     stats::{drop_with, inc, OK},
 };
 
@@ -40,6 +41,17 @@ pub fn rev_nat(ctx: &TcContext, flow: &Flow, ct: *mut CtValue, cfg: Config) -> i
         return drop_with(stats::DROP_REWRITE);
     }
     inc(stats::REV_NAT);
+    if v.flags & CT_F_NODEPORT != 0 {
+        // Source is now a node address: out of the external interface
+        // directly (see CT_F_NODEPORT).
+        return match pkt::forward(ctx, flow.proto, rn.addr, client) {
+            Some(verdict) => {
+                inc(stats::NODEPORT_TX);
+                verdict
+            }
+            None => drop_with(stats::DROP_FIB),
+        };
+    }
     if cfg.flags & CFG_F_DEBUG != 0 {
         debug!(
             ctx,

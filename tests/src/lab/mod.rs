@@ -13,11 +13,13 @@
 //! runs are removed by the next [`LabBuilder::build`].
 
 pub mod cleanup;
+mod external;
 pub mod names;
 mod netns;
 mod node;
 mod pod;
 mod underlay;
+mod xdp_pass;
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -25,6 +27,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+pub use external::ExternalClient;
 pub use netns::{Netns, Proc, NETNS_DIR};
 pub use node::Node;
 pub use pod::Pod;
@@ -209,6 +212,28 @@ impl Lab {
     /// The service CIDR given to the builder (base, prefix length).
     pub fn service_cidr(&self) -> (Ipv4Addr, u8) {
         self.service_cidr
+    }
+
+    /// Adds external client `k` (0..=40): a netns on the underlay bridge
+    /// outside every node (see [`ExternalClient`]).
+    pub fn add_external_client(&self, k: usize) -> Result<ExternalClient, LabError> {
+        ExternalClient::create(&self.prefix, k, &self.underlay)
+    }
+
+    /// Makes the underlay behave like a wire between NICs for XDP: nodes
+    /// put complete checksums on what they send (`tx off` on `eth0`, no
+    /// `CHECKSUM_PARTIAL` crossing the veth), and the bridge ports take the
+    /// frames a node's XDP program sends back with `XDP_TX` (a veth
+    /// processes those only when it has an XDP program itself: an
+    /// `XDP_PASS` one is attached). Keep the returned links (fds) alive.
+    pub fn underlay_like_nics(&self) -> Result<Vec<std::os::fd::OwnedFd>, LabError> {
+        let mut links = Vec::new();
+        for node in &self.nodes {
+            external::ethtool(node.name(), &["-K", "eth0", "tx", "off"])?;
+            let port = format!("n{}", node.index());
+            links.push(xdp_pass::attach(self.underlay.netns(), &port)?);
+        }
+        Ok(links)
     }
 
     /// Removes leftovers of labs whose owner process is dead; returns their

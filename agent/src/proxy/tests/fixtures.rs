@@ -75,7 +75,11 @@ pub fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> T {
 }
 
 pub fn desired(services: &[Service], slices: &[EndpointSlice]) -> DesiredState {
-    translate(TranslateInput { services, slices })
+    translate(TranslateInput {
+        services,
+        slices,
+        ..TranslateInput::default()
+    })
 }
 
 /// What a packet would see: every frontend's `count` names existing slots,

@@ -1,6 +1,8 @@
 //! Unit tests of the proxy library (no root, no BPF).
 
 mod diff;
+mod external;
 pub(crate) mod fixtures;
 mod gc;
+mod snat_gc;
 mod translate;
