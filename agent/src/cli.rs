@@ -1,6 +1,6 @@
 //! Command line of the `skiff` binary.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -101,9 +101,10 @@ pub struct AgentArgs {
     /// remote backends uses it.
     #[arg(long)]
     pub node_ip: Option<Ipv4Addr>,
-    /// Port of the kubelet's HTTP server (logs, metrics), published in the Node.
-    #[arg(long, default_value_t = 10250)]
-    pub kubelet_port: u16,
+    /// Where the kubelet's HTTP server (logs, metrics) listens; its port (port 0: a free
+    /// one, logged) is published in the Node for `kubectl logs`.
+    #[arg(long, default_value = skiff_agent::kubelet::http::DEFAULT_LISTEN)]
+    pub kubelet_listen: SocketAddr,
     /// CrashLoopBackOff: first restart delay after the immediate one (doubling).
     #[arg(long, default_value_t = 10_000)]
     pub backoff_base_ms: u64,
@@ -192,7 +193,7 @@ mod tests {
     fn kubelet_flags() {
         let a = agent(&["--node-name", "n1", "--server", "a:1"]).unwrap();
         assert_eq!(
-            (a.kubelet_port, a.backoff_base_ms, a.backoff_max_ms),
+            (a.kubelet_listen.port(), a.backoff_base_ms, a.backoff_max_ms),
             (10250, 10_000, 300_000)
         );
         assert_eq!(a.state_dir, std::path::Path::new("/var/lib/skiff/agent"));
@@ -203,12 +204,13 @@ mod tests {
             "--no-proxy",
             "--state-dir=/s",
             "--node-ip=192.168.0.10",
-            "--kubelet-port=10255",
+            "--kubelet-listen=127.0.0.1:0",
             "--backoff-base-ms=100",
             "--backoff-max-ms=1000",
         ])
         .unwrap();
         assert!(a.no_proxy);
+        assert_eq!(a.kubelet_listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!(a.node_ip, Some(std::net::Ipv4Addr::new(192, 168, 0, 10)));
         assert!(agent(&["--node-name", "n1", "--manifests", "/m", "--no-proxy"]).is_err());
     }

@@ -61,7 +61,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
 async fn start_kubelet(args: &AgentArgs, addr: &str) -> anyhow::Result<Kubelet> {
     let mut cfg = KubeletConfig::new(&args.node_name);
     cfg.node_ip = args.node_ip;
-    cfg.kubelet_port = args.kubelet_port;
+    cfg.http_listen = Some(args.kubelet_listen);
     cfg.state_dir = args.state_dir.clone();
     cfg.veth_prefix = args.pod_veth_prefix.clone();
     cfg.backoff = BackoffConfig::new(
@@ -73,8 +73,6 @@ async fn start_kubelet(args: &AgentArgs, addr: &str) -> anyhow::Result<Kubelet> 
     let client = CpClient::connect(addr, ConnectOptions::default())
         .await
         .with_context(|| format!("kubelet: connecting to the control plane at {addr}"))?;
-    // The probes/logs HTTP server (kubelet::http) serves `kubelet.lookup()` on
-    // --kubelet-port once merged.
     Ok(Kubelet::start(cfg, client).await?)
 }
 

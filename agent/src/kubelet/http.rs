@@ -7,7 +7,8 @@
 //! - `GET /healthz`.
 //!
 //! Pods are found through [`PodLookup`] and usage through
-//! [`metrics::StatsSource`], both implemented by the pod manager.
+//! [`metrics::StatsSource`], both implemented by the pod manager
+//! ([`super::lookup`]).
 
 pub mod metrics;
 
@@ -25,33 +26,11 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use super::logs::{self, LogOptions};
+pub use super::lookup::{ContainerInfo, PodInfo, PodLookup};
 pub use metrics::{ContainerUsage, Histogram, Registry, StatsSource};
 
 /// The default `--kubelet-listen`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:10250";
-
-/// One container of a pod, as the pod manager knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerInfo {
-    pub name: String,
-    /// The current instance (its log is `<restart_count>.log`).
-    pub restart_count: u32,
-    /// Whether that instance is running (a followed log ends when not).
-    pub running: bool,
-}
-
-/// A pod on this node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodInfo {
-    pub uid: String,
-    /// Init and app containers.
-    pub containers: Vec<ContainerInfo>,
-}
-
-/// Finds pods by namespace and name (the pod manager implements it).
-pub trait PodLookup: Send + Sync {
-    fn pod(&self, namespace: &str, name: &str) -> Option<PodInfo>;
-}
 
 /// What the server needs.
 #[derive(Clone)]

@@ -1,23 +1,46 @@
-//! What the kubelet's HTTP side (logs, metrics) asks the pod manager: which uid a pod has,
-//! where a container's log is, how often it restarted. The pod workers publish into a
-//! [`PodRegistry`]; [`PodLookup`] is the read side.
+//! What the kubelet's HTTP side (logs, metrics) asks the pod manager: a pod's uid and its
+//! containers (instance number, running or not), and their usage. The pod workers publish
+//! into a [`PodRegistry`]; [`PodLookup`] is the read side the HTTP server uses, and
+//! [`RegistryStats`] reads the running containers' cgroups for `/metrics`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::layout;
+use super::http::{ContainerUsage, StatsSource};
+use crate::runtime::cgroups::CgroupManager;
 
-/// Read access to the node's pods (implemented by [`PodRegistry`]).
+/// One container of a pod, as the pod manager knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub name: String,
+    /// The current instance (its log is `<restart_count>.log`).
+    pub restart_count: u32,
+    /// Whether that instance is running (a followed log ends when not).
+    pub running: bool,
+}
+
+/// A pod on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodInfo {
+    pub uid: String,
+    /// Init and app containers.
+    pub containers: Vec<ContainerInfo>,
+}
+
+/// Finds pods by namespace and name (implemented by [`PodRegistry`]).
 pub trait PodLookup: Send + Sync {
-    /// The uid of pod `ns/name` on this node.
-    fn pod_uid(&self, ns: &str, name: &str) -> Option<String>;
-    /// The restart count of `container` of pod `ns/name`.
-    fn restart_count(&self, ns: &str, name: &str, container: &str) -> Option<u32>;
-    /// The log file of `container`'s current instance, or of the previous one.
-    fn log_path(&self, ns: &str, name: &str, container: &str, previous: bool) -> Option<PathBuf>;
-    /// Every pod: (namespace, name, uid, container names).
-    fn pods(&self) -> Vec<(String, String, String, Vec<String>)>;
+    fn pod(&self, namespace: &str, name: &str) -> Option<PodInfo>;
+}
+
+/// One container's entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerEntry {
+    pub name: String,
+    /// Latest instance number started.
+    pub restart_count: u32,
+    pub running: bool,
+    /// The running instance's cgroup.
+    pub cgroup: Option<String>,
 }
 
 /// One pod's entry.
@@ -25,72 +48,94 @@ pub trait PodLookup: Send + Sync {
 pub struct PodEntry {
     pub namespace: String,
     pub name: String,
-    /// Container name → restart count (latest instance number).
-    pub containers: BTreeMap<String, u32>,
+    /// Init containers, then app containers, in spec order.
+    pub containers: Vec<ContainerEntry>,
 }
 
 /// The pods the workers run, by uid.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PodRegistry {
-    state_dir: PathBuf,
     pods: Arc<RwLock<HashMap<String, PodEntry>>>,
 }
 
 impl PodRegistry {
-    pub fn new(state_dir: PathBuf) -> Self {
-        Self {
-            state_dir,
-            pods: Arc::default(),
-        }
+    pub fn new() -> Self {
+        Self::default()
     }
 
     pub fn set(&self, uid: &str, entry: PodEntry) {
-        let mut pods = self.pods.write().expect("pod registry lock");
+        let mut pods = self.pods.write().unwrap_or_else(|e| e.into_inner());
         if pods.get(uid) != Some(&entry) {
             pods.insert(uid.to_owned(), entry);
         }
     }
 
     pub fn remove(&self, uid: &str) {
-        self.pods.write().expect("pod registry lock").remove(uid);
+        self.pods
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
     }
 
-    fn find(&self, ns: &str, name: &str) -> Option<(String, PodEntry)> {
-        let pods = self.pods.read().expect("pod registry lock");
-        pods.iter()
-            .find(|(_, e)| e.namespace == ns && e.name == name)
-            .map(|(u, e)| (u.clone(), e.clone()))
+    /// Every pod: uid and entry.
+    pub fn snapshot(&self) -> Vec<(String, PodEntry)> {
+        let pods = self.pods.read().unwrap_or_else(|e| e.into_inner());
+        pods.iter().map(|(u, e)| (u.clone(), e.clone())).collect()
     }
 }
 
 impl PodLookup for PodRegistry {
-    fn pod_uid(&self, ns: &str, name: &str) -> Option<String> {
-        self.find(ns, name).map(|(u, _)| u)
+    fn pod(&self, namespace: &str, name: &str) -> Option<PodInfo> {
+        let pods = self.pods.read().unwrap_or_else(|e| e.into_inner());
+        let (uid, e) = pods
+            .iter()
+            .find(|(_, e)| e.namespace == namespace && e.name == name)?;
+        Some(PodInfo {
+            uid: uid.clone(),
+            containers: e
+                .containers
+                .iter()
+                .map(|c| ContainerInfo {
+                    name: c.name.clone(),
+                    restart_count: c.restart_count,
+                    running: c.running,
+                })
+                .collect(),
+        })
     }
+}
 
-    fn restart_count(&self, ns: &str, name: &str, container: &str) -> Option<u32> {
-        self.find(ns, name)?.1.containers.get(container).copied()
-    }
+/// Usage of the running containers, from their cgroups.
+#[derive(Debug, Clone)]
+pub struct RegistryStats {
+    pub registry: PodRegistry,
+    pub cgroups: &'static dyn CgroupManager,
+}
 
-    fn log_path(&self, ns: &str, name: &str, container: &str, previous: bool) -> Option<PathBuf> {
-        let (uid, e) = self.find(ns, name)?;
-        let n = *e.containers.get(container)?;
-        let n = if previous { n.checked_sub(1)? } else { n };
-        Some(layout::log_path(&self.state_dir, &uid, container, n))
-    }
-
-    fn pods(&self) -> Vec<(String, String, String, Vec<String>)> {
-        let pods = self.pods.read().expect("pod registry lock");
-        pods.iter()
-            .map(|(u, e)| {
-                (
-                    e.namespace.clone(),
-                    e.name.clone(),
-                    u.clone(),
-                    e.containers.keys().cloned().collect(),
-                )
-            })
-            .collect()
+impl StatsSource for RegistryStats {
+    fn container_usage(&self) -> Vec<ContainerUsage> {
+        let mut out = Vec::new();
+        for (uid, pod) in self.registry.snapshot() {
+            for c in &pod.containers {
+                let Some(path) = c.cgroup.as_ref().filter(|_| c.running) else {
+                    continue;
+                };
+                match self.cgroups.stats(path) {
+                    Ok(st) => out.push(ContainerUsage {
+                        namespace: pod.namespace.clone(),
+                        pod: pod.name.clone(),
+                        container: c.name.clone(),
+                        cpu_usage_seconds: st.cpu_usage_ns as f64 / 1e9,
+                        memory_working_set_bytes: st.memory_working_set,
+                    }),
+                    Err(e) => log::debug!("kubelet: stats of pod {uid} {}: {e}", c.name),
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.namespace, &a.pod, &a.container).cmp(&(&b.namespace, &b.pod, &b.container))
+        });
+        out
     }
 }
 
@@ -100,24 +145,40 @@ mod tests {
 
     #[test]
     fn lookups_by_namespace_and_name() {
-        let r = PodRegistry::new("/s".into());
-        let containers = [("app".to_string(), 2)].into();
+        let r = PodRegistry::new();
+        let c = |name: &str, restart_count, cgroup: Option<&str>| ContainerEntry {
+            name: name.into(),
+            restart_count,
+            running: cgroup.is_some(),
+            cgroup: cgroup.map(Into::into),
+        };
         r.set(
             "u1",
             PodEntry {
                 namespace: "shop".into(),
                 name: "web".into(),
-                containers,
+                containers: vec![c("init", 0, None), c("app", 2, Some("skiff/pod-u1/x"))],
             },
         );
-        assert_eq!(r.pod_uid("shop", "web").as_deref(), Some("u1"));
-        assert_eq!(r.restart_count("shop", "web", "app"), Some(2));
+        let info = r.pod("shop", "web").unwrap();
+        assert_eq!(info.uid, "u1");
         assert_eq!(
-            r.log_path("shop", "web", "app", true),
-            Some("/s/pods/u1/logs/app/1.log".into())
+            info.containers,
+            [
+                ContainerInfo {
+                    name: "init".into(),
+                    restart_count: 0,
+                    running: false
+                },
+                ContainerInfo {
+                    name: "app".into(),
+                    restart_count: 2,
+                    running: true
+                }
+            ]
         );
-        assert_eq!(r.pod_uid("shop", "db"), None);
+        assert_eq!(r.pod("shop", "db"), None);
         r.remove("u1");
-        assert!(r.pods().is_empty());
+        assert!(r.snapshot().is_empty());
     }
 }

@@ -8,8 +8,9 @@
 //!   node (sandbox, volumes, containers): decisions in [`reconcile`], restarts paced by
 //!   [`backoff`], status from [`status`], env from [`env`], volumes from [`volumes`];
 //! - [`lookup`]: what the HTTP side (logs, metrics) asks of the pod manager;
-//! - [`probe`], [`logs`], [`http`]: probes, container logs and the agent's HTTP server
-//!   (`/containerLogs`, `/metrics`, `/healthz`);
+//! - [`probe`], [`logs`], [`http`]: probes (run by the pod workers), container logs and
+//!   the agent's HTTP server (`/containerLogs`, `/metrics`, `/healthz`), which
+//!   [`Kubelet::start`] serves on [`KubeletConfig::http_listen`];
 //! - [`layout`]: where a pod's files and logs live.
 //!
 //! Everything on the node survives an agent restart (netns bind mounts, shims, state on
@@ -32,12 +33,14 @@ pub mod status;
 pub mod volumes;
 mod worker;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::cpclient::{CpClient, CpError};
 use crate::image::{ImageError, ImageStore};
@@ -46,7 +49,7 @@ use crate::runtime::{Runtime, RuntimeError};
 use crate::sandbox::{self, DnsParams, NetworkConfig, PodNetwork, ResolvConf, SandboxError};
 
 pub use backoff::BackoffConfig;
-pub use lookup::{PodLookup, PodRegistry};
+pub use lookup::{PodLookup, PodRegistry, RegistryStats};
 
 /// A kubelet error that stops it.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +72,12 @@ pub enum KubeletError {
     Cgroup(#[from] CgroupError),
     #[error("kubelet: watching pods: {0}")]
     Watch(CpError),
+    #[error("kubelet: listening on {addr} (--kubelet-listen): {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// How the kubelet runs.
@@ -77,7 +86,11 @@ pub struct KubeletConfig {
     pub node_name: String,
     /// The node's InternalIP; `None`: the address of the default-route interface.
     pub node_ip: Option<Ipv4Addr>,
-    /// Port of the kubelet's HTTP server (Node.status.daemonEndpoints).
+    /// Where the kubelet's HTTP server (logs, metrics) listens; port 0: a free one.
+    /// `None`: no server.
+    pub http_listen: Option<SocketAddr>,
+    /// The port published in Node.status.daemonEndpoints when there is no server (with
+    /// one, its bound port is published).
     pub kubelet_port: u16,
     pub state_dir: PathBuf,
     pub netns_dir: PathBuf,
@@ -103,6 +116,7 @@ impl KubeletConfig {
         Self {
             node_name: node_name.to_owned(),
             node_ip: None,
+            http_listen: None,
             kubelet_port: 10250,
             state_dir: PathBuf::from(sandbox::DEFAULT_STATE_DIR),
             netns_dir: PathBuf::from(sandbox::DEFAULT_NETNS_DIR),
@@ -134,20 +148,39 @@ pub(crate) struct Ctx {
     pub services: services::ServiceCache,
     pub registry: PodRegistry,
     pub events: events::Recorder,
+    pub prober: Arc<probe::Prober>,
 }
 
 /// A running kubelet.
 pub struct Kubelet {
     registry: PodRegistry,
+    metrics: Arc<http::Registry>,
+    http_addr: Option<SocketAddr>,
+    http: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), KubeletError>>,
+    task: JoinHandle<Result<(), KubeletError>>,
 }
 
 impl Kubelet {
-    /// Registers the node, sets up the pod network, image store, runtime and cgroups,
-    /// then runs the pod manager, heartbeats and route sync in the background.
-    pub async fn start(cfg: KubeletConfig, client: CpClient) -> Result<Self, KubeletError> {
+    /// Binds the HTTP server, registers the node (publishing the server's port), sets up
+    /// the pod network, image store, runtime and cgroups, then runs the pod manager,
+    /// heartbeats, route sync and the HTTP server in the background.
+    pub async fn start(mut cfg: KubeletConfig, client: CpClient) -> Result<Self, KubeletError> {
         let (stop, stop_rx) = watch::channel(false);
+        let listener = match cfg.http_listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| KubeletError::Listen { addr, source })?;
+                let bound = l
+                    .local_addr()
+                    .map_err(|source| KubeletError::Listen { addr, source })?;
+                cfg.kubelet_port = bound.port();
+                log::info!("kubelet: serving logs and metrics on {bound}");
+                Some((l, bound))
+            }
+            None => None,
+        };
         let node_ip = match cfg.node_ip {
             Some(ip) => ip,
             None => node::default_node_ip().ok_or_else(|| {
@@ -181,12 +214,31 @@ impl Kubelet {
             cluster_domain: cfg.cluster_domain.clone(),
             host: ResolvConf::parse(&host_resolv),
         };
-        let registry = PodRegistry::new(cfg.state_dir.clone());
+        let registry = PodRegistry::new();
+        let metrics = Arc::new(http::Registry::new());
+        let http_addr = listener.as_ref().map(|(_, a)| *a);
+        let http = listener.map(|(l, _)| {
+            let server = http::KubeletHttp {
+                state_dir: cfg.state_dir.clone(),
+                pods: Arc::new(registry.clone()),
+                stats: Arc::new(RegistryStats {
+                    registry: registry.clone(),
+                    cgroups,
+                }),
+                metrics: metrics.clone(),
+            };
+            tokio::spawn(async move {
+                if let Err(e) = http::serve(l, server).await {
+                    log::error!("kubelet: HTTP server: {e}");
+                }
+            })
+        });
         let ctx = Arc::new(Ctx {
             node_ip,
             services: services::ServiceCache::spawn(&client, stop_rx.clone()),
             events: events::Recorder::new(client.clone(), cfg.node_name.clone()),
             registry: registry.clone(),
+            prober: Arc::new(probe::Prober::new()),
             client,
             net,
             images,
@@ -201,9 +253,22 @@ impl Kubelet {
         let task = tokio::spawn(manager::run(ctx, stop_rx));
         Ok(Self {
             registry,
+            metrics,
+            http_addr,
+            http,
             stop,
             task,
         })
+    }
+
+    /// The address the HTTP server is bound to (`None` without `http_listen`).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// The agent's metrics registry, served on `/metrics` after the container usage.
+    pub fn metrics(&self) -> Arc<http::Registry> {
+        self.metrics.clone()
     }
 
     /// The pods this kubelet runs, for the HTTP side.
@@ -221,6 +286,9 @@ impl Kubelet {
 
     /// Stops the kubelet; pods keep running (a next kubelet re-adopts them).
     pub async fn stop(self) {
+        if let Some(h) = &self.http {
+            h.abort();
+        }
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }

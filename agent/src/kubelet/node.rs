@@ -125,7 +125,6 @@ pub fn build(name: &str, ip: Ipv4Addr, kubelet_port: u16, host: &HostFacts) -> N
             container_runtime_version: format!("skiff://{}", env!("CARGO_PKG_VERSION")),
             kubelet_version: format!("v1.32.0-skiff.{}", env!("CARGO_PKG_VERSION")),
             kube_proxy_version: String::new(),
-            ..Default::default()
         }),
         ..Default::default()
     });

@@ -4,10 +4,13 @@
 //! an event: it looks at what runs and decides from that ([`reconcile::plan`]).
 
 mod adopt;
+mod hooks;
+mod probes;
 mod slot;
 mod start;
 mod terminate;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +19,7 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::lookup::PodEntry;
+use super::lookup::{ContainerEntry, PodEntry};
 use super::reconcile::{self, Plan};
 use super::status::{self, PodView};
 use super::volumes::VolumePaths;
@@ -48,6 +51,8 @@ pub struct Worker {
     /// Why the pod cannot start containers yet (sandbox, volumes).
     blocked: Option<String>,
     qos: QosClass,
+    /// Probe workers of the running app containers, by container name.
+    probes: HashMap<String, probes::ContainerProbes>,
 }
 
 fn ns_name(pod: &Pod) -> (String, String) {
@@ -82,6 +87,7 @@ impl Worker {
             reported: None,
             blocked: None,
             qos: QosClass::BestEffort,
+            probes: HashMap::new(),
         }
     }
 
@@ -91,9 +97,11 @@ impl Worker {
                 Flow::Exit => break,
                 Flow::Again(d) => d,
             };
+            let probed = probes::any_changed(self.probe_changes());
             tokio::select! {
                 changed = self.desired.changed() => if changed.is_err() { return },
                 _ = tokio::time::sleep(wake) => {}
+                _ = probed => {}
             }
         }
         self.ctx.registry.remove(&self.uid);
@@ -142,11 +150,14 @@ impl Worker {
         };
         self.pod = Some(pod.clone());
         self.ensure_slots();
+        self.check_probes(&pod).await;
         self.poll_exits(&pod);
         let wake = match self.converge(&pod).await {
             Ok(()) => self.next_wake(),
             Err(()) => SETUP_RETRY,
         };
+        // Probe workers for the containers just started.
+        self.check_probes(&pod).await;
         self.push_status().await;
         self.publish(&pod);
         Flow::Again(wake)
@@ -306,11 +317,11 @@ impl Worker {
         wake.max(Duration::from_millis(10))
     }
 
-    /// Readiness of a running container. The probe workers (kubelet::probe) are spawned
-    /// from [`Worker::start`] once merged; until then, and without a readinessProbe, a
-    /// running container is ready (as Kubernetes defaults it).
-    fn ready(&self, _slot: &Slot) -> bool {
-        true
+    /// Readiness of slot `i`'s running instance: its readinessProbe's (after its
+    /// startupProbe); without probes a running container is ready (as Kubernetes
+    /// defaults it).
+    fn ready(&self, i: usize) -> bool {
+        self.probed_ready(i)
     }
 
     fn view(&self) -> PodView {
@@ -330,8 +341,9 @@ impl Worker {
         let views = |init: bool| {
             self.slots
                 .iter()
-                .filter(|s| s.init == init)
-                .map(|s| blocked(s.view(self.ready(s), initializing, now)))
+                .enumerate()
+                .filter(|(_, s)| s.init == init)
+                .map(|(i, s)| blocked(s.view(self.ready(i), initializing, now)))
                 .collect()
         };
         PodView {
@@ -370,7 +382,15 @@ impl Worker {
         let containers = self
             .slots
             .iter()
-            .map(|s| (s.name.clone(), s.started.unwrap_or(0)))
+            .map(|s| ContainerEntry {
+                name: s.name.clone(),
+                restart_count: s.started.unwrap_or(0),
+                running: s.current.is_some(),
+                cgroup: s
+                    .current
+                    .as_ref()
+                    .and_then(|i| i.container.state().cgroup.clone()),
+            })
             .collect();
         self.ctx.registry.set(
             &self.uid,

@@ -95,9 +95,7 @@ impl Slot {
         cfg: &BackoffConfig,
         now: Instant,
     ) -> Option<Duration> {
-        let Some(inst) = self.current.take() else {
-            return None;
-        };
+        let inst = self.current.take()?;
         let finished = Utc::now();
         let t = Terminated {
             exit_code: code,

@@ -85,7 +85,7 @@ impl Worker {
         s.pull_failures += 1;
     }
 
-    fn container_spec(&self, pod: &Pod, init: bool, name: &str) -> Option<Container> {
+    pub(super) fn container_spec(&self, pod: &Pod, init: bool, name: &str) -> Option<Container> {
         let spec = pod.spec.as_ref()?;
         let list = if init {
             spec.init_containers.as_ref()?
@@ -214,7 +214,7 @@ impl Worker {
             let taken = out
                 .iter()
                 .any(|m| m.container_path == std::path::Path::new(at));
-            if !taken && !(host_network && file == PodFiles::HOSTS) {
+            if !(taken || (host_network && file == PodFiles::HOSTS)) {
                 out.push(VolumeMount {
                     host_path: files.join(file),
                     container_path: at.into(),
@@ -362,6 +362,7 @@ impl Worker {
                     "Started",
                     format!("Started container {name}"),
                 );
+                self.post_start(i, pod).await;
             }
             Err(msg) => {
                 self.ctx

@@ -1,4 +1,4 @@
-//! Stopping a pod: preStop, SIGTERM, the grace period, SIGKILL; then tearing down what
+//! Stopping a pod: preStop hooks (together, within the grace period), SIGTERM, the grace period, SIGKILL; then tearing down what
 //! the pod had on the node (containers, rootfs, cgroup, sandbox, files).
 
 use std::time::Duration;
@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::time::Instant;
 
 use super::super::layout;
+use super::hooks::{self, Hook, MIN_GRACE_AFTER_HOOK};
 use super::Worker;
 use crate::runtime::cgroups::QosClass;
 use crate::sandbox::Sandbox;
@@ -26,30 +27,18 @@ pub fn grace_period(pod: &Pod) -> Duration {
     Duration::from_secs(secs.max(0) as u64)
 }
 
-/// Whether container `name` has a preStop hook.
-fn has_pre_stop(pod: &Pod, init: bool, name: &str) -> bool {
-    let Some(spec) = pod.spec.as_ref() else {
-        return false;
-    };
-    let list = if init {
-        spec.init_containers.as_deref().unwrap_or_default()
-    } else {
-        &spec.containers
-    };
-    list.iter()
-        .find(|c| c.name == name)
-        .and_then(|c| c.lifecycle.as_ref()?.pre_stop.as_ref())
-        .is_some()
-}
-
 impl Worker {
     /// Stops every running container within `grace`; records how each ended (no
     /// restarts follow).
     pub(super) async fn terminate(&mut self, grace: Duration) {
         let pod = self.pod.clone();
-        for s in self.slots.iter().filter(|s| s.current.is_some()) {
-            let inst = s.current.as_ref().expect("filtered");
-            if let Some(p) = &pod {
+        let mut deadline = Instant::now() + grace;
+        if let Some(p) = &pod {
+            let mut pre_stop = Vec::new();
+            for (i, s) in self.slots.iter().enumerate() {
+                if s.current.is_none() {
+                    continue;
+                }
                 let target = Some((s.init, s.name.as_str()));
                 self.ctx.events.pod(
                     p,
@@ -58,21 +47,28 @@ impl Worker {
                     "Killing",
                     format!("Stopping container {}", s.name),
                 );
-                let has_pre_stop = has_pre_stop(p, s.init, &s.name);
-                if has_pre_stop {
-                    // The runtime's exec (runtime/exec.rs) lands with the probes; until
-                    // then a preStop exec hook cannot run.
-                    log::warn!(
-                        "kubelet: container {}: preStop hook skipped: no exec in the runtime yet",
-                        s.name
-                    );
+                if !grace.is_zero() {
+                    pre_stop.extend(self.hook_run(i, p, Hook::PreStop));
                 }
             }
+            // preStop hooks run together, within the grace period, before SIGTERM;
+            // SIGKILL follows at least MIN_GRACE_AFTER_HOOK after them (the kubelet's).
+            if !pre_stop.is_empty() {
+                let (prober, events) = (&self.ctx.prober, &self.ctx.events);
+                futures_util::future::join_all(
+                    pre_stop
+                        .iter()
+                        .map(|h| hooks::run_reported(prober, events, p, h, grace)),
+                )
+                .await;
+                deadline = deadline.max(Instant::now() + MIN_GRACE_AFTER_HOOK);
+            }
+        }
+        for inst in self.slots.iter().filter_map(|s| s.current.as_ref()) {
             if let Err(e) = inst.container.kill(libc::SIGTERM) {
                 log::warn!("kubelet: SIGTERM to {}: {e}", inst.container.id());
             }
         }
-        let deadline = Instant::now() + grace;
         let mut killed = false;
         loop {
             let mut running = false;
