@@ -1,13 +1,14 @@
 //! Skiff's test infrastructure: a netns lab shaped like a small cluster
 //! ([`lab`]), an echo workload ([`echo`]), deadline-bounded waiting
 //! ([`wait`]), and the pieces the root integration tests drive the agent with
-//! ([`agent`], [`manifests`], [`bpfmaps`], [`rawpkt`], [`clusterip`]).
+//! ([`agent`], [`kubelet_lab`], [`manifests`], [`bpfmaps`], [`rawpkt`], [`clusterip`]).
 
 pub mod agent;
 pub mod bpfmaps;
 pub mod clusterip;
 pub mod demo;
 pub mod echo;
+pub mod kubelet_lab;
 pub mod lab;
 pub mod manifests;
 pub mod nodeport;

@@ -2,7 +2,9 @@
 //! `skiff-bench dataplane` as root. `cargo xtask bench scheduler`: release
 //! build, then `skiff-sched-bench` (simulated nodes; no root needed).
 //! `cargo xtask bench store`: release build of `skiff` and `skiff-store-bench`
-//! only, then Skiff's store against etcd 3.4 (no root needed).
+//! only, then Skiff's store against etcd 3.4 (no root needed). `cargo xtask bench pods`:
+//! release build of `skiff` and `skiff-pods-bench` only, then 100 pods on one kubelet
+//! (root: a netns lab and real containers).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -45,6 +47,13 @@ enum Which {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         extra: Vec<String>,
     },
+    /// Kubelet: create→Running p50/p99 of 100 busybox pods on one node, and the
+    /// agent's RSS; writes target/bench/pods.json.
+    Pods {
+        /// More arguments for `skiff-pods-bench` (`--pods`, `--concurrency`, `--out`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        extra: Vec<String>,
+    },
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -56,15 +65,22 @@ pub fn run(args: &Args) -> Result<()> {
             c.args(extra).current_dir(cmd::workspace_root());
             cmd::run("bench", &mut c)
         }
-        Which::Store { extra } => store(extra),
+        Which::Store { extra } => run_with_skiff("skiff-store-bench", extra),
+        Which::Pods { extra } => {
+            if !cmd::is_root() {
+                bail!("the pods benchmark builds a netns lab and runs containers: run as root");
+            }
+            run_with_skiff("skiff-pods-bench", extra)
+        }
     }
 }
 
-/// Only two binaries are needed, and none of them needs root or the BPF
-/// object: build just those (the agent embeds the object if one was built).
-fn store(extra: &[String]) -> Result<()> {
+/// Only two binaries are needed, and neither needs the BPF object: build just
+/// `skiff` and `bench` (the agent embeds the object if one was built), then run
+/// `bench --skiff <skiff> extra...`.
+fn run_with_skiff(bench: &str, extra: &[String]) -> Result<()> {
     setup::ensure()?;
-    progress("build", "skiff and skiff-store-bench (release)");
+    progress("build", format!("skiff and {bench} (release)"));
     let mut c = cmd::cargo();
     c.args([
         "build",
@@ -72,7 +88,7 @@ fn store(extra: &[String]) -> Result<()> {
         "--message-format=json-render-diagnostics",
     ])
     .args(["-p", "skiff-agent", "--bin", "skiff"])
-    .args(["-p", "skiff-tests", "--bin", "skiff-store-bench"]);
+    .args(["-p", "skiff-tests", "--bin", bench]);
     let obj = build::ebpf_obj_path();
     if obj.is_file() {
         c.env("SKIFF_EBPF_OBJ", &obj);
@@ -90,7 +106,7 @@ fn store(extra: &[String]) -> Result<()> {
             .cloned()
             .with_context(|| format!("cargo built no binary named `{name}`"))
     };
-    let mut c = Command::new(bin("skiff-store-bench")?);
+    let mut c = Command::new(bin(bench)?);
     c.arg("--skiff")
         .arg(bin("skiff")?)
         .args(extra)
