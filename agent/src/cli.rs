@@ -91,11 +91,19 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = 10_000)]
     pub ct_gc_interval_ms: u64,
     /// Run only the kubelet (pods), not the service proxy; needs --server.
-    #[arg(long, requires = "server")]
+    #[arg(long, requires = "server", conflicts_with = "manifests")]
     pub no_proxy: bool,
     /// The kubelet's state: images, containers, IPAM, pod files and logs.
     #[arg(long, default_value = skiff_agent::sandbox::DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
+    /// Where pod network namespaces are bind-mounted (default /run/skiff/netns). Two
+    /// agents on one machine (a lab) need different ones.
+    #[arg(long)]
+    pub netns_dir: Option<PathBuf>,
+    /// Name of the cgroup under which pods run (default `skiff`). Two agents on one
+    /// machine need different ones: each removes pods under its own it does not know.
+    #[arg(long)]
+    pub cgroup_parent: Option<String>,
     /// The node's InternalIP (default: the address of the default-route interface):
     /// NodePorts answer on it (and the external interface's other addresses), SNAT to
     /// remote backends uses it.

@@ -63,6 +63,12 @@ async fn start_kubelet(args: &AgentArgs, addr: &str) -> anyhow::Result<Kubelet> 
     cfg.node_ip = args.node_ip;
     cfg.http_listen = Some(args.kubelet_listen);
     cfg.state_dir = args.state_dir.clone();
+    if let Some(dir) = &args.netns_dir {
+        cfg.netns_dir = dir.clone();
+    }
+    if let Some(parent) = &args.cgroup_parent {
+        cfg.cgroup_parent = parent.clone();
+    }
     cfg.veth_prefix = args.pod_veth_prefix.clone();
     cfg.backoff = BackoffConfig::new(
         Duration::from_millis(args.backoff_base_ms),

@@ -101,6 +101,8 @@ impl World {
             let mut cfg = KubeletConfig::new(node.name());
             cfg.node_ip = Some(node.addr());
             cfg.state_dir = state;
+            // Each kubelet tears down the pod netns it does not know: never share the dir.
+            cfg.netns_dir = std::env::temp_dir().join(format!("{}-kubelet-netns{i}", lab.prefix()));
             cfg.cgroup_parent = format!("{}-kubelet{i}", lab.prefix());
             cfg.backoff = backoff;
             cfg.heartbeat_interval = Duration::from_secs(1);
@@ -295,6 +297,24 @@ pub fn clean_node(cfg: &KubeletConfig) {
         }
     }
     let _ = std::fs::remove_dir_all(&cfg.state_dir);
+    unmount_netns_dir(&cfg.netns_dir);
+}
+
+/// Unmount the pod netns left under `dir` (and `dir`, itself a mount), then remove it.
+pub fn unmount_netns_dir(dir: &std::path::Path) {
+    let entries: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    for p in entries.iter().chain([&dir.to_path_buf()]) {
+        if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) {
+            // SAFETY: a plain syscall on a NUL-terminated path.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A pod with one container `app` running `sh -c script` in `image`.
