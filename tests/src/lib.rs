@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod bpfmaps;
+pub mod cluster;
 pub mod clusterip;
 pub mod demo;
 pub mod echo;
@@ -14,5 +15,6 @@ pub mod manifests;
 pub mod nodeport;
 pub mod prog_run;
 pub mod rawpkt;
+pub mod seed_demo;
 pub mod wait;
 pub mod webapp;

@@ -57,6 +57,11 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     }
 }
 
+/// `skiff-lab down`: remove labs whose owner process is gone.
+pub fn run_down() -> Result<()> {
+    skiff_lab(&["down"])
+}
+
 pub fn run(args: &Args) -> Result<()> {
     match &args.action {
         Action::Up { nodes, pods } => skiff_lab(&[

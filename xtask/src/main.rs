@@ -7,6 +7,7 @@
 mod bench;
 mod build;
 mod cmd;
+mod demo;
 mod images;
 mod lab;
 mod setup;
@@ -29,8 +30,8 @@ enum Command {
     Build(build::Args),
     /// Unit tests, then the root integration tests.
     Test(test::Args),
-    /// Show the ClusterIP data path on a lab: a Service over three echo pods.
-    Demo(lab::DemoArgs),
+    /// The seed example on a 3-node lab cluster (`demo down` removes it).
+    Demo(demo::Args),
     /// Build the test images (busybox, optionally skiff-echo) and import them.
     Images(images::Args),
     /// Bring a netns lab up or down (runs `skiff-lab`).
@@ -45,7 +46,7 @@ fn main() {
         Command::Setup(args) => setup::run(&args),
         Command::Build(args) => build::run(&args).map(|_| ()),
         Command::Test(args) => test::run(&args),
-        Command::Demo(args) => lab::demo(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Images(args) => images::run(&args),
         Command::Lab(args) => lab::run(&args),
         Command::Bench(args) => bench::run(&args),

@@ -35,6 +35,29 @@ enum Cmd {
         #[arg(long, env = "SKIFF_ECHO_BIN")]
         echo_bin: Option<std::path::PathBuf>,
     },
+    /// The seed demo on a cluster of lab nodes (each a control-plane replica and an agent):
+    /// kept until Ctrl-C / SIGTERM unless `--once`. `cargo xtask demo` runs it detached.
+    Cluster {
+        /// Data, state, logs and the kubeconfig.
+        #[arg(long)]
+        work: std::path::PathBuf,
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long, default_value_t = 3)]
+        replicas: usize,
+        /// Image archives to import on every node.
+        #[arg(long = "image")]
+        images: Vec<std::path::PathBuf>,
+        /// Local port forwarded to the Kubernetes API (0: none).
+        #[arg(long, default_value_t = 6443)]
+        api_port: u16,
+        /// Local port forwarded to NodePort 30001 (0: none).
+        #[arg(long, default_value_t = 30001)]
+        web_port: u16,
+        /// Tear down right after showing the page.
+        #[arg(long)]
+        once: bool,
+    },
     /// Remove labs whose owner process is dead.
     Down {
         /// Also remove labs of live processes.
@@ -47,6 +70,23 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Up { nodes, pods } => up(nodes, pods),
         Cmd::Demo { once, echo_bin } => demo(once, echo_bin),
+        Cmd::Cluster {
+            work,
+            nodes,
+            replicas,
+            images,
+            api_port,
+            web_port,
+            once,
+        } => {
+            let spec = skiff_tests::cluster::ClusterSpec {
+                nodes,
+                replicas,
+                images,
+                work_dir: work,
+            };
+            skiff_tests::seed_demo::run(spec, api_port, web_port, once)
+        }
         Cmd::Down { all } => {
             let removed = cleanup::cleanup_stale(all);
             if removed.is_empty() {

@@ -41,6 +41,24 @@ pub struct Args {
     state_dir: PathBuf,
 }
 
+/// The demo's archives (busybox, MariaDB, the web tier), written but not imported: the
+/// demo imports them on each of its nodes.
+pub fn build_demo_archives() -> Result<Vec<PathBuf>> {
+    run(&Args {
+        echo: false,
+        demo: true,
+        no_import: true,
+        state_dir: PathBuf::new(),
+    })?;
+    let dir = cmd::target_dir().join("images");
+    Ok(
+        ["busybox.oci.tar", "mariadb.oci.tar", "demo-web.docker.tar"]
+            .iter()
+            .map(|f| dir.join(f))
+            .collect(),
+    )
+}
+
 pub fn run(args: &Args) -> Result<()> {
     if !Path::new(BUSYBOX).exists() {
         crate::setup::ensure()?;

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Drives a running demo cluster (`cargo xtask demo`) with the real kubectl only:
+# apply, get, describe, logs, scale, rollout (status/history/undo), delete.
+# Usage: tests/e2e/kubectl-e2e.sh [kubeconfig]   (default: target/demo/kubeconfig)
+# Every wait is bounded; the script removes what it created, also on failure.
+set -euo pipefail
+
+KUBECONFIG="${1:-$(dirname "$0")/../../target/demo/kubeconfig}"
+export KUBECONFIG
+NS="e2e-$$"
+k() { kubectl --request-timeout=20s "$@"; }
+step() { printf '\n== %s\n' "$*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+cleanup() { k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+# wait_for <seconds> <description> <command...>: retry until the command succeeds.
+wait_for() {
+  local limit=$1 what=$2; shift 2
+  local end=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    (( SECONDS < end )) || fail "timed out after ${limit}s waiting for $what"
+    sleep 1
+  done
+}
+
+step "cluster"
+k get nodes -o wide
+[ "$(k get nodes --no-headers | grep -c ' Ready')" -ge 1 ] || fail "no Ready node"
+
+step "apply a namespace, a Deployment and its Service"
+k create namespace "$NS"
+cat <<YAML | k apply -n "$NS" -f -
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: hello
+  labels: {app: hello}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: hello}}
+  template:
+    metadata: {labels: {app: hello}}
+    spec:
+      containers:
+      - name: hello
+        image: skiff.local/busybox:latest
+        command: ["sh", "-c", "echo hello from \$(hostname); while true; do sleep 1; done"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: hello}
+spec:
+  selector: {app: hello}
+  ports: [{port: 80, targetPort: 8080}]
+YAML
+k rollout status deployment/hello -n "$NS" --timeout=120s
+
+step "get and describe"
+k get deploy,rs,pods,svc -n "$NS" -o wide
+k describe deployment hello -n "$NS" | grep -q "Replicas:" || fail "describe deployment"
+POD=$(k get pods -n "$NS" -l app=hello -o jsonpath='{.items[0].metadata.name}')
+k describe pod "$POD" -n "$NS" | grep -q "Started" || fail "describe pod shows no Started event"
+k get endpointslices -n "$NS" -l kubernetes.io/service-name=hello -o name | grep -q . \
+  || fail "no EndpointSlice for the Service"
+
+step "logs"
+wait_for 30 "the pod's log" sh -c "kubectl logs -n '$NS' '$POD' | grep -q 'hello from $POD'"
+k logs -n "$NS" "$POD" --tail=1
+k logs -n "$NS" deployment/hello --timestamps | head -1
+
+step "scale"
+k scale deployment hello -n "$NS" --replicas=3
+k rollout status deployment/hello -n "$NS" --timeout=120s
+[ "$(k get pods -n "$NS" -l app=hello --no-headers | grep -c Running)" -eq 3 ] || fail "3 pods after scale"
+
+step "rollout: a new revision, history, undo"
+k set image deployment/hello -n "$NS" hello=skiff.local/busybox:latest-missing
+wait_for 60 "the new ReplicaSet" sh -c "[ \$(kubectl get rs -n '$NS' -l app=hello --no-headers | wc -l) -ge 2 ]"
+k rollout history deployment/hello -n "$NS"
+k rollout undo deployment/hello -n "$NS"
+k rollout status deployment/hello -n "$NS" --timeout=120s
+[ "$(k get deployment hello -n "$NS" -o jsonpath='{.spec.template.spec.containers[0].image}')" = "skiff.local/busybox:latest" ] \
+  || fail "undo did not restore the image"
+
+step "errors are Kubernetes-shaped"
+out=$(echo '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"Bad_Name"},"spec":{"containers":[{"name":"c","image":"x"}]}}' \
+  | k apply -n "$NS" -f - 2>&1 || true)
+echo "$out" | grep -q "Invalid value" || fail "invalid name not rejected: $out"
+
+step "delete with cascade"
+k delete deployment hello -n "$NS"
+wait_for 90 "the pods to go" sh -c "[ -z \"\$(kubectl get pods -n '$NS' -l app=hello -o name)\" ]"
+k delete namespace "$NS"
+wait_for 90 "the namespace to go" sh -c "! kubectl get namespace '$NS'"
+trap - EXIT
+echo
+echo "kubectl e2e: all steps passed"
