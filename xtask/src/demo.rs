@@ -70,7 +70,14 @@ fn up(args: &Args) -> Result<()> {
     let built = build::run(&build::Args { release: false })?;
     let archives = images::build_demo_archives()?;
     let work = work_dir();
-    let _ = fs::remove_dir_all(&work);
+    if work.exists() {
+        fs::remove_dir_all(&work).with_context(|| {
+            format!(
+                "removing the last demo's {} (still mounted? `cargo xtask demo down`)",
+                work.display()
+            )
+        })?;
+    }
     fs::create_dir_all(&work)?;
     let mut c = Command::new(built.bin("skiff-lab")?);
     c.arg("cluster")

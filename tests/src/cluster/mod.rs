@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::agent::skiff_bin;
-use crate::lab::{Lab, Node, Proc};
+use crate::lab::{ExternalClient, Lab, Node, Proc};
 use crate::wait;
 pub use forward::Forward;
 pub use procs::get as procs_get;
@@ -42,6 +42,10 @@ pub struct ClusterSpec {
 /// A running cluster; dropping it stops every process and removes the lab.
 pub struct Cluster {
     lab: Lab,
+    /// A client outside every node, on the underlay (NodePort traffic comes from here).
+    external: ExternalClient,
+    /// XDP_PASS links that make the underlay's veths take XDP_TX frames like NICs.
+    _nic_links: Vec<std::os::fd::OwnedFd>,
     spec: ClusterSpec,
     servers: Vec<Proc>,
     agents: Vec<Proc>,
@@ -62,8 +66,12 @@ impl Cluster {
             .nodes(spec.nodes)
             .peer_routes(false)
             .build()?;
+        let nic_links = lab.underlay_like_nics()?;
+        let external = lab.add_external_client(0)?;
         let mut c = Cluster {
             lab,
+            external,
+            _nic_links: nic_links,
             spec,
             servers: Vec::new(),
             agents: Vec::new(),
@@ -108,6 +116,10 @@ impl Cluster {
 
     pub fn lab(&self) -> &Lab {
         &self.lab
+    }
+
+    pub fn external(&self) -> &ExternalClient {
+        &self.external
     }
 
     pub fn node(&self, i: usize) -> &Node {
@@ -247,8 +259,9 @@ impl Cluster {
         for p in self.agents.drain(..).chain(self.servers.drain(..)) {
             p.stop(Duration::from_secs(10));
         }
-        for node in self.lab.nodes() {
+        for (i, node) in self.lab.nodes().iter().enumerate() {
             procs::remove_cgroups(&cgroup_parent(node));
+            crate::kubelet_lab::unmount_netns_dir(&self.state_dir(i).join("netns"));
         }
     }
 }

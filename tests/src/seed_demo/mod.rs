@@ -69,11 +69,10 @@ pub fn deploy(c: &Cluster, note: &dyn Fn(String)) -> Result<()> {
     Ok(())
 }
 
-/// The page served on NodePort 30001 of node `i`, fetched from inside node `from`'s
-/// netns (another node: the packets cross the underlay).
-pub fn fetch_page(c: &Cluster, from: usize, i: usize) -> Result<String> {
+/// The page served on NodePort 30001 of node `i`, fetched by the lab's external client.
+pub fn fetch_page(c: &Cluster, i: usize) -> Result<String> {
     let addr = std::net::SocketAddr::from((c.node_addr(i), NODE_PORT));
-    let (code, body) = c.node(from).netns().run(|| procs_get(addr, "/"))??;
+    let (code, body) = c.external().netns().run(|| procs_get(addr, "/"))??;
     if code != 200 {
         bail!("GET http://{addr}/ answered {code}: {body}");
     }
@@ -93,9 +92,7 @@ pub fn run(spec: ClusterSpec, api_port: u16, web_port: u16, once: bool) -> Resul
     })?;
     let cluster = Cluster::start(spec, &note)?;
     deploy(&cluster, &note)?;
-    let page = wait::try_until(Duration::from_secs(60), || {
-        fetch_page(&cluster, 1 % cluster.lab().nodes().len(), 0).ok()
-    });
+    let page = wait::try_until(Duration::from_secs(60), || fetch_page(&cluster, 0).ok());
     let page = page.map_err(|_| anyhow::anyhow!("NodePort {NODE_PORT} did not serve the page"))?;
     note(format!(
         "NodePort {NODE_PORT} on {} answers:\n{}",
@@ -123,8 +120,7 @@ pub fn run(spec: ClusterSpec, api_port: u16, web_port: u16, once: bool) -> Resul
     if web_port != 0 {
         let local = std::net::SocketAddr::from(([127, 0, 0, 1], web_port));
         let target = std::net::SocketAddr::from((cluster.node_addr(0), NODE_PORT));
-        let from = cluster.node(1 % cluster.lab().nodes().len()).netns();
-        forwards.push(Forward::start(local, from, target)?);
+        forwards.push(Forward::start(local, cluster.external().netns(), target)?);
         note(format!(
             "web page: curl http://{local}/  (NodePort {NODE_PORT} of {})",
             cluster.node_addr(0)
