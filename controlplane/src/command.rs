@@ -1,7 +1,9 @@
 //! Commands replicated through Raft and their responses.
 //!
-//! Every applied log entry gets a revision equal to its Raft log index; that revision is the
-//! `resourceVersion` of every object the entry writes.
+//! Every command gets a revision, the `resourceVersion` of every object it writes: the larger
+//! of its Raft log index and the previous revision + 1. A log entry usually holds one command,
+//! so its revision is its log index; the leader packs concurrent writes into one entry
+//! ([`Command::Many`]: one fsync for all), and each of them gets a revision of its own.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,13 +42,26 @@ pub enum Command {
     /// Ops applied in order in one log entry (one revision). Not a transaction: each op
     /// succeeds or fails on its own, and its result is reported at the same position.
     Batch(Vec<Op>),
+    /// `op`, only if `requires` exists (a create's namespace); otherwise the result is
+    /// [`OpError::Missing`] and nothing is written. The check and the write are one step of
+    /// the state machine, so a create needs no read round before its write.
+    Guarded {
+        requires: String,
+        op: Op,
+    },
+    /// Independent commands packed into one log entry by the leader's write batcher. Each gets
+    /// its own revision and response ([`CommandResponse::batched`]), as if proposed alone.
+    Many(Vec<Command>),
 }
 
 impl Command {
+    /// The ops of a plain command (empty for [`Command::Guarded`] and [`Command::Many`],
+    /// which the state machine unpacks itself).
     pub fn ops(&self) -> &[Op] {
         match self {
             Command::Single(op) => std::slice::from_ref(op),
             Command::Batch(ops) => ops,
+            Command::Guarded { .. } | Command::Many(_) => &[],
         }
     }
 }
@@ -79,6 +94,9 @@ pub enum OpError {
     AlreadyExists { key: String },
     #[error("{key} not found")]
     NotFound { key: String },
+    /// The key a [`Command::Guarded`] requires does not exist.
+    #[error("{key} does not exist")]
+    Missing { key: String },
     #[error("{key}: expected revision {expected}, found {actual}")]
     Conflict {
         key: String,
@@ -94,4 +112,7 @@ pub struct CommandResponse {
     pub revision: u64,
     /// One result per op, in the order of [`Command::ops`]; empty for non-command entries.
     pub results: Vec<Result<OpOutcome, OpError>>,
+    /// For [`Command::Many`]: one response per packed command, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batched: Vec<CommandResponse>,
 }

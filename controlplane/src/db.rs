@@ -25,7 +25,7 @@ pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_l
 pub(crate) const LOG_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_log_meta");
 /// The object store: key → JSON-encoded `StoredValue`.
 pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
-/// State-machine metadata: [`LAST_APPLIED`], [`MEMBERSHIP`], [`SNAPSHOT_META`] (and
+/// State-machine metadata: [`LAST_APPLIED`], [`REVISION`], [`MEMBERSHIP`], [`SNAPSHOT_META`] (and
 /// [`SNAPSHOT_DATA`] in stores written before [`SNAPSHOT`] existed).
 pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
 /// The current snapshot's bytes under [`SNAPSHOT_DATA`]. A table of its own: every apply
@@ -37,6 +37,9 @@ pub(crate) const VOTE: &str = "vote";
 pub(crate) const COMMITTED: &str = "committed";
 pub(crate) const LAST_PURGED: &str = "last_purged";
 pub(crate) const LAST_APPLIED: &str = "last_applied";
+/// The last revision given to a command (absent in stores from before [`crate::Command::Many`]:
+/// there every revision was its log index, which the rule `max(index, last + 1)` continues).
+pub(crate) const REVISION: &str = "revision";
 pub(crate) const MEMBERSHIP: &str = "membership";
 pub(crate) const SNAPSHOT_META: &str = "snapshot_meta";
 pub(crate) const SNAPSHOT_DATA: &str = "snapshot_data";

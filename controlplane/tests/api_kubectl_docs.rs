@@ -7,7 +7,7 @@
 mod ctrl;
 mod kube;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use skiff_controlplane::api::ApiClient;
 
@@ -17,7 +17,7 @@ fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn arg(p: &PathBuf) -> &str {
+fn arg(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 

@@ -26,6 +26,7 @@ pub mod validation;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -97,6 +98,10 @@ pub async fn serve(cp: Arc<ControlPlane>, listen: SocketAddr) -> Result<ApiServe
         let shutdown = async {
             let _ = stopped.await;
         };
+        // Small responses go out at once instead of waiting on Nagle.
+        let listener = listener.tap_io(|s| {
+            let _ = s.set_nodelay(true);
+        });
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await

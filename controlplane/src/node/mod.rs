@@ -9,6 +9,7 @@
 //! let mut w = cp.watch(prefix, page.revision)?; // events after the list
 //! ```
 
+mod batcher;
 mod read_barrier;
 mod shared;
 
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use openraft::SnapshotPolicy;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -139,11 +141,12 @@ impl ControlPlane {
         let shared = Arc::new(Shared {
             id: cfg.id,
             addr,
-            raft,
             reader,
             http,
             request_timeout: cfg.request_timeout,
             read_barrier: Default::default(),
+            batcher: batcher::WriteBatcher::start(raft.clone()),
+            raft,
         });
         let (stop_server, stopped) = oneshot::channel::<()>();
         let app = crate::network::server::router(shared.clone());
@@ -151,6 +154,11 @@ impl ControlPlane {
             let shutdown = async {
                 let _ = stopped.await;
             };
+            // Replies go out at once (small Raft messages must not wait on Nagle), as Go's
+            // default (etcd's) does.
+            let listener = listener.tap_io(|s| {
+                let _ = s.set_nodelay(true);
+            });
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
@@ -223,7 +231,21 @@ impl ControlPlane {
     /// Replicate one op; its rejection (exists, not found, conflict) becomes [`Error::Op`].
     /// Returns the op's revision and outcome.
     pub async fn apply(&self, op: Op) -> Result<(u64, OpOutcome), Error> {
-        let resp = self.write(Command::Single(op)).await?;
+        self.apply_command(Command::Single(op)).await
+    }
+
+    /// Replicate `op` only if `requires` exists, checked atomically with the write by the state
+    /// machine (no read round first); [`crate::OpError::Missing`] if it does not exist.
+    pub async fn apply_if_exists(
+        &self,
+        requires: String,
+        op: Op,
+    ) -> Result<(u64, OpOutcome), Error> {
+        self.apply_command(Command::Guarded { requires, op }).await
+    }
+
+    async fn apply_command(&self, cmd: Command) -> Result<(u64, OpOutcome), Error> {
+        let resp = self.write(cmd).await?;
         let result = resp
             .results
             .into_iter()

@@ -9,6 +9,7 @@ use openraft::{ChangeMembers, ServerState};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::batcher::WriteBatcher;
 use super::read_barrier::ReadBarrier;
 use crate::command::{Command, CommandResponse};
 use crate::error::Error;
@@ -55,6 +56,8 @@ pub(crate) struct Shared {
     pub(crate) request_timeout: Duration,
     /// Concurrent linearizable reads share leadership rounds.
     pub(crate) read_barrier: ReadBarrier,
+    /// Concurrent writes share log entries.
+    pub(crate) batcher: WriteBatcher,
 }
 
 fn raft_err<E: std::fmt::Display>(e: E) -> Error {
@@ -71,14 +74,9 @@ fn not_leader(fwd: &openraft::error::ForwardToLeader<NodeId, Node>) -> Error {
 
 impl Shared {
     /// Propose `cmd` on this replica; `NotLeader` if it is not the leader.
+    /// Concurrent writes share log entries (see [`WriteBatcher`]).
     pub(crate) async fn write_local(&self, cmd: Command) -> Result<CommandResponse, Error> {
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => Ok(resp.data),
-            Err(e) => Err(match e.forward_to_leader() {
-                Some(fwd) => not_leader(fwd),
-                None => raft_err(e),
-            }),
-        }
+        self.batcher.write(cmd).await
     }
 
     /// Propose `cmd`, forwarding it to the leader when this replica is a follower. Retries

@@ -1,4 +1,5 @@
-//! Applying one op to the key-value table inside a write transaction.
+//! Applying commands and their ops to the key-value table inside a write transaction, and
+//! giving each command its revision.
 
 #![expect(
     clippy::result_large_err,
@@ -8,7 +9,7 @@
 use redb::{ReadableTable, Table};
 use serde::{Deserialize, Serialize};
 
-use crate::command::{KeyValue, Op, OpError, OpOutcome};
+use crate::command::{Command, CommandResponse, KeyValue, Op, OpError, OpOutcome};
 use crate::db::{from_json, to_json, write_err};
 use crate::state_machine::watch::{Event, EventKind};
 use crate::types::StorageError;
@@ -49,6 +50,53 @@ fn load(table: &KvTable<'_>, key: &str) -> Result<Option<KeyValue>, StorageError
     }
 }
 
+/// Apply `cmd` from the log entry at `index`. `last` is the last revision given out; each
+/// command takes `max(index, last + 1)` (so a command alone in its entry has the entry's
+/// index as revision, and commands packed into one entry get consecutive ones).
+pub(crate) fn apply_command(
+    table: &mut KvTable<'_>,
+    cmd: &Command,
+    index: u64,
+    last: &mut u64,
+    events: &mut Vec<Event>,
+) -> Result<CommandResponse, StorageError> {
+    if let Command::Many(cmds) = cmd {
+        let mut batched = Vec::with_capacity(cmds.len());
+        for c in cmds {
+            batched.push(apply_command(table, c, index, last, events)?);
+        }
+        return Ok(CommandResponse {
+            revision: *last,
+            results: Vec::new(),
+            batched,
+        });
+    }
+    let revision = index.max(*last + 1);
+    *last = revision;
+    let mut results = Vec::new();
+    match cmd {
+        Command::Guarded { requires, op } => {
+            if table.get(requires.as_str()).map_err(write_err)?.is_none() {
+                results.push(Err(OpError::Missing {
+                    key: requires.clone(),
+                }));
+            } else {
+                results.push(apply_op(table, op, revision, events)?);
+            }
+        }
+        _ => {
+            for op in cmd.ops() {
+                results.push(apply_op(table, op, revision, events)?);
+            }
+        }
+    }
+    Ok(CommandResponse {
+        revision,
+        results,
+        batched: Vec::new(),
+    })
+}
+
 fn check_revision(key: &str, expected: Option<u64>, cur: &KeyValue) -> Result<(), OpError> {
     match expected {
         Some(expected) if expected != cur.mod_revision => Err(OpError::Conflict {
@@ -62,7 +110,7 @@ fn check_revision(key: &str, expected: Option<u64>, cur: &KeyValue) -> Result<()
 
 /// Apply `op` at `revision`. The outer `Result` is a storage failure (fatal for Raft); the
 /// inner one is the op's own outcome. Successful ops push their event onto `events`.
-pub(crate) fn apply_op(
+fn apply_op(
     table: &mut KvTable<'_>,
     op: &Op,
     revision: u64,

@@ -43,6 +43,10 @@ use watch::WatchHub;
 #[derive(Serialize, Deserialize)]
 struct SnapshotData {
     kv: Vec<KeyValue>,
+    /// The last revision given out (absent in snapshots from before revisions could run
+    /// ahead of log indexes).
+    #[serde(default)]
+    revision: u64,
 }
 
 /// The state machine handed to openraft. Cheap to clone; [`StateMachineStore::reader`] gives
@@ -56,8 +60,8 @@ pub struct StateMachineStore {
 impl StateMachineStore {
     /// `history` is the number of events kept for watch resumption.
     pub fn new(db: Arc<Database>, history: usize) -> Result<Self, Error> {
-        let applied = read::last_applied(&db).map_err(Error::Read)?;
-        let hub = Arc::new(WatchHub::new(history, applied.map_or(0, |l| l.index)));
+        let applied = read::applied_revision(&db).map_err(Error::Read)?;
+        let hub = Arc::new(WatchHub::new(history, applied));
         Ok(Self { db, hub })
     }
 
@@ -87,6 +91,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
                 };
                 let last_applied: Option<LogId> =
                     get(db::LAST_APPLIED)?.map(|b| from_json(&b)).transpose()?;
+                let revision: u64 = get(db::REVISION)?
+                    .map(|b| from_json(&b))
+                    .transpose()?
+                    .unwrap_or(0);
                 let membership: StoredMembership = get(db::MEMBERSHIP)?
                     .map(|b| from_json(&b))
                     .transpose()?
@@ -97,7 +105,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
                     let (k, v) = item.map_err(read_err)?;
                     kv.push(from_json::<apply::StoredValue>(v.value())?.into_kv(k.value()));
                 }
-                (last_applied, membership, to_json(&SnapshotData { kv })?)
+                (
+                    last_applied,
+                    membership,
+                    to_json(&SnapshotData { kv, revision })?,
+                )
             };
             let snapshot_id = match last_applied {
                 Some(l) => format!("{}-{}-{}", l.leader_id, l.index, data.len()),
@@ -137,6 +149,8 @@ fn save_snapshot(
             sm.insert(db::LAST_APPLIED, to_json(&meta.last_log_id)?.as_slice())
                 .map_err(write_err)?;
             sm.insert(db::MEMBERSHIP, to_json(&meta.last_membership)?.as_slice())
+                .map_err(write_err)?;
+            sm.insert(db::REVISION, to_json(&content.revision)?.as_slice())
                 .map_err(write_err)?;
             let mut kv = txn.open_table(db::KV).map_err(write_err)?;
             kv.retain(|_, _| false).map_err(write_err)?;
@@ -178,35 +192,40 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             {
                 let mut kv = txn.open_table(db::KV).map_err(write_err)?;
                 let mut sm = txn.open_table(db::SM_META).map_err(write_err)?;
+                let mut last_revision: u64 = match sm.get(db::REVISION).map_err(write_err)? {
+                    Some(v) => from_json(v.value())?,
+                    None => 0,
+                };
                 for entry in &entries {
                     let log_id = *entry.get_log_id();
-                    let revision = log_id.index;
-                    let mut resp = CommandResponse {
-                        revision,
-                        results: Vec::new(),
-                    };
-                    match &entry.payload {
-                        EntryPayload::Blank => {}
-                        EntryPayload::Normal(cmd) => {
-                            for op in cmd.ops() {
-                                resp.results.push(apply::apply_op(
-                                    &mut kv,
-                                    op,
-                                    revision,
-                                    &mut events,
-                                )?);
-                            }
-                        }
+                    let resp = match &entry.payload {
+                        EntryPayload::Blank => CommandResponse {
+                            revision: log_id.index,
+                            ..Default::default()
+                        },
+                        EntryPayload::Normal(cmd) => apply::apply_command(
+                            &mut kv,
+                            cmd,
+                            log_id.index,
+                            &mut last_revision,
+                            &mut events,
+                        )?,
                         EntryPayload::Membership(m) => {
                             let stored = StoredMembership::new(Some(log_id), m.clone());
                             sm.insert(db::MEMBERSHIP, to_json(&stored)?.as_slice())
                                 .map_err(write_err)?;
+                            CommandResponse {
+                                revision: log_id.index,
+                                ..Default::default()
+                            }
                         }
-                    }
+                    };
                     responses.push(resp);
                 }
                 let last = entries.last().map(|e| *e.get_log_id());
                 sm.insert(db::LAST_APPLIED, to_json(&last)?.as_slice())
+                    .map_err(write_err)?;
+                sm.insert(db::REVISION, to_json(&last_revision)?.as_slice())
                     .map_err(write_err)?;
             }
             txn.commit().map_err(write_err)?;
@@ -232,10 +251,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let content: SnapshotData = from_json(&data)?;
+        let revision = meta
+            .last_log_id
+            .map_or(0, |l| l.index)
+            .max(content.revision);
         let db = self.db.clone();
         let meta_owned = meta.clone();
         blocking(move || save_snapshot(&db, &meta_owned, &data, Some(&content))).await?;
-        self.hub.reset(meta.last_log_id.map_or(0, |l| l.index));
+        self.hub.reset(revision);
         Ok(())
     }
 

@@ -33,19 +33,30 @@ pub struct StoreReader {
     hub: Arc<WatchHub>,
 }
 
-pub(crate) fn last_applied(db: &Database) -> Result<Option<LogId>, redb::Error> {
+/// The revision of this replica's applied state (see [`revision_in`]).
+pub(crate) fn applied_revision(db: &Database) -> Result<u64, redb::Error> {
     let txn = db.begin_read()?;
     revision_in(&txn)
 }
 
-fn revision_in(txn: &ReadTransaction) -> Result<Option<LogId>, redb::Error> {
+/// The revision `txn` reads at: the larger of the last applied log index and the last
+/// revision given to a command. Everything up to it is applied, and the next command gets a
+/// larger one (its log index is larger than every applied one).
+fn revision_in(txn: &ReadTransaction) -> Result<u64, redb::Error> {
     let table = txn.open_table(db::SM_META)?;
-    let Some(v) = table.get(db::LAST_APPLIED)? else {
-        return Ok(None);
+    let applied: Option<LogId> = match table.get(db::LAST_APPLIED)? {
+        Some(v) => parse(v.value())?,
+        None => None,
     };
-    let parsed: Option<LogId> =
-        serde_json::from_slice(v.value()).map_err(|e| redb::Error::Corrupted(e.to_string()))?;
-    Ok(parsed)
+    let last: u64 = match table.get(db::REVISION)? {
+        Some(v) => parse(v.value())?,
+        None => 0,
+    };
+    Ok(applied.map_or(0, |l| l.index).max(last))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, redb::Error> {
+    serde_json::from_slice(b).map_err(|e| redb::Error::Corrupted(e.to_string()))
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<KeyValue, Error> {
@@ -60,9 +71,7 @@ impl StoreReader {
 
     /// The revision of the last applied write on this replica.
     pub fn revision(&self) -> Result<u64, Error> {
-        Ok(last_applied(&self.db)
-            .map_err(Error::Read)?
-            .map_or(0, |l| l.index))
+        applied_revision(&self.db).map_err(Error::Read)
     }
 
     /// Oldest revision a watch can start from on this replica.
@@ -74,7 +83,7 @@ impl StoreReader {
     pub fn get(&self, key: &str) -> Result<(Option<KeyValue>, u64), Error> {
         let read = || -> Result<_, redb::Error> {
             let txn = self.db.begin_read()?;
-            let rev = revision_in(&txn)?.map_or(0, |l| l.index);
+            let rev = revision_in(&txn)?;
             let table = txn.open_table(db::KV)?;
             Ok((table.get(key)?.map(|v| v.value().to_vec()), rev))
         };
@@ -97,9 +106,7 @@ impl StoreReader {
         };
         let read = || -> Result<_, Error> {
             let txn = self.db.begin_read().map_err(|e| Error::Read(e.into()))?;
-            let revision = revision_in(&txn)
-                .map_err(Error::Read)?
-                .map_or(0, |l| l.index);
+            let revision = revision_in(&txn).map_err(Error::Read)?;
             let table = txn.open_table(db::KV).map_err(|e| Error::Read(e.into()))?;
             let mut items = Vec::new();
             let mut more = false;

@@ -196,14 +196,6 @@ impl Objects {
         }
     }
 
-    /// Check that namespace `ns` exists (for creates of namespaced objects).
-    async fn require_namespace(&self, ns: &str) -> Result<(), ApiError> {
-        let info = registry::by_kind("v1", "Namespace").expect("namespaces are served");
-        self.get_kv(info, None, ns, Consistency::Linearizable)
-            .await
-            .map(|_| ())
-    }
-
     pub async fn create(
         &self,
         info: &ResourceInfo,
@@ -258,9 +250,11 @@ impl Objects {
                 o.remove("status");
             }
         }
-        if let Some(ns) = ns.filter(|_| info.namespaced) {
-            self.require_namespace(ns).await?;
-        }
+        // The namespace must exist: checked by the state machine with the write itself.
+        let ns_info = registry::by_kind("v1", "Namespace").expect("namespaces are served");
+        let requires = ns
+            .filter(|_| info.namespaced)
+            .map(|ns| (ns, key(ns_info, None, ns)));
         let attempts = if named || generate.is_none() { 1 } else { 5 };
         for attempt in 1..=attempts {
             if let (false, Some(g)) = (named, &generate) {
@@ -274,6 +268,11 @@ impl Objects {
                 return Err(ApiError::invalid(info, &name, &errs));
             }
             if opts.dry_run {
+                // Nothing is written, so nothing checks the namespace but a read.
+                if let Some((ns, _)) = &requires {
+                    self.get_kv(ns_info, None, ns, Consistency::Linearizable)
+                        .await?;
+                }
                 return Ok(Written {
                     object: obj,
                     warnings,
@@ -285,7 +284,10 @@ impl Objects {
                 key: key(info, ns, &name),
                 value: stored(&obj),
             };
-            let applied = self.cp.apply(op).await;
+            let applied = match &requires {
+                Some((_, ns_key)) => self.cp.apply_if_exists(ns_key.clone(), op).await,
+                None => self.cp.apply(op).await,
+            };
             if applied.is_err() {
                 claims.rollback(&self.cp).await;
             }
@@ -299,6 +301,10 @@ impl Objects {
                 }
                 Err(crate::Error::Op(crate::OpError::AlreadyExists { .. }))
                     if attempt < attempts => {}
+                Err(crate::Error::Op(crate::OpError::Missing { .. })) => {
+                    let ns = requires.as_ref().map_or("", |(ns, _)| *ns);
+                    return Err(ApiError::not_found(ns_info, ns));
+                }
                 Err(e) => return Err(ApiError::from_store(e, info, &name)),
             }
         }

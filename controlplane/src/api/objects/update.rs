@@ -238,7 +238,13 @@ impl Objects {
                     format!("the patch could not be applied: {e}"),
                 )
             })?;
-            let precondition = meta::resource_version(&target).map_err(ApiError::bad_request)?;
+            // `target` inherits the current resourceVersion: only one the patch itself set
+            // is a precondition (otherwise a concurrent write would fail the patch instead of
+            // being retried, as the API server's guaranteed update does).
+            let current = meta::resource_version(cur).map_err(ApiError::bad_request)?;
+            let precondition = meta::resource_version(&target)
+                .map_err(ApiError::bad_request)?
+                .filter(|rv| Some(*rv) != current);
             let (obj, warnings) = decode::normalize(info, target, opts.field_validation)?;
             Ok((merge_for(info, sub, cur, obj), precondition, warnings))
         })

@@ -1,0 +1,110 @@
+//! Packing concurrent writes into one Raft log entry (the leader's group commit).
+//!
+//! openraft 0.9's core proposes one client write per log entry and waits for that entry's
+//! append to be flushed before it takes its next message. So on the leader every entry costs
+//! one fsync however many writes are waiting, and the log writer's group commit never has more
+//! than one entry to group: writes were serialised on the disk, the server mostly idle.
+//! The batcher groups above openraft instead: writes queue here; while [`MAX_IN_FLIGHT`]
+//! entries are being proposed the queue grows, and the next proposal takes all of it (up to
+//! [`MAX_BATCH`]) as one [`Command::Many`] entry. A lone write is proposed as it is. Each
+//! packed write still gets a revision and a response of its own, and none is answered before
+//! its entry is committed (fsync'd on a quorum) and applied, as when proposed alone.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::command::{Command, CommandResponse};
+use crate::error::Error;
+use crate::types::{Node, NodeId, Raft};
+
+/// Entries being proposed at once: one appending (openraft flushes it before the next), one
+/// queued behind it, so the disk never waits for the batcher.
+const MAX_IN_FLIGHT: usize = 2;
+/// Writes packed into one entry at most (bounds the entry and the replication message).
+const MAX_BATCH: usize = 512;
+
+type Reply = oneshot::Sender<Result<CommandResponse, Error>>;
+
+/// Handle of the batching task; it stops when the handle is dropped.
+pub(crate) struct WriteBatcher {
+    tx: mpsc::UnboundedSender<(Command, Reply)>,
+}
+
+impl WriteBatcher {
+    /// Start the batching task on the current tokio runtime.
+    pub(crate) fn start(raft: Raft) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(drive(raft, rx));
+        Self { tx }
+    }
+
+    /// Propose `cmd` on this replica (packed with whatever else is waiting); `NotLeader` if
+    /// it does not lead.
+    pub(crate) async fn write(&self, cmd: Command) -> Result<CommandResponse, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send((cmd, reply)).map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+}
+
+async fn drive(raft: Raft, mut rx: mpsc::UnboundedReceiver<(Command, Reply)>) {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        // Wait for a free slot first: what arrives meanwhile joins this batch.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            propose(&raft, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn propose(raft: &Raft, mut batch: Vec<(Command, Reply)>) {
+    if batch.len() == 1 {
+        let (cmd, reply) = batch.remove(0);
+        let res = raft.client_write(cmd).await;
+        let _ = reply.send(res.map(|r| r.data).map_err(|e| write_error(&e)));
+        return;
+    }
+    let (cmds, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
+    match raft.client_write(Command::Many(cmds)).await {
+        Ok(resp) => {
+            let mut responses = resp.data.batched.into_iter();
+            for reply in replies {
+                let r = responses
+                    .next()
+                    .ok_or_else(|| Error::Raft("a packed write got no response".to_string()));
+                let _ = reply.send(r);
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(write_error(&e)));
+            }
+        }
+    }
+}
+
+/// `NotLeader` (naming the leader, so the caller forwards) or the Raft error as text.
+fn write_error(
+    e: &openraft::error::RaftError<NodeId, openraft::error::ClientWriteError<NodeId, Node>>,
+) -> Error {
+    match e.forward_to_leader() {
+        Some(fwd) => Error::NotLeader {
+            leader_id: fwd.leader_id,
+            leader_addr: fwd.leader_node.as_ref().map(|n| n.addr.clone()),
+        },
+        None => Error::Raft(e.to_string()),
+    }
+}
