@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// Data of the ConfigMaps or Secrets a container refers to (`None`: not found).
 pub type Sources = BTreeMap<String, Option<BTreeMap<String, String>>>;
@@ -147,13 +148,34 @@ pub fn expand(s: &str, vars: &dyn Fn(&str) -> Option<String>) -> String {
     out
 }
 
+/// A pod metadata field both env and downwardAPI volumes resolve: name, namespace, uid, or
+/// one label or annotation (`metadata.labels['key']`; absent → empty). `None`: not one of
+/// these.
+pub fn metadata_field(m: &ObjectMeta, path: &str) -> Option<String> {
+    let one = |prefix: &str, map: &Option<BTreeMap<String, String>>| {
+        let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
+        Some(
+            map.as_ref()
+                .and_then(|l| l.get(key))
+                .cloned()
+                .unwrap_or_default(),
+        )
+    };
+    match path {
+        "metadata.name" => Some(m.name.clone().unwrap_or_default()),
+        "metadata.namespace" => Some(m.namespace.clone().unwrap_or_default()),
+        "metadata.uid" => Some(m.uid.clone().unwrap_or_default()),
+        _ => one("metadata.labels['", &m.labels)
+            .or_else(|| one("metadata.annotations['", &m.annotations)),
+    }
+}
+
 /// `fieldRef` values the kubelet supports for env.
 pub fn field_value(pod: &Pod, path: &str, inputs: &EnvInputs) -> Result<String, String> {
-    let m = &pod.metadata;
+    if let Some(v) = metadata_field(&pod.metadata, path) {
+        return Ok(v);
+    }
     Ok(match path {
-        "metadata.name" => m.name.clone().unwrap_or_default(),
-        "metadata.namespace" => m.namespace.clone().unwrap_or_default(),
-        "metadata.uid" => m.uid.clone().unwrap_or_default(),
         "spec.nodeName" => inputs.node_name.clone(),
         "spec.serviceAccountName" => pod
             .spec
@@ -162,20 +184,7 @@ pub fn field_value(pod: &Pod, path: &str, inputs: &EnvInputs) -> Result<String, 
             .unwrap_or_default(),
         "status.podIP" | "status.podIPs" => inputs.pod_ip.clone(),
         "status.hostIP" | "status.hostIPs" => inputs.host_ip.clone(),
-        p => {
-            let label = |prefix: &str, map: &Option<BTreeMap<String, String>>| {
-                let key = p.strip_prefix(prefix)?.strip_suffix("']")?;
-                Some(
-                    map.as_ref()
-                        .and_then(|l| l.get(key))
-                        .cloned()
-                        .unwrap_or_default(),
-                )
-            };
-            label("metadata.labels['", &m.labels)
-                .or_else(|| label("metadata.annotations['", &m.annotations))
-                .ok_or_else(|| format!("unsupported fieldRef {p:?}"))?
-        }
+        p => return Err(format!("unsupported fieldRef {p:?}")),
     })
 }
 

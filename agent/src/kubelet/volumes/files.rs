@@ -86,25 +86,10 @@ pub fn downward_api(
             return Err(format!("{}: only fieldRef items are supported", it.path));
         };
         let text = match f.field_path.as_str() {
-            "metadata.name" => m.name.clone().unwrap_or_default(),
-            "metadata.namespace" => m.namespace.clone().unwrap_or_default(),
-            "metadata.uid" => m.uid.clone().unwrap_or_default(),
             "metadata.labels" => kv_lines(&m.labels),
             "metadata.annotations" => kv_lines(&m.annotations),
-            p => {
-                let one = |prefix: &str, map: &Option<BTreeMap<String, String>>| {
-                    let key = p.strip_prefix(prefix)?.strip_suffix("']")?;
-                    Some(
-                        map.as_ref()
-                            .and_then(|l| l.get(key))
-                            .cloned()
-                            .unwrap_or_default(),
-                    )
-                };
-                one("metadata.labels['", &m.labels)
-                    .or_else(|| one("metadata.annotations['", &m.annotations))
-                    .ok_or_else(|| format!("unsupported fieldRef {p:?}"))?
-            }
+            p => crate::kubelet::env::metadata_field(m, p)
+                .ok_or_else(|| format!("unsupported fieldRef {p:?}"))?,
         };
         out.push(VolumeFile {
             path: it.path.clone(),
