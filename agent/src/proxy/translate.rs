@@ -27,7 +27,7 @@ use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
-use skiff_common::{BACKEND_F_LOCAL, BACKEND_F_TERMINATING, SCOPE_INTERNAL};
+use skiff_common::{BACKEND_F_LOCAL, BACKEND_F_TERMINATING, SCOPE_INTERNAL, SVC_F_AFFINITY};
 
 use super::external::{self, ExternalPort};
 use super::{DesiredFrontend, DesiredState, FrontendKey, L4Addr, Proto};
@@ -136,11 +136,15 @@ pub fn translate(input: TranslateInput<'_>) -> DesiredState {
                 local: &local,
             };
             external::add(&mut state, spec, &ext, input.node_ips);
+            let (flags, affinity_timeout_s) = match external::affinity(spec) {
+                Some(t) => (SVC_F_AFFINITY, t),
+                None => (0, 0),
+            };
             let frontend = DesiredFrontend {
                 service,
                 backends: active,
-                flags: 0,
-                affinity_timeout_s: 0,
+                flags,
+                affinity_timeout_s,
             };
             state.frontends.insert(key, frontend);
         }

@@ -9,6 +9,7 @@ use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TcContext};
 use aya_log_ebpf::debug;
 use skiff_common::{
     stats, Config, CtValue, ServiceValue, CFG_F_DEBUG, CT_DIR_REPLY, CT_DIR_SERVICE, CT_F_HAIRPIN,
+    SCOPE_INTERNAL,
 };
 
 use crate::{
@@ -108,7 +109,7 @@ fn new_flow(
     now: u64,
     cfg: Config,
 ) -> Result<(u32, u16, u32), i32> {
-    let Some((id, b)) = lb::select(flow, fe) else {
+    let Some((id, b)) = lb::select_affine(flow, fe, SCOPE_INTERNAL, now) else {
         return Err(drop_with(stats::DROP_NO_BACKEND));
     };
     // Linux drops a packet whose source is the receiver's own address.

@@ -75,15 +75,9 @@ pub fn flow_hash(flow: &Flow) -> u32 {
     h ^ (h >> 16)
 }
 
-/// Picks a backend for a new flow of frontend `fe`: slot
-/// `hash % count + 1`. None if the frontend has no backend or the slot or
-/// backend is missing (the agent is mid-update).
-#[inline(always)]
-pub fn select(flow: &Flow, fe: &ServiceValue) -> Option<(u32, Backend)> {
-    select_scoped(flow, fe, SCOPE_INTERNAL)
-}
-
-/// [`select`] for the frontend `flow.daddr:flow.dport` in `scope`.
+/// Picks a backend for a new flow of frontend `fe` (`flow.daddr:flow.dport`
+/// in `scope`): slot `hash % count + 1`. None if the frontend has no backend
+/// or the slot or backend is missing (the agent is mid-update).
 #[inline(always)]
 pub fn select_scoped(flow: &Flow, fe: &ServiceValue, scope: u8) -> Option<(u32, Backend)> {
     let count = fe.count.min(u32::from(u16::MAX));

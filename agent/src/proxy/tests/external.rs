@@ -145,6 +145,15 @@ fn client_ip_affinity_with_timeout_and_default() {
     let fe = &d.frontends[&ext(N1, 30080, Proto::Tcp)];
     assert_eq!(fe.flags, SVC_F_NODEPORT | SVC_F_AFFINITY);
     assert_eq!(fe.affinity_timeout_s, 30);
+    // The ClusterIP frontend sticks too.
+    let internal = d
+        .frontends
+        .iter()
+        .find(|(k, _)| k.scope == SCOPE_INTERNAL)
+        .map(|(_, fe)| fe)
+        .expect("the ClusterIP frontend");
+    assert_eq!(internal.flags, SVC_F_AFFINITY);
+    assert_eq!(internal.affinity_timeout_s, 30);
     let d = run(svc(json!({"sessionAffinity": "ClientIP"})));
     assert_eq!(
         d.frontends[&ext(N1, 30080, Proto::Tcp)].affinity_timeout_s,
