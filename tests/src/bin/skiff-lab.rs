@@ -79,12 +79,7 @@ fn main() -> anyhow::Result<()> {
             web_port,
             once,
         } => {
-            let spec = skiff_tests::cluster::ClusterSpec {
-                nodes,
-                replicas,
-                images,
-                work_dir: work,
-            };
+            let spec = skiff_tests::cluster::ClusterSpec::new(nodes, replicas, images, work);
             skiff_tests::seed_demo::run(spec, api_port, web_port, once)
         }
         Cmd::Down { all } => {

@@ -7,19 +7,21 @@
 //! Ports are the defaults a real installation uses, on each node's underlay address.
 
 mod forward;
+mod kubectl;
+mod pods;
 mod procs;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::agent::skiff_bin;
 use crate::lab::{ExternalClient, Lab, Node, Proc};
 use crate::wait;
 pub use forward::Forward;
+pub use pods::{kill_cgroup_procs, PodRef};
 pub use procs::get as procs_get;
 
 pub const API_PORT: u16 = 6443;
@@ -37,6 +39,24 @@ pub struct ClusterSpec {
     pub images: Vec<PathBuf>,
     /// Data, state and logs of every process.
     pub work_dir: PathBuf,
+    /// Extra arguments of every `skiff server` (e.g. short node-lifecycle graces).
+    pub server_args: Vec<String>,
+    /// Extra arguments of every `skiff agent` (e.g. a short heartbeat period).
+    pub agent_args: Vec<String>,
+}
+
+impl ClusterSpec {
+    /// `nodes` nodes, `replicas` control-plane replicas, default flags.
+    pub fn new(nodes: usize, replicas: usize, images: Vec<PathBuf>, work_dir: PathBuf) -> Self {
+        ClusterSpec {
+            nodes,
+            replicas,
+            images,
+            work_dir,
+            server_args: Vec::new(),
+            agent_args: Vec::new(),
+        }
+    }
 }
 
 /// A running cluster; dropping it stops every process and removes the lab.
@@ -82,7 +102,14 @@ impl Cluster {
                 i + 1,
                 c.lab.node(i).name()
             ));
-            let p = procs::server(&skiff, c.lab.node(i), i, c.node_addr(0), &c.spec.work_dir)?;
+            let p = procs::server(
+                &skiff,
+                c.lab.node(i),
+                i,
+                c.node_addr(0),
+                &c.spec.work_dir,
+                &c.spec.server_args,
+            )?;
             c.servers.push(p);
             c.wait_ready(i)?;
         }
@@ -106,6 +133,7 @@ impl Cluster {
                 server,
                 &c.state_dir(i),
                 &c.spec.work_dir,
+                &c.spec.agent_args,
             )?;
             c.agents.push(p);
         }
@@ -141,48 +169,6 @@ impl Cluster {
 
     pub fn work_dir(&self) -> &Path {
         &self.spec.work_dir
-    }
-
-    /// A kubeconfig for `server` (inside the lab, or a forwarded local address).
-    pub fn write_kubeconfig(&self, path: &Path, server: &str) -> Result<()> {
-        let out = Command::new(skiff_bin()?)
-            .args(["kubeconfig", "--server", server, "-o"])
-            .arg(path)
-            .output()
-            .context("running skiff kubeconfig")?;
-        if !out.status.success() {
-            bail!("skiff kubeconfig: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(())
-    }
-
-    /// The real `kubectl` against replica 0, run inside node 0's netns.
-    pub fn kubectl(&self, args: &[&str]) -> Result<Output> {
-        let kc = self.spec.work_dir.join("kubeconfig.lab");
-        if !kc.exists() {
-            self.write_kubeconfig(&kc, &format!("http://{}", self.api(0)))?;
-        }
-        Command::new("ip")
-            .args(["netns", "exec", self.node(0).netns().name(), "kubectl"])
-            .arg("--kubeconfig")
-            .arg(&kc)
-            .arg("--request-timeout=20s")
-            .args(args)
-            .output()
-            .context("running kubectl")
-    }
-
-    /// `kubectl` that must succeed: its stdout.
-    pub fn kubectl_ok(&self, args: &[&str]) -> Result<String> {
-        let out = self.kubectl(args)?;
-        if !out.status.success() {
-            bail!(
-                "kubectl {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     fn wait_ready(&self, i: usize) -> Result<()> {

@@ -31,7 +31,14 @@ fn logged(mut cmd: Command, work: &Path, name: &str) -> Result<Command> {
 }
 
 /// Replica `i` on `node`; replicas after the first join through `seed`'s Raft address.
-pub fn server(skiff: &Path, node: &Node, i: usize, seed: Ipv4Addr, work: &Path) -> Result<Proc> {
+pub fn server(
+    skiff: &Path,
+    node: &Node,
+    i: usize,
+    seed: Ipv4Addr,
+    work: &Path,
+    extra: &[String],
+) -> Result<Proc> {
     let ip = node.addr();
     let mut cmd = Command::new(skiff);
     cmd.arg("server")
@@ -50,6 +57,7 @@ pub fn server(skiff: &Path, node: &Node, i: usize, seed: Ipv4Addr, work: &Path) 
     if i > 0 {
         cmd.arg("--join").arg(format!("{seed}:{RAFT_PORT}"));
     }
+    cmd.args(extra);
     let cmd = logged(cmd, work, &format!("server-{i}"))?;
     Ok(node.netns().spawn(cmd)?)
 }
@@ -61,6 +69,7 @@ pub fn agent(
     server: Ipv4Addr,
     state: &Path,
     work: &Path,
+    extra: &[String],
 ) -> Result<Proc> {
     let mut cmd = Command::new(skiff);
     cmd.arg("agent")
@@ -75,11 +84,13 @@ pub fn agent(
         .arg(state.join("netns"))
         .arg("--cgroup-parent")
         .arg(super::cgroup_parent(node))
+        // The agent pins under `<bpffs>/<node name>`, i.e. `node.bpffs_dir()`.
         .arg("--bpffs")
-        .arg(node.bpffs_dir())
+        .arg(node.bpffs_dir().parent().expect("a pin root"))
         .args(["--pod-veth-prefix", "lxc"])
         .arg("--kubelet-listen")
-        .arg(format!("{}:{KUBELET_PORT}", node.addr()));
+        .arg(format!("{}:{KUBELET_PORT}", node.addr()))
+        .args(extra);
     let cmd = logged(cmd, work, &format!("agent-{}", node.index()))?;
     Ok(node.netns().spawn(cmd)?)
 }

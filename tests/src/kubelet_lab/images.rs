@@ -11,11 +11,16 @@ use super::IMAGE;
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "sleep", "cat", "env", "true", "false", "dd", "grep", "head", "tail", "nc",
-    "date", "ls", "kill", "tr",
+    "date", "ls", "kill", "tr", "seq",
 ];
 
 /// Builds [`IMAGE`] from the host's static busybox and imports it into `state`.
 pub fn import_busybox(state: &Path) {
+    import(state, IMAGE, vec![busybox_layer()], vec!["sh".into()]);
+}
+
+/// A layer with the host's static busybox at /bin/busybox and its applet links.
+pub fn busybox_layer() -> Vec<u8> {
     let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (apt install busybox-static)");
     let mut layer = LayerBuilder::new()
         .dir("bin")
@@ -25,12 +30,23 @@ pub fn import_busybox(state: &Path) {
     for a in APPLETS {
         layer = layer.symlink(&format!("bin/{a}"), "busybox");
     }
-    import(state, IMAGE, vec![layer.finish()], vec!["sh".into()]);
+    layer.finish()
 }
 
 /// Builds `reference` from a host binary (at /bin/<name>, with the shared libraries
 /// `ldd` lists at their host paths) and imports it into `state`.
 pub fn import_binary(state: &Path, reference: &str, exe: &Path, name: &str) {
+    import(
+        state,
+        reference,
+        vec![binary_layer(exe, name)],
+        vec![format!("/bin/{name}")],
+    );
+}
+
+/// A layer with a host binary at /bin/<name> and the shared libraries `ldd` lists at
+/// their host paths.
+pub fn binary_layer(exe: &Path, name: &str) -> Vec<u8> {
     let out = std::process::Command::new("ldd")
         .arg(exe)
         .output()
@@ -68,23 +84,24 @@ pub fn import_binary(state: &Path, reference: &str, exe: &Path, name: &str) {
     for (rel, data) in &files {
         layer = layer.file(rel, 0o755, data);
     }
-    import(
-        state,
-        reference,
-        vec![layer.finish()],
-        vec![format!("/bin/{name}")],
-    );
+    layer.finish()
 }
 
-fn import(state: &Path, reference: &str, layers: Vec<Vec<u8>>, cmd: Vec<String>) {
-    let store = ImageStore::open(state).expect("image store");
+/// Writes `reference` (`layers` bottom first, `PATH=/bin`, default command `cmd`) as an
+/// OCI image layout at `dir`, ready for `skiff image import`.
+pub fn write_layout(dir: &Path, reference: &str, layers: &[Vec<u8>], cmd: Vec<String>) {
     let config = ImageConfig {
         cmd,
         env: vec!["PATH=/bin".into()],
         ..ImageConfig::default()
     };
+    write_oci_layout(dir, reference, layers, &config, true).expect("writing the OCI layout");
+}
+
+fn import(state: &Path, reference: &str, layers: Vec<Vec<u8>>, cmd: Vec<String>) {
+    let store = ImageStore::open(state).expect("image store");
     let dir = state.join(format!("layout-{}", reference.replace(['/', ':'], "_")));
-    write_oci_layout(&dir, reference, &layers, &config, true).expect("writing the OCI layout");
+    write_layout(&dir, reference, &layers, cmd);
     store.import(&dir).expect("importing the image");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -25,7 +25,7 @@ use crate::wait;
 
 mod images;
 
-pub use images::{import_binary, import_busybox};
+pub use images::{binary_layer, busybox_layer, import_binary, import_busybox, write_layout};
 
 /// How long any one condition of a kubelet test may take.
 pub const DEADLINE: Duration = Duration::from_secs(60);

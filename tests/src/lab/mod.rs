@@ -28,6 +28,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 pub use external::ExternalClient;
+pub(crate) use netns::enter;
 pub use netns::{Netns, Proc, NETNS_DIR};
 pub use node::Node;
 pub use pod::Pod;

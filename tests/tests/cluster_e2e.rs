@@ -1,0 +1,111 @@
+//! Root: the whole cluster end to end, as a user runs it: 3 nodes, each running a
+//! control-plane replica (`skiff server`, Raft) and an agent (kubelet + eBPF service
+//! proxy) as real processes; workloads applied with the real kubectl. The checks, in
+//! order (each builds on the state the previous one left):
+//!
+//! 1. a Deployment of 6 replicas spreads over the nodes;
+//! 2. its ClusterIP answers from a pod on every node, every backend gets traffic, and
+//!    the backends see the client pod's own address;
+//! 3. its NodePort answers an external client on every node's address, with backends on
+//!    other nodes reached through SNAT;
+//! 4. `externalTrafficPolicy: Local` uses local backends only and keeps the client IP;
+//! 5. `sessionAffinity: ClientIP` sticks;
+//! 6. scaling down drains: established connections to terminating pods keep working
+//!    through their grace period, new ones avoid them, and the others never notice;
+//! 7. deleting a Service removes its map entries and conntrack entries on every node;
+//! 8. killing a node (agent and pod processes) makes its endpoints disappear and its
+//!    pods come back on the other nodes.
+
+#[path = "cluster_e2e/checks.rs"]
+mod checks;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use skiff_tests::cluster::{Cluster, ClusterSpec};
+use skiff_tests::kubelet_lab::{binary_layer, busybox_layer, write_layout};
+use skiff_tests::wait;
+
+const IMAGE: &str = "skiff.local/echo-box:latest";
+const NODES: usize = 3;
+
+/// busybox (for the client pods and the preStop hook) plus skiff-echo, as an OCI layout.
+fn echo_box(work: &std::path::Path) -> PathBuf {
+    let dir = work.join("echo-box");
+    let echo = std::path::Path::new(env!("CARGO_BIN_EXE_skiff-echo"));
+    write_layout(
+        &dir,
+        IMAGE,
+        &[busybox_layer(), binary_layer(echo, "skiff-echo")],
+        vec!["/bin/skiff-echo".into()],
+    );
+    dir
+}
+
+fn client_pods(c: &Cluster) -> String {
+    (0..NODES)
+        .map(|i| {
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: client-{i}, labels: {{app: client}}}}\n\
+                 spec:\n  nodeSelector: {{kubernetes.io/hostname: {node}}}\n  \
+                 terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    \
+                 image: {IMAGE}\n    imagePullPolicy: Never\n    command: [sleep, \"3600\"]\n",
+                node = c.node(i).name()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+#[test]
+fn services_across_three_nodes() {
+    let work = std::env::temp_dir().join(format!("skiff-cluster-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let image = echo_box(&work);
+    let mut spec = ClusterSpec::new(NODES, 3, vec![image], work.clone());
+    // A node is declared gone after 6 s without a heartbeat, its pods evicted 4 s later.
+    spec.server_args = ["--node-grace-s", "6", "--pod-eviction-s", "4"]
+        .map(String::from)
+        .to_vec();
+    spec.agent_args = [
+        "--heartbeat-interval-ms",
+        "1000",
+        "--ct-gc-interval-ms",
+        "1000",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut c =
+        Cluster::start(spec, &|m| eprintln!("[cluster] {m}")).expect("starting the cluster");
+    eprintln!("[cluster] logs in {}", work.join("logs").display());
+
+    c.apply("workload", include_str!("cluster_e2e/manifests.yaml"))
+        .unwrap();
+    c.apply("clients", &client_pods(&c)).unwrap();
+    wait::until(Duration::from_secs(180), "6 echo replicas ready", || {
+        (c.jsonpath(&["deployment", "echo"], "{.status.readyReplicas}")
+            .ok()?
+            == "6")
+            .then_some(())
+    });
+    let clients = wait::until(
+        Duration::from_secs(120),
+        "a client pod on every node",
+        || {
+            let pods = c.pods("app=client").ok()?;
+            (pods.len() == NODES).then_some(pods)
+        },
+    );
+
+    checks::spread(&c);
+    checks::cluster_ip(&c, &clients);
+    checks::node_port(&c);
+    checks::local_policy(&c);
+    checks::affinity(&c, &clients);
+    checks::scale_down_drains(&c, &clients[0]);
+    checks::service_delete_cleans_maps(&c, &clients[0]);
+    checks::node_loss(&mut c, NODES - 1);
+
+    c.stop();
+    let _ = std::fs::remove_dir_all(&work);
+}
