@@ -1,8 +1,9 @@
 //! The EndpointSlice and Endpoints controller: a work queue of Service keys fed by Service
-//! and Pod changes; each sync writes the difference between [`desired`] and the store.
+//! and Pod changes; each sync writes the difference between [`desired`] and the store,
+//! stamped with the time of the change that caused it ([`trigger`]).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -12,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::desired::{self, desired, Desired, MANAGED_BY, MANAGED_BY_LABEL, SERVICE_NAME_LABEL};
 use super::reflector::{self, Change, Store};
+use super::trigger;
 use crate::api::client::{DeleteOutcome, Selectors};
 use crate::api::objects::DeleteOptions;
 use crate::api::{ApiClient, ApiError};
@@ -33,52 +35,75 @@ fn services_of(services: &Store<Service>, change: &Change<Pod>) -> Vec<String> {
         .collect()
 }
 
+/// Queues `key` for a sync, merging the time of the change that caused it (`None` for a
+/// resync) into the earliest not yet synced one.
+fn mark(dirty: &mut BTreeMap<String, Option<SystemTime>>, key: String, t: Option<SystemTime>) {
+    let pending = dirty.entry(key).or_default();
+    *pending = trigger::merge(*pending, t);
+}
+
 /// Run the controller until its task is dropped.
 pub async fn run(client: ApiClient) {
     let (svc_tx, mut svc_rx) = mpsc::unbounded_channel::<Change<Service>>();
     let (pod_tx, mut pod_rx) = mpsc::unbounded_channel::<Change<Pod>>();
     let (services, svc_task) = reflector::spawn::<Service>(client.clone(), svc_tx);
     let (pods, pod_task) = reflector::spawn::<Pod>(client.clone(), pod_tx);
-    let mut dirty: BTreeSet<String> = BTreeSet::new();
+    // Service key → when the earliest change not yet synced was observed.
+    let mut dirty: BTreeMap<String, Option<SystemTime>> = BTreeMap::new();
     let mut resync = tokio::time::interval(RESYNC);
     loop {
         tokio::select! {
-            Some(c) = svc_rx.recv() => { dirty.insert(c.key); }
-            Some(c) = pod_rx.recv() => dirty.extend(services_of(&services, &c)),
+            Some(c) = svc_rx.recv() => mark(&mut dirty, c.key, Some(c.observed)),
+            Some(c) = pod_rx.recv() => {
+                for key in services_of(&services, &c) {
+                    mark(&mut dirty, key, Some(c.observed));
+                }
+            }
             _ = resync.tick() => {
-                dirty.extend(services.read().expect("cache lock").keys().cloned());
+                let keys: Vec<String> = services.read().expect("cache lock").keys().cloned().collect();
+                for key in keys {
+                    mark(&mut dirty, key, None);
+                }
             }
             else => break,
         }
         // Drain what is queued before syncing, so a burst of changes syncs once.
         while let Ok(c) = svc_rx.try_recv() {
-            dirty.insert(c.key);
+            mark(&mut dirty, c.key, Some(c.observed));
         }
         while let Ok(c) = pod_rx.try_recv() {
-            dirty.extend(services_of(&services, &c));
+            for key in services_of(&services, &c) {
+                mark(&mut dirty, key, Some(c.observed));
+            }
         }
-        let mut failed = BTreeSet::new();
-        for key in std::mem::take(&mut dirty) {
-            if let Err(e) = sync(&client, &services, &pods, &key).await {
+        // A failed sync keeps its trigger time: the retry's write still answers that change.
+        let mut failed = BTreeMap::new();
+        for (key, t) in std::mem::take(&mut dirty) {
+            if let Err(e) = sync(&client, &services, &pods, &key, t).await {
                 log::warn!("endpoints of {key}: {}", e.message);
-                failed.insert(key);
+                failed.insert(key, t);
             }
         }
         if !failed.is_empty() {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            dirty = failed;
+            for (key, t) in failed {
+                mark(&mut dirty, key, t);
+            }
         }
     }
     svc_task.abort();
     pod_task.abort();
 }
 
-/// Reconcile the endpoints of Service `key` (`namespace/name`).
+/// Reconcile the endpoints of Service `key` (`namespace/name`). What is written is stamped
+/// with `trigger`, the earliest change it answers ([`trigger`]); what already matches is
+/// not written, so its annotation stays.
 pub async fn sync(
     client: &ApiClient,
     services: &Store<Service>,
     pods: &Store<Pod>,
     key: &str,
+    trigger: Option<SystemTime>,
 ) -> Result<(), ApiError> {
     let Some((ns, name)) = key.split_once('/') else {
         return Ok(());
@@ -115,12 +140,7 @@ pub async fn sync(
     for slice in want.slices {
         let name = slice.metadata.name.clone().unwrap_or_default();
         let cur = stale.remove(&name);
-        let same = cur.as_ref().is_some_and(|c| {
-            c.endpoints == slice.endpoints
-                && c.ports == slice.ports
-                && c.metadata.labels == slice.metadata.labels
-        });
-        if !same {
+        if let Some(slice) = trigger::slice_to_write(cur.as_ref(), slice, trigger) {
             write(
                 client,
                 ns,
@@ -138,15 +158,11 @@ pub async fn sync(
         Err(e) if e.code == 404 => None,
         Err(e) => return Err(e),
     };
-    let same = cur.as_ref().is_some_and(|c| {
-        c.subsets.clone().unwrap_or_default() == want.endpoints.subsets.clone().unwrap_or_default()
-            && c.metadata.labels == want.endpoints.metadata.labels
-    });
-    if !same {
+    if let Some(endpoints) = trigger::endpoints_to_write(cur.as_ref(), want.endpoints, trigger) {
         write(
             client,
             ns,
-            want.endpoints,
+            endpoints,
             cur.and_then(|c| c.metadata.resource_version),
         )
         .await?;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::{Metadata, Resource};
@@ -16,12 +16,14 @@ use tokio::task::JoinHandle;
 use crate::api::client::{Event, Selectors};
 use crate::api::ApiClient;
 
-/// One changed object: its `namespace/name` key and its state before and after.
+/// One changed object: its `namespace/name` key, its state before and after, and when the
+/// reflector saw the change (the watch event's arrival, or the list's for a relist).
 #[derive(Debug, Clone)]
 pub struct Change<K> {
     pub key: String,
     pub old: Option<K>,
     pub new: Option<K>,
+    pub observed: SystemTime,
 }
 
 /// The cached objects by `namespace/name` (or `name` for cluster-scoped kinds).
@@ -67,6 +69,7 @@ where
                 continue;
             }
         };
+        let observed = SystemTime::now();
         let mut fresh: BTreeMap<String, K> =
             list.items.into_iter().map(|o| (key_of(&o), o)).collect();
         let old = std::mem::take(&mut *store.write().expect("cache lock"));
@@ -77,6 +80,7 @@ where
                 key,
                 old: Some(o),
                 new,
+                observed,
             });
         }
         for (key, n) in fresh {
@@ -84,6 +88,7 @@ where
                 key,
                 old: None,
                 new: Some(n),
+                observed,
             });
         }
         let mut watch = match client
@@ -98,6 +103,7 @@ where
             }
         };
         while let Some(ev) = watch.next().await {
+            let observed = SystemTime::now();
             let (obj, deleted) = match ev {
                 Ok(Event::Added(o) | Event::Modified(o)) => (o, false),
                 Ok(Event::Deleted(o)) => (o, true),
@@ -117,7 +123,13 @@ where
                 }
             };
             let new = (!deleted).then_some(obj);
-            if tx.send(Change { key, old, new }).is_err() {
+            let change = Change {
+                key,
+                old,
+                new,
+                observed,
+            };
+            if tx.send(change).is_err() {
                 return;
             }
         }

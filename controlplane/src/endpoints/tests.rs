@@ -1,11 +1,11 @@
-//! Unit tests of [`super::desired`].
+//! Unit tests of [`super::desired`] and [`super::trigger`].
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use serde_json::json;
 
 use super::desired::desired;
 
-fn svc(publish: bool) -> Service {
+pub(super) fn svc(publish: bool) -> Service {
     serde_json::from_value(json!({
         "metadata": {"name": "web", "namespace": "default", "uid": "u1"},
         "spec": {"selector": {"app": "web"}, "publishNotReadyAddresses": publish,
@@ -15,7 +15,7 @@ fn svc(publish: bool) -> Service {
     .unwrap()
 }
 
-fn pod(name: &str, ip: &str, ready: bool, named: bool) -> Pod {
+pub(super) fn pod(name: &str, ip: &str, ready: bool, named: bool) -> Pod {
     let ports = if named {
         json!([{"name": "http", "containerPort": 8080}])
     } else {
@@ -83,4 +83,121 @@ fn no_pods_gives_one_empty_slice_and_no_subsets() {
     assert_eq!(d.slices.len(), 1);
     assert!(d.slices[0].endpoints.is_empty());
     assert!(d.endpoints.subsets.is_none());
+}
+
+mod trigger_time {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::{pod, svc};
+    use crate::endpoints::desired::desired;
+    use crate::endpoints::trigger::{
+        endpoints_to_write, format_trigger_time, merge, slice_to_write, LAST_CHANGE_TRIGGER_TIME,
+    };
+
+    fn at(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms)
+    }
+
+    fn annotation(
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ) -> Option<&str> {
+        meta.annotations
+            .as_ref()
+            .and_then(|a| a.get(LAST_CHANGE_TRIGGER_TIME))
+            .map(String::as_str)
+    }
+
+    #[test]
+    fn formats_rfc3339_utc_with_nanoseconds() {
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        assert_eq!(format_trigger_time(t), "2023-11-14T22:13:20.123456789Z");
+    }
+
+    #[test]
+    fn a_new_slice_is_written_with_the_trigger_time() {
+        let pods = [pod("a", "10.0.0.1", true, true)];
+        let want = desired(&svc(false), pods.iter()).slices.remove(0);
+        let written = slice_to_write(None, want, Some(at(5))).expect("a new slice is written");
+        assert_eq!(
+            annotation(&written.metadata),
+            Some(format_trigger_time(at(5)).as_str())
+        );
+    }
+
+    #[test]
+    fn an_unchanged_slice_is_not_written_and_keeps_its_annotation() {
+        let pods = [pod("a", "10.0.0.1", true, true)];
+        let want = desired(&svc(false), pods.iter()).slices.remove(0);
+        let stored = slice_to_write(None, want.clone(), Some(at(5))).unwrap();
+        // A later change (say, a pod label the selector ignores) that leaves the slice as it is.
+        assert_eq!(
+            slice_to_write(Some(&stored), want.clone(), Some(at(9))),
+            None
+        );
+        assert_eq!(slice_to_write(Some(&stored), want, None), None);
+    }
+
+    #[test]
+    fn a_changed_slice_gets_the_new_trigger_time() {
+        let before = [pod("a", "10.0.0.1", false, true)];
+        let after = [pod("a", "10.0.0.1", true, true)];
+        let first = desired(&svc(false), before.iter()).slices.remove(0);
+        let stored = slice_to_write(None, first, Some(at(5))).unwrap();
+        let second = desired(&svc(false), after.iter()).slices.remove(0);
+        let written =
+            slice_to_write(Some(&stored), second, Some(at(7))).expect("readiness changed");
+        assert_eq!(
+            annotation(&written.metadata),
+            Some(format_trigger_time(at(7)).as_str())
+        );
+    }
+
+    #[test]
+    fn a_change_without_a_trigger_drops_the_annotation() {
+        let before = [pod("a", "10.0.0.1", true, true)];
+        let after = [pod("a", "10.0.0.2", true, true)];
+        let stored = slice_to_write(
+            None,
+            desired(&svc(false), before.iter()).slices.remove(0),
+            Some(at(5)),
+        )
+        .unwrap();
+        let want = desired(&svc(false), after.iter()).slices.remove(0);
+        let written = slice_to_write(Some(&stored), want, None).expect("the address changed");
+        assert_eq!(annotation(&written.metadata), None);
+        assert_eq!(written.metadata.annotations, None);
+    }
+
+    #[test]
+    fn endpoints_follow_the_same_rule() {
+        let before = [pod("a", "10.0.0.1", false, true)];
+        let after = [pod("a", "10.0.0.1", true, true)];
+        let stored = endpoints_to_write(
+            None,
+            desired(&svc(false), before.iter()).endpoints,
+            Some(at(1)),
+        )
+        .unwrap();
+        assert_eq!(
+            annotation(&stored.metadata),
+            Some(format_trigger_time(at(1)).as_str())
+        );
+        let same = desired(&svc(false), before.iter()).endpoints;
+        assert_eq!(endpoints_to_write(Some(&stored), same, Some(at(2))), None);
+        let changed = desired(&svc(false), after.iter()).endpoints;
+        let written = endpoints_to_write(Some(&stored), changed, Some(at(3))).unwrap();
+        assert_eq!(
+            annotation(&written.metadata),
+            Some(format_trigger_time(at(3)).as_str())
+        );
+    }
+
+    #[test]
+    fn batched_changes_keep_the_earliest_time() {
+        assert_eq!(merge(None, None), None);
+        assert_eq!(merge(None, Some(at(4))), Some(at(4)));
+        assert_eq!(merge(Some(at(4)), None), Some(at(4)));
+        assert_eq!(merge(Some(at(4)), Some(at(2))), Some(at(2)));
+        assert_eq!(merge(Some(at(2)), Some(at(4))), Some(at(2)));
+    }
 }
