@@ -8,8 +8,12 @@
 //! themselves are read back and repaired); every `--ct-gc-interval-ms`:
 //! conntrack GC. SIGTERM/SIGINT end the loop and
 //! leave maps and links pinned, so the data path keeps running.
+//! The control-plane source also wakes the loop as soon as a change arrives, and with the
+//! kubelet (`--server`) each pass is measured into the `/metrics` histograms of
+//! [`skiff_agent::proxy::latency`].
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _};
 use skiff_agent::dataplane::POD_HOOKS;
@@ -17,9 +21,11 @@ use skiff_agent::dataplane::{
     read_stats, teardown, AttachReport, Dataplane, LoadOptions, MapSizes, PinDirs,
 };
 use skiff_agent::proxy::conntrack::{gc_conntrack, monotonic_now_ns, CtTimeouts};
+use skiff_agent::proxy::latency::{ProgrammingTracker, ProxyMetrics};
 use skiff_agent::proxy::{translate, DesiredState, Proxy, TranslateInput};
 use skiff_agent::source::{ControlPlaneSource, ManifestDir, ServiceSource};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Notify;
 
 use skiff_agent::cpclient::{ConnectOptions, CpClient};
 use skiff_agent::kubelet::{BackoffConfig, Kubelet, KubeletConfig};
@@ -36,7 +42,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .clone()
         .filter(|_| !args.teardown && !args.stats)
     else {
-        return run_proxy(args).await;
+        return run_proxy(args, None).await;
     };
     let mut kubelet = start_kubelet(&args, &addr).await?;
     let result = if args.no_proxy {
@@ -48,8 +54,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             _ = int.recv() => Ok(()),
         }
     } else {
+        let metrics = ProxyMetrics::register(&kubelet.metrics());
         tokio::select! {
-            r = run_proxy(args) => r,
+            r = run_proxy(args, Some(metrics)) => r,
             r = kubelet.wait() => r.map_err(anyhow::Error::from),
         }
     };
@@ -82,7 +89,8 @@ async fn start_kubelet(args: &AgentArgs, addr: &str) -> anyhow::Result<Kubelet> 
     Ok(Kubelet::start(cfg, client).await?)
 }
 
-async fn run_proxy(args: AgentArgs) -> anyhow::Result<()> {
+/// The service proxy; `metrics`: where to measure its passes (the kubelet's registry).
+async fn run_proxy(args: AgentArgs, metrics: Option<ProxyMetrics>) -> anyhow::Result<()> {
     let dirs = PinDirs::new(&args.bpffs, &args.node_name);
     if args.teardown {
         let r = teardown(&dirs, &args.pod_veth_prefix)?;
@@ -101,14 +109,14 @@ async fn run_proxy(args: AgentArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    let mut wake: Option<Arc<Notify>> = None;
     let (source, source_name): (Box<dyn ServiceSource>, String) =
         match (&args.server, &args.manifests) {
             (Some(addr), _) => {
                 log::info!("services from the control plane at {addr}");
-                (
-                    Box::new(ControlPlaneSource::start(addr)),
-                    format!("control plane {addr}"),
-                )
+                let source = ControlPlaneSource::start(addr);
+                wake = Some(source.changed());
+                (Box::new(source), format!("control plane {addr}"))
             }
             (None, Some(dir)) => {
                 if !dir.is_dir() {
@@ -158,6 +166,9 @@ async fn run_proxy(args: AgentArgs) -> anyhow::Result<()> {
         synced: false,
         last_error: None,
         node_ips: external.map(|(_, ips)| ips).unwrap_or_default(),
+        tracker: ProgrammingTracker::new(SystemTime::now()),
+        metrics,
+        translate_time: Duration::ZERO,
     };
     lp.sync_links(&mut dp);
     let mut term = signal(SignalKind::terminate())?;
@@ -176,6 +187,7 @@ async fn run_proxy(args: AgentArgs) -> anyhow::Result<()> {
             _ = term.recv() => { log::info!("SIGTERM: exiting; maps and links stay pinned"); break; }
             _ = int.recv() => { log::info!("SIGINT: exiting; maps and links stay pinned"); break; }
             _ = tick.tick() => {}
+            _ = woken(wake.as_deref()) => {}
         }
         lp.poll_source();
         if last_links.elapsed() >= ms(args.link_scan_interval_ms) {
@@ -202,6 +214,14 @@ async fn run_proxy(args: AgentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits for the source's wake-up; never, for a source without one.
+async fn woken(wake: Option<&Notify>) {
+    match wake {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 struct Loop<'a> {
     args: &'a AgentArgs,
     source: Box<dyn ServiceSource>,
@@ -218,6 +238,12 @@ struct Loop<'a> {
     last_error: Option<String>,
     /// Addresses NodePorts answer on.
     node_ips: Vec<std::net::Ipv4Addr>,
+    /// Trigger times of the snapshots taken, observed once programmed.
+    tracker: ProgrammingTracker,
+    /// `None` without the kubelet's registry: nothing is measured.
+    metrics: Option<ProxyMetrics>,
+    /// How long the translation of the pending snapshot took (part of the next pass).
+    translate_time: Duration,
 }
 
 impl Loop<'_> {
@@ -232,6 +258,10 @@ impl Loop<'_> {
     fn poll_source(&mut self) {
         match self.source.poll() {
             Ok(Some(snap)) => {
+                let started = Instant::now();
+                if self.metrics.is_some() {
+                    self.tracker.snapshot(&snap.slices);
+                }
                 let input = TranslateInput {
                     services: &snap.services,
                     slices: &snap.slices,
@@ -239,6 +269,7 @@ impl Loop<'_> {
                     node_ips: &self.node_ips,
                 };
                 self.desired = Some(translate(input));
+                self.translate_time = started.elapsed();
                 self.pending = true;
                 log::debug!(
                     "{}: {} services, {} endpointslices",
@@ -260,7 +291,18 @@ impl Loop<'_> {
         let Some(desired) = &self.desired else {
             return false;
         };
-        match proxy.reconcile(desired, &mut dp.maps) {
+        let started = Instant::now();
+        let result = proxy.reconcile(desired, &mut dp.maps);
+        if let Some(m) = &self.metrics {
+            let pass = started.elapsed() + std::mem::take(&mut self.translate_time);
+            m.sync.observe(pass.as_secs_f64());
+            if result.is_ok() {
+                for d in self.tracker.programmed(SystemTime::now()) {
+                    m.programming.observe(d.as_secs_f64());
+                }
+            }
+        }
+        match result {
             Ok(r) => {
                 if self.pending || r.ops > 0 {
                     self.generation += 1;

@@ -12,6 +12,7 @@ pub mod echo;
 pub mod kubelet_lab;
 pub mod lab;
 pub mod manifests;
+pub mod metrics;
 pub mod nodeport;
 pub mod prog_run;
 pub mod rawpkt;

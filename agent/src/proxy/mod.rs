@@ -4,13 +4,15 @@
 //! [`DesiredState`], [`diff`] compares it with what the maps hold and emits
 //! ordered operations, [`apply`] runs them against any [`ServiceMaps`]
 //! implementation (the pinned BPF maps, or an in-memory fake in tests), and
-//! [`conntrack`] expires connection-tracking entries.
+//! [`conntrack`] expires connection-tracking entries. [`latency`] measures how long a
+//! change in the store takes to reach the maps.
 
 pub mod apply;
 pub mod conntrack;
 pub mod diff;
 pub mod external;
 pub mod ids;
+pub mod latency;
 pub mod reconcile;
 pub mod translate;
 pub mod view;

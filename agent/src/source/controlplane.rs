@@ -5,6 +5,10 @@
 //! the server no longer keeps the resume version) fills a fresh map that replaces the old
 //! one only once complete, so the proxy never sees a half-listed cluster and a broken
 //! connection never empties its state: the last good snapshot stays in force.
+//!
+//! Each change also wakes the proxy loop ([`ControlPlaneSource::changed`]), so a change is
+//! programmed as soon as it arrives rather than at the loop's next tick: that wait would
+//! otherwise be most of the network-programming latency.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +18,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use skiff_controlplane::agentapi::proto::EventType;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::{ServiceSource, Snapshot, SourceError};
@@ -83,6 +88,7 @@ struct Shared {
 pub struct ControlPlaneSource {
     addr: String,
     shared: Arc<Mutex<Shared>>,
+    wake: Arc<Notify>,
     task: JoinHandle<()>,
 }
 
@@ -98,27 +104,36 @@ impl ControlPlaneSource {
     /// [`ServiceSource::poll`].
     pub fn start(addr: &str) -> Self {
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let task = tokio::spawn(run(addr.to_string(), shared.clone()));
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn(run(addr.to_string(), shared.clone(), wake.clone()));
         Self {
             addr: addr.to_string(),
             shared,
+            wake,
             task,
         }
     }
+
+    /// Notified whenever [`ServiceSource::poll`] has something new (a change, a completed
+    /// list, an error). Notifications coalesce: one wake-up may stand for many changes.
+    pub fn changed(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
 }
 
-fn report(shared: &Mutex<Shared>, msg: String) {
+fn report(shared: &Mutex<Shared>, wake: &Notify, msg: String) {
     shared.lock().expect("source lock").error = Some(msg);
+    wake.notify_one();
 }
 
-async fn run(addr: String, shared: Arc<Mutex<Shared>>) {
+async fn run(addr: String, shared: Arc<Mutex<Shared>>, wake: Arc<Notify>) {
     let opts = ConnectOptions {
         deadline: Duration::from_secs(100 * 365 * 86_400),
         ..Default::default()
     };
     let client = match CpClient::connect(&addr, opts).await {
         Ok(c) => c,
-        Err(e) => return report(&shared, e.to_string()),
+        Err(e) => return report(&shared, &wake, e.to_string()),
     };
     let mut watch: ResumingWatch = client.watch_services();
     // Objects of a list in progress.
@@ -129,7 +144,11 @@ async fn run(addr: String, shared: Arc<Mutex<Shared>>) {
             Err(e) => {
                 // Not fixed by resuming (a rejected request, an undecodable object):
                 // report it, keep the last good state, and list again after a pause.
-                report(&shared, format!("{e}; listing again in {RELIST_AFTER:?}"));
+                report(
+                    &shared,
+                    &wake,
+                    format!("{e}; listing again in {RELIST_AFTER:?}"),
+                );
                 tokio::time::sleep(RELIST_AFTER).await;
                 watch = client.watch_services();
                 listing = None;
@@ -148,6 +167,7 @@ async fn run(addr: String, shared: Arc<Mutex<Shared>>) {
                     let mut s = shared.lock().expect("source lock");
                     s.current = Some(objs);
                     s.dirty = true;
+                    wake.notify_one();
                 }
             }
             WatchItem::Event { kind, object, .. } => match listing.as_mut() {
@@ -157,6 +177,7 @@ async fn run(addr: String, shared: Arc<Mutex<Shared>>) {
                     if let Some(cur) = s.current.as_mut() {
                         cur.apply(kind, object);
                         s.dirty = true;
+                        wake.notify_one();
                     }
                 }
             },

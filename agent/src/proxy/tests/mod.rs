@@ -4,5 +4,6 @@ mod diff;
 mod external;
 pub(crate) mod fixtures;
 mod gc;
+mod latency;
 mod snat_gc;
 mod translate;
