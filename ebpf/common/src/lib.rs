@@ -162,10 +162,16 @@ const _: () = assert!(size_of::<CtKey>() == 16);
 /// Value of the conntrack map.
 ///
 /// For a [`CT_DIR_SERVICE`] entry, `backend_id` is the backend the flow is
-/// pinned to and `nat_addr` the source address the packets are rewritten to
-/// (0 unless hairpin SNAT applies). For a [`CT_DIR_REPLY`] entry, `nat_addr`
-/// is the client's own address, written back as destination (it differs from
-/// the packet's destination only under hairpin SNAT).
+/// pinned to, `addr:port` that backend's address (what the destination is
+/// rewritten to) and `nat_addr` the source address the packets are rewritten
+/// to (0 unless hairpin SNAT applies). For a [`CT_DIR_REPLY`] entry,
+/// `addr:port` is the frontend the client asked for (what the source is
+/// rewritten back to) and `nat_addr` the client's own address, written back
+/// as destination (it differs from the packet's destination only under
+/// hairpin SNAT).
+///
+/// Every entry carries what its packets are rewritten to, so a packet of an
+/// established flow needs no service or reverse-NAT lookup.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CtValue {
@@ -175,11 +181,18 @@ pub struct CtValue {
     pub nat_addr: u32,
     /// `CT_F_*` bits.
     pub flags: u32,
-    /// `bpf_ktime_get_ns()` when the entry was last refreshed (coarse: the
-    /// data path rewrites it at most once per [`CT_REFRESH_NS`]).
+    /// `CLOCK_MONOTONIC` (`bpf_ktime_get_ns()`'s clock) when the entry was
+    /// last refreshed. Coarse: the data path reads the clock once per jiffy
+    /// and CPU, and rewrites the field at most once per [`CT_REFRESH_NS`].
     pub last_seen_ns: u64,
+    /// Service entry: the backend's address; reply entry: the frontend's.
+    /// Network byte order.
+    pub addr: u32,
+    /// The port that goes with `addr`, network byte order.
+    pub port: u16,
+    pub _pad: u16,
 }
-const _: () = assert!(size_of::<CtValue>() == 24);
+const _: () = assert!(size_of::<CtValue>() == 32);
 
 /// The flow was source-NATed to the hairpin address.
 pub const CT_F_HAIRPIN: u32 = 1 << 0;

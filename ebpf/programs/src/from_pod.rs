@@ -1,11 +1,14 @@
 //! `skiff_from_pod`: TC ingress on the host side of a pod veth.
 //!
-//! Replies of a backend are reverse-NATed from their conntrack entry;
-//! packets to a ClusterIP frontend are pinned to a backend (conntrack, else a
-//! flow-hash pick) and DNATed, with hairpin SNAT when the client is the
-//! backend. Everything else passes untouched.
+//! Packets of established flows are found by their conntrack entry first,
+//! which holds what they are rewritten to: a packet to a frontend costs one
+//! conntrack and one backend lookup (the backend must still exist), a reply
+//! of a backend one conntrack lookup (two for the service direction's miss).
+//! A packet to a frontend without an entry is a new flow: pinned to a
+//! backend by flow hash and DNATed, with hairpin SNAT when the client is the
+//! backend. Everything else passes untouched after three lookups.
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TcContext};
+use aya_ebpf::programs::TcContext;
 use aya_log_ebpf::debug;
 use skiff_common::{
     stats, Config, CtValue, ServiceValue, CFG_F_DEBUG, CT_DIR_REPLY, CT_DIR_SERVICE, CT_F_HAIRPIN,
@@ -13,19 +16,20 @@ use skiff_common::{
 };
 
 use crate::{
+    clock,
     conntrack::{self, NewEntry},
     lb,
     maps::config,
     nat,
-    parse::{self, Flow, Parsed},
-    reply,
+    parse::{Flow, Parsed},
+    pkt, reply,
     stats::{drop_with, inc, OK},
 };
 
 #[inline(always)]
 pub fn run(ctx: &TcContext) -> i32 {
     inc(stats::PACKETS);
-    match parse::parse(ctx) {
+    match pkt::parse(ctx) {
         Parsed::NotIpv4 => OK,
         Parsed::Malformed => {
             inc(stats::PASS_MALFORMED);
@@ -36,81 +40,75 @@ pub fn run(ctx: &TcContext) -> i32 {
             drop_with(stats::DROP_UNSUPPORTED_PROTO)
         }
         Parsed::Fragment { .. } | Parsed::OtherProto { .. } => OK,
-        Parsed::L4(flow) => l4(ctx, &flow, config()),
+        Parsed::L4(flow) => l4(ctx, &flow),
     }
 }
 
 #[inline(always)]
-fn l4(ctx: &TcContext, flow: &Flow, cfg: Config) -> i32 {
-    // The frontend lookup comes first: a packet to a frontend is never a
-    // reply (replies go to client pods, never to a VIP), so the service path
-    // skips the reply lookup.
-    let Some(fe) = lb::frontend(flow.daddr, flow.dport, flow.proto) else {
-        if let Some(ct) = conntrack::lookup(flow, CT_DIR_REPLY) {
-            return reply::rev_nat(ctx, flow, ct, cfg);
-        }
-        conntrack::forget_closed_flow(flow);
-        return OK;
-    };
-    inc(stats::SERVICE_PACKETS);
-    // SAFETY: a helper without arguments or preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
-
-    let (addr, port, snat) = match conntrack::lookup(flow, CT_DIR_SERVICE) {
-        Some(ct) => {
-            // SAFETY: pointer from a successful lookup; copied out.
-            let v: CtValue = unsafe { *ct };
-            match lb::backend(v.backend_id) {
-                Some(b) if v.rev_nat_id == fe.rev_nat_id => {
-                    conntrack::touch(ct, flow, now);
-                    let snat = if v.flags & CT_F_HAIRPIN != 0 {
-                        v.nat_addr
-                    } else {
-                        0
-                    };
-                    (b.addr, b.port, snat)
-                }
-                _ => {
-                    // Backend gone (or the frontend was recreated): pick again.
-                    inc(stats::RESELECTED);
-                    if cfg.flags & CFG_F_DEBUG != 0 {
-                        debug!(ctx, "skiff: reselect backend_id={}", v.backend_id);
-                    }
-                    match new_flow(ctx, flow, &fe, now, cfg) {
-                        Ok(t) => t,
-                        Err(action) => return action,
-                    }
-                }
-            }
-        }
-        None => {
+fn l4(ctx: &TcContext, flow: &Flow) -> i32 {
+    if let Some(ct) = conntrack::lookup(flow, CT_DIR_SERVICE) {
+        return established(ctx, flow, ct);
+    }
+    if let Some(ct) = conntrack::lookup(flow, CT_DIR_REPLY) {
+        return reply::rev_nat(ctx, flow, ct, config());
+    }
+    match lb::frontend(flow.daddr, flow.dport, flow.proto) {
+        Some(fe) => {
+            inc(stats::SERVICE_PACKETS);
             if fe.count == 0 {
                 return drop_with(stats::DROP_NO_BACKEND);
             }
-            match new_flow(ctx, flow, &fe, now, cfg) {
-                Ok(t) => t,
-                Err(action) => return action,
-            }
+            new_flow(ctx, flow, &fe, config())
         }
-    };
-    if nat::dnat(ctx, flow, addr, port, snat).is_err() {
-        return drop_with(stats::DROP_REWRITE);
+        None => {
+            conntrack::forget_closed_flow(flow);
+            OK
+        }
     }
-    OK
 }
 
-/// Selects a backend and writes both conntrack entries; returns the DNAT
-/// target (backend addr, port, hairpin SNAT addr or 0) or the action to take.
+/// A packet of a flow with a service entry: DNAT to its backend while that
+/// backend exists (a terminating one included); otherwise pick again.
 #[inline(always)]
-fn new_flow(
-    ctx: &TcContext,
-    flow: &Flow,
-    fe: &ServiceValue,
-    now: u64,
-    cfg: Config,
-) -> Result<(u32, u16, u32), i32> {
+fn established(ctx: &TcContext, flow: &Flow, ct: *mut CtValue) -> i32 {
+    // SAFETY: pointer from a successful lookup; copied out.
+    let v: CtValue = unsafe { *ct };
+    if lb::backend(v.backend_id).is_some_and(|b| b.addr == v.addr && b.port == v.port) {
+        inc(stats::SERVICE_PACKETS);
+        conntrack::touch(ct, flow, clock::now());
+        let snat = if v.flags & CT_F_HAIRPIN != 0 {
+            v.nat_addr
+        } else {
+            0
+        };
+        if nat::dnat(ctx, flow, v.addr, v.port, snat).is_err() {
+            return drop_with(stats::DROP_REWRITE);
+        }
+        return OK;
+    }
+    // The backend is gone: the flow's reply entry goes with it.
+    conntrack::remove_reply_of(flow, &v);
+    let cfg = config();
+    let Some(fe) = lb::frontend(flow.daddr, flow.dport, flow.proto) else {
+        // So is the frontend: nothing to pick from, the packet passes as
+        // one to any other address would.
+        conntrack::remove(flow, CT_DIR_SERVICE);
+        return OK;
+    };
+    inc(stats::SERVICE_PACKETS);
+    inc(stats::RESELECTED);
+    if cfg.flags & CFG_F_DEBUG != 0 {
+        debug!(ctx, "skiff: reselect backend_id={}", v.backend_id);
+    }
+    new_flow(ctx, flow, &fe, cfg)
+}
+
+/// Selects a backend, writes both conntrack entries, then DNATs.
+#[inline(always)]
+fn new_flow(ctx: &TcContext, flow: &Flow, fe: &ServiceValue, cfg: Config) -> i32 {
+    let now = clock::now();
     let Some((id, b)) = lb::select_affine(flow, fe, SCOPE_INTERNAL, now) else {
-        return Err(drop_with(stats::DROP_NO_BACKEND));
+        return drop_with(stats::DROP_NO_BACKEND);
     };
     // Linux drops a packet whose source is the receiver's own address.
     let hairpin = b.addr == flow.saddr;
@@ -119,11 +117,13 @@ fn new_flow(
         backend_addr: b.addr,
         backend_port: b.port,
         rev_nat_id: fe.rev_nat_id,
+        front_addr: flow.daddr,
+        front_port: flow.dport,
         snat_addr: if hairpin { cfg.hairpin_addr } else { 0 },
         flags: if hairpin { CT_F_HAIRPIN } else { 0 },
     };
     if conntrack::create(flow, &entry, now).is_err() {
-        return Err(drop_with(stats::DROP_CT_FULL));
+        return drop_with(stats::DROP_CT_FULL);
     }
     inc(stats::NEW_FLOWS);
     if cfg.flags & CFG_F_DEBUG != 0 {
@@ -140,5 +140,8 @@ fn new_flow(
             u8::from(hairpin)
         );
     }
-    Ok((b.addr, b.port, entry.snat_addr))
+    if nat::dnat(ctx, flow, b.addr, b.port, entry.snat_addr).is_err() {
+        return drop_with(stats::DROP_REWRITE);
+    }
+    OK
 }

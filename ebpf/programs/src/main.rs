@@ -2,6 +2,7 @@
 #![no_std]
 #![no_main]
 
+mod clock;
 mod conntrack;
 mod csum;
 mod from_pod;

@@ -4,26 +4,9 @@
 use aya_ebpf::programs::TcContext;
 
 use crate::{
-    csum::{set_addr, set_port, RewriteError},
-    parse::{Flow, IP_DADDR_OFF, IP_SADDR_OFF},
+    csum::{rewrite, RewriteError},
+    parse::Flow,
 };
-
-/// Rewrites the packet's tuple to `saddr:sport → daddr:dport` (fields that
-/// do not change are left alone).
-#[inline(always)]
-pub fn rewrite(
-    ctx: &TcContext,
-    flow: &Flow,
-    saddr: u32,
-    daddr: u32,
-    sport: u16,
-    dport: u16,
-) -> Result<(), RewriteError> {
-    set_addr(ctx, flow, IP_SADDR_OFF, flow.saddr, saddr)?;
-    set_addr(ctx, flow, IP_DADDR_OFF, flow.daddr, daddr)?;
-    set_port(ctx, flow, flow.sport_off(), flow.sport, sport)?;
-    set_port(ctx, flow, flow.dport_off(), flow.dport, dport)
-}
 
 /// Client → frontend becomes client → backend; with `snat_addr` ≠ 0 the
 /// source becomes the hairpin address.

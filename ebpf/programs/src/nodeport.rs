@@ -12,13 +12,13 @@
 //! and sent out again. Everything else passes untouched after one hash
 //! lookup (two when the port is in the SNAT range).
 
-use aya_ebpf::helpers::bpf_ktime_get_ns;
 use skiff_common::{
     stats, Backend, CtValue, NodePortConfig, ServiceValue, BACKEND_F_LOCAL, CT_DIR_SERVICE,
     CT_F_NODEPORT, SCOPE_EXTERNAL, SVC_F_LOCAL_ONLY,
 };
 
 use crate::{
+    clock,
     conntrack::{self, NewEntry},
     lb,
     maps::{nodeport_config, REV_NAT},
@@ -58,8 +58,7 @@ fn l4<P: Pkt>(p: &P, flow: &Flow, cfg: &NodePortConfig) -> i32 {
         return p.pass();
     };
     inc(stats::SERVICE_PACKETS);
-    // SAFETY: a helper without arguments or preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = clock::now();
     let b = match established(flow, &fe, now) {
         Some(b) => b,
         None => match new_flow(flow, &fe, now) {
@@ -128,6 +127,8 @@ fn new_flow(flow: &Flow, fe: &ServiceValue, now: u64) -> Result<Backend, u32> {
         backend_addr: b.addr,
         backend_port: b.port,
         rev_nat_id: fe.rev_nat_id,
+        front_addr: flow.daddr,
+        front_port: flow.dport,
         snat_addr: 0,
         flags: CT_F_NODEPORT,
     };
@@ -149,8 +150,7 @@ fn rev_snat<P: Pkt>(p: &P, flow: &Flow) -> i32 {
     let Some(v) = snat::lookup_in(flow) else {
         return p.pass();
     };
-    // SAFETY: a helper without arguments or preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = clock::now();
     snat::touch(v, flow, now);
     // SAFETY: pointer from a successful lookup; fields copied out.
     let (client, cport, rn_id) = unsafe { ((*v).addr, (*v).port, (*v).rev_nat_id) };

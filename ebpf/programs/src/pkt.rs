@@ -6,8 +6,11 @@
 //! with RFC 1624 incremental updates. The packet must carry complete
 //! checksums, which is what a NIC delivers (a veth carrying
 //! `CHECKSUM_PARTIAL` packets of a local socket does not: see
-//! ARCHITECTURE.md). TC uses the kernel's helpers, which keep the skb's
-//! checksum state right in every case.
+//! ARCHITECTURE.md). TC updates the L4 checksum with the kernel's helper,
+//! which keeps the skb's checksum state right in every case (`csum.rs`).
+//!
+//! The pod programs parse with [`parse`] too: direct access only, no
+//! `bpf_skb_load_bytes` call per packet.
 
 use core::mem::size_of;
 
@@ -76,18 +79,19 @@ pub fn ptr_at<P: Pkt, T>(p: &P, off: usize) -> Option<*mut T> {
     Some(start as *mut T)
 }
 
+/// The fixed IPv4 header; multi-byte fields in network byte order.
 #[repr(C)]
-struct Ipv4Hdr {
-    ver_ihl: u8,
-    tos: u8,
-    tot_len: u16,
-    id: u16,
-    frag_off: u16,
-    ttl: u8,
-    proto: u8,
-    csum: u16,
-    saddr: u32,
-    daddr: u32,
+pub struct Ipv4Hdr {
+    pub ver_ihl: u8,
+    pub tos: u8,
+    pub tot_len: u16,
+    pub id: u16,
+    pub frag_off: u16,
+    pub ttl: u8,
+    pub proto: u8,
+    pub csum: u16,
+    pub saddr: u32,
+    pub daddr: u32,
 }
 
 /// Parses Ethernet → IPv4 (options allowed) → TCP/UDP with direct access.
@@ -109,19 +113,30 @@ pub fn parse<P: Pkt>(p: &P) -> Parsed {
     let Some(ip) = ptr_at::<P, Ipv4Hdr>(p, ETH_HLEN) else {
         return Parsed::Malformed;
     };
-    // SAFETY: bounds-checked by ptr_at.
-    let ip = unsafe { ip.read_unaligned() };
-    let ihl = (ip.ver_ihl & 0x0f) as usize;
-    if ip.ver_ihl >> 4 != 4 || ihl < 5 || (u16::from_be(ip.tot_len) as usize) < ihl * 4 {
+    // SAFETY: bounds-checked by ptr_at. Field by field, each one load (the
+    // verifier allows unaligned packet access on the architectures Skiff
+    // runs on); a copy of the struct would be assembled byte by byte.
+    let (ver_ihl, tot_len, frag_off, proto, saddr, daddr) = unsafe {
+        (
+            (*ip).ver_ihl,
+            (*ip).tot_len,
+            (*ip).frag_off,
+            (*ip).proto,
+            (*ip).saddr,
+            (*ip).daddr,
+        )
+    };
+    let ihl = (ver_ihl & 0x0f) as usize;
+    if ver_ihl >> 4 != 4 || ihl < 5 || (u16::from_be(tot_len) as usize) < ihl * 4 {
         return Parsed::Malformed;
     }
-    if u16::from_be(ip.frag_off) & 0x3fff != 0 {
-        return Parsed::Fragment { daddr: ip.daddr };
+    if u16::from_be(frag_off) & 0x3fff != 0 {
+        return Parsed::Fragment { daddr };
     }
-    let need = match ip.proto {
+    let need = match proto {
         PROTO_TCP => 20,
         PROTO_UDP => 8,
-        _ => return Parsed::OtherProto { daddr: ip.daddr },
+        _ => return Parsed::OtherProto { daddr },
     };
     let l4_off = ETH_HLEN + ihl * 4;
     if !p.linear(l4_off + need) {
@@ -131,9 +146,9 @@ pub fn parse<P: Pkt>(p: &P) -> Parsed {
         return Parsed::Malformed;
     };
     // SAFETY: bounds-checked by ptr_at.
-    let [sport, dport] = unsafe { ports.read_unaligned() };
+    let [sport, dport] = unsafe { *ports };
     let mut tcp_flags = 0;
-    if ip.proto == PROTO_TCP {
+    if proto == PROTO_TCP {
         let Some(f) = ptr_at::<P, [u8; 14]>(p, l4_off) else {
             return Parsed::Malformed;
         };
@@ -141,11 +156,11 @@ pub fn parse<P: Pkt>(p: &P) -> Parsed {
         tcp_flags = unsafe { (*f)[13] };
     }
     Parsed::L4(Flow {
-        saddr: ip.saddr,
-        daddr: ip.daddr,
+        saddr,
+        daddr,
         sport,
         dport,
-        proto: ip.proto,
+        proto,
         tcp_flags,
         l4_off: l4_off as u32,
     })
@@ -278,7 +293,7 @@ impl Pkt for TcContext {
         sport: u16,
         dport: u16,
     ) -> Result<(), RewriteError> {
-        crate::nat::rewrite(self, flow, saddr, daddr, sport, dport)
+        crate::csum::rewrite(self, flow, saddr, daddr, sport, dport)
     }
     #[inline(always)]
     fn ifindex(&self) -> u32 {

@@ -1,16 +1,21 @@
 //! Reverse NAT of a backend's reply, shared by `skiff_from_pod` (the reply
 //! leaves a local backend) and `skiff_to_pod` (the reply of a backend on
 //! another node arrives for a local client).
+//!
+//! The reply entry names the frontend itself, so a reply costs its one
+//! conntrack lookup. Whether the flow's service entry still exists (a reply
+//! entry outliving it could rewrite an unrelated connection reusing the
+//! tuple) is checked on a TCP SYN, i.e. the handshake of a new connection,
+//! and otherwise once per refresh of the entry (`CT_REFRESH_NS`); a flow
+//! that picks another backend removes its old reply entry at once.
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TcContext};
+use aya_ebpf::programs::TcContext;
 use aya_log_ebpf::debug;
 use skiff_common::{stats, Config, CtValue, CFG_F_DEBUG, CT_F_HAIRPIN, CT_F_NODEPORT};
 
 use crate::{
-    conntrack,
-    maps::REV_NAT,
-    nat,
-    parse::Flow,
+    clock, conntrack, nat,
+    parse::{Flow, TCP_SYN},
     pkt,
     stats::{drop_with, inc, OK},
 };
@@ -21,30 +26,25 @@ use crate::{
 pub fn rev_nat(ctx: &TcContext, flow: &Flow, ct: *mut CtValue, cfg: Config) -> i32 {
     // SAFETY: pointer from a successful lookup; copied out.
     let v: CtValue = unsafe { *ct };
-    // SAFETY: copied out at once.
-    let Some(rn) = (unsafe { REV_NAT.get(&v.rev_nat_id) }).copied() else {
-        // The frontend is gone; the agent's GC removes the entry.
-        return OK;
-    };
-    if !conntrack::reply_is_live(flow, &v, &rn) {
+    let now = clock::now();
+    let check = flow.tcp_flags & TCP_SYN != 0 || conntrack::refresh_due(v.last_seen_ns, now);
+    if check && !conntrack::reply_is_live(flow, &v) {
         return OK;
     }
-    // SAFETY: a helper without arguments or preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
     conntrack::touch(ct, flow, now);
     let client = if v.flags & CT_F_HAIRPIN != 0 {
         v.nat_addr
     } else {
         flow.daddr
     };
-    if nat::rev_nat(ctx, flow, rn.addr, rn.port, client).is_err() {
+    if nat::rev_nat(ctx, flow, v.addr, v.port, client).is_err() {
         return drop_with(stats::DROP_REWRITE);
     }
     inc(stats::REV_NAT);
     if v.flags & CT_F_NODEPORT != 0 {
         // Source is now a node address: out of the external interface
         // directly (see CT_F_NODEPORT).
-        return match pkt::forward(ctx, flow.proto, rn.addr, client) {
+        return match pkt::forward(ctx, flow.proto, v.addr, client) {
             Some(verdict) => {
                 inc(stats::NODEPORT_TX);
                 verdict
@@ -56,8 +56,8 @@ pub fn rev_nat(ctx: &TcContext, flow: &Flow, ct: *mut CtValue, cfg: Config) -> i
         debug!(
             ctx,
             "skiff: rev-nat {:i}:{} -> {:i}:{}",
-            u32::from_be(rn.addr),
-            u16::from_be(rn.port),
+            u32::from_be(v.addr),
+            u16::from_be(v.port),
             u32::from_be(client),
             u16::from_be(flow.dport)
         );

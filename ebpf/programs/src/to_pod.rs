@@ -13,15 +13,15 @@ use skiff_common::{stats, CT_DIR_REPLY};
 use crate::{
     conntrack,
     maps::config,
-    parse::{self, Parsed},
-    reply,
+    parse::Parsed,
+    pkt, reply,
     stats::{inc, OK},
 };
 
 #[inline(always)]
 pub fn run(ctx: &TcContext) -> i32 {
     inc(stats::PACKETS);
-    match parse::parse(ctx) {
+    match pkt::parse(ctx) {
         Parsed::L4(flow) => match conntrack::lookup(&flow, CT_DIR_REPLY) {
             Some(ct) => reply::rev_nat(ctx, &flow, ct, config()),
             None => OK,

@@ -7,11 +7,13 @@
 //! only backend, so DNAT turns a packet of the flow to A into a packet of
 //! the (established) flow to B and back, and reverse NAT of a reply from A
 //! yields a reply from B and back. Every iteration takes the full
-//! established-flow path — conntrack hit, backend lookup, address and port
-//! rewrites with both checksum updates — and the timer is read once per
-//! million runs. The maps are private to the measurement (their own pin
-//! directory, removed afterwards) and hold `services` other frontends so the
-//! hash tables have the size under test.
+//! established-flow path — conntrack hit, backend lookup (DNAT), address
+//! rewrite with both checksum updates — and the timer is read once per
+//! million runs. A and B share port 80, so no port is rewritten: a Service
+//! that maps its port to another costs one more checksum helper call. The
+//! maps are private to the measurement (their own pin directory, removed
+//! afterwards) and hold `services` other frontends so the hash tables have
+//! the size under test.
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;

@@ -27,6 +27,7 @@ fn val(rev_nat_id: u32, flags: u32, idle_s: u64) -> CtValue {
         nat_addr: 0,
         flags,
         last_seen_ns: NOW - idle_s * SEC,
+        ..CtValue::default()
     }
 }
 
