@@ -1,5 +1,6 @@
 //! `cargo xtask bench dataplane [--quick]`: release build, then
-//! `skiff-bench dataplane` as root. `cargo xtask bench scheduler`: release
+//! `skiff-bench dataplane` as root (one-node ClusterIP rows, then the
+//! two-node cross-node and NodePort packets/s rows; `--modes` picks). `cargo xtask bench scheduler`: release
 //! build, then `skiff-sched-bench` (simulated nodes; no root needed).
 //! `cargo xtask bench store`: release build of `skiff` and `skiff-store-bench`
 //! only, then Skiff's store against etcd 3.4 (no root needed). `cargo xtask bench pods`:
@@ -23,9 +24,12 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Which {
-    /// ClusterIP data path: direct vs Skiff vs kube-proxy iptables/nftables.
+    /// ClusterIP data path: direct vs Skiff vs kube-proxy iptables/nftables
+    /// on one node; then on two nodes ClusterIP to a remote backend vs its pod
+    /// IP, and NodePort packets/s (XDP vs iptables); target/bench/dataplane.json.
     Dataplane {
-        /// Short durations, no 100,000-service row: a smoke run.
+        /// Short durations, no 100,000-service row, one 1 s NodePort window
+        /// per mode: a smoke run.
         #[arg(long)]
         quick: bool,
         /// More arguments for `skiff-bench dataplane`.

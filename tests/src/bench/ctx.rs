@@ -1,15 +1,18 @@
 //! What the benchmark steps share: the lab's pods, durations, the budget.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
+use anyhow::{Context, Result};
 use skiff_tests::lab::{Node, Pod};
+use skiff_tests::manifests::Proto;
 
 use super::kube_proxy::ServicePort;
 use super::load::{self, ConnLoad, ConnStats};
-use super::report::Row;
-use super::{progress, BUDGET, ECHO_PORT, IPERF_PORT, LOAD_VIP_BASE, TARGET_VIP};
+use super::report::{Report, Row};
+use super::{progress, Args, BUDGET, ECHO_PORT, IPERF_PORT, LOAD_VIP_BASE, TARGET_VIP};
 
 /// Everything the steps share.
 pub struct Ctx<'a> {
@@ -28,7 +31,34 @@ pub struct Ctx<'a> {
     pub paired: bool,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The steps' context on `node` with pods `[client, direct_client,
+    /// backend]`, durations from `report`, the rest from `args`.
+    pub fn new(
+        node: &'a Node,
+        pods: [Pod; 3],
+        args: &Args,
+        report: &Report,
+        scratch: &Path,
+    ) -> Self {
+        let [client, direct_client, backend] = pods;
+        Self {
+            node,
+            client,
+            direct_client,
+            backend,
+            iperf_secs: report.iperf3_secs,
+            conn: ConnLoad {
+                concurrency: args.concurrency,
+                duration: Duration::from_secs_f64(report.conn_secs_per_run),
+                max_conns: 2_000_000,
+            },
+            start: Instant::now(),
+            scratch: scratch.into(),
+            paired: !args.unpaired,
+        }
+    }
+
     pub fn over_budget(&self) -> bool {
         self.start.elapsed() > BUDGET
     }
@@ -43,6 +73,8 @@ impl Ctx<'_> {
             port_name: port_name.into(),
             vip,
             port,
+            proto: Proto::Tcp,
+            node_port: None,
             endpoints: vec![(b, port)],
         };
         let mut v: Vec<ServicePort> = (1..count)
@@ -140,4 +172,42 @@ impl Ctx<'_> {
             row.p99_us.unwrap_or(f64::NAN)
         ));
     }
+}
+
+/// Starts the backend's servers: iperf3 and skiff-echo.
+pub fn start_servers(backend: &Pod, echo: &Path) -> Result<()> {
+    let mut iperf = Command::new("iperf3");
+    iperf
+        .args(["-s", "-p", &IPERF_PORT.to_string()])
+        .stdout(Stdio::null());
+    backend.netns().spawn(iperf)?;
+    let mut echo_cmd = Command::new(echo);
+    echo_cmd.args([
+        "--port",
+        &ECHO_PORT.to_string(),
+        "--name",
+        backend.name(),
+        "--max-conns",
+        "4096",
+    ]);
+    backend.netns().spawn(echo_cmd)?;
+    Ok(())
+}
+
+/// Settings of a high-rate client, the same for every mode: every row
+/// connects to the same address, and ~100,000 short connections a minute
+/// would otherwise leave the ephemeral ports in TIME_WAIT and make
+/// `connect()` crawl through the port space (an artifact, not a data-path
+/// cost). Reuse TIME_WAIT ports and use the whole port range.
+pub fn tune_client(pod: &Pod) -> Result<()> {
+    for (key, value) in [
+        ("net/ipv4/tcp_tw_reuse", "1"),
+        ("net/ipv4/ip_local_port_range", "1024 65535"),
+    ] {
+        let path = format!("/proc/sys/{key}");
+        pod.netns()
+            .run(move || std::fs::write(&path, value))?
+            .with_context(|| format!("setting {key} in {}", pod.name()))?;
+    }
+    Ok(())
 }

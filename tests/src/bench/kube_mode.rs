@@ -1,6 +1,7 @@
 //! The kube-proxy rows: rules installed in the node netns, then measured.
 
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -59,29 +60,33 @@ pub fn row(ctx: &Ctx, mode: &str, count: u32, row: &mut Row) -> Result<()> {
 /// backend's with `legacy`), every nft table (so no hook stays registered),
 /// and the conntrack table.
 pub fn clear_netfilter(ctx: &Ctx, legacy: bool) -> Result<()> {
-    let netns = ctx.node.netns().path();
+    clear_netfilter_in(&ctx.node.netns().path(), &ctx.scratch, legacy)
+}
+
+/// [`clear_netfilter`] of the netns at `netns` (scratch files in `scratch`).
+pub fn clear_netfilter_in(netns: &Path, scratch: &Path, legacy: bool) -> Result<()> {
     if legacy {
         kube_proxy::apply(
-            &netns,
+            netns,
             "iptables-legacy-restore",
             &[],
             kube_proxy::IPTABLES_CLEAR,
-            &ctx.scratch.join("clear-legacy.rules"),
+            &scratch.join("clear-legacy.rules"),
         )?;
     }
     kube_proxy::apply(
-        &netns,
+        netns,
         "iptables-restore",
         &[],
         kube_proxy::IPTABLES_CLEAR,
-        &ctx.scratch.join("clear.rules"),
+        &scratch.join("clear.rules"),
     )?;
     kube_proxy::apply(
-        &netns,
+        netns,
         "nft",
         &["-f"],
         "flush ruleset\n",
-        &ctx.scratch.join("clear.nft"),
+        &scratch.join("clear.nft"),
     )?;
     let _ = Command::new("nsenter")
         .arg(format!("--net={}", netns.display()))

@@ -1,5 +1,6 @@
-//! kube-proxy's ClusterIP rules, as its iptables and nftables modes write
-//! them (pkg/proxy/{iptables,nftables}/proxier.go), installed in a node netns.
+//! kube-proxy's ClusterIP (and, in iptables mode, NodePort) rules, as its
+//! iptables and nftables modes write them (pkg/proxy/{iptables,nftables}/
+//! proxier.go), installed in a node netns.
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -8,9 +9,11 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use skiff_tests::manifests::Proto;
+
 use super::names::hash;
 
-/// One TCP service port with its endpoints (kube-proxy's `ServicePort`).
+/// One service port with its endpoints (kube-proxy's `ServicePort`).
 #[derive(Debug, Clone)]
 pub struct ServicePort {
     pub namespace: String,
@@ -18,26 +21,53 @@ pub struct ServicePort {
     pub port_name: String,
     pub vip: Ipv4Addr,
     pub port: u16,
+    pub proto: Proto,
+    /// The nodePort (externalTrafficPolicy Cluster); iptables mode only.
+    pub node_port: Option<u16>,
     pub endpoints: Vec<(Ipv4Addr, u16)>,
 }
 
 impl ServicePort {
+    /// `tcp` / `udp`, as kube-proxy lowercases the protocol.
+    fn proto(&self) -> &'static str {
+        match self.proto {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
     /// `ns/name:port` (kube-proxy's `ServicePortName.String()`).
     fn port_name_string(&self) -> String {
         format!("{}/{}:{}", self.namespace, self.name, self.port_name)
     }
+    fn port_proto_hash(&self) -> String {
+        hash(&format!("{}{}", self.port_name_string(), self.proto()), 16)
+    }
     fn svc_chain(&self) -> String {
-        format!(
-            "KUBE-SVC-{}",
-            hash(&format!("{}tcp", self.port_name_string()), 16)
-        )
+        format!("KUBE-SVC-{}", self.port_proto_hash())
+    }
+    /// `KUBE-EXT-*`: where NodePort traffic is marked for masquerade
+    /// before it joins the service chain.
+    fn ext_chain(&self) -> String {
+        format!("KUBE-EXT-{}", self.port_proto_hash())
     }
     fn sep_chain(&self, ep: (Ipv4Addr, u16)) -> String {
-        let s = format!("{}tcp{}:{}", self.port_name_string(), ep.0, ep.1);
+        let s = format!(
+            "{}{}{}:{}",
+            self.port_name_string(),
+            self.proto(),
+            ep.0,
+            ep.1
+        );
         format!("KUBE-SEP-{}", hash(&s, 16))
     }
     fn nft_base(&self) -> String {
-        format!("{}/{}/tcp/{}", self.namespace, self.name, self.port_name)
+        format!(
+            "{}/{}/{}/{}",
+            self.namespace,
+            self.name,
+            self.proto(),
+            self.port_name
+        )
     }
     fn nft_service_chain(&self) -> String {
         let base = self.nft_base();
@@ -89,6 +119,9 @@ pub fn iptables_rules(cluster: &Cluster, svcs: &[ServicePort]) -> String {
     ));
     for s in svcs {
         let _ = writeln!(f, ":{} - [0:0]", s.svc_chain());
+        if s.node_port.is_some() {
+            let _ = writeln!(f, ":{} - [0:0]", s.ext_chain());
+        }
         for &ep in &s.endpoints {
             let _ = writeln!(f, ":{} - [0:0]", s.sep_chain(ep));
         }
@@ -104,11 +137,21 @@ pub fn iptables_rules(cluster: &Cluster, svcs: &[ServicePort]) -> String {
     ));
     for s in svcs {
         let (spn, chain) = (s.port_name_string(), s.svc_chain());
-        let m = format!("-m tcp -p tcp -d {} --dport {}", s.vip, s.port);
+        let p = s.proto();
+        let m = format!("-m {p} -p {p} -d {} --dport {}", s.vip, s.port);
         let _ = writeln!(
             f,
             "-A KUBE-SERVICES -m comment --comment \"{spn} cluster IP\" {m} -j {chain}"
         );
+        if let Some(np) = s.node_port {
+            let ext = s.ext_chain();
+            let _ = writeln!(
+                f,
+                "-A KUBE-NODEPORTS -m comment --comment {spn} -m {p} -p {p} --dport {np} -j {ext}"
+            );
+            let _ = writeln!(f, "-A {ext} -m comment --comment \"masquerade traffic for {spn} external destinations\" -j KUBE-MARK-MASQ");
+            let _ = writeln!(f, "-A {ext} -j {chain}");
+        }
         let _ = writeln!(
             f,
             "-A {chain} -m comment --comment \"{spn} cluster IP\" {m} ! -s {} -j KUBE-MARK-MASQ",
@@ -141,7 +184,7 @@ pub fn iptables_rules(cluster: &Cluster, svcs: &[ServicePort]) -> String {
             );
             let _ = writeln!(
                 f,
-                "-A {sep} -m comment --comment {spn} -m tcp -p tcp -j DNAT --to-destination {}:{}",
+                "-A {sep} -m comment --comment {spn} -m {p} -p {p} -j DNAT --to-destination {}:{}",
                 ep.0, ep.1
             );
         }
@@ -155,6 +198,7 @@ pub const IPTABLES_CLEAR: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT 
 
 /// `nft -f` input: kube-proxy's base rules, then per service port a chain
 /// dispatching with `numgen random mod N vmap` to endpoint chains that DNAT.
+/// ClusterIPs only: `node_port` is not written.
 pub fn nft_rules(cluster: &Cluster, svcs: &[ServicePort]) -> String {
     const T: &str = "ip kube-proxy";
     let mut f = format!(
@@ -195,15 +239,19 @@ pub fn nft_rules(cluster: &Cluster, svcs: &[ServicePort]) -> String {
             );
             let _ = writeln!(
                 f,
-                "add rule {T} {epc} meta l4proto tcp dnat to {}:{}",
-                ep.0, ep.1
+                "add rule {T} {epc} meta l4proto {} dnat to {}:{}",
+                s.proto(),
+                ep.0,
+                ep.1
             );
         }
         let _ = writeln!(f, "add element {T} cluster-ips {{ {} }}", s.vip);
         let _ = writeln!(
             f,
-            "add element {T} service-ips {{ {} . tcp . {} : goto {chain} }}",
-            s.vip, s.port
+            "add element {T} service-ips {{ {} . {} . {} : goto {chain} }}",
+            s.vip,
+            s.proto(),
+            s.port
         );
     }
     f
@@ -242,42 +290,4 @@ pub fn apply(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn svc(n: usize) -> ServicePort {
-        ServicePort {
-            namespace: "ns1".into(),
-            name: "svc1".into(),
-            port_name: "p80".into(),
-            vip: Ipv4Addr::new(172, 30, 0, 41),
-            port: 80,
-            endpoints: (1..=n as u8)
-                .map(|i| (Ipv4Addr::new(10, 180, 0, i), 80))
-                .collect(),
-        }
-    }
-    const CLUSTER: fn() -> Cluster = || Cluster {
-        pod_cidr: "10.0.0.0/8".into(),
-        service_cidr: "172.30.0.0/16".into(),
-        node_ip: Ipv4Addr::new(192, 168, 0, 2),
-    };
-
-    #[test]
-    fn iptables_chains_and_probabilities() {
-        let r = iptables_rules(&CLUSTER(), &[svc(3)]);
-        assert!(r.contains("-A KUBE-SERVICES -m comment --comment \"ns1/svc1:p80 cluster IP\" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O"));
-        assert!(r.contains("-m statistic --mode random --probability 0.3333333333 -j KUBE-SEP-"));
-        assert!(r.contains("-m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-"));
-        assert!(r.contains("-A KUBE-SEP-SXIVWICOYRO3J4NJ -m comment --comment ns1/svc1:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.1:80"));
-        assert_eq!(r.matches("--probability").count(), 2);
-    }
-
-    #[test]
-    fn nft_chains_match_kube_proxy() {
-        let r = nft_rules(&CLUSTER(), &[svc(1)]);
-        assert!(r.contains("add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 numgen random mod 1 vmap { 0 : goto endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 }"));
-        assert!(r.contains("add rule ip kube-proxy endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 meta l4proto tcp dnat to 10.180.0.1:80"));
-        assert!(r.contains("add element ip kube-proxy service-ips { 172.30.0.41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80 }"));
-    }
-}
+mod tests;

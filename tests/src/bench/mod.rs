@@ -1,27 +1,32 @@
 //! `skiff-bench dataplane`: ClusterIP data path on a one-node lab — direct
 //! pod IP, Skiff, kube-proxy iptables mode and nftables mode — at growing
-//! numbers of services. One service is targeted; the rest are load.
+//! numbers of services (one service is targeted; the rest are load); then,
+//! on a two-node lab, ClusterIP to a backend on the other node and NodePort
+//! packets/s from an external client, XDP vs iptables.
 
 mod ctx;
 pub mod kube_mode;
 pub mod kube_proxy;
 pub mod load;
 pub mod names;
+pub mod nodeport_pps;
+mod np_manifest;
+mod np_report;
 pub mod ns_per_packet;
+mod one_node;
+pub mod pktio;
 pub mod report;
 pub mod skiff_mode;
+mod two_node;
+pub mod udp_frame;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use skiff_tests::lab::Lab;
 
-use ctx::Ctx;
-use load::ConnLoad;
-use report::{Report, Row};
+use report::Report;
 
 const IPERF_PORT: u16 = 5201;
 const ECHO_PORT: u16 = 8080;
@@ -43,7 +48,7 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "direct,skiff,iptables,nftables,iptables-legacy"
+        default_value = "direct,skiff,iptables,nftables,iptables-legacy,cross-node,nodeport"
     )]
     pub modes: Vec<String>,
     /// Do not measure direct before every row (ratios then use the first
@@ -53,12 +58,22 @@ pub struct Args {
     /// Client threads of the short-connection test.
     #[arg(long, default_value_t = 2)]
     pub concurrency: usize,
+    /// NodePort: AF_PACKET sender threads in the external client.
+    #[arg(long, default_value_t = 2)]
+    pub np_threads: usize,
+    /// NodePort: distinct flows (source ports), at most 1024.
+    #[arg(long, default_value_t = 64)]
+    pub np_flows: u16,
+    /// NodePort: seconds per measured window (default 3, --quick 1).
+    #[arg(long)]
+    pub np_secs: Option<f64>,
 }
 
 pub fn progress(msg: impl std::fmt::Display) {
     eprintln!("[bench] {msg}");
 }
 
+/// A path from the environment `cargo xtask bench dataplane` sets.
 fn env_path(var: &str) -> Result<PathBuf> {
     std::env::var_os(var)
         .map(PathBuf::from)
@@ -70,65 +85,12 @@ pub fn dataplane(args: &Args) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the benchmark creates network namespaces and loads BPF: run as root");
     }
-    let echo = env_path("SKIFF_ECHO_BIN")?;
     let scratch = args
         .out
         .parent()
         .map_or_else(|| PathBuf::from("."), PathBuf::from);
     std::fs::create_dir_all(&scratch)?;
     let (iperf_secs, conn_secs) = if args.quick { (1, 0.4) } else { (3, 1.0) };
-    let skiff_counts: &[u32] = if args.quick {
-        &[1, 1000, 10_000]
-    } else {
-        &[1, 1000, 10_000, 100_000]
-    };
-    let kube_counts: &[u32] = &[1, 1000, 10_000];
-
-    progress("building a one-node lab: client, backend and client-direct pods");
-    let lab = Lab::builder().nodes(1).build()?;
-    let node = lab.node(0);
-    let client = node.add_pod("client")?;
-    let backend = node.add_pod("backend")?;
-    let direct_client = node.add_pod("client-direct")?;
-    tune_client(&client)?;
-    tune_client(&direct_client)?;
-    let mut iperf = Command::new("iperf3");
-    iperf
-        .args(["-s", "-p", &IPERF_PORT.to_string()])
-        .stdout(std::process::Stdio::null());
-    backend.netns().spawn(iperf)?;
-    let mut echo_cmd = Command::new(&echo);
-    echo_cmd.args([
-        "--port",
-        &ECHO_PORT.to_string(),
-        "--name",
-        "backend",
-        "--max-conns",
-        "4096",
-    ]);
-    backend.netns().spawn(echo_cmd)?;
-    let conn = ConnLoad {
-        concurrency: args.concurrency,
-        duration: Duration::from_secs_f64(conn_secs),
-        max_conns: 2_000_000,
-    };
-    let ctx = Ctx {
-        node,
-        client,
-        direct_client,
-        backend,
-        iperf_secs,
-        conn,
-        start: Instant::now(),
-        scratch,
-        paired: !args.unpaired,
-    };
-    load::wait_listening(
-        ctx.client.netns(),
-        SocketAddr::from((ctx.backend.ip(), ECHO_PORT)),
-        Duration::from_secs(10),
-    )?;
-
     let mut report = Report {
         quick: args.quick,
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -139,78 +101,34 @@ pub fn dataplane(args: &Args) -> Result<()> {
         conn_secs_per_run: conn_secs,
         conn_concurrency: args.concurrency,
         rows: Vec::new(),
+        extra: serde_json::Map::new(),
     };
+    let start = std::time::Instant::now();
     let run = |m: &str| args.modes.iter().any(|x| x == m);
-    if run("direct") {
-        progress(format!(
-            "direct: client {} → backend {}",
-            ctx.direct_client.ip(),
-            ctx.backend.ip()
-        ));
-        let mut row = Row::new("direct", 0);
-        ctx.measure(&mut row, ctx.backend.ip());
-        report.rows.push(row);
+    let one = ["direct", "skiff", "iptables", "nftables", "iptables-legacy"];
+    if one.iter().any(|m| run(m)) {
+        one_node::run(args, &scratch, &mut report)?;
     }
-    if run("skiff") {
-        let bins = env_path("SKIFF_BIN").and_then(|s| Ok((s, env_path("SKIFF_EBPF_OBJ")?)));
-        let res = bins.and_then(|(skiff, obj)| {
-            skiff_mode::rows(&ctx, &skiff, &obj, skiff_counts, &mut report.rows)
-        });
-        if let Err(e) = res {
-            progress(format!("skiff rows stopped: {e:#}"));
-            let mut row = Row::new("skiff", 0);
-            row.error = Some(format!("{e:#}"));
-            report.rows.push(row);
-        }
-    }
-    // iptables-legacy last: its x_tables hooks stay registered in the node
-    // netns once loaded, which would tax the rows after it.
-    let kube_modes = ["iptables", "nftables", "iptables-legacy"];
-    for mode in kube_modes.into_iter().filter(|m| run(m)) {
-        for &count in kube_counts {
-            let mut row = Row::new(mode, count);
-            if ctx.over_budget() {
-                row.error = Some("skipped: time budget spent".into());
-            } else if let Err(e) = kube_mode::row(&ctx, mode, count, &mut row) {
-                row.error = Some(format!("{e:#}"));
+    let mut two_table = String::new();
+    if run("cross-node") || run("nodeport") {
+        match two_node::run(args, &scratch, &mut report) {
+            Ok(table) => two_table = table,
+            Err(e) => {
+                progress(format!("two-node rows stopped: {e:#}"));
+                report
+                    .extra
+                    .insert("two_node_error".into(), format!("{e:#}").into());
             }
-            report.rows.push(row);
         }
-        kube_mode::clear_netfilter(&ctx, mode == "iptables-legacy")?;
-    }
-    if run("direct") {
-        // Again at the end: the two direct rows bracket the run and show how
-        // much the machine drifted meanwhile.
-        progress("direct again (drift check)");
-        let mut row = Row::new("direct_end", 0);
-        ctx.measure(&mut row, ctx.backend.ip());
-        report.rows.push(row);
     }
     report.compute_ratios();
     println!("{}", report.table());
+    print!("{two_table}");
     report.write_json(&args.out)?;
     progress(format!(
         "wrote {} ({:.0} s)",
         args.out.display(),
-        ctx.start.elapsed().as_secs_f64()
+        start.elapsed().as_secs_f64()
     ));
-    Ok(())
-}
-
-/// Settings of a high-rate client, the same for every mode: every row
-/// connects to the same address, and ~100,000 short connections a minute
-/// would otherwise leave the ephemeral ports in TIME_WAIT and make
-/// `connect()` crawl through the port space (an artifact, not a data-path
-/// cost). Reuse TIME_WAIT ports and use the whole port range.
-fn tune_client(pod: &skiff_tests::lab::Pod) -> Result<()> {
-    for (key, value) in [
-        ("net/ipv4/tcp_tw_reuse", "1"),
-        ("net/ipv4/ip_local_port_range", "1024 65535"),
-    ] {
-        let path = format!("/proc/sys/{key}");
-        pod.netns()
-            .run(move || std::fs::write(&path, value))?
-            .with_context(|| format!("setting {key} in {}", pod.name()))?;
-    }
     Ok(())
 }

@@ -65,7 +65,12 @@ pub struct Report {
     /// The short-connection test runs 3 times this long; medians are kept.
     pub conn_secs_per_run: f64,
     pub conn_concurrency: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rows: Vec<Row>,
+    /// Top-level keys of the two-node part (`cross_node_*`, `nodeport_*`,
+    /// `ratio_xdp_vs_iptables`).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Report {
@@ -107,11 +112,44 @@ impl Report {
         s
     }
 
+    /// Writes the report over the keys of an existing `path`: keys this run
+    /// did not produce (e.g. `rows` when only the two-node modes ran) stay.
     pub fn write_json(&self, path: &Path) -> Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let text = serde_json::to_string_pretty(self)?;
+        let old = std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        let text = serde_json::to_string_pretty(&merge(old, serde_json::to_value(self)?))?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// `new`'s top-level keys over `old`'s (when `old` is an object).
+fn merge(old: Option<serde_json::Value>, new: serde_json::Value) -> serde_json::Value {
+    match (old, new) {
+        (Some(serde_json::Value::Object(mut o)), serde_json::Value::Object(n)) => {
+            o.extend(n);
+            serde_json::Value::Object(o)
+        }
+        (_, n) => n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn new_keys_win_and_old_ones_stay() {
+        let old = json!({"rows": [1], "nodeport_xdp_pps": 1.0, "quick": true});
+        let new = json!({"nodeport_xdp_pps": 2.0, "quick": false});
+        assert_eq!(
+            merge(Some(old), new),
+            json!({"rows": [1], "nodeport_xdp_pps": 2.0, "quick": false})
+        );
+        assert_eq!(merge(Some(json!([1])), json!({"a": 1})), json!({"a": 1}));
     }
 }

@@ -11,7 +11,7 @@ use aya::maps::{HashMap, Map, MapData};
 use skiff_common::{map_names, ServiceKey, ServiceValue, PROTO_TCP};
 use skiff_tests::bpfmaps::{frontend_key, PinnedMaps};
 use skiff_tests::lab::{Node, Proc};
-use skiff_tests::manifests::{endpoint_slice, service, EndpointState, PortSpec, Proto};
+use skiff_tests::manifests::{endpoint_slice, service, EndpointState, PortSpec};
 
 use super::ctx::Ctx;
 use super::kube_proxy::ServicePort;
@@ -29,7 +29,7 @@ pub fn rows(
     let max = counts.iter().copied().max().unwrap_or(1) as usize;
     let manifests = ctx.scratch.join(format!("manifests-{}", ctx.node.name()));
     let log = ctx.scratch.join("agent.log");
-    let mut agent = SkiffAgent::start(ctx.node, skiff, &manifests, &log, max + 1)?;
+    let mut agent = SkiffAgent::start(ctx.node, skiff, &manifests, &log, max + 1, &[])?;
     let result = (|| -> Result<()> {
         for &count in counts {
             if ctx.over_budget() {
@@ -93,13 +93,15 @@ pub struct SkiffAgent {
 }
 
 impl SkiffAgent {
-    /// Starts `skiff agent` in `node` with maps sized for `max_services`.
+    /// Starts `skiff agent` in `node` with maps sized for `max_services`
+    /// and `extra` arguments (e.g. `--node-ip` for NodePorts).
     pub fn start(
         node: &Node,
         skiff: &Path,
         manifests: &Path,
         log: &Path,
         max_services: usize,
+        extra: &[String],
     ) -> Result<Self> {
         std::fs::create_dir_all(manifests)?;
         let size = (max_services * 4 + 1024).next_power_of_two().max(1 << 18);
@@ -110,6 +112,7 @@ impl SkiffAgent {
             .arg(manifests)
             .args(["--pod-veth-prefix", "lxc"])
             .args(["--map-size-services", &size.to_string()])
+            .args(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -153,7 +156,7 @@ impl SkiffAgent {
                     name: s.port_name.clone(),
                     port: s.port,
                     target_port: s.endpoints[0].1,
-                    proto: Proto::Tcp,
+                    proto: s.proto,
                 })
                 .collect();
             let eps: Vec<(Ipv4Addr, EndpointState)> = group[0]
@@ -185,12 +188,17 @@ impl SkiffAgent {
     }
 
     fn write_file(&self, n: usize, text: &str) -> Result<()> {
+        self.write_named(&file_name(n), text)
+    }
+
+    /// Atomically writes manifest file `name` (beside the services files).
+    pub fn write_named(&self, name: &str, text: &str) -> Result<()> {
         let tmp = self.manifests.with_extension("stage");
         std::fs::create_dir_all(&tmp)?;
-        let staged = tmp.join(file_name(n));
+        let staged = tmp.join(name);
         std::fs::write(&staged, text).with_context(|| format!("writing {}", staged.display()))?;
-        std::fs::rename(&staged, self.manifests.join(file_name(n)))?;
-        Ok(())
+        let live = self.manifests.join(name);
+        std::fs::rename(&staged, &live).with_context(|| format!("renaming to {}", live.display()))
     }
 
     /// Waits until SERVICES holds a frontend for every port of `svcs`.
