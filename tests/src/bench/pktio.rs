@@ -92,7 +92,7 @@ pub fn send_loop(
     let mut calls = 0u32;
     while total < max && !stop.load(Ordering::Relaxed) {
         calls += 1;
-        if calls % 64 == 0 && Instant::now() >= deadline {
+        if calls.is_multiple_of(64) && Instant::now() >= deadline {
             break;
         }
         // SAFETY: msgs point into `iov` and `frames`, alive for the call.

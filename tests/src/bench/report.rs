@@ -89,12 +89,12 @@ impl Report {
     pub fn table(&self) -> String {
         let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
         let mut s = format!(
-            "{:<15} {:>8} {:>7} {:>6} {:>9} {:>6} {:>8} {:>7} {:>9}\n",
+            "{:<19} {:>8} {:>7} {:>6} {:>9} {:>6} {:>8} {:>7} {:>9}\n",
             "mode", "services", "Gbit/s", "xdir", "conn/s", "xdir", "p99 µs", "ns/pkt", "install s"
         );
         for r in &self.rows {
             s.push_str(&format!(
-                "{:<15} {:>8} {:>7} {:>6} {:>9} {:>6} {:>8} {:>7} {:>9}{}\n",
+                "{:<19} {:>8} {:>7} {:>6} {:>9} {:>6} {:>8} {:>7} {:>9}{}\n",
                 r.mode,
                 r.services,
                 f(r.gbps, 2),

@@ -38,7 +38,7 @@ fn iptables_nodeport_goes_through_the_ext_chain() {
         node_port: Some(30090),
         ..svc(1)
     };
-    let r = iptables_rules(&CLUSTER(), &[s.clone()]);
+    let r = iptables_rules(&CLUSTER(), std::slice::from_ref(&s));
     let (ext, chain) = (s.ext_chain(), s.svc_chain());
     assert_eq!(&ext[9..], &chain[9..], "EXT and SVC share the hash");
     assert_ne!(chain, svc(1).svc_chain(), "the protocol is hashed");
