@@ -120,7 +120,9 @@ pub fn select_affine(
     if let Some(v) = AFFINITY.get_ptr_mut(&key) {
         // SAFETY: pointer from a successful lookup; fields copied out.
         let (id, last) = unsafe { ((*v).backend_id, (*v).last_used_ns) };
-        if now.wrapping_sub(last) <= timeout_ns {
+        // Signed: another CPU's coarse clock may be up to a tick ahead of ours, and
+        // an entry it just wrote must not look ancient.
+        if (now.wrapping_sub(last) as i64) <= timeout_ns as i64 {
             if let Some(b) = backend(id) {
                 if b.flags & BACKEND_F_TERMINATING == 0 {
                     // SAFETY: as above; a racing writer only loses a refresh.

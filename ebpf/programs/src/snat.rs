@@ -38,7 +38,7 @@ pub fn touch(v: *mut SnatValue, flow: &Flow, now: u64) {
     // SAFETY: `v` comes from a successful lookup in this run; plain stores
     // into the map value (a race only loses a refresh).
     unsafe {
-        if now.wrapping_sub((*v).last_seen_ns) >= CT_REFRESH_NS {
+        if (now.wrapping_sub((*v).last_seen_ns) as i64) >= CT_REFRESH_NS as i64 {
             (*v).last_seen_ns = now;
         }
         let flags = conntrack::flags_after((*v).flags, flow);
