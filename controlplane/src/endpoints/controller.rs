@@ -76,10 +76,19 @@ pub async fn run(client: ApiClient) {
                 mark(&mut dirty, key, Some(c.observed));
             }
         }
+        // Services sync concurrently: one pod change often touches several Services (all
+        // selecting it), and their writes then share Raft entries instead of queueing.
         // A failed sync keeps its trigger time: the retry's write still answers that change.
+        let syncs = std::mem::take(&mut dirty).into_iter().map(|(key, t)| {
+            let (client, services, pods) = (&client, &services, &pods);
+            async move {
+                let r = sync(client, services, pods, &key, t).await;
+                (key, t, r)
+            }
+        });
         let mut failed = BTreeMap::new();
-        for (key, t) in std::mem::take(&mut dirty) {
-            if let Err(e) = sync(&client, &services, &pods, &key, t).await {
+        for (key, t, r) in futures_util::future::join_all(syncs).await {
+            if let Err(e) = r {
                 log::warn!("endpoints of {key}: {}", e.message);
                 failed.insert(key, t);
             }
@@ -133,11 +142,27 @@ pub async fn sync(
                 .map(|(_, v)| v),
         )
     };
+    // The slices (what agents program from) and the legacy Endpoints are independent
+    // objects: written concurrently.
+    let slices = write_slices(client, ns, existing, want.slices, trigger);
+    let endpoints = write_endpoints(client, ns, name, want.endpoints, trigger);
+    tokio::try_join!(slices, endpoints)?;
+    Ok(())
+}
+
+/// Writes the `want`ed slices that differ from `existing`, deletes the others.
+async fn write_slices(
+    client: &ApiClient,
+    ns: &str,
+    existing: Vec<EndpointSlice>,
+    want: Vec<EndpointSlice>,
+    trigger: Option<SystemTime>,
+) -> Result<(), ApiError> {
     let mut stale: BTreeMap<String, EndpointSlice> = existing
         .into_iter()
         .map(|s| (s.metadata.name.clone().unwrap_or_default(), s))
         .collect();
-    for slice in want.slices {
+    for slice in want {
         let name = slice.metadata.name.clone().unwrap_or_default();
         let cur = stale.remove(&name);
         if let Some(slice) = trigger::slice_to_write(cur.as_ref(), slice, trigger) {
@@ -153,12 +178,23 @@ pub async fn sync(
     for name in stale.keys() {
         delete::<EndpointSlice>(client, ns, name).await?;
     }
+    Ok(())
+}
+
+/// Writes the legacy Endpoints `name` when it differs from `want`.
+async fn write_endpoints(
+    client: &ApiClient,
+    ns: &str,
+    name: &str,
+    want: Endpoints,
+    trigger: Option<SystemTime>,
+) -> Result<(), ApiError> {
     let cur = match client.get::<Endpoints>(Some(ns), name).await {
         Ok(e) => Some(e),
         Err(e) if e.code == 404 => None,
         Err(e) => return Err(e),
     };
-    if let Some(endpoints) = trigger::endpoints_to_write(cur.as_ref(), want.endpoints, trigger) {
+    if let Some(endpoints) = trigger::endpoints_to_write(cur.as_ref(), want, trigger) {
         write(
             client,
             ns,
