@@ -13,7 +13,8 @@
 //! 6. scaling down drains: established connections to terminating pods keep working
 //!    through their grace period, new ones avoid them, and the others never notice;
 //! 7. deleting a Service removes its map entries and conntrack entries on every node;
-//! 8. killing a node (agent and pod processes) makes its endpoints disappear and its
+//! 8. every agent's /metrics shows the network-programming latency, p99 ≤ 100 ms;
+//! 9. killing a node (agent and pod processes) makes its endpoints disappear and its
 //!    pods come back on the other nodes.
 
 #[path = "cluster_e2e/checks.rs"]
@@ -104,6 +105,7 @@ fn services_across_three_nodes() {
     checks::affinity(&c, &clients);
     checks::scale_down_drains(&c, &clients[0]);
     checks::service_delete_cleans_maps(&c, &clients[0]);
+    checks::programming_latency(&c);
     checks::node_loss(&mut c, NODES - 1);
 
     c.stop();

@@ -248,6 +248,7 @@ impl Cluster {
         for (i, node) in self.lab.nodes().iter().enumerate() {
             procs::remove_cgroups(&cgroup_parent(node));
             crate::kubelet_lab::unmount_netns_dir(&self.state_dir(i).join("netns"));
+            pods::unmount_all_under(&self.state_dir(i));
         }
     }
 }

@@ -126,3 +126,23 @@ pub fn kill_cgroup_procs(name: &str) {
         eprintln!("cluster: processes of cgroup {name} survived SIGKILL for 10 s");
     }
 }
+
+/// Detaches every mount under `dir` (deepest first): what a killed agent's pods leave
+/// behind (overlay roots, volumes, netns bind mounts).
+pub fn unmount_all_under(dir: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<&str> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| Path::new(p).starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        if let Ok(c) = std::ffi::CString::new(p) {
+            // SAFETY: a plain syscall on a NUL-terminated path.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
