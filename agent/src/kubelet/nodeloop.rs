@@ -116,6 +116,9 @@ pub(crate) async fn routes(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
                         r.removed
                     );
                 }
+                if !r.resolving.is_empty() {
+                    log::info!("kubelet: kernel-managed neighbours for {:?}", r.resolving);
+                }
             }
             Ok(Err(e)) => log::warn!("kubelet: routes to other nodes: {e}"),
             Err(e) => log::warn!("kubelet: route sync panicked: {e}"),

@@ -55,12 +55,53 @@ pub fn plan(desired: &[(Ipv4Cidr, Ipv4Addr)], actual: &[Route], protocol: u8) ->
     out
 }
 
+/// The link whose IPv4 subnet holds `gw` (an on-link gateway), from `addrs` (link
+/// index, address, prefix length).
+pub fn on_link_index(addrs: &[(u32, Ipv4Addr, u8)], gw: Ipv4Addr) -> Option<u32> {
+    addrs
+        .iter()
+        .filter(|(_, addr, prefix)| *prefix > 0 && *addr != gw)
+        .find(|(_, addr, prefix)| Ipv4Cidr::new(*addr, *prefix).is_some_and(|c| c.contains(gw)))
+        .map(|(index, _, _)| *index)
+}
+
+/// Keeps a managed neighbour entry for every gateway (see `nl::neigh`): the NodePort XDP
+/// program forwards to other nodes with the MAC the kernel already resolved. Entries of
+/// gateways no longer wanted are left (they may not be ours; an unused one costs a probe
+/// now and then).
+fn keep_resolved(
+    nl: &mut Netlink,
+    gateways: &[Ipv4Addr],
+    report: &mut RouteSyncReport,
+) -> std::io::Result<()> {
+    let managed = nl.managed_neighbours()?;
+    let addrs = nl.addrs()?;
+    for &gw in gateways {
+        let Some(index) = on_link_index(&addrs, gw) else {
+            continue;
+        };
+        if managed.contains(&(index, gw)) {
+            continue;
+        }
+        match nl.add_managed_neighbour(index, gw) {
+            Ok(()) => report.resolving.push(gw),
+            Err(e) => report.errors.push(SandboxError::netlink(
+                format!("add managed neighbour {gw} (Linux ≥ 5.16)"),
+                e,
+            )),
+        }
+    }
+    Ok(())
+}
+
 /// What a sync did.
 #[derive(Debug, Default)]
 pub struct RouteSyncReport {
     pub upserted: Vec<(Ipv4Cidr, Ipv4Addr)>,
     pub removed: Vec<Ipv4Cidr>,
     pub conflicts: Vec<(Ipv4Cidr, Route)>,
+    /// Gateways that got a managed (kernel-resolved) neighbour entry.
+    pub resolving: Vec<Ipv4Addr>,
     /// Per-route failures (the other routes are still handled).
     pub errors: Vec<SandboxError>,
 }
@@ -124,6 +165,12 @@ impl Routes {
                 )),
             }
         }
+        let gateways: Vec<Ipv4Addr> = desired.iter().map(|(_, gw)| *gw).collect();
+        if let Err(e) = keep_resolved(&mut nl, &gateways, &mut report) {
+            report
+                .errors
+                .push(SandboxError::netlink("dump addresses/neighbours", e));
+        }
         for (cidr, foreign) in &report.conflicts {
             log::warn!("route to pod CIDR {cidr} not programmed: {foreign:?} is not Skiff's");
         }
@@ -153,6 +200,17 @@ mod tests {
             scope_link: gw.is_none(),
             protocol,
         }
+    }
+
+    #[test]
+    fn the_gateway_is_on_the_link_whose_subnet_holds_it() {
+        let addrs = [
+            (1, ip("127.0.0.1"), 8),
+            (2, ip("192.168.200.10"), 24),
+            (3, ip("10.244.0.1"), 32),
+        ];
+        assert_eq!(on_link_index(&addrs, ip("192.168.200.11")), Some(2));
+        assert_eq!(on_link_index(&addrs, ip("10.0.0.1")), None);
     }
 
     #[test]

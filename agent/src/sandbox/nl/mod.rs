@@ -10,6 +10,7 @@
 //! - [`route`]: IPv4 routes of the main table.
 
 mod link;
+mod neigh;
 mod route;
 
 use std::io;
