@@ -24,6 +24,17 @@ impl Underlay {
                 format!("link set {} up", Self::BRIDGE),
             ],
         )?;
+        // The underlay is a switch, not a firewall: with br_netfilter loaded (some other
+        // software on the host may load it) every bridged frame would also run the
+        // netns' iptables hooks, a cost no real NIC-to-switch path has.
+        netns.run(|| {
+            for proto in ["iptables", "ip6tables", "arptables"] {
+                let knob = format!("/proc/sys/net/bridge/bridge-nf-call-{proto}");
+                if std::path::Path::new(&knob).exists() {
+                    let _ = std::fs::write(&knob, "0");
+                }
+            }
+        })?;
         Ok(Self { netns, subnet })
     }
 
