@@ -27,6 +27,7 @@ pub mod map_names {
     pub const STATS: &str = "STATS";
     pub const AFFINITY: &str = "AFFINITY";
     pub const SNAT: &str = "SNAT";
+    pub const LOCAL_ENDPOINTS: &str = "LOCAL_ENDPOINTS";
 }
 
 /// Default capacities; the agent may override each one at load time. The
@@ -46,6 +47,8 @@ pub mod defaults {
     /// Linux's default ephemeral range (32768–60999) and the NodePort range.
     pub const SNAT_PORT_MIN: u16 = 61_000;
     pub const SNAT_PORT_MAX: u16 = 65_535;
+    /// Pods on this node the pod program delivers to directly.
+    pub const LOCAL_ENDPOINTS_MAX: u32 = 65_536;
 }
 
 /// Key of the services map: a frontend (VIP, port, protocol) and a slot.
@@ -252,6 +255,22 @@ pub struct SnatValue {
 }
 const _: () = assert!(size_of::<SnatValue>() == 24);
 
+/// Value of the local-endpoints map, keyed by a pod's IPv4 address on this
+/// node (network byte order): where `skiff_from_pod` delivers a packet for
+/// that pod with `bpf_redirect_peer`, past the node's stack.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LocalEndpoint {
+    /// Index of the host side of the pod's veth (the peer is the pod's
+    /// interface, which the packet enters).
+    pub ifindex: u32,
+    /// The pod interface's MAC: the frame's new destination.
+    pub pod_mac: [u8; 6],
+    /// The host side's MAC: the frame's new source (the pod's gateway).
+    pub host_mac: [u8; 6],
+}
+const _: () = assert!(size_of::<LocalEndpoint>() == 16);
+
 /// How stale `last_seen_ns` may get before the data path refreshes it.
 pub const CT_REFRESH_NS: u64 = 1_000_000_000;
 
@@ -289,8 +308,11 @@ pub mod stats {
     /// NodePort: packets sent back out of the external interface (XDP_TX or
     /// redirect), both directions.
     pub const NODEPORT_TX: u32 = 14;
+    /// Packets to a pod on this node handed straight to it
+    /// (`bpf_redirect_peer`), past the node's stack.
+    pub const LOCAL_REDIRECT: u32 = 15;
     /// Number of counters.
-    pub const COUNT: u32 = 15;
+    pub const COUNT: u32 = 16;
 
     /// Human-readable names, by index.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -309,6 +331,7 @@ pub mod stats {
         "drop_fib",
         "nodeport_rev_snat",
         "nodeport_tx",
+        "local_redirect",
     ];
 }
 
@@ -342,6 +365,10 @@ const _: () = assert!(size_of::<NodePortConfig>() == 8);
 
 /// Emit aya-log debug events on the packet path.
 pub const CFG_F_DEBUG: u32 = 1 << 0;
+/// Deliver packets to pods on this node with `bpf_redirect_peer` (set by the
+/// loader when the kernel has the helper, Linux ≥ 5.10; the verifier then
+/// prunes the call where it is off).
+pub const CFG_F_LOCAL_REDIRECT: u32 = 1 << 1;
 
 /// Default hairpin source address, 169.254.42.1.
 pub const DEFAULT_HAIRPIN_ADDR: [u8; 4] = [169, 254, 42, 1];
@@ -374,4 +401,5 @@ mod pod {
     unsafe impl aya::Pod for AffinityKey {}
     unsafe impl aya::Pod for AffinityValue {}
     unsafe impl aya::Pod for SnatValue {}
+    unsafe impl aya::Pod for LocalEndpoint {}
 }

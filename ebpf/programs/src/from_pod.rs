@@ -7,6 +7,9 @@
 //! A packet to a frontend without an entry is a new flow: pinned to a
 //! backend by flow hash and DNATed, with hairpin SNAT when the client is the
 //! backend. Everything else passes untouched after three lookups.
+//!
+//! Last, a packet (rewritten or not) whose destination is a pod of this
+//! node is redirected into that pod (`local::deliver`): one more lookup.
 
 use aya_ebpf::programs::TcContext;
 use aya_log_ebpf::debug;
@@ -18,7 +21,7 @@ use skiff_common::{
 use crate::{
     clock,
     conntrack::{self, NewEntry},
-    lb,
+    lb, local,
     maps::config,
     nat,
     parse::{Flow, Parsed},
@@ -29,19 +32,25 @@ use crate::{
 #[inline(always)]
 pub fn run(ctx: &TcContext) -> i32 {
     inc(stats::PACKETS);
-    match pkt::parse(ctx) {
-        Parsed::NotIpv4 => OK,
+    let verdict = match pkt::parse(ctx) {
+        Parsed::NotIpv4 => return OK,
         Parsed::Malformed => {
             inc(stats::PASS_MALFORMED);
-            OK
+            return OK;
         }
-        Parsed::Fragment { daddr } if lb::is_vip(daddr) => drop_with(stats::DROP_FRAGMENT),
+        Parsed::Fragment { daddr } if lb::is_vip(daddr) => return drop_with(stats::DROP_FRAGMENT),
         Parsed::OtherProto { daddr } if lb::is_vip(daddr) => {
-            drop_with(stats::DROP_UNSUPPORTED_PROTO)
+            return drop_with(stats::DROP_UNSUPPORTED_PROTO)
         }
         Parsed::Fragment { .. } | Parsed::OtherProto { .. } => OK,
         Parsed::L4(flow) => l4(ctx, &flow),
+    };
+    // Only a packet the stack would route: not one dropped, nor a NodePort
+    // reply already sent out of the external interface.
+    if verdict != OK {
+        return verdict;
     }
+    local::deliver(ctx, config())
 }
 
 #[inline(always)]

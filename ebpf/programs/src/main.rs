@@ -7,6 +7,7 @@ mod conntrack;
 mod csum;
 mod from_pod;
 mod lb;
+mod local;
 mod maps;
 mod nat;
 mod nodeport;
@@ -23,7 +24,8 @@ use aya_ebpf::{
 };
 
 /// TC ingress on the host side of every pod veth: ClusterIP load balancing of
-/// the pod's packets and reverse NAT of its replies.
+/// the pod's packets, reverse NAT of its replies, and direct delivery of
+/// what is addressed to another pod of this node.
 #[classifier]
 pub fn skiff_from_pod(ctx: TcContext) -> i32 {
     from_pod::run(&ctx)

@@ -13,8 +13,8 @@ use aya_ebpf::{
 };
 use skiff_common::{
     defaults, ipv4_be, map_names, stats, AffinityKey, AffinityValue, Backend, BackendId, Config,
-    CtKey, CtValue, NodePortConfig, RevNat, RevNatId, ServiceKey, ServiceValue, SnatValue,
-    DEFAULT_HAIRPIN_ADDR,
+    CtKey, CtValue, LocalEndpoint, NodePortConfig, RevNat, RevNatId, ServiceKey, ServiceValue,
+    SnatValue, DEFAULT_HAIRPIN_ADDR,
 };
 
 // The service maps allocate entries on demand (`BPF_F_NO_PREALLOC`), so a
@@ -46,6 +46,12 @@ pub static AFFINITY: LruHashMap<AffinityKey, AffinityValue> =
 /// NodePort SNAT, both directions (`SNAT_DIR_OUT` / `SNAT_DIR_IN`).
 #[map(name = "SNAT")]
 pub static SNAT: LruHashMap<CtKey, SnatValue> = LruHashMap::pinned(defaults::SNAT_MAX, 0);
+
+/// Pods of this node by address: where `skiff_from_pod` redirects their
+/// packets (written by the agent from the node's routes and links).
+#[map(name = "LOCAL_ENDPOINTS")]
+pub static LOCAL_ENDPOINTS: HashMap<u32, LocalEndpoint> =
+    HashMap::pinned(defaults::LOCAL_ENDPOINTS_MAX, BPF_F_NO_PREALLOC);
 
 /// Set by the loader (`EbpfLoader::set_global("SKIFF_CONFIG", ..)`).
 #[unsafe(no_mangle)]
@@ -97,3 +103,4 @@ const _: () = assert!(same(map_names::CONNTRACK, "CONNTRACK"));
 const _: () = assert!(same(map_names::STATS, "STATS"));
 const _: () = assert!(same(map_names::AFFINITY, "AFFINITY"));
 const _: () = assert!(same(map_names::SNAT, "SNAT"));
+const _: () = assert!(same(map_names::LOCAL_ENDPOINTS, "LOCAL_ENDPOINTS"));
