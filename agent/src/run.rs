@@ -353,6 +353,25 @@ impl Loop<'_> {
                 self.args.pod_veth_prefix
             )),
         }
+        match dp.sync_endpoints() {
+            Ok(r) => {
+                if !(r.added.is_empty() && r.updated.is_empty() && r.removed.is_empty()) {
+                    log::info!(
+                        "local endpoints: {} added {:?}, {} updated, {} removed {:?}; {} in all",
+                        r.added.len(),
+                        r.added,
+                        r.updated.len(),
+                        r.removed.len(),
+                        r.removed,
+                        r.total
+                    );
+                }
+                if !r.unresolved.is_empty() {
+                    log::debug!("local endpoints without MACs yet: {:?}", r.unresolved);
+                }
+            }
+            Err(e) => self.error(format!("syncing the local endpoints: {e}")),
+        }
     }
 
     fn gc(&mut self, dp: &mut Dataplane) {

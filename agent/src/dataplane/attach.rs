@@ -84,6 +84,11 @@ impl Attacher {
         self.mode
     }
 
+    /// The name prefix of the pod veths.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Attaches every hook to new matching interfaces and drops pins of
     /// vanished ones. An interface counts as done once all its hooks are.
     pub fn sync(&mut self, loaded: &mut Loaded) -> Result<AttachReport, DataplaneError> {

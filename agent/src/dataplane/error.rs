@@ -103,4 +103,12 @@ pub enum DataplaneError {
     NoExternalInterface,
     #[error("listing network interfaces: {0}")]
     ListInterfaces(#[source] io::Error),
+    #[error("rtnetlink: {what}: {source}")]
+    Netlink {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    MapOp(#[from] crate::proxy::MapOpError),
 }

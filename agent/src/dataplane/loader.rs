@@ -6,10 +6,12 @@ use std::path::PathBuf;
 
 use aya::programs::Xdp;
 use aya::programs::{SchedClassifier, TcAttachType};
+use aya::util::KernelVersion;
 use aya::{Ebpf, EbpfLoader};
 use skiff_common::{
     defaults, map_names, AffinityKey, AffinityValue, Backend, Config, CtKey, CtValue,
-    NodePortConfig, RevNat, ServiceKey, ServiceValue, SnatValue, CFG_F_DEBUG,
+    LocalEndpoint, NodePortConfig, RevNat, ServiceKey, ServiceValue, SnatValue, CFG_F_DEBUG,
+    CFG_F_LOCAL_REDIRECT,
 };
 
 use super::bpffs::PinDirs;
@@ -28,7 +30,8 @@ pub struct Hook {
 }
 
 /// The hooks of every pod veth: `skiff_from_pod` on ingress (what the pod
-/// sends: service DNAT, reverse NAT of local backends' replies) and
+/// sends: service DNAT, reverse NAT of local backends' replies, redirect to
+/// pods of this node) and
 /// `skiff_to_pod` on egress (what the pod receives: reverse NAT of replies
 /// from backends on other nodes).
 pub const POD_HOOKS: [Hook; 2] = [
@@ -161,6 +164,11 @@ fn check_existing_pins(dirs: &PinDirs, sizes: &MapSizes) -> Result<(), Dataplane
     check::<CtKey, CtValue>(dirs, map_names::CONNTRACK, sizes.conntrack)?;
     check::<AffinityKey, AffinityValue>(dirs, map_names::AFFINITY, defaults::AFFINITY_MAX)?;
     check::<CtKey, SnatValue>(dirs, map_names::SNAT, defaults::SNAT_MAX)?;
+    check::<u32, LocalEndpoint>(
+        dirs,
+        map_names::LOCAL_ENDPOINTS,
+        defaults::LOCAL_ENDPOINTS_MAX,
+    )?;
     if dirs.map(map_names::STATS).exists() {
         read_stats(dirs).map_err(layout_error)?;
     }
@@ -175,6 +183,12 @@ fn layout_error(e: DataplaneError) -> DataplaneError {
         },
         other => other,
     }
+}
+
+/// `bpf_redirect_peer` exists from Linux 5.10 on; without it pods on one
+/// node reach each other through the node's stack.
+pub fn redirect_peer_supported() -> bool {
+    KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(5, 10, 0))
 }
 
 /// Loads the object: mounts bpffs if needed, creates the pin directories,
@@ -198,9 +212,15 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, DataplaneError> {
     raise_memlock();
     opts.dirs.create()?;
     check_existing_pins(&opts.dirs, &opts.sizes)?;
+    let mut flags = if opts.debug { CFG_F_DEBUG } else { 0 };
+    if redirect_peer_supported() {
+        flags |= CFG_F_LOCAL_REDIRECT;
+    } else {
+        log::warn!("no bpf_redirect_peer (Linux < 5.10): local pod-to-pod goes through the stack");
+    }
     let config = Config {
         hairpin_addr: skiff_common::ipv4_be(opts.hairpin_addr.octets()),
-        flags: if opts.debug { CFG_F_DEBUG } else { 0 },
+        flags,
     };
     let names = [
         (map_names::SERVICES, opts.sizes.services),
@@ -209,6 +229,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, DataplaneError> {
         (map_names::CONNTRACK, opts.sizes.conntrack),
         (map_names::AFFINITY, defaults::AFFINITY_MAX),
         (map_names::SNAT, defaults::SNAT_MAX),
+        (map_names::LOCAL_ENDPOINTS, defaults::LOCAL_ENDPOINTS_MAX),
     ];
     let mut loader = EbpfLoader::new();
     for (name, size) in names {

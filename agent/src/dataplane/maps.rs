@@ -9,8 +9,8 @@ use std::path::Path;
 use aya::maps::{HashMap, Map, MapData, MapError};
 use aya::Pod;
 use skiff_common::{
-    map_names, AffinityKey, AffinityValue, Backend, CtKey, CtValue, RevNat, ServiceKey,
-    ServiceValue, SnatValue,
+    map_names, AffinityKey, AffinityValue, Backend, CtKey, CtValue, LocalEndpoint, RevNat,
+    ServiceKey, ServiceValue, SnatValue,
 };
 
 use super::bpffs::PinDirs;
@@ -108,6 +108,8 @@ pub struct PinnedMaps {
     /// NodePort SNAT entries (both directions).
     pub snat: PinnedHash<CtKey, SnatValue>,
     pub affinity: PinnedHash<AffinityKey, AffinityValue>,
+    /// Pods of this node by address (`bpf_redirect_peer` targets).
+    pub local_endpoints: PinnedHash<u32, LocalEndpoint>,
     dirs: PinDirs,
 }
 
@@ -121,6 +123,10 @@ impl PinnedMaps {
             conntrack: PinnedHash::open(map_names::CONNTRACK, &dirs.map(map_names::CONNTRACK))?,
             snat: PinnedHash::open(map_names::SNAT, &dirs.map(map_names::SNAT))?,
             affinity: PinnedHash::open(map_names::AFFINITY, &dirs.map(map_names::AFFINITY))?,
+            local_endpoints: PinnedHash::open(
+                map_names::LOCAL_ENDPOINTS,
+                &dirs.map(map_names::LOCAL_ENDPOINTS),
+            )?,
             dirs: dirs.clone(),
         })
     }

@@ -16,6 +16,7 @@
 
 pub mod attach;
 pub mod bpffs;
+pub mod endpoints;
 mod error;
 pub mod external;
 pub mod loader;
@@ -26,6 +27,7 @@ pub mod teardown;
 
 pub use attach::{AttachReport, Attacher, TcMode};
 pub use bpffs::PinDirs;
+pub use endpoints::EndpointReport;
 pub use error::DataplaneError;
 pub use external::{NodePortAttach, NodePortMode};
 pub use loader::{Hook, LoadOptions, Loaded, MapSizes, POD_HOOKS};
@@ -57,6 +59,12 @@ impl Dataplane {
     /// Attaches to new pod veths, forgets vanished ones.
     pub fn sync_links(&mut self) -> Result<AttachReport, DataplaneError> {
         self.attacher.sync(&mut self.loaded)
+    }
+
+    /// Brings `LOCAL_ENDPOINTS` in line with the pods this node routes to
+    /// its pod veths (see [`endpoints`]).
+    pub fn sync_endpoints(&mut self) -> Result<EndpointReport, DataplaneError> {
+        endpoints::sync(&mut self.maps.local_endpoints, self.attacher.prefix())
     }
 
     /// The kernel id of the loaded classifier `name`.
