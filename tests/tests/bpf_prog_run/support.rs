@@ -12,8 +12,8 @@ use aya::{
     EbpfLoader,
 };
 use skiff_common::{
-    ipv4_be, port_be, stats, Backend, Config, CtKey, CtValue, RevNat, ServiceKey, ServiceValue,
-    CFG_F_DEBUG, PROTO_TCP, PROTO_UDP, SCOPE_INTERNAL,
+    ipv4_be, port_be, stats, Backend, Config, CtKey, CtValue, LocalEndpoint, RevNat, ServiceKey,
+    ServiceValue, CFG_F_DEBUG, CFG_F_LOCAL_REDIRECT, PROTO_TCP, PROTO_UDP, SCOPE_INTERNAL,
 };
 use skiff_tests::prog_run::test_run;
 
@@ -190,6 +190,7 @@ pub struct Fixture {
     pub rev_nat: HashMap<MapData, u32, RevNat>,
     pub ct: HashMap<MapData, CtKey, CtValue>,
     pub stats: PerCpuArray<MapData, u64>,
+    pub local_endpoints: HashMap<MapData, u32, LocalEndpoint>,
     _bpf: aya::Ebpf,
     _pins: PinDir,
 }
@@ -254,7 +255,7 @@ impl Fixture {
         let pins = PinDir(dir);
         let cfg = Config {
             hairpin_addr: ipv4_be(HAIRPIN),
-            flags: if debug { CFG_F_DEBUG } else { 0 },
+            flags: CFG_F_LOCAL_REDIRECT | if debug { CFG_F_DEBUG } else { 0 },
         };
         let mut bpf = EbpfLoader::new()
             .default_map_pin_directory(&pins.0)
@@ -292,6 +293,7 @@ impl Fixture {
             rev_nat: HashMap::try_from(take("REV_NAT")?)?,
             ct: HashMap::try_from(take("CONNTRACK")?)?,
             stats: PerCpuArray::try_from(take("STATS")?)?,
+            local_endpoints: HashMap::try_from(take("LOCAL_ENDPOINTS")?)?,
             _bpf: bpf,
             _pins: pins,
         }))
@@ -349,6 +351,12 @@ impl Fixture {
             ..Default::default()
         };
         Ok(self.services.insert(key(port, 0, proto), fe, 0)?)
+    }
+
+    /// Pod `addr` is on this node behind host veth `ep.ifindex`.
+    #[allow(dead_code, reason = "only bpf_prog_run_local has local pods")]
+    pub fn local_endpoint(&mut self, addr: [u8; 4], ep: LocalEndpoint) -> Result<()> {
+        Ok(self.local_endpoints.insert(ipv4_be(addr), ep, 0)?)
     }
 
     pub fn stats(&self) -> Result<Stats> {
