@@ -9,14 +9,15 @@ use aya::programs::{SchedClassifier, TcAttachType};
 use aya::util::KernelVersion;
 use aya::{Ebpf, EbpfLoader};
 use skiff_common::{
-    defaults, map_names, AffinityKey, AffinityValue, Backend, Config, CtKey, CtValue,
+    defaults, map_names, stats, AffinityKey, AffinityValue, Backend, Config, CtKey, CtValue,
     LocalEndpoint, NodePortConfig, RevNat, ServiceKey, ServiceValue, SnatValue, CFG_F_DEBUG,
     CFG_F_LOCAL_REDIRECT,
 };
 
+use super::attach::remove_file;
 use super::bpffs::PinDirs;
 use super::maps::PinnedHash;
-use super::stats::read_stats;
+use super::stats::{pinned_counters, read_stats};
 use super::DataplaneError;
 
 /// A TC hook on the host side of a pod veth: which program runs where.
@@ -169,8 +170,20 @@ fn check_existing_pins(dirs: &PinDirs, sizes: &MapSizes) -> Result<(), Dataplane
         map_names::LOCAL_ENDPOINTS,
         defaults::LOCAL_ENDPOINTS_MAX,
     )?;
-    if dirs.map(map_names::STATS).exists() {
+    let stats_pin = dirs.map(map_names::STATS);
+    if stats_pin.exists() {
         read_stats(dirs).map_err(layout_error)?;
+        // The loader would reuse a shorter array, and the new counters
+        // would never count: start the counters afresh instead.
+        let have = pinned_counters(dirs).map_err(layout_error)?;
+        if have < stats::COUNT {
+            log::info!(
+                "map {}: pinned with {have} counters, this agent has {}: starting them afresh",
+                map_names::STATS,
+                stats::COUNT
+            );
+            remove_file(&stats_pin)?;
+        }
     }
     Ok(())
 }

@@ -44,6 +44,24 @@ impl fmt::Display for Stats {
     }
 }
 
+/// The STATS map pinned in `dirs.node`.
+fn open_stats(dirs: &PinDirs) -> Result<PerCpuArray<MapData, u64>, DataplaneError> {
+    let path = dirs.map(map_names::STATS);
+    let err = |source| DataplaneError::Map {
+        name: map_names::STATS,
+        path: path.clone(),
+        source,
+    };
+    let data = MapData::from_pin(&path).map_err(err)?;
+    PerCpuArray::try_from(Map::from_map_data(data).map_err(err)?).map_err(err)
+}
+
+/// How many counters the pinned STATS map has (an older agent's may have
+/// fewer than [`stats::COUNT`]).
+pub fn pinned_counters(dirs: &PinDirs) -> Result<u32, DataplaneError> {
+    Ok(open_stats(dirs)?.len())
+}
+
 /// Reads the STATS map pinned in `dirs.node`.
 pub fn read_stats(dirs: &PinDirs) -> Result<Stats, DataplaneError> {
     let path = dirs.map(map_names::STATS);
@@ -52,9 +70,7 @@ pub fn read_stats(dirs: &PinDirs) -> Result<Stats, DataplaneError> {
         path: path.clone(),
         source,
     };
-    let data = MapData::from_pin(&path).map_err(err)?;
-    let array: PerCpuArray<MapData, u64> =
-        PerCpuArray::try_from(Map::from_map_data(data).map_err(err)?).map_err(err)?;
+    let array = open_stats(dirs)?;
     let mut out = Stats::default();
     for (i, slot) in (0..stats::COUNT.min(array.len())).zip(out.counters.iter_mut()) {
         let per_cpu = array.get(&i, 0).map_err(err)?;
