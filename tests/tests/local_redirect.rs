@@ -187,3 +187,21 @@ fn a_removed_entry_falls_back_to_the_stack_and_is_restored() {
     assert!(redirected >= 4, "{redirected} redirected");
     assert_eq!(forwarded, 0);
 }
+
+/// A megabyte each way (TSO/GSO-sized segments from the pods' sockets)
+/// arrives intact through the redirect.
+#[test]
+fn a_large_tcp_transfer_arrives_intact() {
+    let fx = fixture();
+    let to = SocketAddr::from((fx.backends[1].ip(), TARGET_PORT));
+    let line: String = (0..1 << 20)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let (r, redirected, forwarded) = measured(&fx, || {
+        in_pod(&fx.client, || echo::tcp_request(to, &line, REQ)).unwrap()
+    });
+    eprintln!("1 MiB each way: {redirected} packets redirected, {forwarded} forwarded");
+    assert!(r.line == line, "the echoed megabyte differs");
+    assert!(redirected > 0);
+    assert_eq!(forwarded, 0);
+}
