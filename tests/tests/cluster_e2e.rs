@@ -22,30 +22,15 @@
 #[path = "cluster_e2e/checks.rs"]
 mod checks;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use skiff_tests::cluster::{Cluster, ClusterSpec};
-use skiff_tests::kubelet_lab::{binary_layer, busybox_layer, write_layout};
+use skiff_tests::cluster::{echo_box_layout, Cluster, ClusterSpec, ECHO_BOX as IMAGE};
+use skiff_tests::kubelet_lab::{busybox_layer, write_layout};
 use skiff_tests::wait;
 
-const IMAGE: &str = "skiff.local/echo-box:latest";
 /// What tests/e2e/kubectl-e2e.sh deploys.
 const BUSYBOX: &str = "skiff.local/busybox:latest";
 const NODES: usize = 3;
-
-/// busybox (for the client pods and the preStop hook) plus skiff-echo, as an OCI layout.
-fn echo_box(work: &std::path::Path) -> PathBuf {
-    let dir = work.join("echo-box");
-    let echo = std::path::Path::new(env!("CARGO_BIN_EXE_skiff-echo"));
-    write_layout(
-        &dir,
-        IMAGE,
-        &[busybox_layer(), binary_layer(echo, "skiff-echo")],
-        vec!["/bin/skiff-echo".into()],
-    );
-    dir
-}
 
 fn client_pods(c: &Cluster) -> String {
     (0..NODES)
@@ -68,7 +53,8 @@ fn services_across_three_nodes() {
     std::fs::create_dir_all(&work).unwrap();
     let busybox = work.join("busybox");
     write_layout(&busybox, BUSYBOX, &[busybox_layer()], vec!["sh".into()]);
-    let images = vec![echo_box(&work), busybox];
+    let echo = std::path::Path::new(env!("CARGO_BIN_EXE_skiff-echo"));
+    let images = vec![echo_box_layout(&work, echo), busybox];
     let mut spec = ClusterSpec::new(NODES, 3, images, work.clone());
     // A node is declared gone after 6 s without a heartbeat, its pods evicted 4 s later.
     spec.server_args = ["--node-grace-s", "6", "--pod-eviction-s", "4"]

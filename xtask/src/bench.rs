@@ -51,6 +51,14 @@ enum Which {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         extra: Vec<String>,
     },
+    /// Network-programming latency (Service/endpoint change in the store → maps
+    /// programmed) on a 3-node cluster; writes target/bench/programming.json.
+    Programming {
+        /// More arguments for `skiff-programming-bench` (`--services`,
+        /// `--endpoint-changes`, `--out`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        extra: Vec<String>,
+    },
     /// Kubelet: create→Running p50/p99 of 100 busybox pods on one node, and the
     /// agent's RSS; writes target/bench/pods.json.
     Pods {
@@ -69,12 +77,22 @@ pub fn run(args: &Args) -> Result<()> {
             c.args(extra).current_dir(cmd::workspace_root());
             cmd::run("bench", &mut c)
         }
-        Which::Store { extra } => run_with_skiff("skiff-store-bench", extra),
+        Which::Store { extra } => run_with_skiff("skiff-store-bench", extra, &[]),
         Which::Pods { extra } => {
             if !cmd::is_root() {
                 bail!("the pods benchmark builds a netns lab and runs containers: run as root");
             }
-            run_with_skiff("skiff-pods-bench", extra)
+            run_with_skiff("skiff-pods-bench", extra, &[])
+        }
+        Which::Programming { extra } => {
+            if !cmd::is_root() {
+                bail!("the programming benchmark builds a netns lab and runs pods: run as root");
+            }
+            run_with_skiff(
+                "skiff-programming-bench",
+                extra,
+                &[("--echo", "skiff-echo")],
+            )
         }
     }
 }
@@ -82,7 +100,8 @@ pub fn run(args: &Args) -> Result<()> {
 /// Only two binaries are needed, and neither needs the BPF object: build just
 /// `skiff` and `bench` (the agent embeds the object if one was built), then run
 /// `bench --skiff <skiff> extra...`.
-fn run_with_skiff(bench: &str, extra: &[String]) -> Result<()> {
+/// `more` are further (flag, binary of skiff-tests) pairs to build and pass.
+fn run_with_skiff(bench: &str, extra: &[String], more: &[(&str, &str)]) -> Result<()> {
     setup::ensure()?;
     progress("build", format!("skiff and {bench} (release)"));
     let mut c = cmd::cargo();
@@ -93,6 +112,9 @@ fn run_with_skiff(bench: &str, extra: &[String]) -> Result<()> {
     ])
     .args(["-p", "skiff-agent", "--bin", "skiff"])
     .args(["-p", "skiff-tests", "--bin", bench]);
+    for (_, bin) in more {
+        c.args(["--bin", bin]);
+    }
     let obj = build::ebpf_obj_path();
     if obj.is_file() {
         c.env("SKIFF_EBPF_OBJ", &obj);
@@ -111,10 +133,11 @@ fn run_with_skiff(bench: &str, extra: &[String]) -> Result<()> {
             .with_context(|| format!("cargo built no binary named `{name}`"))
     };
     let mut c = Command::new(bin(bench)?);
-    c.arg("--skiff")
-        .arg(bin("skiff")?)
-        .args(extra)
-        .current_dir(cmd::workspace_root());
+    c.arg("--skiff").arg(bin("skiff")?);
+    for (flag, name) in more {
+        c.arg(flag).arg(bin(name)?);
+    }
+    c.args(extra).current_dir(cmd::workspace_root());
     cmd::run("bench", &mut c)
 }
 

@@ -8,6 +8,7 @@
 
 mod forward;
 mod kubectl;
+mod observe;
 mod pods;
 mod procs;
 
@@ -21,6 +22,7 @@ use crate::agent::skiff_bin;
 use crate::lab::{ExternalClient, Lab, Node, Proc};
 use crate::wait;
 pub use forward::Forward;
+pub use observe::{echo_box_layout, ECHO_BOX};
 pub use pods::{kill_cgroup_procs, PodRef};
 pub use procs::get as procs_get;
 

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use skiff_common::PROTO_TCP;
-use skiff_tests::bpfmaps::{addr_of, PinnedMaps};
-use skiff_tests::cluster::{procs_get, Cluster, PodRef, KUBELET_PORT};
+use skiff_tests::bpfmaps::addr_of;
+use skiff_tests::cluster::{Cluster, PodRef};
 use skiff_tests::echo::{tcp_request, EchoReply, TcpSession};
 use skiff_tests::metrics::Histogram;
 use skiff_tests::wait;
@@ -73,15 +73,6 @@ fn sample_external(
             sample(addr, max, enough)
         })
         .expect("entering the external client")
-}
-
-/// Every node's pinned maps.
-fn node_maps(c: &Cluster) -> Vec<PinnedMaps> {
-    c.lab()
-        .nodes()
-        .iter()
-        .map(|n| PinnedMaps::new(n.bpffs_dir()))
-        .collect()
 }
 
 fn distinct(replies: &[EchoReply]) -> BTreeSet<String> {
@@ -303,7 +294,7 @@ pub fn service_delete_cleans_maps(c: &Cluster, client: &PodRef) {
     c.in_pod(client, || tcp_request(addr, "ct", TIMEOUT))
         .unwrap()
         .expect("a flow through echo-sticky");
-    let maps = node_maps(c);
+    let maps = c.node_maps();
     let rev: Vec<u32> = maps
         .iter()
         .map(|m| {
@@ -338,23 +329,6 @@ pub fn service_delete_cleans_maps(c: &Cluster, client: &PodRef) {
     eprintln!("[check] Service delete: frontend, rev-NAT and conntrack gone on every node");
 }
 
-/// One histogram from every agent's /metrics.
-fn scrape(c: &Cluster, name: &str) -> Vec<Histogram> {
-    (0..c.lab().nodes().len())
-        .map(|i| {
-            let addr = SocketAddr::from((c.node_addr(i), KUBELET_PORT));
-            let (code, body) = c
-                .node(i)
-                .netns()
-                .run(|| procs_get(addr, "/metrics"))
-                .unwrap()
-                .expect("GET /metrics");
-            assert_eq!(code, 200, "{body}");
-            Histogram::parse(&body, name).unwrap()
-        })
-        .collect()
-}
-
 fn summary(h: &Histogram) -> String {
     let ms = |q| h.quantile_upper_bound(q).map_or(f64::NAN, |v| v * 1e3);
     format!(
@@ -372,12 +346,12 @@ fn summary(h: &Histogram) -> String {
 ///    each checked programmed on every node before the next: every change measured.
 pub fn programming_latency(c: &Cluster) {
     const NAME: &str = "skiff_network_programming_duration_seconds";
-    let before = scrape(c, NAME);
+    let before = c.histograms(NAME).unwrap();
     for (i, h) in before.iter().enumerate() {
         eprintln!("[check] node {i}, the run so far: {}", summary(h));
         assert!(h.count >= 10, "node {i}: only {} observations", h.count);
     }
-    let maps = node_maps(c);
+    let maps = c.node_maps();
     for k in 0..10 {
         let name = format!("probe-{k}");
         c.apply(
@@ -400,7 +374,7 @@ pub fn programming_latency(c: &Cluster) {
             );
         }
     }
-    let after = scrape(c, NAME);
+    let after = c.histograms(NAME).unwrap();
     for (i, (a, b)) in after.iter().zip(&before).enumerate() {
         let h = a.since(b);
         eprintln!("[check] node {i}, 10 Service changes: {}", summary(&h));
