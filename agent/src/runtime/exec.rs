@@ -136,6 +136,23 @@ pub fn exec_blocking(t: &ExecTarget, req: &ExecRequest) -> Result<ExecOutput, Ex
         for fd in [go_w, out_r, err_r, msg_r, info_r] {
             sys::close(fd);
         }
+        // Nothing of the agent's or of concurrent container starts (see
+        // `sys::close_fds_except`); at most 5 namespaces.
+        let mut keep = [-1; 13];
+        for (k, (fd, _)) in keep.iter_mut().zip(&prepared.ns) {
+            *k = *fd;
+        }
+        keep[5..].copy_from_slice(&[
+            prepared.root,
+            prepared.cwd,
+            prepared.null,
+            go_r,
+            out_w,
+            err_w,
+            msg_w,
+            info_w,
+        ]);
+        sys::close_fds_except(keep);
         let message = helper_main(&prepared, go_r, out_w, err_w, msg_w, info_w);
         let _ = sys::write_all(msg_w, message.as_bytes());
         // SAFETY: leave the forked child without running the parent's

@@ -46,6 +46,9 @@ pub fn run(plan: &Plan, a: &ShimArgs) -> ! {
         libc::setsid();
         libc::unshare(libc::CLONE_NEWPID);
     }
+    // Only our own pipes and the pod's netns: not the agent's sockets, nor the pipes
+    // of containers other threads are starting right now (see `close_fds_except`).
+    sys::close_fds_except([a.ready_w, a.go_r, a.err_w, a.netns.unwrap_or(-1)]);
     let mut log = LogWriter::open(&a.log_path, a.log_max_bytes, a.log_max_files).ok();
     let (Ok((out_r, out_w)), Ok((err_r, err_w))) = (sys::pipe(), sys::pipe()) else {
         exit(127)

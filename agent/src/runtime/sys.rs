@@ -27,6 +27,56 @@ pub fn pipe() -> io::Result<(RawFd, RawFd)> {
     Ok((fds[0], fds[1]))
 }
 
+/// Calls `f(first, last)` for each range of descriptors from 3 up to `u32::MAX` not
+/// in `keep` (sorted in place; negative entries ignored). No allocation.
+pub fn for_each_fd_gap(keep: &mut [RawFd], mut f: impl FnMut(u32, u32)) {
+    keep.sort_unstable();
+    let mut next = 3u32;
+    for &fd in keep.iter() {
+        let Ok(fd) = u32::try_from(fd) else { continue };
+        if fd < next {
+            continue;
+        }
+        if fd > next {
+            f(next, fd - 1);
+        }
+        next = fd.saturating_add(1);
+    }
+    f(next, u32::MAX);
+}
+
+/// Closes every descriptor above stdio except `keep`. For a child forked from the
+/// threaded agent: fork copies the descriptors every other thread had open at that
+/// instant — among them the pipe ends of containers being started concurrently.
+/// A shim that kept another container's setup-error pipe would hold it open for
+/// its whole life, and that container's start would wait for an EOF that never
+/// comes. `close_range(2)` (Linux 5.9+), else `close` one by one up to the limit.
+pub fn close_fds_except<const N: usize>(mut keep: [RawFd; N]) {
+    for_each_fd_gap(&mut keep, close_range);
+}
+
+fn close_range(first: u32, last: u32) {
+    // SAFETY: close_range only closes descriptors; no memory is passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            libc::c_long::from(first),
+            libc::c_long::from(last),
+            0 as libc::c_long,
+        )
+    };
+    if rc == 0 {
+        return;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
+    let max = u32::try_from(max).unwrap_or(65_536).min(1 << 20);
+    for fd in first..=last.min(max) {
+        // SAFETY: closing descriptors this (forked) process owns.
+        unsafe { libc::close(fd as RawFd) };
+    }
+}
+
 pub fn close(fd: RawFd) {
     // SAFETY: closing a descriptor this code owns.
     unsafe { libc::close(fd) };
@@ -133,5 +183,20 @@ mod tests {
         assert!(super::proc_start_time(me).is_some());
         assert_eq!(super::proc_start_time(me), super::proc_start_time(me));
         assert!(matches!(super::proc_state(me), Some('R' | 'S')));
+    }
+
+    #[test]
+    fn fd_gaps_skip_stdio_and_what_is_kept() {
+        let gaps = |keep: &mut [i32]| {
+            let mut out = Vec::new();
+            super::for_each_fd_gap(keep, |a, b| out.push((a, b)));
+            out
+        };
+        assert_eq!(gaps(&mut []), [(3, u32::MAX)]);
+        assert_eq!(
+            gaps(&mut [9, 3, 5, -1, 1]),
+            [(4, 4), (6, 8), (10, u32::MAX)]
+        );
+        assert_eq!(gaps(&mut [4, 4]), [(3, 3), (5, u32::MAX)]);
     }
 }
