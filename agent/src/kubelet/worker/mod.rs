@@ -24,7 +24,7 @@ use super::reconcile::{self, Plan};
 use super::status::{self, PodView};
 use super::volumes::VolumePaths;
 use super::{layout, volumes, Ctx};
-use crate::runtime::cgroups::{pod_resources, qos_class, QosClass};
+use crate::runtime::cgroups::{pod_resources, qos_class, CgroupResources, QosClass};
 use crate::sandbox::{files, resolv, PodFiles, Sandbox};
 use slot::Slot;
 
@@ -42,6 +42,8 @@ pub struct Worker {
     desired: watch::Receiver<Option<Arc<Pod>>>,
     pod: Option<Arc<Pod>>,
     sandbox: Option<Sandbox>,
+    /// The pod cgroup's resources as last applied.
+    cgroup_applied: Option<CgroupResources>,
     volumes: Option<VolumePaths>,
     /// Init containers first, then app containers, in spec order.
     slots: Vec<Slot>,
@@ -72,6 +74,21 @@ fn restart_policy(pod: &Pod) -> String {
         .unwrap_or_else(|| "Always".into())
 }
 
+/// Pod `uid`'s sandbox with its hosts, resolv.conf and hostname files (blocking).
+fn create_sandbox(ctx: &Ctx, uid: &str, pod: &Pod) -> Result<Sandbox, String> {
+    let sb =
+        Sandbox::create(&ctx.net, uid).map_err(|e| format!("creating the pod sandbox: {e}"))?;
+    let cfg = &ctx.cfg;
+    let pod_files = PodFiles {
+        hosts: files::hosts(pod, &[sb.ip().into()], &cfg.cluster_domain),
+        resolv_conf: resolv::resolv_conf(pod, &ctx.dns).render(),
+        hostname: files::hostname(pod),
+    };
+    sb.write_files(&ctx.net, &pod_files)
+        .map_err(|e| format!("writing the pod's hosts/resolv.conf/hostname: {e}"))?;
+    Ok(sb)
+}
+
 impl Worker {
     pub fn new(ctx: Arc<Ctx>, uid: String, desired: watch::Receiver<Option<Arc<Pod>>>) -> Self {
         Self {
@@ -80,6 +97,7 @@ impl Worker {
             desired,
             pod: None,
             sandbox: None,
+            cgroup_applied: None,
             volumes: None,
             slots: Vec::new(),
             adopted: false,
@@ -235,29 +253,41 @@ impl Worker {
         }
     }
 
+    /// The pod's network sandbox (once) and its cgroup (whenever its resources
+    /// differ from the last applied), on a blocking thread: both wait on kernel
+    /// locks (rtnl, cgroup_mutex) that concurrent pod starts contend for, and the
+    /// agent's one async thread must not wait with them.
     async fn ensure_sandbox(&mut self, pod: &Arc<Pod>) -> Result<(), String> {
-        if self.sandbox.is_none() {
-            let ctx = self.ctx.clone();
-            let uid = self.uid.clone();
-            let sb = tokio::task::spawn_blocking(move || Sandbox::create(&ctx.net, &uid))
-                .await
-                .map_err(|e| format!("creating the pod sandbox: {e}"))?
-                .map_err(|e| format!("creating the pod sandbox: {e}"))?;
-            let cfg = &self.ctx.cfg;
-            let pod_files = PodFiles {
-                hosts: files::hosts(pod, &[sb.ip().into()], &cfg.cluster_domain),
-                resolv_conf: resolv::resolv_conf(pod, &self.ctx.dns).render(),
-                hostname: files::hostname(pod),
-            };
-            sb.write_files(&self.ctx.net, &pod_files)
-                .map_err(|e| format!("writing the pod's hosts/resolv.conf/hostname: {e}"))?;
-            self.sandbox = Some(sb);
+        let resources = pod_resources(pod);
+        let create = self.sandbox.is_none();
+        let apply = self.cgroup_applied.as_ref() != Some(&resources);
+        if create || apply {
+            let (ctx, uid, pod) = (self.ctx.clone(), self.uid.clone(), pod.clone());
+            let path = self.ctx.tree.pod_path(self.qos, &self.uid);
+            let res = resources.clone();
+            let (sandbox, cgroup) = tokio::task::spawn_blocking(move || {
+                let sandbox = if create {
+                    create_sandbox(&ctx, &uid, &pod).map(Some)
+                } else {
+                    Ok(None)
+                };
+                let cgroup = if apply && sandbox.is_ok() {
+                    ctx.cgroups
+                        .apply(&path, &res)
+                        .map_err(|e| format!("pod cgroup {path}: {e}"))
+                } else {
+                    Ok(())
+                };
+                (sandbox, cgroup)
+            })
+            .await
+            .map_err(|e| format!("creating the pod sandbox: {e}"))?;
+            if let Some(sb) = sandbox? {
+                self.sandbox = Some(sb);
+            }
+            cgroup?;
+            self.cgroup_applied = Some(resources);
         }
-        let path = self.ctx.tree.pod_path(self.qos, &self.uid);
-        self.ctx
-            .cgroups
-            .apply(&path, &pod_resources(pod))
-            .map_err(|e| format!("pod cgroup {path}: {e}"))?;
         self.start_time.get_or_insert_with(Utc::now);
         Ok(())
     }
