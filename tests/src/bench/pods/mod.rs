@@ -40,6 +40,9 @@ pub struct Args {
     /// Where the JSON result goes.
     #[arg(long, default_value = "target/bench/pods.json")]
     pub out: PathBuf,
+    /// Keep a copy of the agent's log here (the scratch directory is removed).
+    #[arg(long)]
+    pub agent_log: Option<PathBuf>,
 }
 
 const READY_DEADLINE: Duration = Duration::from_secs(60);
@@ -97,6 +100,14 @@ pub fn run(args: &Args) -> Result<()> {
         progress(&format!("cleanup: {e:#}"));
     }
     agent.stop();
+    if let Some(keep) = &args.agent_log {
+        if let Err(e) = std::fs::copy(scratch.join("agent.log"), keep) {
+            progress(&format!(
+                "copying the agent's log to {}: {e}",
+                keep.display()
+            ));
+        }
+    }
     guard.finish(&cp);
     drop(lab);
     res
@@ -104,6 +115,8 @@ pub fn run(args: &Args) -> Result<()> {
 
 pub struct Measured {
     pub latencies_ms: Vec<f64>,
+    /// The slowest pods, slowest first: (name, ms).
+    pub slowest: Vec<(String, f64)>,
     pub rss_mb: f64,
     pub peak_rss_mb: f64,
     pub wall: Duration,
@@ -209,16 +222,23 @@ async fn measure(api: &ApiClient, agent: &AgentProc, node: &str, args: &Args) ->
     let wall = t0.elapsed();
     watcher.abort();
     let (created, running) = (created.lock().unwrap(), running.lock().unwrap());
-    let mut latencies_ms: Vec<f64> = created
+    let mut by_pod: Vec<(String, f64)> = created
         .iter()
         .map(|(name, c)| {
             let r = running[name];
-            r.saturating_duration_since(*c).as_secs_f64() * 1000.0
+            (
+                name.clone(),
+                r.saturating_duration_since(*c).as_secs_f64() * 1000.0,
+            )
         })
         .collect();
+    by_pod.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut latencies_ms: Vec<f64> = by_pod.iter().map(|(_, ms)| *ms).collect();
     latencies_ms.sort_by(f64::total_cmp);
+    by_pod.truncate(3);
     Ok(Measured {
         latencies_ms,
+        slowest: by_pod,
         rss_mb: agent.rss_mb()?,
         peak_rss_mb: agent.peak_rss_mb()?,
         wall,
@@ -262,6 +282,12 @@ fn report(m: &Measured, args: &Args) -> Result<()> {
         m.latencies_ms.len(),
         m.wall.as_secs_f64()
     );
+    let slowest: Vec<String> = m
+        .slowest
+        .iter()
+        .map(|(n, ms)| format!("{n} {ms:.0} ms"))
+        .collect();
+    println!("slowest: {}", slowest.join(", "));
     println!(
         "agent RSS (VmRSS of the skiff agent process only): {:.1} MiB, peak {:.1} MiB (target ≤ 50 MB)",
         m.rss_mb, m.peak_rss_mb
