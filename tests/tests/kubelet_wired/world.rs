@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 use skiff_agent::cpclient::{ConnectOptions, CpClient};
-use skiff_agent::image::build::{write_oci_layout, LayerBuilder};
-use skiff_agent::image::{ImageConfig, ImageStore};
+use skiff_agent::image::ImageStore;
 use skiff_agent::kubelet::{layout, BackoffConfig, Kubelet, KubeletConfig};
 use skiff_agent::runtime::cgroups::host_manager;
 use skiff_agent::runtime::Runtime;
@@ -20,14 +19,13 @@ use skiff_controlplane::api::client::Selectors;
 use skiff_controlplane::api::objects::DeleteOptions;
 use skiff_controlplane::api::ApiClient;
 use skiff_controlplane::server::{Server, ServerConfig};
+use skiff_tests::kubelet_lab::import_busybox;
 use skiff_tests::lab::Lab;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime as Rt;
 
 pub const DEADLINE: Duration = Duration::from_secs(60);
-pub const IMAGE: &str = "skiff.local/busybox:latest";
-const APPLETS: &[&str] = &["sh", "echo", "sleep", "cat", "true", "false", "rm"];
-
+pub use skiff_tests::kubelet_lab::IMAGE;
 fn rt() -> Rt {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -340,25 +338,4 @@ impl Drop for World {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn import_busybox(state: &std::path::Path) {
-    let store = ImageStore::open(state).unwrap();
-    let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (apt install busybox-static)");
-    let mut layer = LayerBuilder::new()
-        .dir("bin")
-        .file("bin/busybox", 0o755, &busybox)
-        .dir("tmp")
-        .dir("etc");
-    for a in APPLETS {
-        layer = layer.symlink(&format!("bin/{a}"), "busybox");
-    }
-    let config = ImageConfig {
-        cmd: vec!["sh".into()],
-        env: vec!["PATH=/bin".into()],
-        ..ImageConfig::default()
-    };
-    let layout_dir = state.join("busybox-layout");
-    write_oci_layout(&layout_dir, IMAGE, &[layer.finish()], &config, true).unwrap();
-    store.import(&layout_dir).unwrap();
 }

@@ -7,74 +7,33 @@
 use std::io;
 use std::net::Ipv4Addr;
 
-use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
-};
+use netlink_packet_core::NLM_F_DUMP;
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
-use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 use super::plan::{PodLink, PodRoute};
+use crate::sandbox::nl::Netlink;
 
-/// An rtnetlink socket for queries, one at a time.
+/// Read-only rtnetlink queries on the node's socket ([`Netlink`]).
 pub struct Rtnl {
-    sock: Socket,
-    seq: u32,
+    nl: Netlink,
 }
 
 impl Rtnl {
     pub fn open() -> io::Result<Self> {
-        let mut sock = Socket::new(NETLINK_ROUTE)?;
-        sock.bind_auto()?;
-        sock.connect(&SocketAddr::new(0, 0))?;
-        Ok(Self { sock, seq: 0 })
+        Ok(Self {
+            nl: Netlink::open()?,
+        })
     }
 
-    /// Sends one query and gathers its answers up to `NLMSG_DONE` (a dump)
-    /// or the first answer (a single get).
+    /// One query: a dump (up to `NLMSG_DONE`) or a single get (up to its ack).
     fn query(
         &mut self,
         msg: RouteNetlinkMessage,
         dump: bool,
     ) -> io::Result<Vec<RouteNetlinkMessage>> {
-        self.seq = self.seq.wrapping_add(1);
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { 0 };
-        header.sequence_number = self.seq;
-        let mut req = NetlinkMessage::new(header, NetlinkPayload::from(msg));
-        req.finalize();
-        let mut buf = vec![0; req.buffer_len()];
-        req.serialize(&mut buf);
-        self.sock.send(&buf, 0)?;
-        let mut answers = Vec::new();
-        loop {
-            let (data, _) = self.sock.recv_from_full()?;
-            let mut rest = &data[..];
-            while !rest.is_empty() {
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(rest)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-                let len = (msg.header.length as usize).min(rest.len());
-                if len == 0 {
-                    break;
-                }
-                rest = &rest[len..];
-                if msg.header.sequence_number != self.seq {
-                    continue;
-                }
-                match msg.payload {
-                    NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
-                    NetlinkPayload::InnerMessage(m) => {
-                        answers.push(m);
-                        if !dump {
-                            return Ok(answers);
-                        }
-                    }
-                    NetlinkPayload::Done(_) | NetlinkPayload::Error(_) => return Ok(answers),
-                    _ => {}
-                }
-            }
-        }
+        self.nl.request(msg, if dump { NLM_F_DUMP } else { 0 })
     }
 
     /// Host routes (/32) of the main table that leave by one interface.

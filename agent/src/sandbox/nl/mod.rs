@@ -40,7 +40,7 @@ impl Netlink {
 
     /// Sends `msg` and collects the answers: the dump for `NLM_F_DUMP`, else
     /// waits for the ack.
-    pub(super) fn request(
+    pub(crate) fn request(
         &mut self,
         msg: RouteNetlinkMessage,
         flags: u16,
