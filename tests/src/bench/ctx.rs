@@ -104,13 +104,21 @@ impl<'a> Ctx<'a> {
     /// [`Ctx::measure`] of `ip`, preceded (when `paired`) by a direct
     /// measurement the row's ratios are taken against.
     pub fn measure_vs_direct(&self, row: &mut Row, ip: Ipv4Addr) {
+        self.measure_paired_direct(row);
+        self.measure(row, ip);
+    }
+
+    /// When `paired`: measures direct pod-to-pod now and keeps it in `row` as
+    /// the baseline of its ratios. Call it before the row's mode is installed
+    /// when that mode taxes pod-IP traffic too (kube-proxy's `KUBE-SERVICES`
+    /// is walked by every new connection, whatever its destination).
+    pub fn measure_paired_direct(&self, row: &mut Row) {
         if self.paired {
             let mut direct = Row::new("direct", 0);
             self.measure(&mut direct, self.backend.ip());
             row.paired_direct_gbps = direct.gbps;
             row.paired_direct_conn_per_s = direct.conn_per_s;
         }
-        self.measure(row, ip);
     }
 
     /// Throughput and connection rate from the client pod to `ip`.

@@ -1,7 +1,7 @@
 //! Load generators: iperf3 for throughput, and a short-connection loop
 //! (connect, send a line, read the echo, close) for connections per second.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
@@ -93,7 +93,9 @@ pub fn conn_rate(netns: &Netns, target: SocketAddr, load: ConnLoad) -> Result<Co
 fn worker(target: SocketAddr, deadline: Instant, max: u64) -> (Vec<u32>, u64) {
     let mut lat = Vec::with_capacity(max.min(1 << 20) as usize);
     let mut errors = 0;
-    let mut line = String::new();
+    // The answer is one short line; read until its newline into a reused
+    // buffer (no allocation per connection).
+    let mut buf = [0u8; 256];
     while (lat.len() as u64) < max && Instant::now() < deadline {
         let t0 = Instant::now();
         let ok = (|| -> std::io::Result<()> {
@@ -101,10 +103,15 @@ fn worker(target: SocketAddr, deadline: Instant, max: u64) -> (Vec<u32>, u64) {
             s.set_nodelay(true)?;
             s.set_read_timeout(Some(Duration::from_secs(1)))?;
             s.write_all(b"ping\n")?;
-            line.clear();
-            BufReader::new(&s).read_line(&mut line)?;
-            if !line.ends_with('\n') {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            let mut got = 0;
+            while !buf[..got].contains(&b'\n') {
+                if got == buf.len() {
+                    return Err(std::io::ErrorKind::InvalidData.into());
+                }
+                match s.read(&mut buf[got..])? {
+                    0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                    n => got += n,
+                }
             }
             Ok(())
         })();

@@ -84,6 +84,40 @@ impl Report {
             r.gbps_ratio_vs_direct = r.gbps.zip(g).map(|(a, b)| a / b);
             r.conn_ratio_vs_direct = r.conn_per_s.zip(c).map(|(a, b)| a / b);
         }
+        for (mode, key) in [
+            ("iptables", "conn_ratio_skiff_vs_iptables_10000"),
+            ("nftables", "conn_ratio_skiff_vs_nftables_10000"),
+        ] {
+            if let Some(r) = self.skiff_vs(mode, 10_000) {
+                self.extra.insert(key.into(), r.into());
+            }
+            if let Some(r) = self.skiff_vs_raw(mode, 10_000) {
+                self.extra.insert(format!("{key}_raw"), r.into());
+            }
+        }
+    }
+
+    /// Skiff's connections/s over `mode`'s at `services`, as measured.
+    pub fn skiff_vs_raw(&self, mode: &str, services: u32) -> Option<f64> {
+        let rate = |m: &str| {
+            self.rows
+                .iter()
+                .find(|r| r.mode == m && r.services == services)
+                .and_then(|r| r.conn_per_s)
+        };
+        Some(rate("skiff")? / rate(mode)?)
+    }
+
+    /// Skiff's connection rate over `mode`'s at `services`, each taken against
+    /// its own paired direct run (so machine drift between the rows cancels).
+    pub fn skiff_vs(&self, mode: &str, services: u32) -> Option<f64> {
+        let ratio = |m: &str| {
+            self.rows
+                .iter()
+                .find(|r| r.mode == m && r.services == services)
+                .and_then(|r| r.conn_ratio_vs_direct)
+        };
+        Some(ratio("skiff")? / ratio(mode)?)
     }
 
     pub fn table(&self) -> String {

@@ -1,18 +1,28 @@
-//! The echo server behind `skiff-echo`: TCP and UDP on one port.
+//! The echo server behind `skiff-echo`: TCP and UDP on one port, served by one
+//! event-loop thread (a tokio current-thread runtime), so a connection costs an
+//! accept and a task, not a thread: the connection-rate benchmark measures the
+//! data path, not thread creation in the server.
 
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
 use super::format_reply;
+
+/// Longest line a TCP client may send; a longer one closes the connection.
+const MAX_LINE: usize = 64 * 1024;
 
 /// A bound (not yet running) echo server.
 #[derive(Debug)]
 pub struct EchoServer {
     name: String,
-    tcp: TcpListener,
-    udp: UdpSocket,
+    tcp: std::net::TcpListener,
+    udp: std::net::UdpSocket,
     max_conns: usize,
 }
 
@@ -21,9 +31,11 @@ impl EchoServer {
     /// both). At most `max_conns` TCP connections are served at once; more
     /// are closed right away.
     pub fn bind(port: u16, name: &str, max_conns: usize) -> io::Result<Self> {
-        let tcp = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))?;
+        let tcp = std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))?;
         let port = tcp.local_addr()?.port();
-        let udp = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))?;
+        let udp = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))?;
+        tcp.set_nonblocking(true)?;
+        udp.set_nonblocking(true)?;
         Ok(Self {
             name: name.to_owned(),
             tcp,
@@ -36,23 +48,31 @@ impl EchoServer {
         self.tcp.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// Serves forever (UDP on its own thread, a thread per TCP connection).
+    /// Serves forever on the calling thread.
     pub fn run(self) -> io::Result<()> {
-        let name: Arc<str> = self.name.into();
-        let udp_name = name.clone();
-        let udp = self.udp;
-        std::thread::spawn(move || serve_udp(&udp, &udp_name));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, self.serve())
+    }
+
+    async fn serve(self) -> io::Result<()> {
+        let name: Rc<str> = self.name.into();
+        let tcp = TcpListener::from_std(self.tcp)?;
+        let udp = UdpSocket::from_std(self.udp)?;
+        tokio::task::spawn_local(serve_udp(udp, name.clone()));
         let live = Arc::new(AtomicUsize::new(0));
-        for stream in self.tcp.incoming() {
-            let stream = match stream {
+        loop {
+            let (stream, peer) = match tcp.accept().await {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("skiff-echo {name}: accept: {e}");
                     continue;
                 }
             };
-            if live.fetch_add(1, Ordering::SeqCst) >= self.max_conns {
-                live.fetch_sub(1, Ordering::SeqCst);
+            if live.fetch_add(1, Ordering::Relaxed) >= self.max_conns {
+                live.fetch_sub(1, Ordering::Relaxed);
                 eprintln!(
                     "skiff-echo {name}: over {} connections, closing",
                     self.max_conns
@@ -60,36 +80,46 @@ impl EchoServer {
                 continue;
             }
             let (name, live) = (name.clone(), live.clone());
-            std::thread::spawn(move || {
-                if let Err(e) = serve_tcp(stream, &name) {
+            tokio::task::spawn_local(async move {
+                if let Err(e) = serve_tcp(stream, peer, &name).await {
                     eprintln!("skiff-echo {name}: connection: {e}");
                 }
-                live.fetch_sub(1, Ordering::SeqCst);
+                live.fetch_sub(1, Ordering::Relaxed);
             });
         }
-        Ok(())
     }
 }
 
-fn serve_tcp(stream: TcpStream, name: &str) -> io::Result<()> {
-    let peer: SocketAddr = stream.peer_addr()?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
+async fn serve_tcp(stream: TcpStream, peer: SocketAddr, name: &str) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(reader);
+    let mut line = Vec::new();
     loop {
         line.clear();
-        if reader.read_line(&mut line)? == 0 {
+        let n = (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if n == 0 {
             return Ok(());
         }
-        let reply = format_reply(name, peer, line.trim_end_matches(['\r', '\n']));
-        writer.write_all(format!("{reply}\n").as_bytes())?;
+        if n == MAX_LINE && line.last() != Some(&b'\n') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("line over {MAX_LINE} bytes"),
+            ));
+        }
+        let text = String::from_utf8_lossy(&line);
+        let reply = format_reply(name, peer, text.trim_end_matches(['\r', '\n']));
+        writer.write_all(format!("{reply}\n").as_bytes()).await?;
     }
 }
 
-fn serve_udp(socket: &UdpSocket, name: &str) {
+async fn serve_udp(socket: UdpSocket, name: Rc<str>) {
     let mut buf = [0u8; 2048];
     loop {
-        let (n, peer) = match socket.recv_from(&mut buf) {
+        let (n, peer) = match socket.recv_from(&mut buf).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("skiff-echo {name}: udp recv: {e}");
@@ -97,8 +127,8 @@ fn serve_udp(socket: &UdpSocket, name: &str) {
             }
         };
         let text = String::from_utf8_lossy(&buf[..n]);
-        let reply = format_reply(name, peer, text.trim_end_matches(['\r', '\n']));
-        if let Err(e) = socket.send_to(format!("{reply}\n").as_bytes(), peer) {
+        let reply = format_reply(&name, peer, text.trim_end_matches(['\r', '\n']));
+        if let Err(e) = socket.send_to(format!("{reply}\n").as_bytes(), peer).await {
             eprintln!("skiff-echo {name}: udp send to {peer}: {e}");
         }
     }
