@@ -99,25 +99,24 @@ impl Report {
 
     /// Skiff's connections/s over `mode`'s at `services`, as measured.
     pub fn skiff_vs_raw(&self, mode: &str, services: u32) -> Option<f64> {
-        let rate = |m: &str| {
-            self.rows
-                .iter()
-                .find(|r| r.mode == m && r.services == services)
-                .and_then(|r| r.conn_per_s)
-        };
-        Some(rate("skiff")? / rate(mode)?)
+        self.conn_ratio(mode, services, |r| r.conn_per_s)
     }
 
     /// Skiff's connection rate over `mode`'s at `services`, each taken against
     /// its own paired direct run (so machine drift between the rows cancels).
     pub fn skiff_vs(&self, mode: &str, services: u32) -> Option<f64> {
-        let ratio = |m: &str| {
+        self.conn_ratio(mode, services, |r| r.conn_ratio_vs_direct)
+    }
+
+    /// `value` of Skiff's row over `value` of `mode`'s, at `services`.
+    fn conn_ratio(&self, mode: &str, services: u32, value: fn(&Row) -> Option<f64>) -> Option<f64> {
+        let of = |m: &str| {
             self.rows
                 .iter()
                 .find(|r| r.mode == m && r.services == services)
-                .and_then(|r| r.conn_ratio_vs_direct)
+                .and_then(value)
         };
-        Some(ratio("skiff")? / ratio(mode)?)
+        Some(of("skiff")? / of(mode)?)
     }
 
     pub fn table(&self) -> String {
