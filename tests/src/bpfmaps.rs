@@ -25,6 +25,12 @@ pub enum MapsError {
         #[source]
         source: aya::maps::MapError,
     },
+    #[error("reading map {}: {source}", path.display())]
+    Agent {
+        path: PathBuf,
+        #[source]
+        source: Box<skiff_agent::dataplane::DataplaneError>,
+    },
 }
 
 /// The pinned maps of one node.
@@ -107,9 +113,18 @@ impl PinnedMaps {
         self.entries(map_names::SNAT)
     }
 
-    /// Every BACKENDS entry.
+    /// Every BACKENDS entry (the array's used slots, read as the agent
+    /// reads them).
     pub fn backends(&self) -> Result<Vec<(u32, Backend)>, MapsError> {
-        self.entries(map_names::BACKENDS)
+        use skiff_agent::dataplane::maps::PinnedArray;
+        use skiff_agent::proxy::KvMap;
+        let path = self.dir.join(map_names::BACKENDS);
+        let err = |e: skiff_agent::dataplane::DataplaneError| MapsError::Agent {
+            path: path.clone(),
+            source: Box::new(e),
+        };
+        let map = PinnedArray::<Backend>::open(map_names::BACKENDS, &path).map_err(err)?;
+        map.entries().map_err(|e| err(e.into()))
     }
 
     /// Every REV_NAT entry.

@@ -199,7 +199,7 @@ fn a_flow_whose_backend_is_gone_reselects() -> Result<()> {
     // What the agent does when an endpoint disappears: count shrinks to the
     // surviving slot, the backend entry goes.
     fx.service(VIP, 80, PROTO_TCP, 1, &[keep])?;
-    fx.backends.remove(&gone)?;
+    fx.backends.set(gone, skiff_common::Backend::default(), 0)?;
 
     let (rc, out, d) = fx.run(&pkt)?;
     assert_eq!(rc, OK);

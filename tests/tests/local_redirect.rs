@@ -11,8 +11,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use aya::maps::{HashMap, Map, MapData};
-use skiff_common::{map_names, stats, LocalEndpoint};
+use aya::maps::{Array, HashMap, Map, MapData};
+use skiff_common::{map_names, stats, LocalEndpoint, LocalPrefix};
 use skiff_tests::clusterip::{in_pod, ClusterIpLab, REQ, SYNC, TARGET_PORT};
 use skiff_tests::echo;
 use skiff_tests::lab::Pod;
@@ -51,6 +51,32 @@ fn local_endpoints(fx: &ClusterIpLab) -> Vec<(Ipv4Addr, LocalEndpoint)> {
         .map(|kv| kv.map(|(k, v)| (Ipv4Addr::from(k.to_ne_bytes()), v)))
         .collect::<Result<_, _>>()
         .expect("reading LOCAL_ENDPOINTS")
+}
+
+fn local_prefix(fx: &ClusterIpLab) -> LocalPrefix {
+    let path = fx.pin_dir().join(map_names::LOCAL_PREFIX);
+    let data = MapData::from_pin(&path).expect("opening LOCAL_PREFIX");
+    let map: Array<MapData, LocalPrefix> =
+        Array::try_from(Map::Array(data)).expect("LOCAL_PREFIX is an array");
+    map.get(&0, 0).expect("reading LOCAL_PREFIX")
+}
+
+/// The agent narrows the local-delivery lookup to a prefix holding every
+/// local pod and nothing of the service range.
+#[test]
+fn the_local_prefix_covers_the_pods_and_not_the_services() {
+    let fx = fixture();
+    let p = local_prefix(&fx);
+    assert_ne!(p, LocalPrefix::default(), "LOCAL_PREFIX was never written");
+    for pod in fx.backends.iter().chain([&fx.client]) {
+        assert!(
+            p.contains(u32::from_ne_bytes(pod.ip().octets())),
+            "{}",
+            pod.ip()
+        );
+    }
+    let vip = Ipv4Addr::new(10, 96, 0, 10);
+    assert!(!p.contains(u32::from_ne_bytes(vip.octets())), "{p:?}");
 }
 
 /// `Ip: ForwDatagrams` of the node's netns: packets its stack forwarded.

@@ -15,7 +15,7 @@ mod support;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use aya::maps::{HashMap, MapData, PerCpuArray};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray};
 use aya::programs::{ProgramFd, Xdp};
 use aya::EbpfLoader;
 use skiff_common::{
@@ -37,7 +37,7 @@ const NODE_PORT: u16 = 30080;
 struct Fx {
     prog: ProgramFd,
     services: HashMap<MapData, ServiceKey, ServiceValue>,
-    backends: HashMap<MapData, u32, Backend>,
+    backends: Array<MapData, Backend>,
     rev_nat: HashMap<MapData, u32, RevNat>,
     ct: HashMap<MapData, CtKey, skiff_common::CtValue>,
     snat: HashMap<MapData, CtKey, SnatValue>,
@@ -95,7 +95,7 @@ impl Fx {
         Ok(Some(Fx {
             prog,
             services: HashMap::try_from(take("SERVICES")?)?,
-            backends: HashMap::try_from(take("BACKENDS")?)?,
+            backends: Array::try_from(take("BACKENDS")?)?,
             rev_nat: HashMap::try_from(take("REV_NAT")?)?,
             ct: HashMap::try_from(take("CONNTRACK")?)?,
             snat: HashMap::try_from(take("SNAT")?)?,
@@ -113,7 +113,7 @@ impl Fx {
             proto,
             flags,
         };
-        self.backends.insert(1, b, 0)?;
+        self.backends.set(1, b, 0)?;
         let rn = RevNat {
             addr: ipv4_be(NODE),
             port: port_be(NODE_PORT),

@@ -10,15 +10,16 @@ use aya::util::KernelVersion;
 use aya::{Ebpf, EbpfLoader};
 use skiff_common::{
     defaults, map_names, stats, AffinityKey, AffinityValue, Backend, Config, CtKey, CtValue,
-    LocalEndpoint, NodePortConfig, RevNat, ServiceKey, ServiceValue, SnatValue, CFG_F_DEBUG,
-    CFG_F_LOCAL_REDIRECT,
+    LocalEndpoint, LocalPrefix, NodePortConfig, RevNat, ServiceKey, ServiceValue, SnatValue,
+    CFG_F_DEBUG, CFG_F_LOCAL_REDIRECT,
 };
 
 use super::attach::remove_file;
 use super::bpffs::PinDirs;
-use super::maps::PinnedHash;
+use super::maps::{PinnedArray, PinnedHash};
 use super::stats::{pinned_counters, read_stats};
 use super::DataplaneError;
+use crate::proxy::KvMap;
 
 /// A TC hook on the host side of a pod veth: which program runs where.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,8 +142,13 @@ fn raise_memlock() {
 
 /// Checks that maps pinned by an earlier run have this agent's layout
 /// (opening them typed checks the map type and key and value sizes).
-/// Missing pins are fine: the loader creates them.
-fn check_existing_pins(dirs: &PinDirs, sizes: &MapSizes) -> Result<(), DataplaneError> {
+/// Missing pins are fine: the loader creates them. A `BACKENDS` hash of an
+/// older agent is unpinned; its entries are returned, to be written into the
+/// array that replaces it (so established flows keep their backends).
+fn check_existing_pins(
+    dirs: &PinDirs,
+    sizes: &MapSizes,
+) -> Result<Vec<(u32, Backend)>, DataplaneError> {
     fn check<K: aya::Pod, V: aya::Pod>(
         dirs: &PinDirs,
         name: &'static str,
@@ -160,7 +166,7 @@ fn check_existing_pins(dirs: &PinDirs, sizes: &MapSizes) -> Result<(), Dataplane
         Ok(())
     }
     check::<ServiceKey, ServiceValue>(dirs, map_names::SERVICES, sizes.services)?;
-    check::<u32, Backend>(dirs, map_names::BACKENDS, sizes.backends)?;
+    let carried = check_backends(dirs, sizes.backends)?;
     check::<u32, RevNat>(dirs, map_names::REV_NAT, sizes.rev_nat)?;
     check::<CtKey, CtValue>(dirs, map_names::CONNTRACK, sizes.conntrack)?;
     check::<AffinityKey, AffinityValue>(dirs, map_names::AFFINITY, defaults::AFFINITY_MAX)?;
@@ -170,6 +176,11 @@ fn check_existing_pins(dirs: &PinDirs, sizes: &MapSizes) -> Result<(), Dataplane
         map_names::LOCAL_ENDPOINTS,
         defaults::LOCAL_ENDPOINTS_MAX,
     )?;
+    let prefix_pin = dirs.map(map_names::LOCAL_PREFIX);
+    if prefix_pin.exists() {
+        PinnedArray::<LocalPrefix>::open(map_names::LOCAL_PREFIX, &prefix_pin)
+            .map_err(layout_error)?;
+    }
     let stats_pin = dirs.map(map_names::STATS);
     if stats_pin.exists() {
         read_stats(dirs).map_err(layout_error)?;
@@ -184,6 +195,51 @@ fn check_existing_pins(dirs: &PinDirs, sizes: &MapSizes) -> Result<(), Dataplane
             );
             remove_file(&stats_pin)?;
         }
+    }
+    Ok(carried)
+}
+
+/// See [`check_existing_pins`].
+fn check_backends(dirs: &PinDirs, want: u32) -> Result<Vec<(u32, Backend)>, DataplaneError> {
+    let name = map_names::BACKENDS;
+    let path = dirs.map(name);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    if let Ok(map) = PinnedArray::<Backend>::open(name, &path) {
+        if map.max_entries() != want {
+            let have = map.max_entries();
+            log::warn!("map {name}: pinned with {have} entries, keeping that (asked for {want})");
+        }
+        return Ok(Vec::new());
+    }
+    let old = PinnedHash::<u32, Backend>::open(name, &path).map_err(layout_error)?;
+    let entries = old.entries()?;
+    drop(old);
+    remove_file(&path)?;
+    log::info!(
+        "map {name}: an older agent's hash with {} entries, moving them into an array",
+        entries.len()
+    );
+    Ok(entries)
+}
+
+/// Writes the entries of an older agent's `BACKENDS` hash into the array;
+/// ids past its end are dropped (their flows pick a backend again).
+fn carry_backends(dirs: &PinDirs, carried: Vec<(u32, Backend)>) -> Result<(), DataplaneError> {
+    if carried.is_empty() {
+        return Ok(());
+    }
+    let name = map_names::BACKENDS;
+    let mut map = PinnedArray::<Backend>::open(name, &dirs.map(name))?;
+    let len = map.max_entries();
+    let fits = |id: u32| id < len;
+    let dropped = carried.iter().filter(|(id, _)| !fits(*id)).count();
+    if dropped > 0 {
+        log::warn!("map {name}: {dropped} backend ids past the array's end dropped");
+    }
+    for (id, b) in carried.into_iter().filter(|(id, _)| fits(*id)) {
+        map.insert(id, b)?;
     }
     Ok(())
 }
@@ -224,7 +280,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, DataplaneError> {
     }
     raise_memlock();
     opts.dirs.create()?;
-    check_existing_pins(&opts.dirs, &opts.sizes)?;
+    let carried = check_existing_pins(&opts.dirs, &opts.sizes)?;
     let mut flags = if opts.debug { CFG_F_DEBUG } else { 0 };
     if redirect_peer_supported() {
         flags |= CFG_F_LOCAL_REDIRECT;
@@ -248,7 +304,8 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, DataplaneError> {
     for (name, size) in names {
         loader.map_max_entries(name, size);
     }
-    for name in [names.map(|n| n.0).as_slice(), &[map_names::STATS]].concat() {
+    let unsized_maps = [map_names::STATS, map_names::LOCAL_PREFIX];
+    for name in [names.map(|n| n.0).as_slice(), &unsized_maps].concat() {
         loader.map_pin_path(name, Cow::Owned(opts.dirs.map(name)));
     }
     loader.override_global(CONFIG_GLOBAL, &config, true);
@@ -257,6 +314,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, DataplaneError> {
         pin_dir: opts.dirs.node.clone(),
         source: Box::new(e),
     })?;
+    carry_backends(&opts.dirs, carried)?;
     let mut loaded = Loaded { ebpf, logger: None };
     for hook in POD_HOOKS {
         let prog = loaded.program(hook.program)?;

@@ -9,9 +9,11 @@ use std::path::Path;
 use aya::maps::{HashMap, Map, MapData, MapError};
 use aya::Pod;
 use skiff_common::{
-    map_names, AffinityKey, AffinityValue, Backend, CtKey, CtValue, LocalEndpoint, RevNat,
-    ServiceKey, ServiceValue, SnatValue,
+    map_names, AffinityKey, AffinityValue, Backend, CtKey, CtValue, LocalEndpoint, LocalPrefix,
+    RevNat, ServiceKey, ServiceValue, SnatValue,
 };
+
+pub use super::array::PinnedArray;
 
 use super::bpffs::PinDirs;
 use super::stats::{read_stats, Stats};
@@ -31,11 +33,7 @@ pub struct PinnedHash<K: Pod, V: Pod> {
 impl<K: Pod, V: Pod> PinnedHash<K, V> {
     /// Opens the map pinned at `path`, checking its type and key/value sizes.
     pub fn open(name: &'static str, path: &Path) -> Result<Self, DataplaneError> {
-        let err = |source| DataplaneError::Map {
-            name,
-            path: path.into(),
-            source,
-        };
+        let err = map_error(name, path);
         let data = MapData::from_pin(path).map_err(err)?;
         let max_entries = data.info().map_err(err)?.max_entries();
         let map = HashMap::try_from(Map::from_map_data(data).map_err(err)?).map_err(err)?;
@@ -53,6 +51,18 @@ impl<K: Pod, V: Pod> PinnedHash<K, V> {
     /// The map's capacity.
     pub fn max_entries(&self) -> u32 {
         self.max_entries
+    }
+}
+
+/// Wraps an error of map `name` pinned at `path`.
+pub(super) fn map_error<'a>(
+    name: &'static str,
+    path: &'a Path,
+) -> impl Fn(MapError) -> DataplaneError + Copy + 'a {
+    move |source| DataplaneError::Map {
+        name,
+        path: path.into(),
+        source,
     }
 }
 
@@ -102,7 +112,7 @@ impl<K: Pod, V: Pod> KvMap<K, V> for PinnedHash<K, V> {
 /// Every Skiff map of one node, opened from its pins.
 pub struct PinnedMaps {
     pub services: PinnedHash<ServiceKey, ServiceValue>,
-    pub backends: PinnedHash<u32, Backend>,
+    pub backends: PinnedArray<Backend>,
     pub rev_nat: PinnedHash<u32, RevNat>,
     pub conntrack: PinnedHash<CtKey, CtValue>,
     /// NodePort SNAT entries (both directions).
@@ -110,6 +120,8 @@ pub struct PinnedMaps {
     pub affinity: PinnedHash<AffinityKey, AffinityValue>,
     /// Pods of this node by address (`bpf_redirect_peer` targets).
     pub local_endpoints: PinnedHash<u32, LocalEndpoint>,
+    /// The prefix covering `local_endpoints` (one entry).
+    pub local_prefix: PinnedArray<LocalPrefix>,
     dirs: PinDirs,
 }
 
@@ -118,7 +130,7 @@ impl PinnedMaps {
     pub fn open(dirs: &PinDirs) -> Result<Self, DataplaneError> {
         Ok(Self {
             services: PinnedHash::open(map_names::SERVICES, &dirs.map(map_names::SERVICES))?,
-            backends: PinnedHash::open(map_names::BACKENDS, &dirs.map(map_names::BACKENDS))?,
+            backends: PinnedArray::open(map_names::BACKENDS, &dirs.map(map_names::BACKENDS))?,
             rev_nat: PinnedHash::open(map_names::REV_NAT, &dirs.map(map_names::REV_NAT))?,
             conntrack: PinnedHash::open(map_names::CONNTRACK, &dirs.map(map_names::CONNTRACK))?,
             snat: PinnedHash::open(map_names::SNAT, &dirs.map(map_names::SNAT))?,
@@ -126,6 +138,10 @@ impl PinnedMaps {
             local_endpoints: PinnedHash::open(
                 map_names::LOCAL_ENDPOINTS,
                 &dirs.map(map_names::LOCAL_ENDPOINTS),
+            )?,
+            local_prefix: PinnedArray::open(
+                map_names::LOCAL_PREFIX,
+                &dirs.map(map_names::LOCAL_PREFIX),
             )?,
             dirs: dirs.clone(),
         })
@@ -144,6 +160,10 @@ impl ServiceMaps for PinnedMaps {
 
     fn backends(&mut self) -> &mut dyn KvMap<u32, Backend> {
         &mut self.backends
+    }
+
+    fn backend_id_limit(&self) -> u32 {
+        self.backends.max_entries()
     }
 
     fn rev_nat(&mut self) -> &mut dyn KvMap<u32, RevNat> {

@@ -14,6 +14,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod array;
 pub mod attach;
 pub mod bpffs;
 pub mod endpoints;
@@ -64,7 +65,11 @@ impl Dataplane {
     /// Brings `LOCAL_ENDPOINTS` in line with the pods this node routes to
     /// its pod veths (see [`endpoints`]).
     pub fn sync_endpoints(&mut self) -> Result<EndpointReport, DataplaneError> {
-        endpoints::sync(&mut self.maps.local_endpoints, self.attacher.prefix())
+        endpoints::sync(
+            &mut self.maps.local_endpoints,
+            &mut self.maps.local_prefix,
+            self.attacher.prefix(),
+        )
     }
 
     /// The kernel id of the loaded classifier `name`.

@@ -48,6 +48,10 @@ pub trait KvMap<K, V> {
 pub trait ServiceMaps {
     fn services(&mut self) -> &mut dyn KvMap<ServiceKey, ServiceValue>;
     fn backends(&mut self) -> &mut dyn KvMap<u32, Backend>;
+    /// Backend ids are below this (the `BACKENDS` array's length).
+    fn backend_id_limit(&self) -> u32 {
+        u32::MAX
+    }
     fn rev_nat(&mut self) -> &mut dyn KvMap<u32, RevNat>;
     fn conntrack(&mut self) -> &mut dyn KvMap<CtKey, CtValue>;
 }

@@ -19,6 +19,8 @@ struct Pool<K: Ord> {
     by_key: BTreeMap<K, u32>,
     used: BTreeSet<u32>,
     next: u32,
+    /// Ids are below this; the counter wraps to 1 there.
+    limit: u32,
 }
 
 impl<K: Ord + Clone> Default for Pool<K> {
@@ -27,6 +29,7 @@ impl<K: Ord + Clone> Default for Pool<K> {
             by_key: BTreeMap::new(),
             used: BTreeSet::new(),
             next: 1,
+            limit: u32::MAX,
         }
     }
 }
@@ -41,15 +44,25 @@ impl<K: Ord + Clone> Pool<K> {
             return id;
         }
         let id = self.fresh();
+        if id >= self.limit {
+            // No id free: not recorded, the next pass asks again.
+            return id;
+        }
         self.by_key.insert(key.clone(), id);
         self.used.insert(id);
         id
     }
 
+    /// The next unused id after the last one handed out. When every id
+    /// below the limit is taken, the limit itself: the map write with it
+    /// fails as a full map's does.
     fn fresh(&mut self) -> u32 {
+        if self.used.len() as u64 >= u64::from(self.limit) - 1 {
+            return self.limit;
+        }
         loop {
             let id = self.next;
-            self.next = if id == u32::MAX { 1 } else { id + 1 };
+            self.bump_past(id);
             if !self.used.contains(&id) {
                 return id;
             }
@@ -68,7 +81,7 @@ impl<K: Ord + Clone> Pool<K> {
 
     fn bump_past(&mut self, id: u32) {
         if id >= self.next {
-            self.next = id.checked_add(1).unwrap_or(1);
+            self.next = id.checked_add(1).filter(|&n| n < self.limit).unwrap_or(1);
         }
     }
 
@@ -92,9 +105,11 @@ pub struct IdAllocator {
 }
 
 impl IdAllocator {
-    /// An allocator that knows every id the maps already use.
-    pub fn seeded(current: &CurrentState) -> Self {
+    /// An allocator that knows every id the maps already use; backend ids
+    /// stay below `backend_limit` (the length of the `BACKENDS` array).
+    pub fn seeded(current: &CurrentState, backend_limit: u32) -> Self {
         let mut ids = Self::default();
+        ids.backends.limit = backend_limit.max(2);
         ids.observe(current);
         ids
     }
@@ -184,6 +199,18 @@ mod tests {
         ids.reserve_up_to(41, 7);
         assert_eq!(ids.backend(&a(1)), 42);
         assert_eq!(ids.rev_nat(&a(1)), 8);
+    }
+
+    #[test]
+    fn backend_ids_stay_below_the_array_length_and_wrap() {
+        let mut ids = IdAllocator::seeded(&CurrentState::default(), 4);
+        let got: Vec<u32> = (1..=3).map(|i| ids.backend(&a(i))).collect();
+        assert_eq!(got, [1, 2, 3]);
+        // Full: the limit itself, which the array refuses like a full map.
+        assert_eq!(ids.backend(&a(4)), 4);
+        ids.retain(|k| *k != a(2), |_| true);
+        // The counter wrapped: the freed id, never one past the end.
+        assert_eq!(ids.backend(&a(5)), 2);
     }
 
     #[test]

@@ -38,7 +38,7 @@ impl Proxy {
     /// keeps its meaning or stays retired.
     pub fn recover(maps: &mut dyn ServiceMaps) -> Result<Self, MapOpError> {
         let current = CurrentState::read(maps)?;
-        let mut ids = IdAllocator::seeded(&current);
+        let mut ids = IdAllocator::seeded(&current, maps.backend_id_limit());
         let (max_backend, max_rev_nat) = max_ids_in_conntrack(maps)?;
         ids.reserve_up_to(max_backend, max_rev_nat);
         // The first pass reads the maps again: they may change between now

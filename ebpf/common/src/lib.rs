@@ -28,6 +28,7 @@ pub mod map_names {
     pub const AFFINITY: &str = "AFFINITY";
     pub const SNAT: &str = "SNAT";
     pub const LOCAL_ENDPOINTS: &str = "LOCAL_ENDPOINTS";
+    pub const LOCAL_PREFIX: &str = "LOCAL_PREFIX";
 }
 
 /// Default capacities; the agent may override each one at load time. The
@@ -271,6 +272,26 @@ pub struct LocalEndpoint {
 }
 const _: () = assert!(size_of::<LocalEndpoint>() == 16);
 
+/// The one entry of `LOCAL_PREFIX`: a prefix holding every address of
+/// `LOCAL_ENDPOINTS`, so that a packet to any other address skips that
+/// lookup. Both in network byte order; all zero (the initial value) matches
+/// every address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalPrefix {
+    pub addr: u32,
+    pub mask: u32,
+}
+const _: () = assert!(size_of::<LocalPrefix>() == 8);
+
+impl LocalPrefix {
+    /// Whether `addr` (network byte order) is inside the prefix.
+    #[inline(always)]
+    pub fn contains(&self, addr: u32) -> bool {
+        addr & self.mask == self.addr
+    }
+}
+
 /// How stale `last_seen_ns` may get before the data path refreshes it.
 pub const CT_REFRESH_NS: u64 = 1_000_000_000;
 
@@ -393,6 +414,7 @@ mod pod {
     unsafe impl aya::Pod for ServiceKey {}
     unsafe impl aya::Pod for ServiceValue {}
     unsafe impl aya::Pod for Backend {}
+    unsafe impl aya::Pod for LocalPrefix {}
     unsafe impl aya::Pod for RevNat {}
     unsafe impl aya::Pod for CtKey {}
     unsafe impl aya::Pod for CtValue {}

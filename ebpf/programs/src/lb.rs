@@ -42,8 +42,8 @@ pub fn is_vip(addr: u32) -> bool {
 /// The backend with id `id`, if it still exists.
 #[inline(always)]
 pub fn backend(id: u32) -> Option<Backend> {
-    // SAFETY: copied out at once (8 bytes).
-    unsafe { BACKENDS.get(&id).copied() }
+    // An all-zero entry is a free id.
+    BACKENDS.get(id).copied().filter(|b| b.addr != 0)
 }
 
 #[inline(always)]

@@ -13,14 +13,14 @@
 //!
 //! Anything else passes to the stack as before: not TCP, UDP or ICMP, a TTL
 //! that would expire (the stack sends the ICMP error), an address without an
-//! entry, or a kernel without the helper (`CFG_F_LOCAL_REDIRECT` off: the
+//! entry (one outside `LOCAL_PREFIX` skips the lookup), or a kernel without the helper (`CFG_F_LOCAL_REDIRECT` off: the
 //! verifier prunes the call as dead code).
 
 use aya_ebpf::{bindings::TC_ACT_REDIRECT, helpers::bpf_redirect_peer, programs::TcContext};
 use skiff_common::{stats, Config, CFG_F_LOCAL_REDIRECT, PROTO_TCP, PROTO_UDP};
 
 use crate::{
-    maps::LOCAL_ENDPOINTS,
+    maps::{LOCAL_ENDPOINTS, LOCAL_PREFIX},
     parse::ETH_HLEN,
     pkt::{csum_replace2, ptr_at, Ipv4Hdr},
     stats::{inc, OK},
@@ -47,6 +47,9 @@ pub fn deliver(ctx: &TcContext, cfg: Config) -> i32 {
     // prologue made a cloned skb's header writable.
     let (proto, ttl, daddr) = unsafe { ((*ip).proto, (*ip).ttl, (*ip).daddr) };
     if !matches!(proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP) || ttl <= 1 {
+        return OK;
+    }
+    if !LOCAL_PREFIX.get(0).is_none_or(|p| p.contains(daddr)) {
         return OK;
     }
     // SAFETY: the value is copied out of the map at once.

@@ -6,14 +6,14 @@
 //! override with `EbpfLoader::set_max_entries`.
 
 use aya_ebpf::{
-    bindings::BPF_F_NO_PREALLOC,
+    bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC},
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
     Global,
 };
 use skiff_common::{
-    defaults, ipv4_be, map_names, stats, AffinityKey, AffinityValue, Backend, BackendId, Config,
-    CtKey, CtValue, LocalEndpoint, NodePortConfig, RevNat, RevNatId, ServiceKey, ServiceValue,
+    defaults, ipv4_be, map_names, stats, AffinityKey, AffinityValue, Backend, Config,
+    CtKey, CtValue, LocalEndpoint, LocalPrefix, NodePortConfig, RevNat, RevNatId, ServiceKey, ServiceValue,
     SnatValue, DEFAULT_HAIRPIN_ADDR,
 };
 
@@ -24,9 +24,12 @@ use skiff_common::{
 pub static SERVICES: HashMap<ServiceKey, ServiceValue> =
     HashMap::pinned(defaults::SERVICES_MAX, BPF_F_NO_PREALLOC);
 
+/// Backends by id: an array (Katran's reals are one too), so the lookup
+/// every established flow's packet makes is inlined by the verifier into a
+/// bounds check and an address computation instead of a hash. An all-zero
+/// entry is a free id. Mmapable so the agent reads all of it at once.
 #[map(name = "BACKENDS")]
-pub static BACKENDS: HashMap<BackendId, Backend> =
-    HashMap::pinned(defaults::BACKENDS_MAX, BPF_F_NO_PREALLOC);
+pub static BACKENDS: Array<Backend> = Array::pinned(defaults::BACKENDS_MAX, BPF_F_MMAPABLE);
 
 #[map(name = "REV_NAT")]
 pub static REV_NAT: HashMap<RevNatId, RevNat> =
@@ -52,6 +55,12 @@ pub static SNAT: LruHashMap<CtKey, SnatValue> = LruHashMap::pinned(defaults::SNA
 #[map(name = "LOCAL_ENDPOINTS")]
 pub static LOCAL_ENDPOINTS: HashMap<u32, LocalEndpoint> =
     HashMap::pinned(defaults::LOCAL_ENDPOINTS_MAX, BPF_F_NO_PREALLOC);
+
+/// One entry: a prefix covering every `LOCAL_ENDPOINTS` address (written by
+/// the agent before it adds an entry outside it); other destinations skip
+/// the hash lookup.
+#[map(name = "LOCAL_PREFIX")]
+pub static LOCAL_PREFIX: Array<LocalPrefix> = Array::pinned(1, 0);
 
 /// Set by the loader (`EbpfLoader::set_global("SKIFF_CONFIG", ..)`).
 #[unsafe(no_mangle)]
@@ -104,3 +113,4 @@ const _: () = assert!(same(map_names::STATS, "STATS"));
 const _: () = assert!(same(map_names::AFFINITY, "AFFINITY"));
 const _: () = assert!(same(map_names::SNAT, "SNAT"));
 const _: () = assert!(same(map_names::LOCAL_ENDPOINTS, "LOCAL_ENDPOINTS"));
+const _: () = assert!(same(map_names::LOCAL_PREFIX, "LOCAL_PREFIX"));

@@ -44,7 +44,8 @@ pub struct Args {
     /// Where to write the JSON report.
     #[arg(long, default_value = "target/bench/dataplane.json")]
     pub out: PathBuf,
-    /// Modes to run, comma-separated.
+    /// Modes to run, comma-separated (`ns-per-packet` alone: only the
+    /// programs' per-packet cost, no lab).
     #[arg(
         long,
         value_delimiter = ',',
@@ -105,6 +106,9 @@ pub fn dataplane(args: &Args) -> Result<()> {
     };
     let start = std::time::Instant::now();
     let run = |m: &str| args.modes.iter().any(|x| x == m);
+    if run("ns-per-packet") {
+        ns_per_packet::standalone(&mut report)?;
+    }
     let one = ["direct", "skiff", "iptables", "nftables", "iptables-legacy"];
     if one.iter().any(|m| run(m)) {
         one_node::run(args, &scratch, &mut report)?;

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use super::format_reply;
 
 /// Longest line a TCP client may send; a longer one closes the connection.
-const MAX_LINE: usize = 64 * 1024;
+const MAX_LINE: usize = 16 << 20;
 
 /// A bound (not yet running) echo server.
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray},
+    maps::{Array, HashMap, MapData, PerCpuArray},
     programs::{ProgramFd, SchedClassifier},
     EbpfLoader,
 };
@@ -186,7 +186,7 @@ pub struct Fixture {
     pub prog: ProgramFd,
     pub to_pod: ProgramFd,
     pub services: HashMap<MapData, ServiceKey, ServiceValue>,
-    pub backends: HashMap<MapData, u32, Backend>,
+    pub backends: Array<MapData, Backend>,
     pub rev_nat: HashMap<MapData, u32, RevNat>,
     pub ct: HashMap<MapData, CtKey, CtValue>,
     pub stats: PerCpuArray<MapData, u64>,
@@ -289,7 +289,7 @@ impl Fixture {
             prog,
             to_pod,
             services: HashMap::try_from(take("SERVICES")?)?,
-            backends: HashMap::try_from(take("BACKENDS")?)?,
+            backends: Array::try_from(take("BACKENDS")?)?,
             rev_nat: HashMap::try_from(take("REV_NAT")?)?,
             ct: HashMap::try_from(take("CONNTRACK")?)?,
             stats: PerCpuArray::try_from(take("STATS")?)?,
@@ -306,7 +306,7 @@ impl Fixture {
             proto,
             flags: 0,
         };
-        Ok(self.backends.insert(id, b, 0)?)
+        Ok(self.backends.set(id, b, 0)?)
     }
 
     /// Frontend `vip:port/proto` with rev-NAT id `rn`, the VIP marker, and

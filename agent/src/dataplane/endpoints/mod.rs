@@ -14,9 +14,9 @@ pub mod plan;
 
 use std::net::Ipv4Addr;
 
-use skiff_common::LocalEndpoint;
+use skiff_common::{LocalEndpoint, LocalPrefix};
 
-use super::maps::PinnedHash;
+use super::maps::{PinnedArray, PinnedHash};
 use super::DataplaneError;
 use crate::proxy::KvMap;
 use nl::Rtnl;
@@ -61,15 +61,25 @@ pub fn observe(prefix: &str) -> Result<(Vec<PodRoute>, Vec<PodLink>), DataplaneE
 }
 
 /// One pass: observe, compare with the map, write the difference (new and
-/// changed entries first, then removals).
+/// changed entries first, then removals). `LOCAL_PREFIX` covers the old and
+/// the new entries while they change, and only the new ones after.
 pub fn sync(
     map: &mut PinnedHash<u32, LocalEndpoint>,
+    cover: &mut PinnedArray<LocalPrefix>,
     prefix: &str,
 ) -> Result<EndpointReport, DataplaneError> {
     let (routes, links) = observe(prefix)?;
     let want = plan::desired(&routes, &links, prefix);
     let have = map.entries()?;
     let diff = plan::diff(&want.endpoints, &have);
+    let have_addrs = have
+        .iter()
+        .map(|(k, _)| std::net::Ipv4Addr::from(k.to_ne_bytes()));
+    let wide = plan::cover(want.endpoints.keys().copied().chain(have_addrs));
+    let narrow = plan::cover(want.endpoints.keys().copied());
+    if cover.get(&0)?.unwrap_or_default() != wide {
+        cover.insert(0, wide)?;
+    }
     let mut report = EndpointReport {
         unresolved: want.unresolved,
         total: want.endpoints.len(),
@@ -86,6 +96,9 @@ pub fn sync(
     for addr in &diff.remove {
         map.remove(&plan::key(*addr))?;
         report.removed.push(*addr);
+    }
+    if narrow != wide {
+        cover.insert(0, narrow)?;
     }
     Ok(report)
 }

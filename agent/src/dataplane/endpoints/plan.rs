@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use skiff_common::{ipv4_be, LocalEndpoint};
+use skiff_common::{ipv4_be, LocalEndpoint, LocalPrefix};
 
 /// A /32 route of the main table leaving by interface `oif`, no gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,9 +115,50 @@ pub fn key(addr: Ipv4Addr) -> u32 {
     ipv4_be(addr.octets())
 }
 
+/// The longest prefix holding every address of `addrs` (network byte
+/// order, as `LOCAL_PREFIX` takes it); none: a /32 of 0.0.0.0, which no
+/// pod has.
+pub fn cover(addrs: impl IntoIterator<Item = Ipv4Addr>) -> LocalPrefix {
+    let mut addrs = addrs.into_iter().map(u32::from);
+    let Some(first) = addrs.next() else {
+        return LocalPrefix {
+            addr: 0,
+            mask: u32::MAX,
+        };
+    };
+    let differ = addrs.fold(0, |d, a| d | (a ^ first));
+    let mask = u32::MAX
+        .checked_shl(32 - differ.leading_zeros())
+        .unwrap_or(0);
+    LocalPrefix {
+        addr: key(Ipv4Addr::from(first & mask)),
+        mask: key(Ipv4Addr::from(mask)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cover_is_the_longest_common_prefix() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let p = cover([ip("10.244.1.5"), ip("10.244.1.9"), ip("10.244.1.200")]);
+        assert_eq!(p.mask, key(ip("255.255.255.0")));
+        assert_eq!(p.addr, key(ip("10.244.1.0")));
+        for inside in ["10.244.1.5", "10.244.1.9", "10.244.1.200", "10.244.1.77"] {
+            assert!(p.contains(key(ip(inside))), "{inside}");
+        }
+        for outside in ["10.244.2.5", "10.96.0.10", "10.111.255.253"] {
+            assert!(!p.contains(key(ip(outside))), "{outside}");
+        }
+        let one = cover([ip("10.244.0.7")]);
+        assert!(one.contains(key(ip("10.244.0.7"))) && !one.contains(key(ip("10.244.0.6"))));
+        let far = cover([ip("10.0.0.1"), ip("192.168.0.1")]);
+        assert_eq!(far.mask, 0, "nothing in common: every address");
+        let none = cover([]);
+        assert!(!none.contains(key(ip("10.244.0.7"))));
+    }
 
     const HOST_MAC: [u8; 6] = [0xee, 0, 0, 0, 0, 7];
     const POD_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 5];
