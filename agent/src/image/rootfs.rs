@@ -129,14 +129,38 @@ fn cstring(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
 }
 
-/// Whether `path` is a mount point (its own entry in /proc/self/mountinfo).
+/// Whether `path` is a mount point: `statx`'s `STATX_ATTR_MOUNT_ROOT`
+/// (Linux 5.8), else a device different from its parent's. Constant time,
+/// unlike a scan of /proc/self/mountinfo, which grows with every container.
 pub fn is_mount_point(path: &Path) -> bool {
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
+    let c = cstring(path);
+    // SAFETY: `statx` fills the zeroed buffer; the path is NUL-terminated.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_BASIC_STATS,
+            &mut stx,
+        )
     };
-    let want = path.to_string_lossy().replace(' ', "\\040");
-    info.lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    if rc != 0 {
+        return false;
+    }
+    let mount_root = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    if stx.stx_attributes_mask & mount_root != 0 {
+        return stx.stx_attributes & mount_root != 0;
+    }
+    let parent = path.parent().and_then(|p| fs::metadata(p).ok());
+    let here = fs::symlink_metadata(path).ok();
+    match (here, parent) {
+        (Some(h), Some(p)) => {
+            use std::os::unix::fs::MetadataExt;
+            h.dev() != p.dev() || h.ino() == p.ino()
+        }
+        _ => false,
+    }
 }
 
 fn mount_overlay(layers: &[PathBuf], dir: &Path) -> io::Result<()> {
@@ -262,4 +286,21 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<(), ImageError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_mount_point;
+    use std::path::Path;
+
+    #[test]
+    fn mount_points_are_told_from_plain_directories() {
+        assert!(is_mount_point(Path::new("/")));
+        assert!(is_mount_point(Path::new("/proc")));
+        let dir = std::env::temp_dir().join(format!("skiff-mnt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(!is_mount_point(&dir));
+        assert!(!is_mount_point(&dir.join("missing")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -18,6 +18,10 @@ const CONTROLLERS: [&str; 4] = ["cpu", "cpuacct", "memory", "pids"];
 #[derive(Debug)]
 pub struct V1Manager {
     layout: Layout,
+    /// Where the controllers are mounted, read once: `V1::new()` parses
+    /// /proc/self/mountinfo, which grows with every container's overlay and
+    /// cost more than the cgroup writes themselves once per operation.
+    hier: V1,
 }
 
 impl V1Manager {
@@ -34,12 +38,12 @@ impl V1Manager {
                 )));
             }
         }
-        Ok(Self { layout })
+        Ok(Self { layout, hier })
     }
 
     fn cg(&self, path: &str) -> Cgroup {
         let names = CONTROLLERS.iter().map(|s| s.to_string()).collect();
-        Cgroup::load_with_specified_controllers(Box::new(V1::new()), path, names)
+        Cgroup::load_with_specified_controllers(Box::new(self.hier.clone()), path, names)
     }
 }
 
