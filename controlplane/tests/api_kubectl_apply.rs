@@ -143,3 +143,46 @@ async fn kubectl_apply_updates_and_deletes() {
     assert_eq!(out.lines().count(), 3, "{out}");
     assert_eq!(c.ok(&["get", "cm", "-o", "name"]).await.trim(), "");
 }
+
+/// `kubectl apply --server-side`: creates, then merges a changed configuration
+/// into the live object; a body that names another object is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_server_side() {
+    let c = start().await;
+    let out = c.apply(DEPLOY_V1, &["--server-side"]).await;
+    assert!(
+        out.ok && out.stdout.contains("serverside-applied"),
+        "{out:?}"
+    );
+    let d = c.json(&["get", "deploy", "api"]).await;
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.26"
+    );
+    let v2 = DEPLOY_V1.replace("nginx:1.26", "nginx:1.27");
+    let out = c.apply(&v2, &["--server-side"]).await;
+    assert!(
+        out.ok && out.stdout.contains("serverside-applied"),
+        "{out:?}"
+    );
+    let d = c.json(&["get", "deploy", "api"]).await;
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
+    assert_eq!(d["metadata"]["generation"], 2);
+    // The same configuration again changes nothing.
+    assert!(c.apply(&v2, &["--server-side"]).await.ok);
+    let again = c.json(&["get", "deploy", "api"]).await;
+    assert_eq!(again["metadata"]["generation"], 2);
+    // A ConfigMap from stdin, then its data changed.
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa}\ndata: {a: \"1\"}\n";
+    assert!(c.apply(cm, &["--server-side"]).await.ok);
+    assert!(
+        c.apply(&cm.replace("\"1\"", "\"2\""), &["--server-side"])
+            .await
+            .ok
+    );
+    let got = c.json(&["get", "cm", "ssa"]).await;
+    assert_eq!(got["data"], serde_json::json!({"a": "2"}));
+}

@@ -15,7 +15,7 @@ use crate::api::objects::{
     DeleteOptions, Deleted, ListOptions, Objects, ScaleChange, WatchOptions, WriteOptions,
 };
 use crate::api::patch::PatchType;
-use crate::api::registry::Subresource;
+use crate::api::registry::{ResourceInfo, Subresource};
 use crate::api::selector::{FieldSelector, LabelSelector};
 
 /// Default (and maximum) length of a watch without `timeoutSeconds`.
@@ -33,6 +33,46 @@ fn write_options(q: &Query) -> Result<WriteOptions, ApiError> {
         dry_run: q.get("dryRun") == Some("All"),
         field_validation: FieldValidation::parse(q.get("fieldValidation"))?,
     })
+}
+
+/// Server-side apply (`kubectl apply --server-side`) for one field manager:
+/// the applied configuration is created when the object does not exist, and
+/// merged into it (strategic merge, as client-side apply's patch does)
+/// when it does. Not tracked: per-manager field ownership (`managedFields`),
+/// so fields a later apply omits stay, and no conflicts between managers.
+async fn server_side_apply(
+    objects: &Objects,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    q: &Query,
+    format: Format,
+    applied: serde_json::Value,
+) -> Result<Response, ApiError> {
+    if q.get("fieldManager").is_none_or(str::is_empty) {
+        return Err(ApiError::bad_request(
+            "PATCH with application/apply-patch+yaml requires the fieldManager parameter",
+        ));
+    }
+    let body_name = crate::api::meta::str_field(&applied, "name");
+    if body_name != Some(name) {
+        return Err(ApiError::bad_request(format!(
+            "the name of the applied object ({}) does not match the name in the URL ({name})",
+            body_name.unwrap_or("none")
+        )));
+    }
+    let opts = write_options(q)?;
+    match objects
+        .patch(info, ns, name, PatchType::Strategic, &applied, None, opts)
+        .await
+    {
+        Ok(w) => Ok(response::object(info, format, 200, &w.object, &w.warnings)),
+        Err(e) if e.code == 404 => {
+            let w = objects.create(info, ns, applied, opts).await?;
+            Ok(response::object(info, format, 201, &w.object, &w.warnings))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn selectors(q: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
@@ -174,6 +214,12 @@ pub async fn handle(
                 .update(info, ns, n, body, sub, write_options(query)?)
                 .await?;
             Ok(response::object(info, format, 200, &w.object, &w.warnings))
+        }
+        ("PATCH", Some(n), None)
+            if PatchType::from_content_type(content_type(headers)) == Some(PatchType::Apply) =>
+        {
+            let patch = decode::parse_body(content_type(headers), &body)?;
+            server_side_apply(objects, info, ns, n, query, format, patch).await
         }
         ("PATCH", Some(n), sub) => {
             let ct = content_type(headers);
