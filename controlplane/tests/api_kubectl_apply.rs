@@ -149,27 +149,20 @@ async fn kubectl_apply_updates_and_deletes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_server_side() {
     let c = start().await;
-    let out = c.apply(DEPLOY_V1, &["--server-side"]).await;
-    assert!(
-        out.ok && out.stdout.contains("serverside-applied"),
-        "{out:?}"
-    );
-    let d = c.json(&["get", "deploy", "api"]).await;
-    assert_eq!(
-        d["spec"]["template"]["spec"]["containers"][0]["image"],
-        "nginx:1.26"
-    );
     let v2 = DEPLOY_V1.replace("nginx:1.26", "nginx:1.27");
-    let out = c.apply(&v2, &["--server-side"]).await;
-    assert!(
-        out.ok && out.stdout.contains("serverside-applied"),
-        "{out:?}"
-    );
-    let d = c.json(&["get", "deploy", "api"]).await;
-    assert_eq!(
-        d["spec"]["template"]["spec"]["containers"][0]["image"],
-        "nginx:1.27"
-    );
+    let mut d = serde_json::Value::Null;
+    for (manifest, image) in [(DEPLOY_V1, "nginx:1.26"), (v2.as_str(), "nginx:1.27")] {
+        let out = c.apply(manifest, &["--server-side"]).await;
+        assert!(
+            out.ok && out.stdout.contains("serverside-applied"),
+            "{out:?}"
+        );
+        d = c.json(&["get", "deploy", "api"]).await;
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["image"],
+            image
+        );
+    }
     assert_eq!(d["metadata"]["generation"], 2);
     // The same configuration again changes nothing.
     assert!(c.apply(&v2, &["--server-side"]).await.ok);
