@@ -145,7 +145,7 @@ async fn kubectl_apply_updates_and_deletes() {
 }
 
 /// `kubectl apply --server-side`: creates, then merges a changed configuration
-/// into the live object; a body that names another object is refused.
+/// into the live object; applying it again changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_server_side() {
     let c = start().await;
