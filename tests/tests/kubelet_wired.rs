@@ -300,3 +300,66 @@ fn kubectl_logs_and_metrics_through_the_agent() {
     assert!(metrics.contains("container_cpu_usage_seconds_total{container=\"app\""));
     assert_eq!(w.kubelet_get("/healthz"), "ok");
 }
+
+#[test]
+fn kubectl_exec_runs_in_the_container() {
+    let w = World::new(BackoffConfig::default());
+    let data = w.dir.join("exec-data");
+    let app = container("app", &format!("echo inside > /tmp/marker; {LOOP}"));
+    let side = container("side", LOOP);
+    w.create(&pod(&w, "exec", &data, vec![app, side]));
+    eventually("the pod Ready", || {
+        let p = w.get::<Pod>("exec")?;
+        (condition(&p, "Ready").as_deref() == Some("True")).then_some(())
+    });
+    // `kubectl exec [-i] exec -c <container> -- <argv>`: (code, stdout, stderr).
+    let exec = |c: &str, argv: &[&str], input: Option<&str>| {
+        let mut args = vec!["exec"];
+        args.extend(input.map(|_| "-i"));
+        args.extend(["exec", "-c", c, "--"]);
+        args.extend(argv);
+        w.kubectl_with_input(&args, input)
+    };
+    let sh = |script: &str, input: Option<&str>| exec("app", &["sh", "-c", script], input);
+    // Stdout, in the container's filesystem, uts and pid namespaces.
+    let (code, out, err) = sh("cat /tmp/marker; hostname; echo $$", None);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"inside"), "{out}");
+    assert_eq!(lines.get(1), Some(&"exec"), "the pod's hostname: {out}");
+    let pid: u32 = lines.get(2).and_then(|l| l.parse().ok()).expect("a pid");
+    assert!(
+        pid > 1 && pid < 100,
+        "a pid of the container's namespace: {pid}"
+    );
+    // Another container of the pod does not see the first one's files.
+    assert_eq!(exec("side", &["cat", "/tmp/marker"], None).0, Some(1));
+    // Stderr and the exit code.
+    let (code, out, err) = sh("echo oops >&2; exit 3", None);
+    assert_eq!((code, out.as_str()), (Some(3), ""));
+    assert!(err.contains("oops"), "{err}");
+    // Stdin, to its end.
+    let (code, out, err) = sh("wc -l; cat", Some("a\nb\nc\n"));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.split_whitespace().next(), Some("3"), "{out}");
+    // kubectl cp is tar through exec, both ways.
+    let local = w.dir.join("to-copy.txt");
+    std::fs::write(&local, "copied through exec\n").unwrap();
+    let cp = |from: &str, to: &str| w.kubectl_with_input(&["cp", from, to, "-c", "app"], None);
+    let (code, _, err) = cp(local.to_str().unwrap(), "exec:/tmp/copied.txt");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = exec("app", &["cat", "/tmp/copied.txt"], None);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "copied through exec\n"),
+        "{err}"
+    );
+    let back = w.dir.join("copied-back.txt");
+    let (code, _, err) = cp("exec:/tmp/marker", back.to_str().unwrap());
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "inside\n");
+    // A command that does not exist fails with a message, not a hang.
+    let (code, _, err) = exec("app", &["/no/such"], None);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("/no/such"), "{err}");
+}

@@ -3,6 +3,8 @@
 //! - `GET /containerLogs/{ns}/{pod}/{container}` with kubectl's query
 //!   (`follow`, `tailLines`, `previous`, `timestamps`, `sinceSeconds`,
 //!   `sinceTime`, `limitBytes`), streamed as `text/plain`;
+//! - `GET|POST /exec/{ns}/{pod}/{container}`: `kubectl exec` over a
+//!   WebSocket ([`exec`]);
 //! - `GET /metrics` (and `/metrics/resource`): Prometheus text;
 //! - `GET /healthz`.
 //!
@@ -10,6 +12,7 @@
 //! [`metrics::StatsSource`], both implemented by the pod manager
 //! ([`super::lookup`]).
 
+pub mod exec;
 pub mod metrics;
 
 use std::collections::HashMap;
@@ -27,6 +30,7 @@ use tokio::net::TcpListener;
 
 use super::logs::{self, LogOptions};
 pub use super::lookup::{ContainerInfo, PodInfo, PodLookup};
+use crate::runtime::cgroups::CgroupManager;
 pub use metrics::{ContainerUsage, Histogram, Registry, StatsSource};
 
 /// The default `--kubelet-listen`.
@@ -40,6 +44,8 @@ pub struct KubeletHttp {
     pub pods: Arc<dyn PodLookup>,
     pub stats: Arc<dyn StatsSource>,
     pub metrics: Arc<Registry>,
+    /// Joined by exec'd commands (the container's cgroup).
+    pub cgroups: Option<&'static dyn CgroupManager>,
 }
 
 /// The routes.
@@ -49,6 +55,10 @@ pub fn router(s: KubeletHttp) -> Router {
         .route("/metrics", get(metrics_handler))
         .route("/metrics/resource", get(metrics_handler))
         .route("/containerLogs/{ns}/{pod}/{container}", get(logs_handler))
+        .route(
+            "/exec/{ns}/{pod}/{container}",
+            get(exec::handler).post(exec::handler),
+        )
         .with_state(s)
 }
 
@@ -74,8 +84,13 @@ fn error(code: StatusCode, message: String) -> Response {
     (code, message).into_response()
 }
 
-/// `a=b&c=d` percent-decoded.
+/// `a=b&c=d` percent-decoded (the last of a repeated key wins).
 fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    parse_query_all(q).into_iter().collect()
+}
+
+/// `a=b&c=d` percent-decoded, in order, repeated keys kept.
+fn parse_query_all(q: Option<&str>) -> Vec<(String, String)> {
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(&s.replace('+', " "))
             .decode_utf8_lossy()

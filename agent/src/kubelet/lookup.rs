@@ -27,9 +27,29 @@ pub struct PodInfo {
     pub containers: Vec<ContainerInfo>,
 }
 
+/// A running container to run a command in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecTargetInfo {
+    /// The instance id (`<uid>_<name>_<restart>`), for messages.
+    pub id: String,
+    pub pid: u32,
+    pub pid_start: u64,
+    pub cgroup: Option<String>,
+}
+
 /// Finds pods by namespace and name (implemented by [`PodRegistry`]).
 pub trait PodLookup: Send + Sync {
     fn pod(&self, namespace: &str, name: &str) -> Option<PodInfo>;
+
+    /// The running container `container` of pod `namespace/name`.
+    fn exec_target(
+        &self,
+        _namespace: &str,
+        _name: &str,
+        _container: &str,
+    ) -> Option<ExecTargetInfo> {
+        None
+    }
 }
 
 /// One container's entry.
@@ -41,6 +61,9 @@ pub struct ContainerEntry {
     pub running: bool,
     /// The running instance's cgroup.
     pub cgroup: Option<String>,
+    /// The running instance's main process: host pid and its start time
+    /// (what `kubectl exec` enters).
+    pub process: Option<(u32, u64)>,
 }
 
 /// One pod's entry.
@@ -103,6 +126,21 @@ impl PodLookup for PodRegistry {
                 .collect(),
         })
     }
+
+    fn exec_target(&self, namespace: &str, name: &str, container: &str) -> Option<ExecTargetInfo> {
+        let pods = self.pods.read().unwrap_or_else(|e| e.into_inner());
+        let (uid, e) = pods
+            .iter()
+            .find(|(_, e)| e.namespace == namespace && e.name == name)?;
+        let c = e.containers.iter().find(|c| c.name == container)?;
+        let (pid, pid_start) = c.process.filter(|_| c.running)?;
+        Some(ExecTargetInfo {
+            id: format!("{uid}_{}_{}", c.name, c.restart_count),
+            pid,
+            pid_start,
+            cgroup: c.cgroup.clone(),
+        })
+    }
 }
 
 /// Usage of the running containers, from their cgroups.
@@ -151,6 +189,7 @@ mod tests {
             restart_count,
             running: cgroup.is_some(),
             cgroup: cgroup.map(Into::into),
+            process: cgroup.map(|_| (4242, 7)),
         };
         r.set(
             "u1",
@@ -178,6 +217,10 @@ mod tests {
             ]
         );
         assert_eq!(r.pod("shop", "db"), None);
+        let t = r.exec_target("shop", "web", "app").unwrap();
+        assert_eq!((t.id.as_str(), t.pid, t.pid_start), ("u1_app_2", 4242, 7));
+        assert_eq!(t.cgroup.as_deref(), Some("skiff/pod-u1/x"));
+        assert_eq!(r.exec_target("shop", "web", "init"), None, "not running");
         r.remove("u1");
         assert!(r.snapshot().is_empty());
     }

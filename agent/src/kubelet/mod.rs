@@ -226,6 +226,7 @@ impl Kubelet {
                     cgroups,
                 }),
                 metrics: metrics.clone(),
+                cgroups: Some(cgroups),
             };
             tokio::spawn(async move {
                 if let Err(e) = http::serve(l, server).await {

@@ -12,12 +12,17 @@
 //! command's host pid and its exit status on a pipe. The agent captures
 //! stdout/stderr (bounded), and on timeout SIGKILLs the command
 //! (the helper reaps it and exits).
+//!
+//! [`exec_streaming`] (`kubectl exec`) gives the command a pipe as stdin and
+//! sends its output as it comes instead of keeping it.
 
 mod child;
 mod prepare;
 
-use std::os::fd::RawFd;
+use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
 
 use super::cgroups::{CgroupError, CgroupManager};
 use super::state::{ContainerState, ExitStatus};
@@ -99,6 +104,31 @@ pub enum ExecError {
     Task { id: String, message: String },
 }
 
+/// The streams of an interactive exec.
+#[derive(Debug)]
+pub struct ExecIo {
+    /// Read end of a pipe that becomes the command's stdin (`None`:
+    /// `/dev/null`).
+    pub stdin: Option<OwnedFd>,
+    /// Output chunks as they are read: (1 stdout or 2 stderr, bytes). When
+    /// the receiver is gone (the client left) the command is killed.
+    pub output: UnboundedSender<(u8, Vec<u8>)>,
+}
+
+/// How often a streaming exec checks that its client is still there.
+const CLIENT_CHECK: Duration = Duration::from_millis(500);
+
+/// Runs `req` in `target` with `io`, blocking the calling thread until the
+/// command exits (or `req.timeout`, or the client leaves); the output went
+/// to `io.output`, so the result's buffers are empty.
+pub fn exec_streaming(
+    t: &ExecTarget,
+    req: &ExecRequest,
+    io: ExecIo,
+) -> Result<ExecOutput, ExecError> {
+    run(t, req, Some(io))
+}
+
 /// Runs `req` in `target` on a blocking thread.
 pub async fn exec(target: ExecTarget, req: ExecRequest) -> Result<ExecOutput, ExecError> {
     let id = target.id.clone();
@@ -112,7 +142,20 @@ pub async fn exec(target: ExecTarget, req: ExecRequest) -> Result<ExecOutput, Ex
 
 /// Runs `req` in `target`, blocking the calling thread.
 pub fn exec_blocking(t: &ExecTarget, req: &ExecRequest) -> Result<ExecOutput, ExecError> {
-    let prepared = prepare(t, req)?;
+    run(t, req, None)
+}
+
+fn run(t: &ExecTarget, req: &ExecRequest, io: Option<ExecIo>) -> Result<ExecOutput, ExecError> {
+    let mut prepared = prepare(t, req)?;
+    let (stdin, output) = match io {
+        Some(io) => (io.stdin, Some(io.output)),
+        None => (None, None),
+    };
+    if let Some(fd) = stdin {
+        // The command's fd 0; closed on our side with the rest of `prepared`.
+        sys::close(prepared.null);
+        prepared.null = fd.into_raw_fd();
+    }
     let id = &t.id;
     let sys_err = |op: &str| {
         let (id, op) = (id.clone(), op.to_owned());
@@ -169,7 +212,14 @@ pub fn exec_blocking(t: &ExecTarget, req: &ExecRequest) -> Result<ExecOutput, Ex
         close_ours();
         return Err(sys_err("fork")(std::io::Error::last_os_error()));
     }
-    let result = supervise(t, req, helper, go_w, [out_r, err_r, msg_r, info_r]);
+    let result = supervise(
+        t,
+        req,
+        helper,
+        go_w,
+        [out_r, err_r, msg_r, info_r],
+        output.as_ref(),
+    );
     close_ours();
     let mut status = 0;
     // SAFETY: reaping our own child (killed on every error path).
@@ -184,6 +234,7 @@ fn supervise(
     helper: libc::pid_t,
     go_w: RawFd,
     [out_r, err_r, msg_r, info_r]: [RawFd; 4],
+    output: Option<&UnboundedSender<(u8, Vec<u8>)>>,
 ) -> Result<ExecOutput, ExecError> {
     let id = &t.id;
     let kill = |pid: libc::pid_t| {
@@ -218,6 +269,10 @@ fn supervise(
     });
     let mut chunk = vec![0u8; 16 * 1024];
     while fds.iter().any(|p| p.fd >= 0) {
+        if output.is_some_and(|tx| tx.is_closed()) {
+            // The client left: stop the command as a timeout would.
+            deadline = Instant::now();
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() && finished {
             // The command exited but something it started still holds
@@ -247,7 +302,11 @@ fn supervise(
                 timeout: req.timeout,
             });
         }
-        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        let wait = match output {
+            Some(_) => left.min(CLIENT_CHECK),
+            None => left,
+        };
+        let ms = wait.as_millis().clamp(1, i32::MAX as u128) as i32;
         // SAFETY: four valid pollfds (negative fds are ignored).
         let n = unsafe { libc::poll(fds.as_mut_ptr(), 4, ms) };
         if n < 0 {
@@ -272,6 +331,11 @@ fn supervise(
                     if i == 3 && !finished {
                         finished = true;
                         deadline = deadline.min(Instant::now() + DRAIN);
+                    }
+                }
+                Ok(k) if i < 2 && output.is_some() => {
+                    if let Some(tx) = output {
+                        let _ = tx.send((i as u8 + 1, chunk[..k].to_vec()));
                     }
                 }
                 Ok(k) => {

@@ -2,7 +2,7 @@
 //! its HTTP server in node 0's, busybox imported, `kubectl` run inside node 1's netns
 //! against the in-process API server. Everything is removed on drop.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -218,16 +218,35 @@ impl World {
 
     /// Runs kubectl in node 1's netns to completion (bounded): (success, stdout, stderr).
     pub fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
-        let proc = self
-            .lab
-            .node(1)
-            .netns()
-            .spawn(self.kubectl_cmd(args))
-            .expect("spawn kubectl");
-        let (mut out, mut err) = {
+        let (code, out, err) = self.kubectl_with_input(args, None);
+        (code == Some(0), out, err)
+    }
+
+    /// Runs kubectl with `input` on its stdin (closed after it), to completion
+    /// (bounded): (exit code, stdout, stderr).
+    pub fn kubectl_with_input(
+        &self,
+        args: &[&str],
+        input: Option<&str>,
+    ) -> (Option<i32>, String, String) {
+        let mut cmd = self.kubectl_cmd(args);
+        if input.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let proc = self.lab.node(1).netns().spawn(cmd).expect("spawn kubectl");
+        let (mut out, mut err, stdin) = {
             let mut c = proc.child();
-            (c.stdout.take().unwrap(), c.stderr.take().unwrap())
+            (
+                c.stdout.take().unwrap(),
+                c.stderr.take().unwrap(),
+                c.stdin.take(),
+            )
         };
+        if let (Some(mut w), Some(text)) = (stdin, input.map(str::to_owned)) {
+            std::thread::spawn(move || {
+                let _ = w.write_all(text.as_bytes());
+            });
+        }
         let t_out = std::thread::spawn(move || {
             let mut s = String::new();
             let _ = out.read_to_string(&mut s);
@@ -242,11 +261,7 @@ impl World {
             proc.kill();
             panic!("kubectl {args:?} timed out after {DEADLINE:?}");
         };
-        (
-            status.success(),
-            t_out.join().unwrap(),
-            t_err.join().unwrap(),
-        )
+        (status.code(), t_out.join().unwrap(), t_err.join().unwrap())
     }
 
     /// Runs kubectl (e.g. `logs -f`) until a line of its stdout satisfies `until`, then

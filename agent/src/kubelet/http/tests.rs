@@ -78,6 +78,7 @@ async fn server() -> Server {
         pods: pods.clone(),
         stats: Arc::new(Stats),
         metrics: registry,
+        cgroups: None,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -420,6 +420,10 @@ impl Worker {
                     .current
                     .as_ref()
                     .and_then(|i| i.container.state().cgroup.clone()),
+                process: s.current.as_ref().map(|i| {
+                    let st = i.container.state();
+                    (st.pid, st.pid_start)
+                }),
             })
             .collect();
         self.ctx.registry.set(

@@ -1,13 +1,14 @@
 //! The HTTP front: one axum router that dispatches health, version, discovery, OpenAPI and
 //! resource paths.
 
+mod pod_exec;
 mod pod_log;
 mod request;
 mod resource;
 mod response;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -30,9 +31,30 @@ struct App {
 
 pub(super) fn router(objects: Objects, address: String) -> Router {
     Router::new()
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/exec",
+            axum::routing::any(exec),
+        )
         .fallback(dispatch)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(App { objects, address })
+}
+
+/// `pods/exec`: relayed to the kubelet (see [`pod_exec`]).
+async fn exec(
+    State(app): State<App>,
+    Path((ns, name)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let what = format!("{} {}", req.method(), req.uri());
+    pod_exec::serve(&app.objects, &ns, &name, req)
+        .await
+        .unwrap_or_else(|e| {
+            if e.code >= 500 {
+                log::warn!("{what}: {e}");
+            }
+            e.into_response()
+        })
 }
 
 fn ok_json(v: &Value) -> Response {

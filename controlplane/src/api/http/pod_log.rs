@@ -108,7 +108,7 @@ pub fn kubelet_address(node: &Value) -> Result<String, ApiError> {
 }
 
 /// The query forwarded to the kubelet: everything but `container`.
-fn forwarded_query(raw: Option<&str>) -> String {
+pub(super) fn forwarded_query(raw: Option<&str>) -> String {
     let kept: Vec<&str> = raw
         .unwrap_or("")
         .split('&')
@@ -122,11 +122,11 @@ fn forwarded_query(raw: Option<&str>) -> String {
     }
 }
 
-fn segment(s: &str) -> String {
+pub(super) fn segment(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-fn reason(code: u16) -> &'static str {
+pub(super) fn reason(code: u16) -> &'static str {
     match code {
         400 => "BadRequest",
         403 => "Forbidden",
@@ -136,13 +136,14 @@ fn reason(code: u16) -> &'static str {
     }
 }
 
-/// Serves the log of pod `ns/name` with the request's raw query.
-pub async fn serve(
+/// The container a request for pod `ns/name` is about (`container` in the
+/// raw query, defaulted as Kubernetes does) and its node's kubelet address.
+pub(super) async fn locate(
     objects: &Objects,
     ns: &str,
     name: &str,
     raw_query: Option<&str>,
-) -> Result<Response, ApiError> {
+) -> Result<(String, String), ApiError> {
     let pods =
         registry::lookup("", "v1", "pods").ok_or_else(|| ApiError::internal("no pods resource"))?;
     let nodes = registry::lookup("", "v1", "nodes")
@@ -165,7 +166,17 @@ pub async fn serve(
             ApiError::bad_request(format!("pod {name} does not have a host assigned"))
         })?;
     let node = objects.get(nodes, None, node_name).await?;
-    let addr = kubelet_address(&node)?;
+    Ok((container, kubelet_address(&node)?))
+}
+
+/// Serves the log of pod `ns/name` with the request's raw query.
+pub async fn serve(
+    objects: &Objects,
+    ns: &str,
+    name: &str,
+    raw_query: Option<&str>,
+) -> Result<Response, ApiError> {
+    let (container, addr) = locate(objects, ns, name, raw_query).await?;
     let url = format!(
         "http://{addr}/containerLogs/{}/{}/{}{}",
         segment(ns),

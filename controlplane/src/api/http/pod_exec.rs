@@ -1,0 +1,191 @@
+//! `GET|POST /api/v1/namespaces/{ns}/pods/{name}/exec`: `kubectl exec`. As
+//! the kube-apiserver does, the API server relays the upgrade: it sends the
+//! client's WebSocket handshake to the kubelet of the pod's node
+//! (`/exec/{ns}/{pod}/{container}?…`), returns the kubelet's `101 Switching
+//! Protocols` to the client, then copies bytes both ways until either side
+//! closes. The kubelet answers the handshake itself (accept key, channel
+//! subprotocol), so the relay does not read the frames. SPDY, kubectl's
+//! fallback, is not served: a request without a WebSocket upgrade gets 400.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::pod_log::{forwarded_query, locate, reason, segment};
+use crate::api::error::ApiError;
+use crate::api::objects::Objects;
+
+/// How long the kubelet may take to connect and answer the handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest kubelet response head (and error body) read.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// The handshake headers passed on to the kubelet.
+const FORWARDED: [header::HeaderName; 3] = [
+    header::SEC_WEBSOCKET_KEY,
+    header::SEC_WEBSOCKET_VERSION,
+    header::SEC_WEBSOCKET_PROTOCOL,
+];
+/// The kubelet's `101` headers passed back to the client.
+const RETURNED: [header::HeaderName; 4] = [
+    header::UPGRADE,
+    header::CONNECTION,
+    header::SEC_WEBSOCKET_ACCEPT,
+    header::SEC_WEBSOCKET_PROTOCOL,
+];
+
+fn is_websocket_upgrade(h: &HeaderMap) -> bool {
+    let has = |name: header::HeaderName, token: &str| {
+        h.get_all(name).iter().any(|v| {
+            v.to_str()
+                .unwrap_or("")
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        })
+    };
+    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
+}
+
+/// Relays the exec of pod `ns/name`.
+pub async fn serve(
+    objects: &Objects,
+    ns: &str,
+    name: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
+    if !is_websocket_upgrade(req.headers()) {
+        return Err(ApiError::bad_request(
+            "pods/exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not supported",
+        ));
+    }
+    let raw_query = req.uri().query().map(str::to_string);
+    let (container, addr) = locate(objects, ns, name, raw_query.as_deref()).await?;
+    let path = format!(
+        "/exec/{}/{}/{}{}",
+        segment(ns),
+        segment(name),
+        segment(&container),
+        forwarded_query(raw_query.as_deref())
+    );
+    let mut head = format!(
+        "{} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n",
+        req.method()
+    );
+    for name in FORWARDED {
+        for v in req.headers().get_all(&name) {
+            if let Ok(v) = v.to_str() {
+                head.push_str(&format!("{name}: {v}\r\n"));
+            }
+        }
+    }
+    head.push_str("\r\n");
+    let unreachable =
+        |e: String| ApiError::new(503, "ServiceUnavailable", format!("kubelet {addr}: {e}"));
+    let (mut kubelet, status, headers, rest) =
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&addr, head.as_bytes()))
+            .await
+            .map_err(|_| unreachable("no answer to the exec handshake".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+    if status != 101 {
+        let body = String::from_utf8_lossy(&rest).trim().to_string();
+        return Err(ApiError::new(
+            status,
+            reason(status),
+            if body.is_empty() {
+                format!("kubelet {addr} refused the exec with status {status}")
+            } else {
+                body
+            },
+        ));
+    }
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    for (k, v) in headers {
+        if RETURNED.contains(&k) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    let what = format!("exec {ns}/{name}/{container}");
+    tokio::spawn(async move {
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(u) => u,
+            Err(e) => {
+                log::warn!("{what}: client upgrade failed: {e}");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(upgraded);
+        if !rest.is_empty() && client.write_all(&rest).await.is_err() {
+            return;
+        }
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut kubelet).await {
+            log::debug!("{what}: relay ended: {e}");
+        }
+    });
+    Ok(resp)
+}
+
+/// Sends `head` to the kubelet at `addr` and reads its response head:
+/// (stream, status, headers, bytes read past the head).
+async fn handshake(
+    addr: &str,
+    head: &[u8],
+) -> std::io::Result<(
+    TcpStream,
+    u16,
+    Vec<(header::HeaderName, HeaderValue)>,
+    Vec<u8>,
+)> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    s.write_all(head).await?;
+    let mut buf = Vec::with_capacity(1024);
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(std::io::Error::other("response head too large"));
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::other(
+                "connection closed during the handshake",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let mut hdrs = [httparse::EMPTY_HEADER; 32];
+    let mut parsed = httparse::Response::new(&mut hdrs);
+    parsed
+        .parse(&buf[..end])
+        .map_err(|e| std::io::Error::other(format!("bad response head: {e}")))?;
+    let status = parsed.code.unwrap_or(502);
+    let headers = parsed
+        .headers
+        .iter()
+        .filter_map(|h| {
+            let name = header::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+            Some((name, HeaderValue::from_bytes(h.value).ok()?))
+        })
+        .collect();
+    let mut rest = buf[end..].to_vec();
+    if status != 101 {
+        // An error: its body (bounded, until the kubelet closes or a second).
+        let mut chunk = [0u8; 4096];
+        while rest.len() < MAX_HEAD {
+            match tokio::time::timeout(Duration::from_secs(1), s.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => rest.extend_from_slice(&chunk[..n]),
+                _ => break,
+            }
+        }
+    }
+    Ok((s, status, headers, rest))
+}
