@@ -1,7 +1,10 @@
 //! The table of served resources: for each kind its group, version, names, scope, verbs and
 //! subresources, plus the typed (k8s-openapi) round trip used to decode and normalise bodies.
 
-use k8s_openapi::api::{apps, batch, coordination, core, discovery};
+use k8s_openapi::api::{
+    apps, autoscaling, batch, coordination, core, discovery, networking, policy, rbac, scheduling,
+    storage,
+};
 use serde_json::Value;
 
 /// Subresources the API server implements generically.
@@ -254,6 +257,137 @@ pub static RESOURCES: &[ResourceInfo] = &[
         "cronjobs",
         "cronjob",
         ["cj"],
+        true,
+        [Status],
+        ["all"]
+    ),
+    // Stored and served so that manifests carrying them apply as they do on
+    // Kubernetes; nothing acts on them yet (no authorization, admission
+    // quotas, volume provisioning, ingress or network policy enforcement,
+    // disruption budgets or autoscaling): ARCHITECTURE.md lists them.
+    res!(
+        core::v1::PersistentVolumeClaim,
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        ["pvc"],
+        true,
+        [Status],
+        []
+    ),
+    res!(
+        core::v1::PersistentVolume,
+        "persistentvolumes",
+        "persistentvolume",
+        ["pv"],
+        false,
+        [Status],
+        []
+    ),
+    res!(
+        core::v1::LimitRange,
+        "limitranges",
+        "limitrange",
+        ["limits"],
+        true,
+        [],
+        []
+    ),
+    res!(
+        core::v1::ResourceQuota,
+        "resourcequotas",
+        "resourcequota",
+        ["quota"],
+        true,
+        [Status],
+        []
+    ),
+    res!(rbac::v1::Role, "roles", "role", [], true, [], []),
+    res!(
+        rbac::v1::RoleBinding,
+        "rolebindings",
+        "rolebinding",
+        [],
+        true,
+        [],
+        []
+    ),
+    res!(
+        rbac::v1::ClusterRole,
+        "clusterroles",
+        "clusterrole",
+        [],
+        false,
+        [],
+        []
+    ),
+    res!(
+        rbac::v1::ClusterRoleBinding,
+        "clusterrolebindings",
+        "clusterrolebinding",
+        [],
+        false,
+        [],
+        []
+    ),
+    res!(
+        networking::v1::Ingress,
+        "ingresses",
+        "ingress",
+        ["ing"],
+        true,
+        [Status],
+        []
+    ),
+    res!(
+        networking::v1::IngressClass,
+        "ingressclasses",
+        "ingressclass",
+        [],
+        false,
+        [],
+        []
+    ),
+    res!(
+        networking::v1::NetworkPolicy,
+        "networkpolicies",
+        "networkpolicy",
+        ["netpol"],
+        true,
+        [],
+        []
+    ),
+    res!(
+        policy::v1::PodDisruptionBudget,
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        ["pdb"],
+        true,
+        [Status],
+        []
+    ),
+    res!(
+        storage::v1::StorageClass,
+        "storageclasses",
+        "storageclass",
+        ["sc"],
+        false,
+        [],
+        []
+    ),
+    res!(
+        scheduling::v1::PriorityClass,
+        "priorityclasses",
+        "priorityclass",
+        ["pc"],
+        false,
+        [],
+        []
+    ),
+    res!(
+        autoscaling::v2::HorizontalPodAutoscaler,
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        ["hpa"],
         true,
         [Status],
         ["all"]

@@ -3,13 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{age, i, name, or_none, s, since, Printer};
-
-fn arr<'a>(o: &'a Value, ptr: &str) -> &'a [Value] {
-    o.pointer(ptr)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
-}
+use super::{age, arr, i, name, or_none, s, since, Printer};
 
 fn obj_len(o: &Value, ptr: &str) -> usize {
     o.pointer(ptr)

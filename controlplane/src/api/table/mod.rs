@@ -1,9 +1,10 @@
 //! Server-side printing: `meta.k8s.io/v1` Table responses with the columns `kubectl get`
-//! shows against Kubernetes. Per-kind columns live in [`core`], [`network`] and [`workloads`]; other kinds
+//! shows against Kubernetes. Per-kind columns live in [`core`], [`network`], [`stored`] and [`workloads`]; other kinds
 //! get NAME and AGE.
 
 mod core;
 mod network;
+mod stored;
 mod workloads;
 
 use serde_json::{json, Value};
@@ -47,6 +48,7 @@ fn printer(kind: &str) -> &'static Printer {
     core::PRINTERS
         .iter()
         .chain(network::PRINTERS)
+        .chain(stored::PRINTERS)
         .chain(workloads::PRINTERS)
         .find(|(k, _)| *k == kind)
         .map_or(&GENERIC, |(_, p)| p)
@@ -62,6 +64,12 @@ pub(crate) fn s<'a>(o: &'a Value, ptr: &str) -> &'a str {
 
 pub(crate) fn i(o: &Value, ptr: &str) -> i64 {
     o.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
+}
+
+pub(crate) fn arr<'a>(o: &'a Value, ptr: &str) -> &'a [Value] {
+    o.pointer(ptr)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
 }
 
 pub(crate) fn or_none(v: &str) -> Value {
