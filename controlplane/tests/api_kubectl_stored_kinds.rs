@@ -116,3 +116,16 @@ async fn a_bundle_of_stored_kinds_applies_and_prints_like_kubernetes() {
         .await
         .contains("high"));
 }
+
+/// No authorization: `kubectl auth can-i` says yes, for resources and non-resource URLs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_can_i_answers_yes() {
+    let c = kube::start().await;
+    for args in [
+        &["auth", "can-i", "create", "pods"][..],
+        &["auth", "can-i", "delete", "nodes", "--all-namespaces"],
+        &["auth", "can-i", "get", "/healthz"],
+    ] {
+        assert_eq!(c.ok(args).await.trim(), "yes", "{args:?}");
+    }
+}

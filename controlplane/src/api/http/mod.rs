@@ -1,6 +1,7 @@
 //! The HTTP front: one axum router that dispatches health, version, discovery, OpenAPI and
 //! resource paths.
 
+mod access_review;
 mod pod_exec;
 mod pod_log;
 mod request;
@@ -82,6 +83,14 @@ async fn dispatch(
         "/skiff/v1/status" => crate::server::status::serve(&app.objects)
             .await
             .map(|v| ok_json(&v)),
+        access_review::PATH if method == Method::POST => {
+            let ct = headers
+                .get(axum::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            access_review::review(ct, &body)
+                .map(|v| response::json_response(201, &v, &[], "application/json"))
+        }
         "/openapi/v3" | "/openapi/v3/" => Ok(ok_json(&openapi::root())),
         p if p.starts_with("/openapi/v3/") => openapi::group_version(&p["/openapi/v3/".len()..])
             .map(|doc| {
