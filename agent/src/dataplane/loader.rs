@@ -199,24 +199,39 @@ fn check_existing_pins(
     Ok(carried)
 }
 
+/// Where an older agent's `BACKENDS` hash is set aside until its entries are in the array
+/// (so a failed load loses nothing: the next start carries them again). No dot: bpffs
+/// refuses names with one.
+const OLD_BACKENDS: &str = "BACKENDS_HASH_OLD";
+
 /// See [`check_existing_pins`].
 fn check_backends(dirs: &PinDirs, want: u32) -> Result<Vec<(u32, Backend)>, DataplaneError> {
     let name = map_names::BACKENDS;
-    let path = dirs.map(name);
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    if let Ok(map) = PinnedArray::<Backend>::open(name, &path) {
-        if map.max_entries() != want {
-            let have = map.max_entries();
-            log::warn!("map {name}: pinned with {have} entries, keeping that (asked for {want})");
+    let (path, old_pin) = (dirs.map(name), dirs.map(OLD_BACKENDS));
+    if path.exists() {
+        match PinnedArray::<Backend>::open(name, &path) {
+            Ok(map) if map.max_entries() != want => {
+                let have = map.max_entries();
+                log::warn!(
+                    "map {name}: pinned with {have} entries, keeping that (asked for {want})"
+                );
+            }
+            Ok(_) => {}
+            Err(_) => {
+                // Must be the older hash; anything else is a layout error.
+                PinnedHash::<u32, Backend>::open(name, &path).map_err(layout_error)?;
+                std::fs::rename(&path, &old_pin).map_err(|source| DataplaneError::Remove {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
         }
+    }
+    if !old_pin.exists() {
         return Ok(Vec::new());
     }
-    let old = PinnedHash::<u32, Backend>::open(name, &path).map_err(layout_error)?;
+    let old = PinnedHash::<u32, Backend>::open(name, &old_pin).map_err(layout_error)?;
     let entries = old.entries()?;
-    drop(old);
-    remove_file(&path)?;
     log::info!(
         "map {name}: an older agent's hash with {} entries, moving them into an array",
         entries.len()
@@ -224,10 +239,11 @@ fn check_backends(dirs: &PinDirs, want: u32) -> Result<Vec<(u32, Backend)>, Data
     Ok(entries)
 }
 
-/// Writes the entries of an older agent's `BACKENDS` hash into the array;
-/// ids past its end are dropped (their flows pick a backend again).
+/// Writes the entries of an older agent's `BACKENDS` hash into the array, then unpins the
+/// hash; ids past the array's end are dropped (their flows pick a backend again).
 fn carry_backends(dirs: &PinDirs, carried: Vec<(u32, Backend)>) -> Result<(), DataplaneError> {
-    if carried.is_empty() {
+    let old_pin = dirs.map(OLD_BACKENDS);
+    if !old_pin.exists() {
         return Ok(());
     }
     let name = map_names::BACKENDS;
@@ -241,7 +257,7 @@ fn carry_backends(dirs: &PinDirs, carried: Vec<(u32, Backend)>) -> Result<(), Da
     for (id, b) in carried.into_iter().filter(|(id, _)| fits(*id)) {
         map.insert(id, b)?;
     }
-    Ok(())
+    remove_file(&old_pin)
 }
 
 fn layout_error(e: DataplaneError) -> DataplaneError {

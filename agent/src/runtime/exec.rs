@@ -22,7 +22,7 @@ mod prepare;
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 use super::cgroups::{CgroupError, CgroupManager};
 use super::state::{ContainerState, ExitStatus};
@@ -110,9 +110,10 @@ pub struct ExecIo {
     /// Read end of a pipe that becomes the command's stdin (`None`:
     /// `/dev/null`).
     pub stdin: Option<OwnedFd>,
-    /// Output chunks as they are read: (1 stdout or 2 stderr, bytes). When
-    /// the receiver is gone (the client left) the command is killed.
-    pub output: UnboundedSender<(u8, Vec<u8>)>,
+    /// Output chunks as they are read: (1 stdout or 2 stderr, bytes). A full
+    /// queue makes the command wait; when the receiver is gone (the client
+    /// left) the command is killed.
+    pub output: Sender<(u8, Vec<u8>)>,
 }
 
 /// How often a streaming exec checks that its client is still there.
@@ -234,7 +235,7 @@ fn supervise(
     helper: libc::pid_t,
     go_w: RawFd,
     [out_r, err_r, msg_r, info_r]: [RawFd; 4],
-    output: Option<&UnboundedSender<(u8, Vec<u8>)>>,
+    output: Option<&Sender<(u8, Vec<u8>)>>,
 ) -> Result<ExecOutput, ExecError> {
     let id = &t.id;
     let kill = |pid: libc::pid_t| {
@@ -293,7 +294,12 @@ fn supervise(
             }
             match bufs[3].get(..4) {
                 Some(b) => {
-                    kill(u32::from_le_bytes(b.try_into().unwrap_or_default()) as libc::pid_t)
+                    // The command's process group (it leads one), else itself.
+                    let pid = u32::from_le_bytes(b.try_into().unwrap_or_default()) as libc::pid_t;
+                    // SAFETY: kill has no memory preconditions.
+                    if pid <= 0 || unsafe { libc::kill(-pid, libc::SIGKILL) } != 0 {
+                        kill(pid)
+                    }
                 }
                 None => kill(helper),
             }
@@ -334,8 +340,12 @@ fn supervise(
                     }
                 }
                 Ok(k) if i < 2 && output.is_some() => {
-                    if let Some(tx) = output {
-                        let _ = tx.send((i as u8 + 1, chunk[..k].to_vec()));
+                    // Waits while the client is behind (this is a blocking thread).
+                    if output.is_some_and(|tx| {
+                        tx.blocking_send((i as u8 + 1, chunk[..k].to_vec()))
+                            .is_err()
+                    }) {
+                        deadline = Instant::now();
                     }
                 }
                 Ok(k) => {

@@ -76,9 +76,10 @@ pub fn measure(obj: &Path, services: u32) -> Result<PacketCost> {
     )));
     std::fs::create_dir_all(&pins.0).with_context(|| format!("creating {}", pins.0.display()))?;
     // As the agent loads it: local pods are redirected into their veth.
+    let redirect = skiff_agent::dataplane::loader::redirect_peer_supported();
     let config = Config {
         hairpin_addr: ipv4_be(DEFAULT_HAIRPIN_ADDR),
-        flags: CFG_F_LOCAL_REDIRECT,
+        flags: if redirect { CFG_F_LOCAL_REDIRECT } else { 0 },
     };
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(&pins.0)

@@ -52,6 +52,7 @@ impl EchoServer {
     pub fn run(self) -> io::Result<()> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
+            .enable_time()
             .build()?;
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, self.serve())
@@ -67,7 +68,9 @@ impl EchoServer {
             let (stream, peer) = match tcp.accept().await {
                 Ok(s) => s,
                 Err(e) => {
+                    // E.g. out of descriptors: wait a little instead of spinning.
                     eprintln!("skiff-echo {name}: accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     continue;
                 }
             };

@@ -140,13 +140,69 @@ fn frame(stream: u8, data: &[u8]) -> Message {
     Message::Binary(b.into())
 }
 
+/// Output chunks (of at most 16 KiB) queued for the client: when it reads slower than the
+/// command writes, the command waits (its pipe fills) instead of the agent buffering.
+const OUT_QUEUE: usize = 16;
+/// Stdin frames queued for the command: when it reads slower than the client sends, the
+/// session stops reading the socket (TCP pushes back on the client).
+const IN_QUEUE: usize = 16;
+/// How often an idle session pings the client, so a vanished one is noticed.
+const PING: Duration = Duration::from_secs(30);
+/// How long the client gets to answer the final Close.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// Ctrl-D in a raw terminal: the end of the input.
+const EOT: u8 = 0x04;
+
+/// Stdin bytes as the command should read them: from a raw terminal (`tty`), Enter is `\r`
+/// and becomes `\n` (there is no terminal device to translate it).
+fn stdin_bytes(tty: bool, data: &[u8]) -> Vec<u8> {
+    if !tty {
+        return data.to_vec();
+    }
+    data.iter()
+        .map(|&b| if b == b'\r' { b'\n' } else { b })
+        .collect()
+}
+
+/// Output as the client should print it: a raw terminal needs `\r\n`.
+fn output_bytes(tty: bool, data: &[u8]) -> Vec<u8> {
+    if !tty {
+        return data.to_vec();
+    }
+    let mut out = Vec::with_capacity(data.len() + data.len() / 8);
+    for &b in data {
+        if b == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// Writes what `rx` brings into the command's stdin until the session closes it (drops
+/// the sender) or the command stops reading.
+fn spawn_stdin_writer(
+    w: std::io::PipeWriter,
+    mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+) -> tokio::task::JoinHandle<()> {
+    let mut w = tokio::fs::File::from_std(std::fs::File::from(std::os::fd::OwnedFd::from(w)));
+    tokio::spawn(async move {
+        while let Some(data) = rx.recv().await {
+            if w.write_all(&data).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
 async fn session(mut socket: WebSocket, target: ExecTarget, opts: ExecOptions) {
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (stdin_r, mut stdin_w) = if opts.stdin {
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(OUT_QUEUE);
+    let (stdin_r, mut stdin_tx) = if opts.stdin {
         match std::io::pipe() {
             Ok((r, w)) => {
-                let w = std::fs::File::from(std::os::fd::OwnedFd::from(w));
-                (Some(r.into()), Some(tokio::fs::File::from_std(w)))
+                let (tx, rx) = tokio::sync::mpsc::channel(IN_QUEUE);
+                spawn_stdin_writer(w, rx);
+                (Some(r.into()), Some(tx))
             }
             Err(e) => {
                 let status = final_status(&opts.command, &Err(format!("stdin pipe: {e}")));
@@ -169,12 +225,16 @@ async fn session(mut socket: WebSocket, target: ExecTarget, opts: ExecOptions) {
         output: out_tx,
     };
     let mut job = tokio::task::spawn_blocking(move || exec_streaming(&target, &req, io));
-    // The stream a chunk goes out on: without a terminal, as it came.
+    // The stream a chunk goes out on: with a terminal, stderr joins stdout.
     let stream_of = |s: u8| if opts.tty { STDOUT } else { s };
     let wanted = |s: u8| (s == STDOUT && opts.stdout) || (s != STDOUT && (opts.stderr || opts.tty));
+    let mut ping = tokio::time::interval(PING);
+    ping.tick().await;
     let result = loop {
+        let stdin_room = stdin_tx.as_ref().is_none_or(|t| t.capacity() > 0);
         tokio::select! {
             Some((s, data)) = out_rx.recv() => {
+                let data = output_bytes(opts.tty, &data);
                 if wanted(s) && socket.send(frame(stream_of(s), &data)).await.is_err() {
                     // The client left: dropping the receiver stops the command.
                     drop(out_rx);
@@ -182,16 +242,22 @@ async fn session(mut socket: WebSocket, target: ExecTarget, opts: ExecOptions) {
                     return;
                 }
             }
-            msg = socket.recv() => match msg {
+            msg = socket.recv(), if stdin_room => match msg {
                 Some(Ok(Message::Binary(b))) => match (b.first(), b.get(1)) {
                     (Some(&STDIN), _) => {
-                        if let Some(w) = stdin_w.as_mut() {
-                            if w.write_all(&b[1..]).await.is_err() {
-                                stdin_w = None;
+                        let data = stdin_bytes(opts.tty, &b[1..]);
+                        let eot = opts.tty && data.contains(&EOT);
+                        let data: Vec<u8> = data.into_iter().take_while(|&c| !(eot && c == EOT)).collect();
+                        if let Some(tx) = &stdin_tx {
+                            if !data.is_empty() && tx.try_send(data).is_err() {
+                                stdin_tx = None;
                             }
                         }
+                        if eot {
+                            stdin_tx = None;
+                        }
                     }
-                    (Some(&CLOSE), Some(&STDIN)) => stdin_w = None,
+                    (Some(&CLOSE), Some(&STDIN)) => stdin_tx = None,
                     (Some(&RESIZE), _) | (Some(_), _) | (None, _) => {}
                 },
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
@@ -201,6 +267,13 @@ async fn session(mut socket: WebSocket, target: ExecTarget, opts: ExecOptions) {
                 }
                 Some(Ok(_)) => {}
             },
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    drop(out_rx);
+                    let _ = job.await;
+                    return;
+                }
+            }
             res = &mut job => {
                 break res.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string()));
             }
@@ -209,6 +282,7 @@ async fn session(mut socket: WebSocket, target: ExecTarget, opts: ExecOptions) {
     // The command is done: what it wrote last, then the status.
     while let Ok((s, data)) = out_rx.try_recv() {
         if wanted(s) {
+            let data = output_bytes(opts.tty, &data);
             let _ = socket.send(frame(stream_of(s), &data)).await;
         }
     }
@@ -222,7 +296,18 @@ async fn session(mut socket: WebSocket, target: ExecTarget, opts: ExecOptions) {
         code: axum::extract::ws::close_code::NORMAL,
         reason: "".into(),
     };
-    let _ = socket.send(Message::Close(Some(close))).await;
+    if socket.send(Message::Close(Some(close))).await.is_ok() {
+        // Wait for the client's Close (reading what it still sends) so that
+        // the status is not lost to a reset of a socket closed with unread data.
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            while let Some(Ok(m)) = socket.recv().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
 }
 
 #[cfg(test)]
@@ -242,6 +327,14 @@ mod tests {
         assert!(opts("command=ls")
             .unwrap_err()
             .contains("stdin, stdout, stderr"));
+    }
+
+    #[test]
+    fn a_raw_terminal_gets_newlines_it_can_use() {
+        assert_eq!(stdin_bytes(true, b"ls\r"), b"ls\n");
+        assert_eq!(stdin_bytes(false, b"a\rb"), b"a\rb");
+        assert_eq!(output_bytes(true, b"a\nb\n"), b"a\r\nb\r\n");
+        assert_eq!(output_bytes(false, b"a\n"), b"a\n");
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub(super) fn helper_main(
 fn command_main(p: &Prepared, out_w: RawFd, err_w: RawFd) -> String {
     // SAFETY: plain syscalls with valid arguments.
     unsafe {
+        // Its own process group, so that a timeout or a vanished client
+        // stops what it started too.
+        libc::setpgid(0, 0);
         libc::dup2(p.null, 0);
         libc::dup2(out_w, 1);
         libc::dup2(err_w, 2);

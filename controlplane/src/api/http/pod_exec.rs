@@ -178,14 +178,28 @@ async fn handshake(
         .collect();
     let mut rest = buf[end..].to_vec();
     if status != 101 {
-        // An error: its body (bounded, until the kubelet closes or a second).
+        // An error: its body (its Content-Length, else until the kubelet
+        // closes or a second passes; bounded either way).
+        let length = parsed
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .and_then(|h| {
+                std::str::from_utf8(h.value)
+                    .ok()?
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+            })
+            .map_or(MAX_HEAD, |n| n.min(MAX_HEAD));
         let mut chunk = [0u8; 4096];
-        while rest.len() < MAX_HEAD {
+        while rest.len() < length {
             match tokio::time::timeout(Duration::from_secs(1), s.read(&mut chunk)).await {
                 Ok(Ok(n)) if n > 0 => rest.extend_from_slice(&chunk[..n]),
                 _ => break,
             }
         }
     }
+    rest.truncate(MAX_HEAD);
     Ok((s, status, headers, rest))
 }

@@ -67,10 +67,17 @@ async fn server_side_apply(
         .await
     {
         Ok(w) => Ok(response::object(info, format, 200, &w.object, &w.warnings)),
-        Err(e) if e.code == 404 => {
-            let w = objects.create(info, ns, applied, opts).await?;
-            Ok(response::object(info, format, 201, &w.object, &w.warnings))
-        }
+        Err(e) if e.code == 404 => match objects.create(info, ns, applied.clone(), opts).await {
+            Ok(w) => Ok(response::object(info, format, 201, &w.object, &w.warnings)),
+            // Created meanwhile by another client: merge into that one.
+            Err(e) if e.code == 409 => {
+                let w = objects
+                    .patch(info, ns, name, PatchType::Strategic, &applied, None, opts)
+                    .await?;
+                Ok(response::object(info, format, 200, &w.object, &w.warnings))
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     }
 }
