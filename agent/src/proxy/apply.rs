@@ -131,6 +131,8 @@ pub struct MemMaps {
     pub backends: MemMap<u32, Backend>,
     pub rev_nat: MemMap<u32, RevNat>,
     pub conntrack: MemCt,
+    /// Backend ids are below this (as the `BACKENDS` array's length).
+    pub backend_id_limit: u32,
 }
 
 impl Default for MemMaps {
@@ -140,6 +142,7 @@ impl Default for MemMaps {
             backends: MemMap::new(map_names::BACKENDS),
             rev_nat: MemMap::new(map_names::REV_NAT),
             conntrack: MemCt::default(),
+            backend_id_limit: u32::MAX,
         }
     }
 }
@@ -198,6 +201,10 @@ impl ServiceMaps for MemMaps {
 
     fn backends(&mut self) -> &mut dyn KvMap<u32, Backend> {
         &mut self.backends
+    }
+
+    fn backend_id_limit(&self) -> u32 {
+        self.backend_id_limit
     }
 
     fn rev_nat(&mut self) -> &mut dyn KvMap<u32, RevNat> {

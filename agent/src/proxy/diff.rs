@@ -107,8 +107,12 @@ struct Wanted {
 
 fn wanted(desired: &DesiredState, ids: &mut IdAllocator) -> Wanted {
     let mut w = Wanted::default();
+    // A backend that gets no id (every id is taken until the removals of this pass are
+    // applied) is left out of its frontends this pass and comes in on the next one.
     for (addr, &flags) in &desired.backends {
-        w.backends.insert(ids.backend(addr), addr.to_backend(flags));
+        if let Some(id) = ids.backend(addr) {
+            w.backends.insert(id, addr.to_backend(flags));
+        }
     }
     for vip in &desired.vips {
         w.services
@@ -122,9 +126,13 @@ fn wanted(desired: &DesiredState, ids: &mut IdAllocator) -> Wanted {
             _pad: 0,
         };
         w.rev_nat.insert(rev_nat_id, rn);
-        for (i, b) in fe.backends.iter().enumerate() {
+        let with_ids: Vec<(&super::L4Addr, u32)> = fe
+            .backends
+            .iter()
+            .filter_map(|b| Some((b, ids.backend(b)?)))
+            .collect();
+        for (i, &(b, backend_id)) in with_ids.iter().enumerate() {
             let slot = u16::try_from(i + 1).unwrap_or(u16::MAX);
-            let backend_id = ids.backend(b);
             // A slot backend always has an entry, even if the caller forgot it.
             w.backends
                 .entry(backend_id)
@@ -137,7 +145,7 @@ fn wanted(desired: &DesiredState, ids: &mut IdAllocator) -> Wanted {
         }
         let front = ServiceValue {
             backend_id: 0,
-            count: u32::try_from(fe.backends.len()).unwrap_or(u32::MAX),
+            count: u32::try_from(with_ids.len()).unwrap_or(u32::MAX),
             rev_nat_id,
             flags: fe.flags,
             affinity_timeout_s: fe.affinity_timeout_s,

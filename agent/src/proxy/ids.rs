@@ -142,9 +142,10 @@ impl IdAllocator {
         self.rev_nat.bump_past(max_rev_nat_id);
     }
 
-    /// The id of a backend address, allocating one if it is new.
-    pub fn backend(&mut self, addr: &L4Addr) -> u32 {
-        self.backends.get_or_alloc(addr)
+    /// The id of a backend address, allocating one if it is new; `None` when every id is
+    /// taken (ids are freed once the backends no longer wanted are out of the maps).
+    pub fn backend(&mut self, addr: &L4Addr) -> Option<u32> {
+        Some(self.backends.get_or_alloc(addr)).filter(|&id| id < self.backends.limit)
     }
 
     /// The rev-NAT id of a frontend address, allocating one if it is new.
@@ -183,34 +184,33 @@ mod tests {
     #[test]
     fn ids_are_stable_and_not_reused_after_release() {
         let mut ids = IdAllocator::default();
-        let x = ids.backend(&a(1));
-        let y = ids.backend(&a(2));
+        let x = ids.backend(&a(1)).unwrap();
+        let y = ids.backend(&a(2)).unwrap();
         assert_ne!(x, y);
-        assert_eq!(ids.backend(&a(1)), x);
+        assert_eq!(ids.backend(&a(1)), Some(x));
         ids.retain(|k| *k != a(1), |_| true);
-        let z = ids.backend(&a(3));
+        let z = ids.backend(&a(3)).unwrap();
         assert!(z > y, "released id {x} must not be reused soon, got {z}");
-        assert_eq!(ids.backend(&a(1)), z + 1);
+        assert_eq!(ids.backend(&a(1)), Some(z + 1));
     }
 
     #[test]
     fn reservation_skips_ids_conntrack_may_hold() {
         let mut ids = IdAllocator::default();
         ids.reserve_up_to(41, 7);
-        assert_eq!(ids.backend(&a(1)), 42);
+        assert_eq!(ids.backend(&a(1)), Some(42));
         assert_eq!(ids.rev_nat(&a(1)), 8);
     }
 
     #[test]
     fn backend_ids_stay_below_the_array_length_and_wrap() {
         let mut ids = IdAllocator::seeded(&CurrentState::default(), 4);
-        let got: Vec<u32> = (1..=3).map(|i| ids.backend(&a(i))).collect();
-        assert_eq!(got, [1, 2, 3]);
-        // Full: the limit itself, which the array refuses like a full map.
-        assert_eq!(ids.backend(&a(4)), 4);
+        let got: Vec<Option<u32>> = (1..=3).map(|i| ids.backend(&a(i))).collect();
+        assert_eq!(got, [Some(1), Some(2), Some(3)]);
+        assert_eq!(ids.backend(&a(4)), None, "full");
         ids.retain(|k| *k != a(2), |_| true);
         // The counter wrapped: the freed id, never one past the end.
-        assert_eq!(ids.backend(&a(5)), 2);
+        assert_eq!(ids.backend(&a(5)), Some(2));
     }
 
     #[test]

@@ -306,3 +306,35 @@ fn passes_diff_against_the_mirror_and_an_audit_repairs_drift() {
     assert_eq!(maps.services.entries.get(&slot), Some(&saved));
     check_packet_view(&maps).unwrap();
 }
+
+/// With every backend id taken, a new backend waits one pass: the removals of that pass
+/// still apply and free ids, and the next pass brings it in (no pass fails).
+#[test]
+fn a_full_id_space_defers_new_backends_instead_of_failing() {
+    let mut maps = MemMaps {
+        backend_id_limit: 5,
+        ..MemMaps::default()
+    };
+    let mut proxy = Proxy::recover(&mut maps).unwrap();
+    // Two ports × two endpoints: ids 1..=4, the whole space.
+    let two = web(&["10.244.0.2", "10.244.0.3"]);
+    proxy.reconcile(&two, &mut maps).unwrap();
+    assert_eq!(maps.backends.entries.len(), 4);
+    // One endpoint replaced: its two new backends find no id yet.
+    let swapped = web(&["10.244.0.2", "10.244.0.4"]);
+    proxy.reconcile(&swapped, &mut maps).unwrap();
+    check_packet_view(&maps).unwrap();
+    assert_eq!(
+        front(&maps, 80, Proto::Tcp).unwrap().count,
+        1,
+        "the survivor only"
+    );
+    proxy.reconcile(&swapped, &mut maps).unwrap();
+    check_packet_view(&maps).unwrap();
+    assert_eq!(
+        front(&maps, 80, Proto::Tcp).unwrap().count,
+        2,
+        "the new one is in"
+    );
+    assert!(maps.backends.entries.keys().all(|&id| id < 5));
+}
