@@ -358,6 +358,13 @@ fn kubectl_exec_runs_in_the_container() {
     let (code, _, err) = cp("exec:/tmp/marker", back.to_str().unwrap());
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "inside\n");
+    // -it: a terminal. The shell prompts, sees a tty, and its exit code comes back.
+    let (code, out, err) = w.kubectl_in_terminal(
+        &["exec", "-it", "exec", "-c", "app", "--", "sh"],
+        "[ -t 0 ] && echo tty-$((6*7))\nexit 5\n",
+    );
+    assert_eq!(code, Some(5), "{out}\n{err}");
+    assert!(out.contains("tty-42"), "{out}");
     // A command that does not exist fails with a message, not a hang.
     let (code, _, err) = exec("app", &["/no/such"], None);
     assert_ne!(code, Some(0));

@@ -114,6 +114,10 @@ pub struct ExecIo {
     /// queue makes the command wait; when the receiver is gone (the client
     /// left) the command is killed.
     pub output: Sender<(u8, Vec<u8>)>,
+    /// A terminal's master side: `stdin` is then its slave, which the command gets as
+    /// stdin, stdout and stderr (its controlling terminal); output is read from here
+    /// and sent as stdout.
+    pub terminal: Option<OwnedFd>,
 }
 
 /// How often a streaming exec checks that its client is still there.
@@ -148,14 +152,15 @@ pub fn exec_blocking(t: &ExecTarget, req: &ExecRequest) -> Result<ExecOutput, Ex
 
 fn run(t: &ExecTarget, req: &ExecRequest, io: Option<ExecIo>) -> Result<ExecOutput, ExecError> {
     let mut prepared = prepare(t, req)?;
-    let (stdin, output) = match io {
-        Some(io) => (io.stdin, Some(io.output)),
-        None => (None, None),
+    let (stdin, output, terminal) = match io {
+        Some(io) => (io.stdin, Some(io.output), io.terminal),
+        None => (None, None, None),
     };
     if let Some(fd) = stdin {
         // The command's fd 0; closed on our side with the rest of `prepared`.
         sys::close(prepared.null);
         prepared.null = fd.into_raw_fd();
+        prepared.terminal = terminal.is_some();
     }
     let id = &t.id;
     let sys_err = |op: &str| {
@@ -213,14 +218,20 @@ fn run(t: &ExecTarget, req: &ExecRequest, io: Option<ExecIo>) -> Result<ExecOutp
         close_ours();
         return Err(sys_err("fork")(std::io::Error::last_os_error()));
     }
+    // With a terminal, output comes from its master side (the stdout pipe's write end
+    // was closed in the helper, so that pipe just ends).
+    let out = terminal
+        .as_ref()
+        .map_or(out_r, std::os::fd::AsRawFd::as_raw_fd);
     let result = supervise(
         t,
         req,
         helper,
         go_w,
-        [out_r, err_r, msg_r, info_r],
+        [out, err_r, msg_r, info_r],
         output.as_ref(),
     );
+    drop(terminal);
     close_ours();
     let mut status = 0;
     // SAFETY: reaping our own child (killed on every error path).

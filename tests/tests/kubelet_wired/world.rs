@@ -229,10 +229,44 @@ impl World {
         args: &[&str],
         input: Option<&str>,
     ) -> (Option<i32>, String, String) {
-        let mut cmd = self.kubectl_cmd(args);
-        if input.is_some() {
-            cmd.stdin(Stdio::piped());
+        self.run_with_input(self.kubectl_cmd(args), args, input)
+    }
+
+    /// As [`World::kubectl_with_input`], with kubectl's stdin and stdout a terminal
+    /// (`script(1)` runs it on a pty; `input` is typed into it).
+    pub fn kubectl_in_terminal(&self, args: &[&str], input: &str) -> (Option<i32>, String, String) {
+        let quote = |a: &str| format!("'{}'", a.replace('\'', r"'\''"));
+        let kubeconfig = self.dir.join("kubeconfig");
+        let cache = self.dir.join("kube-cache");
+        let mut line = format!(
+            "kubectl --kubeconfig {} --cache-dir {}",
+            quote(&kubeconfig.to_string_lossy()),
+            quote(&cache.to_string_lossy())
+        );
+        for a in args {
+            line.push(' ');
+            line.push_str(&quote(a));
         }
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env("HOME", &self.dir)
+            .env("TERM", "dumb")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.run_with_input(cmd, args, Some(input))
+    }
+
+    fn run_with_input(
+        &self,
+        mut cmd: Command,
+        args: &[&str],
+        input: Option<&str>,
+    ) -> (Option<i32>, String, String) {
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         let proc = self.lab.node(1).netns().spawn(cmd).expect("spawn kubectl");
         let (mut out, mut err, stdin) = {
             let mut c = proc.child();

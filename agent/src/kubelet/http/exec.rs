@@ -7,10 +7,10 @@
 //! (client to server), 1 stdout, 2 stderr, 3 the final `Status` (JSON), 4
 //! terminal resize; v5 adds 255, "close this stream" (`[255, 0]` ends stdin).
 //! The command runs in the container's namespaces and cgroup
-//! ([`crate::runtime::exec::exec_streaming`]). Without a terminal device:
-//! with `tty=true` the command gets pipes all the same (stderr is sent on the
-//! stdout stream, and resizes are ignored), so a shell works line by line
-//! without prompt editing.
+//! ([`crate::runtime::exec::exec_streaming`]). With `tty=true` it gets a
+//! terminal (a pty: its controlling tty in a session of its own, so shells
+//! prompt and ^C is a SIGINT), whose output goes on the stdout stream, and
+//! resizes set the terminal's size.
 
 use std::time::Duration;
 
@@ -150,42 +150,13 @@ const IN_QUEUE: usize = 16;
 const PING: Duration = Duration::from_secs(30);
 /// How long the client gets to answer the final Close.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
-/// Ctrl-D in a raw terminal: the end of the input.
-const EOT: u8 = 0x04;
-
-/// Stdin bytes as the command should read them: from a raw terminal (`tty`), Enter is `\r`
-/// and becomes `\n` (there is no terminal device to translate it).
-fn stdin_bytes(tty: bool, data: &[u8]) -> Vec<u8> {
-    if !tty {
-        return data.to_vec();
-    }
-    data.iter()
-        .map(|&b| if b == b'\r' { b'\n' } else { b })
-        .collect()
-}
-
-/// Output as the client should print it: a raw terminal needs `\r\n`.
-fn output_bytes(tty: bool, data: &[u8]) -> Vec<u8> {
-    if !tty {
-        return data.to_vec();
-    }
-    let mut out = Vec::with_capacity(data.len() + data.len() / 8);
-    for &b in data {
-        if b == b'\n' {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
-}
-
 /// Writes what `rx` brings into the command's stdin until the session closes it (drops
 /// the sender) or the command stops reading.
 fn spawn_stdin_writer(
-    w: std::io::PipeWriter,
+    w: std::fs::File,
     mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
 ) -> tokio::task::JoinHandle<()> {
-    let mut w = tokio::fs::File::from_std(std::fs::File::from(std::os::fd::OwnedFd::from(w)));
+    let mut w = tokio::fs::File::from_std(w);
     tokio::spawn(async move {
         while let Some(data) = rx.recv().await {
             if w.write_all(&data).await.is_err() {
@@ -195,17 +166,81 @@ fn spawn_stdin_writer(
     })
 }
 
+/// A terminal for the command: (master, slave), both close-on-exec.
+fn open_terminal() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two descriptors; the other arguments may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptors from openpty, owned from here on.
+    let (master, slave) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(master),
+            std::os::fd::OwnedFd::from_raw_fd(slave),
+        )
+    };
+    for fd in [&master, &slave] {
+        // SAFETY: fcntl on a valid descriptor.
+        unsafe {
+            libc::fcntl(
+                std::os::fd::AsRawFd::as_raw_fd(fd),
+                libc::F_SETFD,
+                libc::FD_CLOEXEC,
+            )
+        };
+    }
+    Ok((master, slave))
+}
+
+/// Applies a stream-4 resize (`{"Width": w, "Height": h}`) to the terminal.
+fn resize(master: &std::os::fd::OwnedFd, msg: &[u8]) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(msg) else {
+        return;
+    };
+    let dim = |k: &str| {
+        v.get(k)
+            .and_then(serde_json::Value::as_u64)
+            .map(|n| n.min(u64::from(u16::MAX)) as u16)
+    };
+    if let (Some(cols), Some(rows)) = (dim("Width"), dim("Height")) {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer.
+        unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(master),
+                libc::TIOCSWINSZ,
+                &ws,
+            )
+        };
+    }
+}
+
 async fn session(mut socket: WebSocket, target: ExecTarget, opts: ExecOptions) {
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(OUT_QUEUE);
-    let (stdin_r, mut stdin_tx) = if opts.stdin {
-        match std::io::pipe() {
-            Ok((r, w)) => {
-                let (tx, rx) = tokio::sync::mpsc::channel(IN_QUEUE);
-                spawn_stdin_writer(w, rx);
-                (Some(r.into()), Some(tx))
-            }
+    let fail =
+        |e: std::io::Error, what: &str| final_status(&opts.command, &Err(format!("{what}: {e}")));
+    // With -t: a terminal, whose master side carries stdin and output.
+    let terminal = if opts.tty {
+        match open_terminal() {
+            Ok(t) => Some(t),
             Err(e) => {
-                let status = final_status(&opts.command, &Err(format!("stdin pipe: {e}")));
+                let status = fail(e, "terminal");
                 let _ = socket
                     .send(frame(ERROR, status.to_string().as_bytes()))
                     .await;
@@ -213,7 +248,40 @@ async fn session(mut socket: WebSocket, target: ExecTarget, opts: ExecOptions) {
             }
         }
     } else {
-        (None, None)
+        None
+    };
+    let (stdin_r, mut stdin_tx, master, resizer) = match terminal {
+        Some((master, slave)) => {
+            let dup = |fd: &std::os::fd::OwnedFd| fd.try_clone();
+            let (Ok(writer), Ok(resizer)) = (dup(&master), dup(&master)) else {
+                let status = fail(std::io::Error::last_os_error(), "terminal");
+                let _ = socket
+                    .send(frame(ERROR, status.to_string().as_bytes()))
+                    .await;
+                return;
+            };
+            let tx = opts.stdin.then(|| {
+                let (tx, rx) = tokio::sync::mpsc::channel(IN_QUEUE);
+                spawn_stdin_writer(std::fs::File::from(writer), rx);
+                tx
+            });
+            (Some(slave), tx, Some(master), Some(resizer))
+        }
+        None if opts.stdin => match std::io::pipe() {
+            Ok((r, w)) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(IN_QUEUE);
+                spawn_stdin_writer(std::fs::File::from(std::os::fd::OwnedFd::from(w)), rx);
+                (Some(r.into()), Some(tx), None, None)
+            }
+            Err(e) => {
+                let status = fail(e, "stdin pipe");
+                let _ = socket
+                    .send(frame(ERROR, status.to_string().as_bytes()))
+                    .await;
+                return;
+            }
+        },
+        None => (None, None, None, None),
     };
     let req = ExecRequest {
         argv: opts.command.clone(),
@@ -223,6 +291,7 @@ async fn session(mut socket: WebSocket, target: ExecTarget, opts: ExecOptions) {
     let io = ExecIo {
         stdin: stdin_r,
         output: out_tx,
+        terminal: master,
     };
     let mut job = tokio::task::spawn_blocking(move || exec_streaming(&target, &req, io));
     // The stream a chunk goes out on: with a terminal, stderr joins stdout.
@@ -234,7 +303,6 @@ async fn session(mut socket: WebSocket, target: ExecTarget, opts: ExecOptions) {
         let stdin_room = stdin_tx.as_ref().is_none_or(|t| t.capacity() > 0);
         tokio::select! {
             Some((s, data)) = out_rx.recv() => {
-                let data = output_bytes(opts.tty, &data);
                 if wanted(s) && socket.send(frame(stream_of(s), &data)).await.is_err() {
                     // The client left: dropping the receiver stops the command.
                     drop(out_rx);
@@ -245,20 +313,25 @@ async fn session(mut socket: WebSocket, target: ExecTarget, opts: ExecOptions) {
             msg = socket.recv(), if stdin_room => match msg {
                 Some(Ok(Message::Binary(b))) => match (b.first(), b.get(1)) {
                     (Some(&STDIN), _) => {
-                        let data = stdin_bytes(opts.tty, &b[1..]);
-                        let eot = opts.tty && data.contains(&EOT);
-                        let data: Vec<u8> = data.into_iter().take_while(|&c| !(eot && c == EOT)).collect();
                         if let Some(tx) = &stdin_tx {
-                            if !data.is_empty() && tx.try_send(data).is_err() {
+                            if b.len() > 1 && tx.try_send(b[1..].to_vec()).is_err() {
                                 stdin_tx = None;
                             }
                         }
-                        if eot {
-                            stdin_tx = None;
+                    }
+                    (Some(&CLOSE), Some(&STDIN)) => {
+                        // A terminal ends its input with ^D, not by closing.
+                        if let (Some(tx), true) = (&stdin_tx, opts.tty) {
+                            let _ = tx.try_send(vec![0x04]);
+                        }
+                        stdin_tx = None;
+                    }
+                    (Some(&RESIZE), _) => {
+                        if let Some(m) = &resizer {
+                            resize(m, &b[1..]);
                         }
                     }
-                    (Some(&CLOSE), Some(&STDIN)) => stdin_tx = None,
-                    (Some(&RESIZE), _) | (Some(_), _) | (None, _) => {}
+                    (Some(_), _) | (None, _) => {}
                 },
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
                     drop(out_rx);
@@ -282,7 +355,6 @@ async fn session(mut socket: WebSocket, target: ExecTarget, opts: ExecOptions) {
     // The command is done: what it wrote last, then the status.
     while let Ok((s, data)) = out_rx.try_recv() {
         if wanted(s) {
-            let data = output_bytes(opts.tty, &data);
             let _ = socket.send(frame(stream_of(s), &data)).await;
         }
     }
@@ -327,14 +399,6 @@ mod tests {
         assert!(opts("command=ls")
             .unwrap_err()
             .contains("stdin, stdout, stderr"));
-    }
-
-    #[test]
-    fn a_raw_terminal_gets_newlines_it_can_use() {
-        assert_eq!(stdin_bytes(true, b"ls\r"), b"ls\n");
-        assert_eq!(stdin_bytes(false, b"a\rb"), b"a\rb");
-        assert_eq!(output_bytes(true, b"a\nb\n"), b"a\r\nb\r\n");
-        assert_eq!(output_bytes(false, b"a\n"), b"a\n");
     }
 
     #[test]

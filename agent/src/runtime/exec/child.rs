@@ -78,11 +78,20 @@ fn command_main(p: &Prepared, out_w: RawFd, err_w: RawFd) -> String {
     // SAFETY: plain syscalls with valid arguments.
     unsafe {
         // Its own process group, so that a timeout or a vanished client
-        // stops what it started too.
-        libc::setpgid(0, 0);
-        libc::dup2(p.null, 0);
-        libc::dup2(out_w, 1);
-        libc::dup2(err_w, 2);
+        // stops what it started too; with a terminal, its own session with
+        // the terminal as controlling tty (so ^C is a SIGINT, shells prompt).
+        if p.terminal {
+            libc::setsid();
+            libc::dup2(p.null, 0);
+            libc::dup2(p.null, 1);
+            libc::dup2(p.null, 2);
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+        } else {
+            libc::setpgid(0, 0);
+            libc::dup2(p.null, 0);
+            libc::dup2(out_w, 1);
+            libc::dup2(err_w, 2);
+        }
         if let Err(e) = check(libc::setgroups(p.groups.len(), p.groups.as_ptr())) {
             return format!("setgroups: {e}");
         }

@@ -20,6 +20,9 @@ pub(super) struct Prepared {
     pub(super) uid: u32,
     pub(super) gid: u32,
     pub(super) groups: Vec<libc::gid_t>,
+    /// `null` is a terminal's slave side: the command gets it as stdin, stdout and stderr,
+    /// in a new session with it as controlling terminal.
+    pub(super) terminal: bool,
 }
 
 impl Drop for Prepared {
@@ -111,6 +114,7 @@ pub(super) fn prepare(t: &ExecTarget, req: &ExecRequest) -> Result<Prepared, Exe
         root: -1,
         cwd: -1,
         null: -1,
+        terminal: false,
         argv: req.argv.iter().map(|a| c(a)).collect::<Result<_, _>>()?,
         envp: env
             .iter()
