@@ -159,10 +159,7 @@ fn check_existing_pins(
             return Ok(());
         }
         let map = PinnedHash::<K, V>::open(name, &path).map_err(layout_error)?;
-        if map.max_entries() != want {
-            let have = map.max_entries();
-            log::warn!("map {name}: pinned with {have} entries, keeping that (asked for {want})");
-        }
+        warn_kept_size(name, map.max_entries(), want);
         Ok(())
     }
     check::<ServiceKey, ServiceValue>(dirs, map_names::SERVICES, sizes.services)?;
@@ -204,19 +201,20 @@ fn check_existing_pins(
 /// refuses names with one.
 const OLD_BACKENDS: &str = "BACKENDS_HASH_OLD";
 
+/// A reused pin keeps its size: says so when it is not the one asked for.
+fn warn_kept_size(name: &str, have: u32, want: u32) {
+    if have != want {
+        log::warn!("map {name}: pinned with {have} entries, keeping that (asked for {want})");
+    }
+}
+
 /// See [`check_existing_pins`].
 fn check_backends(dirs: &PinDirs, want: u32) -> Result<Vec<(u32, Backend)>, DataplaneError> {
     let name = map_names::BACKENDS;
     let (path, old_pin) = (dirs.map(name), dirs.map(OLD_BACKENDS));
     if path.exists() {
         match PinnedArray::<Backend>::open(name, &path) {
-            Ok(map) if map.max_entries() != want => {
-                let have = map.max_entries();
-                log::warn!(
-                    "map {name}: pinned with {have} entries, keeping that (asked for {want})"
-                );
-            }
-            Ok(_) => {}
+            Ok(map) => warn_kept_size(name, map.max_entries(), want),
             Err(_) => {
                 // Must be the older hash; anything else is a layout error.
                 PinnedHash::<u32, Backend>::open(name, &path).map_err(layout_error)?;

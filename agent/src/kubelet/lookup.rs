@@ -107,12 +107,20 @@ impl PodRegistry {
     }
 }
 
+/// The uid and entry of pod `namespace/name` in `pods`.
+fn find<'a>(
+    pods: &'a HashMap<String, PodEntry>,
+    namespace: &str,
+    name: &str,
+) -> Option<(&'a String, &'a PodEntry)> {
+    pods.iter()
+        .find(|(_, e)| e.namespace == namespace && e.name == name)
+}
+
 impl PodLookup for PodRegistry {
     fn pod(&self, namespace: &str, name: &str) -> Option<PodInfo> {
         let pods = self.pods.read().unwrap_or_else(|e| e.into_inner());
-        let (uid, e) = pods
-            .iter()
-            .find(|(_, e)| e.namespace == namespace && e.name == name)?;
+        let (uid, e) = find(&pods, namespace, name)?;
         Some(PodInfo {
             uid: uid.clone(),
             containers: e
@@ -129,9 +137,7 @@ impl PodLookup for PodRegistry {
 
     fn exec_target(&self, namespace: &str, name: &str, container: &str) -> Option<ExecTargetInfo> {
         let pods = self.pods.read().unwrap_or_else(|e| e.into_inner());
-        let (uid, e) = pods
-            .iter()
-            .find(|(_, e)| e.namespace == namespace && e.name == name)?;
+        let (uid, e) = find(&pods, namespace, name)?;
         let c = e.containers.iter().find(|c| c.name == container)?;
         let (pid, pid_start) = c.process.filter(|_| c.running)?;
         Some(ExecTargetInfo {

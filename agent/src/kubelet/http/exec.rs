@@ -231,58 +231,66 @@ fn resize(master: &std::os::fd::OwnedFd, msg: &[u8]) {
     }
 }
 
+/// The command's side of its input, and ours.
+#[derive(Default)]
+struct Input {
+    /// What the command gets as stdin (with a terminal: the slave side, also its output).
+    stdin: Option<std::os::fd::OwnedFd>,
+    /// Stdin frames for the writer task.
+    queue: Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
+    /// The terminal's master side, which carries the command's output.
+    master: Option<std::os::fd::OwnedFd>,
+    /// The master side again, for resizes.
+    resizer: Option<std::os::fd::OwnedFd>,
+}
+
+/// A queue into a writer task that writes to `w`.
+fn stdin_queue(w: std::fs::File) -> tokio::sync::mpsc::Sender<Vec<u8>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(IN_QUEUE);
+    spawn_stdin_writer(w, rx);
+    tx
+}
+
+/// With -t: a terminal, whose master side carries stdin and output; else a pipe for stdin
+/// when the client sends one.
+fn open_input(opts: &ExecOptions) -> std::io::Result<Input> {
+    if opts.tty {
+        let (master, slave) = open_terminal()?;
+        let writer = master.try_clone()?;
+        return Ok(Input {
+            stdin: Some(slave),
+            queue: opts.stdin.then(|| stdin_queue(std::fs::File::from(writer))),
+            resizer: Some(master.try_clone()?),
+            master: Some(master),
+        });
+    }
+    if !opts.stdin {
+        return Ok(Input::default());
+    }
+    let (r, w) = std::io::pipe()?;
+    Ok(Input {
+        stdin: Some(r.into()),
+        queue: Some(stdin_queue(std::fs::File::from(
+            std::os::fd::OwnedFd::from(w),
+        ))),
+        ..Input::default()
+    })
+}
+
 async fn session(mut socket: WebSocket, target: ExecTarget, opts: ExecOptions) {
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(OUT_QUEUE);
-    let fail =
-        |e: std::io::Error, what: &str| final_status(&opts.command, &Err(format!("{what}: {e}")));
-    // With -t: a terminal, whose master side carries stdin and output.
-    let terminal = if opts.tty {
-        match open_terminal() {
-            Ok(t) => Some(t),
-            Err(e) => {
-                let status = fail(e, "terminal");
-                let _ = socket
-                    .send(frame(ERROR, status.to_string().as_bytes()))
-                    .await;
-                return;
-            }
+    let input = match open_input(&opts) {
+        Ok(i) => i,
+        Err(e) => {
+            let status = final_status(&opts.command, &Err(format!("exec input: {e}")));
+            let _ = socket
+                .send(frame(ERROR, status.to_string().as_bytes()))
+                .await;
+            return;
         }
-    } else {
-        None
     };
-    let (stdin_r, mut stdin_tx, master, resizer) = match terminal {
-        Some((master, slave)) => {
-            let dup = |fd: &std::os::fd::OwnedFd| fd.try_clone();
-            let (Ok(writer), Ok(resizer)) = (dup(&master), dup(&master)) else {
-                let status = fail(std::io::Error::last_os_error(), "terminal");
-                let _ = socket
-                    .send(frame(ERROR, status.to_string().as_bytes()))
-                    .await;
-                return;
-            };
-            let tx = opts.stdin.then(|| {
-                let (tx, rx) = tokio::sync::mpsc::channel(IN_QUEUE);
-                spawn_stdin_writer(std::fs::File::from(writer), rx);
-                tx
-            });
-            (Some(slave), tx, Some(master), Some(resizer))
-        }
-        None if opts.stdin => match std::io::pipe() {
-            Ok((r, w)) => {
-                let (tx, rx) = tokio::sync::mpsc::channel(IN_QUEUE);
-                spawn_stdin_writer(std::fs::File::from(std::os::fd::OwnedFd::from(w)), rx);
-                (Some(r.into()), Some(tx), None, None)
-            }
-            Err(e) => {
-                let status = fail(e, "stdin pipe");
-                let _ = socket
-                    .send(frame(ERROR, status.to_string().as_bytes()))
-                    .await;
-                return;
-            }
-        },
-        None => (None, None, None, None),
-    };
+    let (stdin_r, mut stdin_tx, master, resizer) =
+        (input.stdin, input.queue, input.master, input.resizer);
     let req = ExecRequest {
         argv: opts.command.clone(),
         timeout: MAX_SESSION,
