@@ -6,6 +6,7 @@
 //!   layers/<diff-id hex>.whiteouts.json   its whiteouts, for the copy fallback
 //!   records/<image-id hex>.json           ImageRecord (config, layers, tags)
 //!   tags.json                             normalized reference → image id
+//!   init/<image-id hex>/                  mount points the image lacks (init_layer.rs)
 //!   rootfs/<container id>/{upper,work,merged}
 //!   tmp/                                  imports in progress
 //! ```
@@ -18,6 +19,7 @@ mod archive;
 pub mod build;
 mod config;
 mod error;
+mod init_layer;
 pub mod layer;
 mod reference;
 mod rootfs;

@@ -78,11 +78,21 @@ impl ImageStore {
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
             .all(|ready| ready);
-        if overlay_ready && mount_overlay(&self.layer_dirs(image)?, &dir).is_ok() {
-            return Ok(Rootfs {
-                path: merged,
-                mode: RootfsMode::Overlay,
-            });
+        if overlay_ready {
+            let layers = self.layer_dirs(image)?;
+            let init = match self.init_layer(image, &layers) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    log::warn!("{e}: mount points will be copied up per container");
+                    None
+                }
+            };
+            if mount_overlay(&layers, init.as_deref(), &dir).is_ok() {
+                return Ok(Rootfs {
+                    path: merged,
+                    mode: RootfsMode::Overlay,
+                });
+            }
         }
         self.flatten_into(image, &merged)?;
         let done = dir.join("copy.done");
@@ -163,11 +173,13 @@ pub fn is_mount_point(path: &Path) -> bool {
     }
 }
 
-fn mount_overlay(layers: &[PathBuf], dir: &Path) -> io::Result<()> {
+/// Mounts `dir/merged`: `init` (if any) over `layers` (bottom first) as
+/// lower directories, `dir/upper` as the container's writable layer.
+fn mount_overlay(layers: &[PathBuf], init: Option<&Path>, dir: &Path) -> io::Result<()> {
     let empty = dir.join("empty");
-    let mut lower: Vec<String> = layers
-        .iter()
-        .rev()
+    let mut lower: Vec<String> = init
+        .into_iter()
+        .chain(layers.iter().rev().map(PathBuf::as_path))
         .map(|l| l.display().to_string())
         .collect();
     if lower.is_empty() {
