@@ -17,6 +17,10 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Agent(args) => {
             init_logging(args.debug);
+            // Before the runtime starts its threads.
+            if let Err(e) = skiff_agent::runtime::spawner::start() {
+                log::warn!("kubelet: no shim spawner ({e}); shims fork from the agent");
+            }
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();

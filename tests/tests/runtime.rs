@@ -36,6 +36,9 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
+        // Shims come from the spawner, as in the agent (the kubelet tests, which
+        // run the kubelet in-process without one, cover forking them here).
+        skiff_agent::runtime::spawner::start().expect("starting the shim spawner");
         let name = format!(
             "skrt{}-{}",
             std::process::id(),
@@ -330,6 +333,28 @@ fn cpu_limit_throttles_a_busy_loop() {
     assert!(
         (stats.cpu_usage_ns as f64) <= allowed,
         "{stats:?} over {wall_ns} ns"
+    );
+}
+
+#[test]
+fn shims_come_from_the_spawner_and_their_exits_are_seen() {
+    let mut fx = Fixture::new();
+    let spawner = skiff_agent::runtime::spawner::pid().expect("spawner started");
+    assert_ne!(spawner, std::process::id());
+    let mut long = fx.start("long", &["sleep", "1000"], CgroupResources::default());
+    let shim = long.state().shim_pid;
+    let status = std::fs::read_to_string(format!("/proc/{shim}/status")).unwrap();
+    let ppid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap();
+    assert_eq!(ppid.trim().parse::<u32>().unwrap(), spawner, "{status}");
+    let mut short = fx.start("short", &["sh", "-c", "exit 7"], CgroupResources::default());
+    assert_eq!(short.wait_timeout(T).unwrap(), Some(ExitStatus::Code(7)));
+    long.kill(libc::SIGKILL).unwrap();
+    assert_eq!(
+        long.wait_timeout(T).unwrap(),
+        Some(ExitStatus::Signal(libc::SIGKILL))
     );
 }
 

@@ -29,7 +29,7 @@ use super::spec::{ContainerSpec, DEFAULT_PATH};
 use super::sys::{self, check, cstr, mount};
 
 /// The spec turned into C strings before fork, so the child allocates little.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,

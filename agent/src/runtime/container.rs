@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::cgroups::{CgroupManager, CgroupStats};
 use super::child::Plan;
 use super::shim::{self, ShimArgs};
+use super::spawner;
 use super::state::{read_exit, ContainerState, ExitStatus};
 use super::sys::{self, cstr, proc_start_time};
 use super::{ContainerSpec, RuntimeError};
@@ -116,12 +117,31 @@ impl Runtime {
             exit_path: dir.join("exit.json"),
             exit_tmp: dir.join("exit.json.tmp"),
         };
-        // SAFETY: the child runs only the shim (syscalls and allocation,
-        // which glibc keeps usable after fork) and never returns.
-        let shim_pid = unsafe { libc::fork() };
-        if shim_pid == 0 {
-            shim::run(&plan, &args);
-        }
+        // The shim comes from the spawner (see there why) if there is one; if
+        // it fails, this start fails (it may have forked a shim before it broke:
+        // never two shims on the same pipes) and later ones fork here.
+        let spawned = spawner::get().map(|sp| sp.spawn(&plan, &args));
+        let (shim_pid, owned) = match spawned {
+            Some(Ok(pid)) => (pid as libc::pid_t, false),
+            Some(Err(e)) => {
+                for fd in [ready_w, go_r, err_w, ready_r, go_w, err_r] {
+                    sys::close(fd);
+                }
+                if let Some(fd) = netns {
+                    sys::close(fd);
+                }
+                return Err(RuntimeError::sys(id, "spawn the shim")(e));
+            }
+            None => {
+                // SAFETY: the child runs only the shim (syscalls and allocation,
+                // which glibc keeps usable after fork) and never returns.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    shim::run(&plan, &args);
+                }
+                (pid, true)
+            }
+        };
         for fd in [ready_w, go_r, err_w] {
             sys::close(fd);
         }
@@ -142,7 +162,9 @@ impl Runtime {
         let pid = match result {
             Ok(pid) => pid,
             Err(e) => {
-                reap(shim_pid);
+                if owned {
+                    reap(shim_pid);
+                }
                 return Err(e);
             }
         };
@@ -160,7 +182,7 @@ impl Runtime {
         Ok(Container {
             state,
             dir,
-            owned: true,
+            owned,
             exit: None,
             cgroups,
         })

@@ -2,7 +2,7 @@
 //! uts and ipc namespaces, joined to its pod's network namespace, pivoted
 //! into a rootfs from the image store, in a cgroup under its pod's.
 //!
-//! - [`Runtime::start`] forks a shim ([`shim`]), which forks the container
+//! - [`Runtime::start`] has the [`spawner`] fork a shim ([`shim`]), which forks the container
 //!   process ([`child`] documents its setup sequence); the agent puts that
 //!   process into its cgroup before releasing it to exec.
 //! - [`Runtime::adopt`] finds a container again after an agent restart.
@@ -16,6 +16,7 @@ mod error;
 pub mod exec;
 pub mod logs;
 mod shim;
+pub mod spawner;
 pub mod spec;
 mod state;
 mod sys;

@@ -22,7 +22,7 @@ use super::logs::{LogWriter, Stream};
 use super::sys;
 
 /// The descriptors and paths the shim works with, made before fork.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ShimArgs {
     /// shim → agent: the container process's host pid (4 bytes LE).
     pub ready_w: RawFd,
