@@ -1,7 +1,6 @@
 //! A pod's `/etc/hosts` and `/etc/hostname` (the kubelet's format), and
 //! writing the per-pod files the runtime bind-mounts.
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -79,7 +78,10 @@ impl PodFiles {
     pub const HOSTNAME: &'static str = "hostname";
 
     /// Writes `hosts`, `resolv.conf` and `hostname` into `dir` (created if
-    /// needed), each atomically (temp file, fsync, rename).
+    /// needed). A file that exists with other content is replaced through a
+    /// temporary file and a rename: a container that bind-mounted the old one
+    /// keeps it whole. Nothing is fsynced: the files are rewritten from the pod
+    /// whenever its sandbox is set up, after an agent restart as after a boot.
     pub fn write(&self, dir: &Path) -> Result<(), SandboxError> {
         std::fs::create_dir_all(dir).map_err(|e| SandboxError::io("creating", dir, e))?;
         let hostname = format!("{}\n", self.hostname);
@@ -88,22 +90,29 @@ impl PodFiles {
             (Self::RESOLV_CONF, &self.resolv_conf),
             (Self::HOSTNAME, &hostname),
         ] {
-            write_atomic(&dir.join(name), text.as_bytes())?;
+            write_file(&dir.join(name), text.as_bytes())?;
         }
         Ok(())
     }
 }
 
-fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SandboxError> {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(data)?;
-            f.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| SandboxError::io("writing", path, e))
+fn write_file(path: &Path, data: &[u8]) -> Result<(), SandboxError> {
+    let err = |e| SandboxError::io("writing", path, e);
+    match std::fs::read(path) {
+        Ok(old) if old == data => Ok(()),
+        Ok(_) => {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let tmp = path.with_file_name(format!(".{name}.tmp"));
+            std::fs::write(&tmp, data)
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .map_err(err)
+        }
+        // A partial file left by a crash differs from `data` next time.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(path, data).map_err(err)
+        }
+        Err(e) => Err(err(e)),
+    }
 }
 
 #[cfg(test)]
@@ -174,8 +183,22 @@ mod tests {
             hostname: "web-0".into(),
         };
         files.write(&dir).unwrap();
+        let ino =
+            |n: &str| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(dir.join(n)).unwrap());
+        let hosts_ino = ino(PodFiles::HOSTS);
+        let hostname_ino = ino(PodFiles::HOSTNAME);
         files.hostname = "web-1".into();
         files.write(&dir).unwrap();
+        assert_eq!(
+            ino(PodFiles::HOSTS),
+            hosts_ino,
+            "unchanged content, same file"
+        );
+        assert_ne!(
+            ino(PodFiles::HOSTNAME),
+            hostname_ino,
+            "changed content, a new file: a container keeps the one it mounted"
+        );
         let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
         assert_eq!(read(PodFiles::HOSTNAME), "web-1\n");
         assert_eq!(read(PodFiles::RESOLV_CONF), "nameserver 10.96.0.10\n");

@@ -2,16 +2,19 @@
 //!
 //! One file per allocated address, `<dir>/<ip>`, holding the owner's pod uid
 //! (the scheme of the CNI `host-local` plugin). A file is created with
-//! `O_EXCL` and fsynced together with its directory before the address is
-//! handed out, so after a crash or an agent restart every live address is
-//! still taken, and two allocators can never get the same one. Only the choice
-//! and the exclusive create hold the lock; the fsyncs come after it, so pods
-//! started together share the filesystem's journal commits instead of queueing
-//! for four fsyncs each. `last`
-//! remembers the last address handed out: allocation continues after it, so a
-//! just-released address is not reused at once (stale conntrack entries,
-//! endpoints not yet updated). The network address, the first address
-//! (reserved for a gateway) and the broadcast address are never handed out.
+//! `O_EXCL`, so two allocators (two processes) can never get the same
+//! address, and an agent restart finds every live address taken. There is no
+//! fsync: what a machine crash could lose is only ever the address of a pod
+//! that the crash killed too (its network namespace is gone with the boot),
+//! and that pod gets a new sandbox and address anyway. The allocator keeps
+//! the directory's contents in memory after one read, so an allocation costs
+//! one file create whatever the number of pods; an address another process
+//! took shows up as a failed `O_EXCL` create, which rereads the directory.
+//! `last` remembers the last address handed out: allocation continues after
+//! it, so a just-released address is not reused at once (stale conntrack
+//! entries, endpoints not yet updated). The network address, the first
+//! address (reserved for a gateway) and the broadcast address are never
+//! handed out.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -44,13 +47,19 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> IpamErro
     move |source| IpamError::Io { what, path, source }
 }
 
+enum Claim {
+    Ours,
+    Held(String),
+}
+
 /// The allocator of one pod CIDR.
 #[derive(Debug)]
 pub struct Ipam {
     cidr: Ipv4Cidr,
     dir: PathBuf,
-    /// Serialises this process's allocations (files serialise processes).
-    lock: Mutex<()>,
+    /// Serialises this process's allocations (files serialise processes) and
+    /// holds the directory's contents once read: address → owner.
+    known: Mutex<Option<BTreeMap<Ipv4Addr, String>>>,
 }
 
 impl Ipam {
@@ -65,7 +74,7 @@ impl Ipam {
         Ok(Self {
             cidr,
             dir,
-            lock: Mutex::new(()),
+            known: Mutex::new(None),
         })
     }
 
@@ -118,30 +127,11 @@ impl Ipam {
     }
 
     /// An address for `owner`: the one it already holds, else the next free
-    /// one after the last handed out. Durable before it returns.
+    /// one after the last handed out.
     pub fn allocate(&self, owner: &str) -> Result<Ipv4Addr, IpamError> {
-        let (ip, fresh) = self.choose(owner)?;
-        let path = self.dir.join(ip.to_string());
-        let synced = std::fs::File::open(&path)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err("fsync of", &path))
-            .and_then(|()| self.sync_dir());
-        if let Err(e) = synced {
-            if fresh {
-                let _ = std::fs::remove_file(&path);
-            }
-            return Err(e);
-        }
-        Ok(ip)
-    }
-
-    /// Under the lock: the address `owner` holds (`false`), or a fresh one
-    /// claimed for it (`true`; created, not yet fsynced).
-    fn choose(&self, owner: &str) -> Result<(Ipv4Addr, bool), IpamError> {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let taken = self.allocations()?;
-        if let Some(ip) = taken.iter().find_map(|(ip, o)| (o == owner).then_some(*ip)) {
-            return Ok((ip, false));
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ip) = self.find_owned(&mut known, owner)? {
+            return Ok(ip);
         }
         let first = 2;
         let last = self.cidr.size() - 2;
@@ -150,15 +140,30 @@ impl Ipam {
             .and_then(|ip| self.cidr.offset(ip))
             .filter(|o| (first..=last).contains(o))
             .map_or(first, |o| if o == last { first } else { o + 1 });
-        for i in 0..self.usable() {
-            let off = first + (start - first + i) % self.usable();
-            let ip = self.cidr.nth(off).expect("offset inside the cidr");
-            if taken.contains_key(&ip) {
-                continue;
+        // A second pass after rereading the directory: what another process
+        // released since the first read is free again.
+        for pass in 0..2 {
+            if pass == 1 {
+                *known = None;
             }
-            if self.claim(ip, owner)? {
-                self.write_last(ip)?;
-                return Ok((ip, true));
+            let taken = self.view(&mut known)?;
+            for i in 0..self.usable() {
+                let off = first + (start - first + i) % self.usable();
+                let ip = self.cidr.nth(off).expect("offset inside the cidr");
+                if taken.contains_key(&ip) {
+                    continue;
+                }
+                match self.claim(ip, owner)? {
+                    Claim::Ours => {
+                        taken.insert(ip, owner.to_owned());
+                        self.write_last(ip)?;
+                        return Ok(ip);
+                    }
+                    // Another process took it since the directory was read.
+                    Claim::Held(by) => {
+                        taken.insert(ip, by);
+                    }
+                }
             }
         }
         Err(IpamError::Exhausted {
@@ -167,21 +172,37 @@ impl Ipam {
         })
     }
 
+    /// The cached view of the directory, read on first use.
+    fn view<'a>(
+        &self,
+        known: &'a mut Option<BTreeMap<Ipv4Addr, String>>,
+    ) -> Result<&'a mut BTreeMap<Ipv4Addr, String>, IpamError> {
+        if known.is_none() {
+            *known = Some(self.allocations()?);
+        }
+        Ok(known.as_mut().expect("just filled"))
+    }
+
+    fn find_owned(
+        &self,
+        known: &mut Option<BTreeMap<Ipv4Addr, String>>,
+        owner: &str,
+    ) -> Result<Option<Ipv4Addr>, IpamError> {
+        Ok(self
+            .view(known)?
+            .iter()
+            .find_map(|(ip, o)| (o == owner).then_some(*ip)))
+    }
+
     /// Releases what `owner` holds; returns the addresses freed (none if it
     /// held nothing, so a second release is harmless).
     pub fn release(&self, owner: &str) -> Result<Vec<Ipv4Addr>, IpamError> {
-        let freed = self.remove(owner)?;
-        if !freed.is_empty() {
-            self.sync_dir()?;
-        }
-        Ok(freed)
-    }
-
-    /// Under the lock: removes `owner`'s files (fsynced by the caller).
-    fn remove(&self, owner: &str) -> Result<Vec<Ipv4Addr>, IpamError> {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        // From the directory itself: another process may hold files for `owner`.
+        *known = None;
+        let view = self.view(&mut known)?;
         let mut freed = Vec::new();
-        for (ip, o) in self.allocations()? {
+        for (ip, o) in view.iter() {
             if o != owner {
                 continue;
             }
@@ -190,15 +211,17 @@ impl Ipam {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     return Err(io_err("removing", &path)(e))
                 }
-                _ => freed.push(ip),
+                _ => freed.push(*ip),
             }
+        }
+        for ip in &freed {
+            view.remove(ip);
         }
         Ok(freed)
     }
 
-    /// Creates `<dir>/<ip>` exclusively; `false` if someone else has it. The
-    /// caller fsyncs it and the directory.
-    fn claim(&self, ip: Ipv4Addr, owner: &str) -> Result<bool, IpamError> {
+    /// Creates `<dir>/<ip>` exclusively, or says who holds it.
+    fn claim(&self, ip: Ipv4Addr, owner: &str) -> Result<Claim, IpamError> {
         let path = self.dir.join(ip.to_string());
         let mut file = match std::fs::OpenOptions::new()
             .write(true)
@@ -206,14 +229,17 @@ impl Ipam {
             .open(&path)
         {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let by = std::fs::read_to_string(&path).unwrap_or_default();
+                return Ok(Claim::Held(by.trim().to_owned()));
+            }
             Err(e) => return Err(io_err("creating", &path)(e)),
         };
         if let Err(e) = writeln!(file, "{owner}") {
             let _ = std::fs::remove_file(&path);
             return Err(io_err("writing", &path)(e));
         }
-        Ok(true)
+        Ok(Claim::Ours)
     }
 
     fn read_last(&self) -> Option<Ipv4Addr> {
@@ -224,22 +250,21 @@ impl Ipam {
             .ok()
     }
 
-    /// A best-effort hint, replaced by rename (tmp + rename, no fsync of its own:
-    /// the directory fsync of the allocation covers the rename; a hint lost in a
-    /// crash only moves where the next search starts).
+    /// A best-effort hint, overwritten in place at a fixed width: no file is
+    /// created or truncated (a freed block costs a discard on some mounts) per
+    /// allocation, and a torn or lost hint only moves where the next search
+    /// starts.
     fn write_last(&self, ip: Ipv4Addr) -> Result<(), IpamError> {
-        let tmp = self.dir.join(format!(".{LAST}.tmp"));
+        use std::os::unix::fs::FileExt;
         let path = self.dir.join(LAST);
-        std::fs::File::create(&tmp)
-            .and_then(|mut f| writeln!(f, "{ip}"))
-            .and_then(|()| std::fs::rename(&tmp, &path))
+        let line = format!("{:<15}\n", ip.to_string());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .and_then(|f| f.write_all_at(line.as_bytes(), 0))
             .map_err(io_err("writing", &path))
-    }
-
-    fn sync_dir(&self) -> Result<(), IpamError> {
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("fsync of", &self.dir))
     }
 }
 
@@ -344,6 +369,31 @@ mod tests {
         for (i, ip) in ips.iter().enumerate() {
             assert_eq!(live.get(ip), Some(&format!("pod-{i}")));
         }
+    }
+
+    #[test]
+    fn two_allocators_on_one_directory_never_share_an_address() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            ipam(tmp.path(), "10.0.0.0/29"),
+            ipam(tmp.path(), "10.0.0.0/29"),
+        );
+        assert_eq!(b.allocate("p0").unwrap(), Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(a.allocate("p1").unwrap(), Ipv4Addr::new(10, 0, 0, 3));
+        // b's view predates p1; point its search at p1's address.
+        std::fs::write(tmp.path().join("10.0.0.0_29").join(LAST), "10.0.0.2\n").unwrap();
+        assert_eq!(b.allocate("p2").unwrap(), Ipv4Addr::new(10, 0, 0, 4));
+        assert_eq!(
+            b.allocate("p1").unwrap(),
+            Ipv4Addr::new(10, 0, 0, 3),
+            "p1's own"
+        );
+        // What a releases, b hands out again once the rest is full.
+        for p in ["p3", "p4"] {
+            b.allocate(p).unwrap();
+        }
+        assert_eq!(a.release("p0").unwrap(), vec![Ipv4Addr::new(10, 0, 0, 2)]);
+        assert_eq!(b.allocate("p5").unwrap(), Ipv4Addr::new(10, 0, 0, 2));
     }
 
     #[test]

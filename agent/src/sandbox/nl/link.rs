@@ -61,16 +61,24 @@ impl Netlink {
         peer_netns: std::os::fd::RawFd,
         mtu: u32,
     ) -> io::Result<()> {
+        // One queue each way, asked for explicitly: veth otherwise allocates one
+        // per CPU and then cuts the real count to one, which waits for an
+        // expedited RCU grace period while it holds the rtnl lock, so every
+        // other pod start's netlink request queues behind it.
         let mut peer_msg = LinkMessage::default();
         peer_msg.attributes = vec![
             LinkAttribute::IfName(peer.to_owned()),
             LinkAttribute::Mtu(mtu),
+            LinkAttribute::NumTxQueues(1),
+            LinkAttribute::NumRxQueues(1),
             LinkAttribute::NetNsFd(peer_netns),
         ];
         let mut msg = LinkMessage::default();
         msg.attributes = vec![
             LinkAttribute::IfName(host.to_owned()),
             LinkAttribute::Mtu(mtu),
+            LinkAttribute::NumTxQueues(1),
+            LinkAttribute::NumRxQueues(1),
             LinkAttribute::LinkInfo(vec![
                 LinkInfo::Kind(InfoKind::Veth),
                 LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_msg))),
