@@ -44,6 +44,31 @@ async fn kubectl_create_generators() {
             "--schedule=*/5 * * * *",
         ],
         &["create", "serviceaccount", "sa"],
+        // A Job copied from the CronJob's (defaulted) template: every PodSpec
+        // default must come back through protobuf, enableServiceLinks too.
+        &["create", "job", "from-cj", "--from=cronjob/cj"],
+        &["create", "quota", "q", "--hard=pods=10,requests.cpu=2"],
+        &[
+            "create",
+            "role",
+            "reader",
+            "--verb=get,list",
+            "--resource=pods",
+        ],
+        &[
+            "create",
+            "rolebinding",
+            "rb",
+            "--role=reader",
+            "--serviceaccount=gen:sa",
+        ],
+        &[
+            "create",
+            "poddisruptionbudget",
+            "pdb",
+            "--selector=app=d",
+            "--min-available=1",
+        ],
     ] {
         let mut a = n.to_vec();
         a.extend(args);
@@ -68,6 +93,61 @@ async fn kubectl_create_generators() {
         j["spec"]["template"]["spec"]["containers"][0]["command"],
         serde_json::json!(["echo", "hi"])
     );
+    let from = c.json(&["get", "job", "from-cj", n[0], n[1]]).await;
+    assert_eq!(from["spec"]["template"]["spec"]["enableServiceLinks"], true);
+    assert_eq!(
+        from["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"],
+        "manual"
+    );
+    let q = c.json(&["get", "quota", "q", n[0], n[1]]).await;
+    assert_eq!(
+        q["spec"]["hard"],
+        serde_json::json!({"pods": "10", "requests.cpu": "2"})
+    );
+    let role = c.json(&["get", "role", "reader", n[0], n[1]]).await;
+    assert_eq!(
+        role["rules"][0]["verbs"],
+        serde_json::json!(["get", "list"])
+    );
+    let rb = c.json(&["get", "rolebinding", "rb", n[0], n[1]]).await;
+    assert_eq!(
+        (&rb["roleRef"]["name"], &rb["subjects"][0]["name"]),
+        (&"reader".into(), &"sa".into())
+    );
+    let pdb = c.json(&["get", "pdb", "pdb", n[0], n[1]]).await;
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    for args in [
+        &[
+            "create",
+            "clusterrole",
+            "gen-viewer",
+            "--verb=get",
+            "--resource=nodes",
+        ][..],
+        &[
+            "create",
+            "clusterrolebinding",
+            "gen-viewer",
+            "--clusterrole=gen-viewer",
+            "--user=alice",
+        ],
+        &[
+            "create",
+            "priorityclass",
+            "gen-high",
+            "--value=1000",
+            "--description=high",
+        ],
+    ] {
+        c.ok(args).await;
+    }
+    let pc = c.json(&["get", "priorityclass", "gen-high"]).await;
+    assert_eq!(
+        (&pc["value"], &pc["description"]),
+        (&1000.into(), &"high".into())
+    );
+    let crb = c.json(&["get", "clusterrolebinding", "gen-viewer"]).await;
+    assert_eq!(crb["subjects"][0]["name"], "alice");
     let deploys = c.ok(&["get", "deploy", n[0], n[1]]).await;
     assert_eq!(
         header(&deploys),

@@ -176,6 +176,8 @@ fn message(table: &'static [Field], buf: &[u8]) -> Result<Map<String, Value>, St
                 let m = out.entry(name).or_insert_with(|| json!({}));
                 m[k] = v;
             }
+            // An embedded Go struct: its fields are the parent's in JSON.
+            (Ty::Inline(t), Raw::Bytes(b)) => out.extend(message(t, b)?),
             _ if repeated => {
                 let v = scalar(ty, &raw, true)?.unwrap_or(Value::Null);
                 let list = out.entry(name).or_insert_with(|| json!([]));
@@ -231,8 +233,18 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
 mod tests {
     use super::*;
 
+    fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
     fn ld(num: u32, b: &[u8]) -> Vec<u8> {
-        let mut v = vec![(num << 3 | 2) as u8, b.len() as u8];
+        let mut v = Vec::new();
+        put_varint(&mut v, u64::from(num << 3 | 2));
+        put_varint(&mut v, b.len() as u64);
         v.extend_from_slice(b);
         v
     }
@@ -258,5 +270,35 @@ mod tests {
         let bad = [ld(1, &meta), ld(9, b"x")].concat();
         let body = [MAGIC.to_vec(), ld(1, &tm), ld(2, &bad)].concat();
         assert!(decode(&body).unwrap_err().contains("field 9"));
+    }
+
+    #[test]
+    fn embedded_structs_are_inlined() {
+        // Deployment.spec.template.spec: a configMap volume (VolumeSource and
+        // LocalObjectReference embedded) and an exec liveness probe (ProbeHandler
+        // embedded), enableServiceLinks set.
+        let cm_ref = ld(1, b"settings");
+        let config_map = ld(1, &cm_ref);
+        let volume = [ld(1, b"cfg"), ld(2, &ld(19, &config_map))].concat();
+        let handler = ld(1, &ld(1, b"true"));
+        let probe = [ld(1, &handler), vec![4 << 3, 5]].concat();
+        let container = [ld(1, b"app"), ld(2, b"busybox"), ld(10, &probe)].concat();
+        let pod_spec = [ld(1, &volume), ld(2, &container), vec![0xf0, 0x01, 1]].concat();
+        let template = ld(2, &pod_spec);
+        let spec = ld(3, &template);
+        let deploy = [ld(1, &ld(1, b"web")), ld(2, &spec)].concat();
+        let tm = [ld(1, b"apps/v1"), ld(2, b"Deployment")].concat();
+        let body = [MAGIC.to_vec(), ld(1, &tm), ld(2, &deploy)].concat();
+        let v = decode(&body).unwrap();
+        let ps = &v["spec"]["template"]["spec"];
+        assert_eq!(
+            ps["volumes"],
+            json!([{"name": "cfg", "configMap": {"name": "settings"}}])
+        );
+        assert_eq!(
+            ps["containers"][0]["livenessProbe"],
+            json!({"exec": {"command": ["true"]}, "periodSeconds": 5})
+        );
+        assert_eq!(ps["enableServiceLinks"], true);
     }
 }
