@@ -66,6 +66,7 @@ fn sub_entry(r: &ResourceInfo, sub: Subresource) -> Value {
     let (kind, group, version, verbs): (&str, &str, &str, &[&str]) = match sub {
         Subresource::Scale => ("Scale", "autoscaling", "v1", &["get", "patch", "update"]),
         Subresource::Binding => ("Binding", "", "v1", &["create"]),
+        Subresource::Eviction => ("Eviction", "policy", "v1", &["create"]),
         Subresource::Finalize => (r.kind, r.group, r.version, &["update"]),
         Subresource::Status => (r.kind, r.group, r.version, &["get", "patch", "update"]),
     };

@@ -18,6 +18,8 @@ pub enum Subresource {
     Binding,
     /// `namespaces/finalize`: writes only `spec.finalizers`.
     Finalize,
+    /// `pods/eviction`: a delete that honours PodDisruptionBudgets.
+    Eviction,
 }
 
 impl Subresource {
@@ -27,6 +29,7 @@ impl Subresource {
             "scale" => Self::Scale,
             "binding" => Self::Binding,
             "finalize" => Self::Finalize,
+            "eviction" => Self::Eviction,
             _ => return None,
         })
     }
@@ -37,6 +40,7 @@ impl Subresource {
             Self::Scale => "scale",
             Self::Binding => "binding",
             Self::Finalize => "finalize",
+            Self::Eviction => "eviction",
         }
     }
 }
@@ -116,7 +120,7 @@ impl ResourceInfo {
     }
 }
 
-use Subresource::{Binding, Finalize, Scale, Status};
+use Subresource::{Binding, Eviction, Finalize, Scale, Status};
 
 macro_rules! res {
     ($ty:ty, $plural:literal, $singular:literal, [$($short:literal),*], $ns:literal,
@@ -154,7 +158,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         "pod",
         ["po"],
         true,
-        [Status, Binding],
+        [Status, Binding, Eviction],
         ["all"]
     ),
     res!(

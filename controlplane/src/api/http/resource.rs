@@ -192,6 +192,11 @@ pub async fn handle(
                 .await?;
             Ok(response::object(info, format, 201, &w.object, &w.warnings))
         }
+        ("POST", Some(n), Some(Subresource::Eviction)) => {
+            let body = decode::parse_body(content_type(headers), &body)?;
+            objects.evict(info, ns, n, &body).await?;
+            Ok(response::success(info, n, None, 201))
+        }
         ("POST", Some(n), Some(Subresource::Binding)) => {
             let body = decode::parse_body(content_type(headers), &body)?;
             objects.bind(info, ns, n, &body).await?;

@@ -3,6 +3,7 @@
 //! [`update`] and [`delete`].
 
 mod delete;
+mod eviction;
 mod subresource;
 mod update;
 mod watch;

@@ -10,7 +10,7 @@ use crate::api::registry::ResourceInfo;
 use crate::api::selector::string_map;
 
 /// The label selector of a workload as a selector string (`a=b,c=d`).
-fn selector_string(info: &ResourceInfo, obj: &Value) -> String {
+pub(super) fn selector_string(info: &ResourceInfo, obj: &Value) -> String {
     let sel = obj.pointer("/spec/selector");
     let mut parts: Vec<String> = if info.kind == "ReplicationController" {
         string_map(sel)

@@ -1,0 +1,321 @@
+//! `pods/eviction` (policy/v1 `Eviction`): a pod delete that honours the
+//! PodDisruptionBudgets selecting the pod, as `kubectl drain` uses it. A budget that
+//! would drop below its healthy minimum refuses with 429 `TooManyRequests` (drain
+//! retries); terminal and already-terminating pods are deleted regardless.
+//!
+//! Concurrent evictions (drain evicts in parallel, through any replica) are ordered as
+//! Kubernetes orders them: an allowed eviction first records the pod in the budget's
+//! `status.disruptedPods` with a write conditional on the budget's resourceVersion, and
+//! a pod recorded there in the last two minutes no longer counts as healthy. Of two
+//! evictions that read the same budget, one write conflicts, and that eviction checks
+//! again against the updated budget.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Map, Value};
+
+use super::subresource::selector_string;
+use super::{DeleteOptions, Deleted, ListOptions, Objects, WriteOptions};
+use crate::api::error::ApiError;
+use crate::api::registry::{self, ResourceInfo, Subresource};
+use crate::api::selector::{self, LabelSelector};
+
+/// How long an evicted pod stays in `disruptedPods` (Kubernetes' `DeletionTimeout`).
+const DISRUPTED_FOR: Duration = Duration::minutes(2);
+/// Checks of one eviction that lost a race for the same budget.
+const ATTEMPTS: usize = 5;
+
+/// A budget's requirement: how many matching pods must stay healthy.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub name: String,
+    pub desired_healthy: i64,
+    pub healthy: i64,
+    pub expected: i64,
+    /// `unhealthyPodEvictionPolicy: AlwaysAllow`.
+    pub always_allow_unhealthy: bool,
+}
+
+impl Budget {
+    /// Whether evicting a pod (healthy or not) keeps the budget.
+    pub fn allows(&self, pod_healthy: bool) -> bool {
+        if pod_healthy {
+            self.healthy > self.desired_healthy
+        } else {
+            self.always_allow_unhealthy || self.healthy >= self.desired_healthy
+        }
+    }
+}
+
+/// `n` or `n%` of `of`, a percentage rounded up (as the disruption controller does).
+fn resolve(v: &Value, of: i64) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => {
+            let pct: i64 = s.strip_suffix('%')?.parse().ok()?;
+            Some((pct * of + 99) / 100)
+        }
+        _ => None,
+    }
+}
+
+pub fn is_ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+fn live(pod: &Value) -> bool {
+    pod.pointer("/metadata/deletionTimestamp").is_none()
+        && !matches!(
+            pod.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        )
+}
+
+/// `status.disruptedPods` of `pdb` still within [`DISRUPTED_FOR`] of `now`.
+fn disrupted(pdb: &Value, now: DateTime<Utc>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (name, at) in pdb
+        .pointer("/status/disruptedPods")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let recent = at
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| now - t.with_timezone(&Utc) < DISRUPTED_FOR);
+        if recent {
+            out.insert(name.clone(), at.clone());
+        }
+    }
+    out
+}
+
+fn name_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The requirement of `pdb` over `pods` (the namespace's pods its selector matches)
+/// at `now`: pods it recorded as disrupted lately are not healthy.
+pub fn budget(pdb: &Value, pods: &[Value], now: DateTime<Utc>) -> Option<Budget> {
+    let spec = pdb.get("spec")?;
+    let gone = disrupted(pdb, now);
+    let live: Vec<&Value> = pods.iter().filter(|p| live(p)).collect();
+    let expected = live.len() as i64;
+    let healthy = live
+        .iter()
+        .filter(|p| is_ready(p) && !gone.contains_key(name_of(p)))
+        .count() as i64;
+    let desired_healthy = if let Some(min) = spec.get("minAvailable") {
+        resolve(min, expected)?
+    } else if let Some(max) = spec.get("maxUnavailable") {
+        expected - resolve(max, expected)?
+    } else {
+        return None;
+    };
+    Some(Budget {
+        name: pdb
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        desired_healthy,
+        healthy,
+        expected,
+        always_allow_unhealthy: spec.get("unhealthyPodEvictionPolicy")
+            == Some(&json!("AlwaysAllow")),
+    })
+}
+
+fn too_many_requests(b: &Budget) -> ApiError {
+    let mut e = ApiError::new(
+        429,
+        "TooManyRequests",
+        "Cannot evict pod as it would violate the pod's disruption budget.",
+    );
+    e.details = Some(json!({"causes": [{
+        "reason": "DisruptionBudget",
+        "message": format!(
+            "The disruption budget {} needs {} healthy pods and has {} currently",
+            b.name, b.desired_healthy, b.healthy
+        ),
+    }]}));
+    e
+}
+
+impl Objects {
+    /// Evicts pod `name`: deletes it with the eviction's `deleteOptions` unless a
+    /// PodDisruptionBudget selecting it forbids.
+    pub async fn evict(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        eviction: &Value,
+    ) -> Result<Deleted, ApiError> {
+        let mut opts = DeleteOptions::default();
+        if let Some(d) = eviction.get("deleteOptions") {
+            opts.merge_body(d);
+        }
+        for attempt in 1..=ATTEMPTS {
+            let pod = self.get(info, ns, name).await?;
+            if live(&pod) {
+                match self.take_budgets(info, ns, &pod).await {
+                    Err(e) if e.code == 409 && attempt < ATTEMPTS => continue,
+                    r => r?,
+                }
+            }
+            return self.delete(info, ns, name, &opts).await;
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// Checks every budget selecting `pod` and records the pod as disrupted in each
+    /// (a write conditional on the budget's resourceVersion: 409 if another eviction
+    /// changed it since it was read).
+    async fn take_budgets(
+        &self,
+        pods_info: &ResourceInfo,
+        ns: Option<&str>,
+        pod: &Value,
+    ) -> Result<(), ApiError> {
+        let pdb_info = registry::lookup("policy", "v1", "poddisruptionbudgets")
+            .ok_or_else(|| ApiError::internal("PodDisruptionBudgets are not served"))?;
+        let labels = selector::labels(pod);
+        let pod_healthy = is_ready(pod);
+        let now = Utc::now();
+        for pdb in self
+            .list(pdb_info, ns, &ListOptions::default())
+            .await?
+            .items
+        {
+            // policy/v1: a null selector matches nothing, an empty one every pod.
+            if pdb.pointer("/spec/selector").is_none_or(Value::is_null) {
+                continue;
+            }
+            let sel = LabelSelector::parse(&selector_string(pdb_info, &pdb))
+                .map_err(ApiError::bad_request)?;
+            if !sel.matches_labels(&labels) {
+                continue;
+            }
+            let matching = ListOptions {
+                labels: sel,
+                ..Default::default()
+            };
+            let pods = self.list(pods_info, ns, &matching).await?.items;
+            let Some(b) = budget(&pdb, &pods, now) else {
+                continue;
+            };
+            if !b.allows(pod_healthy) {
+                return Err(too_many_requests(&b));
+            }
+            let mut disrupted_pods = disrupted(&pdb, now);
+            disrupted_pods.insert(
+                name_of(pod).to_string(),
+                json!(now.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            );
+            let mut new = pdb.clone();
+            new["status"] = json!({
+                "observedGeneration": pdb.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
+                "disruptedPods": disrupted_pods,
+                "disruptionsAllowed": (b.healthy - i64::from(pod_healthy) - b.desired_healthy).max(0),
+                "currentHealthy": b.healthy - i64::from(pod_healthy),
+                "desiredHealthy": b.desired_healthy,
+                "expectedPods": b.expected,
+            });
+            self.update(
+                pdb_info,
+                ns,
+                name_of(&pdb),
+                new,
+                Some(Subresource::Status),
+                WriteOptions::default(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rand_suffix() -> u32 {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        N.fetch_add(1, Ordering::Relaxed)
+    }
+
+    #[test]
+    fn recently_disrupted_pods_are_not_healthy_and_old_records_expire() {
+        let (a, b) = (pod(true), pod(true));
+        let now = Utc::now();
+        let at = |d: Duration| json!((now - d).format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        let pdb = json!({"spec": {"minAvailable": 1}, "status": {"disruptedPods": {
+            name_of(&a): at(Duration::seconds(5)),
+            name_of(&b): at(Duration::minutes(3)),
+        }}});
+        let got = budget(&pdb, &[a.clone(), b.clone()], now).unwrap();
+        assert_eq!(got.healthy, 1, "a was evicted 5 s ago; b's record is stale");
+        assert!(!got.allows(true));
+    }
+
+    fn pod(ready: bool) -> Value {
+        json!({"metadata": {"name": format!("p{}", rand_suffix())}, "status": {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": if ready { "True" } else { "False" }}
+        ]}})
+    }
+
+    #[test]
+    fn min_available_and_max_unavailable_as_numbers_and_percentages() {
+        let pods = [pod(true), pod(true), pod(true), pod(false)];
+        let b = |spec: Value| {
+            budget(
+                &json!({"metadata": {"name": "b"}, "spec": spec}),
+                &pods,
+                Utc::now(),
+            )
+            .unwrap()
+        };
+        let min2 = b(json!({"minAvailable": 2}));
+        assert_eq!((min2.desired_healthy, min2.healthy), (2, 3));
+        assert!(min2.allows(true), "3 healthy, 2 needed: one may go");
+        let min3 = b(json!({"minAvailable": 3}));
+        assert!(!min3.allows(true));
+        assert!(
+            min3.allows(false),
+            "an unhealthy pod while the budget is met"
+        );
+        let pct = b(json!({"minAvailable": "75%"}));
+        assert_eq!(pct.desired_healthy, 3, "75% of 4, rounded up");
+        let max1 = b(json!({"maxUnavailable": 1}));
+        assert_eq!(max1.desired_healthy, 3);
+        assert!(!max1.allows(true), "one is unready already");
+        let max0 = b(json!({"maxUnavailable": "0%", "unhealthyPodEvictionPolicy": "AlwaysAllow"}));
+        assert!(!max0.allows(true));
+        assert!(max0.allows(false), "AlwaysAllow lets unhealthy pods go");
+    }
+
+    #[test]
+    fn terminating_and_finished_pods_do_not_count() {
+        let mut gone = pod(true);
+        gone["metadata"] = json!({"deletionTimestamp": "2026-01-01T00:00:00Z"});
+        let mut done = pod(false);
+        done["status"]["phase"] = json!("Succeeded");
+        let b = budget(
+            &json!({"spec": {"minAvailable": 1}}),
+            &[pod(true), gone, done],
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!((b.healthy, b.desired_healthy), (1, 1));
+        assert!(!b.allows(true));
+    }
+}
