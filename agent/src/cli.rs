@@ -122,9 +122,15 @@ pub struct AgentArgs {
     /// Node heartbeat (Lease renewal) period.
     #[arg(long, default_value_t = 10_000)]
     pub heartbeat_interval_ms: u64,
-    /// Cluster DNS Service address for pods' resolv.conf (default: the host's resolvers).
+    /// A cluster DNS of your own for pods' resolv.conf. Without it the agent answers its
+    /// pods' queries itself on port 53 of the node address (Service names from the
+    /// Services it watches, the rest forwarded to the host's resolvers).
     #[arg(long)]
     pub cluster_dns: Vec<Ipv4Addr>,
+    /// Neither serve DNS on the node address nor name it in pods' resolv.conf (pods get
+    /// the host's resolvers unless --cluster-dns is given).
+    #[arg(long)]
+    pub no_node_dns: bool,
     /// Interface the NodePort program attaches to (default: the one holding
     /// --node-ip, else the default route's).
     #[arg(long)]

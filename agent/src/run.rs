@@ -83,6 +83,7 @@ async fn start_kubelet(args: &AgentArgs, addr: &str) -> anyhow::Result<Kubelet> 
     );
     cfg.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms.max(100));
     cfg.cluster_dns = args.cluster_dns.clone();
+    cfg.node_dns = !args.no_node_dns;
     let client = CpClient::connect(addr, ConnectOptions::default())
         .await
         .with_context(|| format!("kubelet: connecting to the control plane at {addr}"))?;

@@ -2,7 +2,8 @@
 //! `kubelet_wired/world.rs`): a readiness probe gates the pod's Ready condition and its
 //! EndpointSlice endpoint; a failing liveness probe restarts the container; a preStop
 //! exec hook runs before SIGTERM; `kubectl logs` (real kubectl, through the API server's
-//! proxy to the agent) with `-c`, `--tail` and `-f`; the agent's `/metrics`.
+//! proxy to the agent) with `-c`, `--tail` and `-f`; the agent's `/metrics`; pods
+//! resolving Service names through the node's DNS.
 
 #[path = "kubelet_wired/world.rs"]
 mod world;
@@ -157,6 +158,55 @@ fn readiness_probe_drives_ready_and_the_endpoint() {
     });
     let cs = status_of(&w.get::<Pod>("web").unwrap(), "app").unwrap();
     assert_eq!(cs.restart_count, 0, "readiness never restarts");
+}
+
+#[test]
+fn pods_resolve_service_names_through_the_node_dns() {
+    let w = World::new(BackoffConfig::default());
+    let mut svc = Service::default();
+    svc.metadata.name = Some("dnsweb".into());
+    svc.spec = Some(ServiceSpec {
+        selector: Some(BTreeMap::from([("app".into(), "dnsweb".into())])),
+        ports: Some(vec![ServicePort {
+            port: 80,
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    let svc = w.create(&svc);
+    let cluster_ip = svc.spec.unwrap().cluster_ip.unwrap();
+    let script = "\
+        for i in $(seq 1 50); do \
+          nslookup dnsweb.default.svc.cluster.local > /tmp/found 2>&1 && break; sleep 0.2; \
+        done; \
+        sed 's/^/found: /' /tmp/found; \
+        nslookup nosuch.default.svc.cluster.local > /dev/null 2>&1 || echo missing: nxdomain; \
+        sed 's/^/resolv: /' /etc/resolv.conf; \
+        echo done; sleep 3600";
+    w.create(&pod(
+        &w,
+        "dnsclient",
+        &w.dir.join("dns-data"),
+        vec![container("app", script)],
+    ));
+    let lines = w.kubectl_until(&["logs", "-f", "dnsclient"], |l| l == "done");
+    let has = |want: &str| lines.iter().any(|l| l.contains(want));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("found: Address") && l.contains(cluster_ip.as_str())),
+        "the Service's cluster IP {cluster_ip}: {lines:#?}"
+    );
+    assert!(has("missing: nxdomain"), "{lines:#?}");
+    let node_ip = w.lab.node(0).addr().to_string();
+    assert!(
+        has(&format!("resolv: nameserver {node_ip}")),
+        "the node's address as the nameserver: {lines:#?}"
+    );
+    assert!(
+        has("resolv: search default.svc.cluster.local svc.cluster.local cluster.local"),
+        "{lines:#?}"
+    );
 }
 
 #[test]

@@ -17,6 +17,7 @@
 //! disk): a new kubelet re-adopts running pods and restarts nothing that is healthy.
 
 pub mod backoff;
+pub mod dns;
 pub mod env;
 pub mod events;
 pub mod http;
@@ -104,8 +105,11 @@ pub struct KubeletConfig {
     pub node_sync_interval: Duration,
     /// How often a pod worker looks at its containers when nothing else wakes it.
     pub sync_period: Duration,
-    /// Cluster DNS for pods' resolv.conf (empty: the host's).
+    /// Cluster DNS for pods' resolv.conf (empty: the node's own, see `node_dns`).
     pub cluster_dns: Vec<Ipv4Addr>,
+    /// Without `cluster_dns`: answer pods' DNS on port 53 of the node address
+    /// ([`dns`]) and name it in their resolv.conf; otherwise pods get the host's.
+    pub node_dns: bool,
     pub cluster_domain: String,
     pub log_max_bytes: u64,
     pub log_max_files: u32,
@@ -127,6 +131,7 @@ impl KubeletConfig {
             node_sync_interval: Duration::from_secs(10),
             sync_period: Duration::from_secs(1),
             cluster_dns: Vec::new(),
+            node_dns: true,
             cluster_domain: "cluster.local".into(),
             log_max_bytes: 10 << 20,
             log_max_files: 5,
@@ -209,11 +214,26 @@ impl Kubelet {
         let host_resolv = std::fs::read_to_string("/run/systemd/resolve/resolv.conf")
             .or_else(|_| std::fs::read_to_string("/etc/resolv.conf"))
             .unwrap_or_default();
-        let dns = DnsParams {
+        let services = services::ServiceCache::spawn(&client, stop_rx.clone());
+        let mut dns = DnsParams {
             cluster_dns: cfg.cluster_dns.iter().map(|ip| (*ip).into()).collect(),
             cluster_domain: cfg.cluster_domain.clone(),
             host: ResolvConf::parse(&host_resolv),
         };
+        if dns.cluster_dns.is_empty() && cfg.node_dns {
+            match dns::bind(node_ip).await {
+                Ok(sock) => {
+                    let upstream = dns::upstreams(&dns.host.nameservers);
+                    let domain = cfg.cluster_domain.clone();
+                    dns::spawn(sock, services.clone(), domain, upstream, stop_rx.clone());
+                    dns.cluster_dns = vec![node_ip.into()];
+                    log::info!("kubelet: answering pods' DNS on {node_ip}:53");
+                }
+                Err(e) => log::warn!(
+                    "kubelet: no DNS on {node_ip}:53 ({e}): pods get the host's resolvers"
+                ),
+            }
+        }
         let registry = PodRegistry::new();
         let metrics = Arc::new(http::Registry::new());
         let http_addr = listener.as_ref().map(|(_, a)| *a);
@@ -236,7 +256,7 @@ impl Kubelet {
         });
         let ctx = Arc::new(Ctx {
             node_ip,
-            services: services::ServiceCache::spawn(&client, stop_rx.clone()),
+            services,
             events: events::Recorder::new(client.clone(), cfg.node_name.clone()),
             registry: registry.clone(),
             prober: Arc::new(probe::Prober::new()),

@@ -11,7 +11,7 @@ use super::IMAGE;
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "sleep", "cat", "env", "true", "false", "dd", "grep", "head", "tail", "nc",
-    "date", "ls", "kill", "tr", "seq", "rm", "tar",
+    "date", "ls", "kill", "tr", "seq", "rm", "tar", "nslookup",
 ];
 
 /// Builds [`IMAGE`] from the host's static busybox and imports it into `state`.

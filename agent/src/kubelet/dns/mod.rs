@@ -1,0 +1,286 @@
+//! The node's cluster DNS: the agent answers its pods' queries for
+//! `<service>.<namespace>.svc.<cluster domain>` from the Services it watches, and
+//! forwards every other name to the host's resolvers. It listens on UDP port 53 of the
+//! node's address, which every pod reaches through its gateway, so each node serves its
+//! own pods (the shape of NodeLocal DNSCache, without a central CoreDNS behind it); the
+//! kubelet puts that address in the pods' resolv.conf with the cluster search domains.
+//!
+//! A ClusterIP Service answers with its cluster IPs (IPv4). Headless and ExternalName
+//! Services, SRV records and pod records are not served yet: their names answer with no
+//! records rather than NXDOMAIN, so a client does not conclude they do not exist.
+
+pub mod wire;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Service;
+use tokio::net::UdpSocket;
+use tokio::sync::{watch, Semaphore};
+
+use super::services::ServiceCache;
+use wire::{Query, NOERROR, NXDOMAIN, SERVFAIL};
+
+/// TTL of cluster answers: short, as CoreDNS's kubernetes plugin (5 s).
+const TTL: u32 = 5;
+/// Forwarded queries in flight at once; more are answered SERVFAIL.
+const MAX_FORWARDS: usize = 256;
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
+const MAX_MESSAGE: usize = 4096;
+
+/// What a name resolves to here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Answer(Vec<Ipv4Addr>),
+    /// The name exists (or may), with no record of the asked type.
+    NoData,
+    NxDomain,
+    /// Not a cluster name: ask the host's resolvers.
+    Forward,
+}
+
+/// Resolves `q` against `services` in cluster domain `domain`.
+pub fn lookup(q: &Query, domain: &str, services: &[Service]) -> Lookup {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let name = q.name.as_str();
+    let Some(inner) = name.strip_suffix(domain.as_str()).and_then(|r| {
+        if r.is_empty() {
+            Some("")
+        } else {
+            r.strip_suffix('.')
+        }
+    }) else {
+        return Lookup::Forward;
+    };
+    let Some(svc_ns) = inner
+        .strip_suffix(".svc")
+        .or(if inner == "svc" { Some("") } else { None })
+    else {
+        // `<domain>` itself or other names under it (pods, `<ns>` alone).
+        return if inner.is_empty() {
+            Lookup::NoData
+        } else {
+            Lookup::NxDomain
+        };
+    };
+    // From the right: namespace, service, then (headless records) an endpoint.
+    let mut parts = svc_ns.rsplit('.');
+    let (Some(ns), Some(svc)) = (parts.next(), parts.next()) else {
+        // `<namespace>.svc` or `svc` alone.
+        return Lookup::NoData;
+    };
+    let below = parts.next().is_some();
+    let Some(s) = services.iter().find(|s| {
+        s.metadata.name.as_deref() == Some(svc) && s.metadata.namespace.as_deref() == Some(ns)
+    }) else {
+        return Lookup::NxDomain;
+    };
+    let headless = s
+        .spec
+        .as_ref()
+        .and_then(|sp| sp.cluster_ip.as_deref())
+        .is_some_and(|ip| ip == "None");
+    if below {
+        // Endpoint names of a headless Service are not served yet.
+        return if headless {
+            Lookup::NoData
+        } else {
+            Lookup::NxDomain
+        };
+    }
+    if q.qtype != wire::TYPE_A && q.qtype != wire::TYPE_ANY {
+        return Lookup::NoData;
+    }
+    let spec = s.spec.as_ref();
+    let ips: Vec<Ipv4Addr> = spec
+        .and_then(|sp| sp.cluster_ips.clone())
+        .or_else(|| spec.and_then(|sp| sp.cluster_ip.clone()).map(|ip| vec![ip]))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|ip| ip.parse().ok())
+        .collect();
+    if ips.is_empty() {
+        Lookup::NoData
+    } else {
+        Lookup::Answer(ips)
+    }
+}
+
+/// Binds the node's DNS port (done before the pods' resolv.conf names it).
+pub async fn bind(node_ip: Ipv4Addr) -> std::io::Result<UdpSocket> {
+    UdpSocket::bind(SocketAddr::new(node_ip.into(), 53)).await
+}
+
+/// Serves queries on `sock` until `stop`.
+pub fn spawn(
+    sock: UdpSocket,
+    services: ServiceCache,
+    domain: String,
+    upstream: Vec<SocketAddr>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let sock = Arc::new(sock);
+    let forwards = Arc::new(Semaphore::new(MAX_FORWARDS));
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        loop {
+            let received = tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                r = sock.recv_from(&mut buf) => r,
+            };
+            let (n, from) = match received {
+                Ok(got) => got,
+                Err(e) => {
+                    log::warn!("kubelet: cluster DNS: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let msg = &buf[..n];
+            let q = match wire::parse(msg) {
+                Ok(q) => q,
+                Err(r) => {
+                    if let Some(reply) = wire::error_reply(msg, r.rcode) {
+                        let _ = sock.send_to(&reply, from).await;
+                    }
+                    continue;
+                }
+            };
+            let reply = match lookup(&q, &domain, &services.list()) {
+                Lookup::Answer(ips) => wire::reply(&q, NOERROR, &ips, TTL),
+                Lookup::NoData => wire::reply(&q, NOERROR, &[], TTL),
+                Lookup::NxDomain => wire::reply(&q, NXDOMAIN, &[], TTL),
+                Lookup::Forward => match (upstream.first(), forwards.clone().try_acquire_owned()) {
+                    (Some(&to), Ok(permit)) => {
+                        let (sock, query) = (sock.clone(), msg.to_vec());
+                        tokio::spawn(async move {
+                            let answer = forward(&query, to).await;
+                            let reply = answer.unwrap_or_else(|| wire::reply(&q, SERVFAIL, &[], 0));
+                            let _ = sock.send_to(&reply, from).await;
+                            drop(permit);
+                        });
+                        continue;
+                    }
+                    _ => wire::reply(&q, SERVFAIL, &[], 0),
+                },
+            };
+            let _ = sock.send_to(&reply, from).await;
+        }
+    });
+}
+
+/// Relays `query` to `to` and returns its reply (same id), if one comes in time.
+async fn forward(query: &[u8], to: SocketAddr) -> Option<Vec<u8>> {
+    let local: SocketAddr = match to.ip() {
+        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        IpAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let sock = UdpSocket::bind(local).await.ok()?;
+    sock.connect(to).await.ok()?;
+    sock.send(query).await.ok()?;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let n = tokio::time::timeout(FORWARD_TIMEOUT, async {
+        loop {
+            let n = sock.recv(&mut buf).await.ok()?;
+            if n >= 2 && buf[..2] == query[..2] {
+                return Some(n);
+            }
+        }
+    })
+    .await
+    .ok()??;
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// The host resolvers to forward to, from resolv.conf's `nameserver` lines.
+pub fn upstreams(nameservers: &[String]) -> Vec<SocketAddr> {
+    nameservers
+        .iter()
+        .filter_map(|n| n.parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wire::{parse, query, TYPE_A};
+    use super::*;
+    use k8s_openapi::api::core::v1::ServiceSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn svc(ns: &str, name: &str, ip: &str) -> Service {
+        Service {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                ..Default::default()
+            },
+            spec: Some(ServiceSpec {
+                cluster_ip: Some(ip.into()),
+                cluster_ips: Some(vec![ip.into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn ask(name: &str, qtype: u16) -> Lookup {
+        let services = [
+            svc("default", "web", "10.96.0.20"),
+            svc("shop", "db", "10.96.0.30"),
+            svc("default", "headless", "None"),
+        ];
+        lookup(
+            &parse(&query(1, name, qtype)).unwrap(),
+            "cluster.local",
+            &services,
+        )
+    }
+
+    #[test]
+    fn services_resolve_to_their_cluster_ips() {
+        let web = Lookup::Answer(vec![Ipv4Addr::new(10, 96, 0, 20)]);
+        assert_eq!(ask("web.default.svc.cluster.local", TYPE_A), web);
+        assert_eq!(ask("WEB.default.svc.cluster.local.", TYPE_A), web);
+        assert_eq!(
+            ask("db.shop.svc.cluster.local", TYPE_A),
+            Lookup::Answer(vec![Ipv4Addr::new(10, 96, 0, 30)])
+        );
+        assert_eq!(
+            ask("web.default.svc.cluster.local", 28),
+            Lookup::NoData,
+            "AAAA"
+        );
+        assert_eq!(
+            ask("headless.default.svc.cluster.local", TYPE_A),
+            Lookup::NoData
+        );
+    }
+
+    #[test]
+    fn other_cluster_names_do_not_exist_and_the_rest_is_forwarded() {
+        assert_eq!(
+            ask("nope.default.svc.cluster.local", TYPE_A),
+            Lookup::NxDomain
+        );
+        assert_eq!(
+            ask("db.default.svc.cluster.local", TYPE_A),
+            Lookup::NxDomain
+        );
+        // What the search path tries first for `web.default`: service `default`.
+        assert_eq!(
+            ask("web.default.default.svc.cluster.local", TYPE_A),
+            Lookup::NxDomain
+        );
+        assert_eq!(
+            ask("pod-0.headless.default.svc.cluster.local", TYPE_A),
+            Lookup::NoData,
+            "a headless Service's endpoint names are not denied"
+        );
+        assert_eq!(ask("web.cluster.local", TYPE_A), Lookup::NxDomain);
+        assert_eq!(ask("example.com", TYPE_A), Lookup::Forward);
+        assert_eq!(ask("notcluster.local", TYPE_A), Lookup::Forward);
+    }
+}
