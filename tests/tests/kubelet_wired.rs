@@ -207,6 +207,14 @@ fn pods_resolve_service_names_through_the_node_dns() {
         has("resolv: search default.svc.cluster.local svc.cluster.local cluster.local"),
         "{lines:#?}"
     );
+    // Not an open resolver: a query from the node itself (not a pod) is refused.
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", w.lab.node(0).name(), "busybox", "nslookup"])
+        .args(["dnsweb.default.svc.cluster.local", &node_ip])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("REFUSED"), "{text}");
 }
 
 #[test]

@@ -223,9 +223,13 @@ impl Kubelet {
         if dns.cluster_dns.is_empty() && cfg.node_dns {
             match dns::bind(node_ip).await {
                 Ok(sock) => {
-                    let upstream = dns::upstreams(&dns.host.nameservers);
-                    let domain = cfg.cluster_domain.clone();
-                    dns::spawn(sock, services.clone(), domain, upstream, stop_rx.clone());
+                    let serve = dns::Serve {
+                        services: services.clone(),
+                        domain: cfg.cluster_domain.clone(),
+                        upstream: dns::upstreams(&dns.host.nameservers),
+                        clients: pod_cidr,
+                    };
+                    dns::spawn(sock, serve, stop_rx.clone());
                     dns.cluster_dns = vec![node_ip.into()];
                     log::info!("kubelet: answering pods' DNS on {node_ip}:53");
                 }

@@ -90,6 +90,11 @@ impl ServiceCache {
             .collect()
     }
 
+    /// Whether the first list is complete.
+    pub fn is_synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+
     /// Waits until the first list is complete (at most `timeout`): `false` if it is not.
     pub async fn wait_synced(&self, timeout: Duration) -> bool {
         let mut rx = self.synced.clone();

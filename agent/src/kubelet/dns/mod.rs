@@ -5,9 +5,17 @@
 //! own pods (the shape of NodeLocal DNSCache, without a central CoreDNS behind it); the
 //! kubelet puts that address in the pods' resolv.conf with the cluster search domains.
 //!
+//! Only the node's pods are answered (sources in its pod CIDR; others get REFUSED): the
+//! node address may face a network, and an open resolver there would relay anyone's
+//! queries. Until the first list of Services is in, cluster names answer SERVFAIL (the
+//! client retries) rather than an authoritative NXDOMAIN. Other names go to the host's
+//! resolvers in turn.
+//!
 //! A ClusterIP Service answers with its cluster IPs (IPv4). Headless and ExternalName
 //! Services, SRV records and pod records are not served yet: their names answer with no
-//! records rather than NXDOMAIN, so a client does not conclude they do not exist.
+//! records rather than NXDOMAIN, so a client does not conclude they do not exist. Queries
+//! come over UDP only: a relayed answer the upstream truncated (TC) sends the client to a
+//! TCP retry that finds nothing listening.
 
 pub mod wire;
 
@@ -20,14 +28,17 @@ use tokio::net::UdpSocket;
 use tokio::sync::{watch, Semaphore};
 
 use super::services::ServiceCache;
-use wire::{Query, NOERROR, NXDOMAIN, SERVFAIL};
+use crate::sandbox::Ipv4Cidr;
+use wire::{Query, NOERROR, NXDOMAIN, REFUSED, SERVFAIL};
 
 /// TTL of cluster answers: short, as CoreDNS's kubernetes plugin (5 s).
 const TTL: u32 = 5;
 /// Forwarded queries in flight at once; more are answered SERVFAIL.
 const MAX_FORWARDS: usize = 256;
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
-const MAX_MESSAGE: usize = 4096;
+/// Per upstream resolver, tried in turn.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest UDP payload.
+const MAX_MESSAGE: usize = 65_535;
 
 /// What a name resolves to here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,15 +123,20 @@ pub async fn bind(node_ip: Ipv4Addr) -> std::io::Result<UdpSocket> {
     UdpSocket::bind(SocketAddr::new(node_ip.into(), 53)).await
 }
 
+/// What the server answers from and for whom.
+pub struct Serve {
+    pub services: ServiceCache,
+    pub domain: String,
+    /// The host's resolvers, tried in order.
+    pub upstream: Vec<SocketAddr>,
+    /// Clients answered: the node's pods.
+    pub clients: Ipv4Cidr,
+}
+
 /// Serves queries on `sock` until `stop`.
-pub fn spawn(
-    sock: UdpSocket,
-    services: ServiceCache,
-    domain: String,
-    upstream: Vec<SocketAddr>,
-    mut stop: watch::Receiver<bool>,
-) {
+pub fn spawn(sock: UdpSocket, serve: Serve, mut stop: watch::Receiver<bool>) {
     let sock = Arc::new(sock);
+    let upstream = Arc::new(serve.upstream.clone());
     let forwards = Arc::new(Semaphore::new(MAX_FORWARDS));
     tokio::spawn(async move {
         let mut buf = vec![0u8; MAX_MESSAGE];
@@ -138,8 +154,18 @@ pub fn spawn(
                 }
             };
             let msg = &buf[..n];
+            let from_pod = match from.ip() {
+                IpAddr::V4(ip) => serve.clients.contains(ip),
+                IpAddr::V6(_) => false,
+            };
             let q = match wire::parse(msg) {
-                Ok(q) => q,
+                Ok(q) if from_pod => q,
+                Ok(_) => {
+                    if let Some(reply) = wire::error_reply(msg, REFUSED) {
+                        let _ = sock.send_to(&reply, from).await;
+                    }
+                    continue;
+                }
                 Err(r) => {
                     if let Some(reply) = wire::error_reply(msg, r.rcode) {
                         let _ = sock.send_to(&reply, from).await;
@@ -147,15 +173,19 @@ pub fn spawn(
                     continue;
                 }
             };
-            let reply = match lookup(&q, &domain, &services.list()) {
-                Lookup::Answer(ips) => wire::reply(&q, NOERROR, &ips, TTL),
-                Lookup::NoData => wire::reply(&q, NOERROR, &[], TTL),
-                Lookup::NxDomain => wire::reply(&q, NXDOMAIN, &[], TTL),
-                Lookup::Forward => match (upstream.first(), forwards.clone().try_acquire_owned()) {
-                    (Some(&to), Ok(permit)) => {
-                        let (sock, query) = (sock.clone(), msg.to_vec());
+            let reply = match lookup(&q, &serve.domain, &serve.services.list()) {
+                Lookup::Forward => match forwards.clone().try_acquire_owned() {
+                    Ok(permit) if !upstream.is_empty() => {
+                        let (sock, query, upstream) =
+                            (sock.clone(), msg.to_vec(), upstream.clone());
                         tokio::spawn(async move {
-                            let answer = forward(&query, to).await;
+                            let mut answer = None;
+                            for &to in upstream.iter() {
+                                answer = forward(&query, to).await;
+                                if answer.is_some() {
+                                    break;
+                                }
+                            }
                             let reply = answer.unwrap_or_else(|| wire::reply(&q, SERVFAIL, &[], 0));
                             let _ = sock.send_to(&reply, from).await;
                             drop(permit);
@@ -164,6 +194,11 @@ pub fn spawn(
                     }
                     _ => wire::reply(&q, SERVFAIL, &[], 0),
                 },
+                // Before the first list, a missing Service may only be not yet seen.
+                _ if !serve.services.is_synced() => wire::reply(&q, SERVFAIL, &[], 0),
+                Lookup::Answer(ips) => wire::reply(&q, NOERROR, &ips, TTL),
+                Lookup::NoData => wire::reply(&q, NOERROR, &[], TTL),
+                Lookup::NxDomain => wire::reply(&q, NXDOMAIN, &[], TTL),
             };
             let _ = sock.send_to(&reply, from).await;
         }

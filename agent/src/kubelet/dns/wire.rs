@@ -12,6 +12,7 @@ pub const FORMERR: u8 = 1;
 pub const SERVFAIL: u8 = 2;
 pub const NXDOMAIN: u8 = 3;
 pub const NOTIMP: u8 = 4;
+pub const REFUSED: u8 = 5;
 
 const HEADER: usize = 12;
 const QR: u16 = 0x8000;
