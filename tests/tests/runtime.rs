@@ -359,6 +359,25 @@ fn shims_come_from_the_spawner_and_their_exits_are_seen() {
 }
 
 #[test]
+fn a_huge_environment_is_started_by_forking_here() {
+    let mut fx = Fixture::new();
+    // 4 × 100 KB: each under execve's per-string limit, the whole too large for one
+    // spawner request, so the shim is forked from this process instead.
+    let mut c = fx.start_with(
+        "bigenv",
+        &["sh", "-c", "echo ${#E0} ${#E3}"],
+        CgroupResources::default(),
+        |spec| {
+            for i in 0..4 {
+                spec.env.push(format!("E{i}={}", "x".repeat(100_000)));
+            }
+        },
+    );
+    assert_eq!(c.wait_timeout(T).unwrap(), Some(ExitStatus::Code(0)));
+    assert_eq!(fx.lines("bigenv"), ["100000 100000"]);
+}
+
+#[test]
 fn a_restarted_runtime_re_adopts_a_running_container() {
     let mut fx = Fixture::new();
     let first = fx.start("keep", &["sleep", "1000"], CgroupResources::default());

@@ -81,6 +81,8 @@ impl Runtime {
             });
         }
         fs::create_dir_all(&dir).map_err(RuntimeError::io("create directory", &dir))?;
+        // A failed earlier attempt's shim may have recorded an exit here.
+        let _ = fs::remove_file(dir.join("exit.json"));
         let plan = Plan::new(spec).map_err(|reason| RuntimeError::Spec {
             id: id.into(),
             reason,
@@ -120,7 +122,11 @@ impl Runtime {
         // The shim comes from the spawner (see there why) if there is one; if
         // it fails, this start fails (it may have forked a shim before it broke:
         // never two shims on the same pipes) and later ones fork here.
-        let spawned = spawner::get().map(|sp| sp.spawn(&plan, &args));
+        let spawned = match spawner::get().map(|sp| sp.spawn(&plan, &args)) {
+            // Not sent (too large, e.g. a huge environment, or not encodable): fork here.
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidInput => None,
+            other => other,
+        };
         let (shim_pid, owned) = match spawned {
             Some(Ok(pid)) => (pid as libc::pid_t, false),
             Some(Err(e)) => {

@@ -127,9 +127,14 @@ impl Spawner {
     /// Has the spawner fork a shim for `plan` with `args`' descriptors;
     /// returns the shim's pid. The caller keeps (and closes) its descriptors.
     pub(super) fn spawn(&self, plan: &Plan, args: &ShimArgs) -> io::Result<u32> {
-        let body = serde_json::to_vec(&RequestRef { plan, args }).map_err(io::Error::other)?;
+        // InvalidInput: nothing was sent, the caller may fork the shim itself.
+        let body = serde_json::to_vec(&RequestRef { plan, args })
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         if body.len() > MAX_REQUEST {
-            return Err(io::Error::other("request too large for the spawner"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "request too large for the spawner",
+            ));
         }
         let mut fds = vec![args.ready_w, args.go_r, args.err_w];
         fds.extend(args.netns);
