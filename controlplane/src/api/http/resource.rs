@@ -194,7 +194,8 @@ pub async fn handle(
         }
         ("POST", Some(n), Some(Subresource::Eviction)) => {
             let body = decode::parse_body(content_type(headers), &body)?;
-            objects.evict(info, ns, n, &body).await?;
+            let dry_run = write_options(query)?.dry_run;
+            objects.evict(info, ns, n, &body, dry_run).await?;
             Ok(response::success(info, n, None, 201))
         }
         ("POST", Some(n), Some(Subresource::Binding)) => {

@@ -67,12 +67,15 @@ pub fn is_ready(pod: &Value) -> bool {
         })
 }
 
+fn finished(pod: &Value) -> bool {
+    matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    )
+}
+
 fn live(pod: &Value) -> bool {
-    pod.pointer("/metadata/deletionTimestamp").is_none()
-        && !matches!(
-            pod.pointer("/status/phase").and_then(Value::as_str),
-            Some("Succeeded" | "Failed")
-        )
+    pod.pointer("/metadata/deletionTimestamp").is_none() && !finished(pod)
 }
 
 /// `status.disruptedPods` of `pdb` still within [`DISRUPTED_FOR`] of `now`.
@@ -106,11 +109,13 @@ fn name_of(obj: &Value) -> &str {
 pub fn budget(pdb: &Value, pods: &[Value], now: DateTime<Utc>) -> Option<Budget> {
     let spec = pdb.get("spec")?;
     let gone = disrupted(pdb, now);
-    let live: Vec<&Value> = pods.iter().filter(|p| live(p)).collect();
-    let expected = live.len() as i64;
-    let healthy = live
+    // Terminating pods are still expected (their owner has not replaced them yet) but
+    // not healthy, nor are pods recorded as disrupted lately.
+    let counted: Vec<&Value> = pods.iter().filter(|p| !finished(p)).collect();
+    let expected = counted.len() as i64;
+    let healthy = counted
         .iter()
-        .filter(|p| is_ready(p) && !gone.contains_key(name_of(p)))
+        .filter(|p| live(p) && is_ready(p) && !gone.contains_key(name_of(p)))
         .count() as i64;
     let desired_healthy = if let Some(min) = spec.get("minAvailable") {
         resolve(min, expected)?
@@ -151,22 +156,24 @@ fn too_many_requests(b: &Budget) -> ApiError {
 
 impl Objects {
     /// Evicts pod `name`: deletes it with the eviction's `deleteOptions` unless a
-    /// PodDisruptionBudget selecting it forbids.
+    /// PodDisruptionBudget selecting it forbids. `dry_run` (the query's) checks only.
     pub async fn evict(
         &self,
         info: &ResourceInfo,
         ns: Option<&str>,
         name: &str,
         eviction: &Value,
+        dry_run: bool,
     ) -> Result<Deleted, ApiError> {
         let mut opts = DeleteOptions::default();
         if let Some(d) = eviction.get("deleteOptions") {
             opts.merge_body(d);
         }
+        opts.dry_run |= dry_run;
         for attempt in 1..=ATTEMPTS {
             let pod = self.get(info, ns, name).await?;
             if live(&pod) {
-                match self.take_budgets(info, ns, &pod).await {
+                match self.take_budget(info, ns, &pod, opts.dry_run).await {
                     Err(e) if e.code == 409 && attempt < ATTEMPTS => continue,
                     r => r?,
                 }
@@ -176,70 +183,87 @@ impl Objects {
         unreachable!("the last attempt returns")
     }
 
-    /// Checks every budget selecting `pod` and records the pod as disrupted in each
-    /// (a write conditional on the budget's resourceVersion: 409 if another eviction
-    /// changed it since it was read).
-    async fn take_budgets(
+    /// Checks the budget selecting `pod` and records the pod as disrupted in it (a write
+    /// conditional on the budget's resourceVersion: 409 if another eviction changed it
+    /// since it was read; none on a dry run). A pod selected by more than one budget is
+    /// refused, as Kubernetes refuses it.
+    async fn take_budget(
         &self,
         pods_info: &ResourceInfo,
         ns: Option<&str>,
         pod: &Value,
+        dry_run: bool,
     ) -> Result<(), ApiError> {
         let pdb_info = registry::lookup("policy", "v1", "poddisruptionbudgets")
             .ok_or_else(|| ApiError::internal("PodDisruptionBudgets are not served"))?;
         let labels = selector::labels(pod);
-        let pod_healthy = is_ready(pod);
         let now = Utc::now();
-        for pdb in self
+        let pdbs = self
             .list(pdb_info, ns, &ListOptions::default())
             .await?
-            .items
-        {
+            .items;
+        let mut matched = Vec::new();
+        for pdb in pdbs {
             // policy/v1: a null selector matches nothing, an empty one every pod.
             if pdb.pointer("/spec/selector").is_none_or(Value::is_null) {
                 continue;
             }
             let sel = LabelSelector::parse(&selector_string(pdb_info, &pdb))
                 .map_err(ApiError::bad_request)?;
-            if !sel.matches_labels(&labels) {
-                continue;
+            if sel.matches_labels(&labels) {
+                matched.push((pdb, sel));
             }
-            let matching = ListOptions {
-                labels: sel,
-                ..Default::default()
-            };
-            let pods = self.list(pods_info, ns, &matching).await?.items;
-            let Some(b) = budget(&pdb, &pods, now) else {
-                continue;
-            };
-            if !b.allows(pod_healthy) {
-                return Err(too_many_requests(&b));
-            }
-            let mut disrupted_pods = disrupted(&pdb, now);
-            disrupted_pods.insert(
-                name_of(pod).to_string(),
-                json!(now.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
-            );
-            let mut new = pdb.clone();
-            new["status"] = json!({
-                "observedGeneration": pdb.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
-                "disruptedPods": disrupted_pods,
-                "disruptionsAllowed": (b.healthy - i64::from(pod_healthy) - b.desired_healthy).max(0),
-                "currentHealthy": b.healthy - i64::from(pod_healthy),
-                "desiredHealthy": b.desired_healthy,
-                "expectedPods": b.expected,
-            });
-            self.update(
-                pdb_info,
-                ns,
-                name_of(&pdb),
-                new,
-                Some(Subresource::Status),
-                WriteOptions::default(),
-            )
-            .await?;
         }
-        Ok(())
+        let (pdb, sel) = match matched.len() {
+            0 => return Ok(()),
+            1 => matched.pop().expect("one"),
+            _ => {
+                return Err(ApiError::internal(
+                    "This pod has more than one PodDisruptionBudget, which the eviction \
+                     subresource does not support.",
+                ))
+            }
+        };
+        let matching = ListOptions {
+            labels: sel,
+            ..Default::default()
+        };
+        let pods = self.list(pods_info, ns, &matching).await?.items;
+        let Some(b) = budget(&pdb, &pods, now) else {
+            return Ok(());
+        };
+        let pod_healthy = is_ready(pod);
+        if !b.allows(pod_healthy) {
+            return Err(too_many_requests(&b));
+        }
+        if dry_run {
+            return Ok(());
+        }
+        let mut disrupted_pods = disrupted(&pdb, now);
+        disrupted_pods.insert(
+            name_of(pod).to_string(),
+            json!(now.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        );
+        let left = b.healthy - i64::from(pod_healthy);
+        let mut new = pdb.clone();
+        new["status"] = json!({
+            "observedGeneration": pdb.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
+            "disruptedPods": disrupted_pods,
+            "disruptionsAllowed": (left - b.desired_healthy).max(0),
+            "currentHealthy": left,
+            "desiredHealthy": b.desired_healthy,
+            "expectedPods": b.expected,
+        });
+        self.update(
+            pdb_info,
+            ns,
+            name_of(&pdb),
+            new,
+            Some(Subresource::Status),
+            WriteOptions::default(),
+        )
+        .await
+        .map(drop)
     }
 }
 
@@ -304,18 +328,19 @@ mod tests {
     }
 
     #[test]
-    fn terminating_and_finished_pods_do_not_count() {
+    fn terminating_pods_are_expected_not_healthy_and_finished_ones_do_not_count() {
         let mut gone = pod(true);
         gone["metadata"] = json!({"deletionTimestamp": "2026-01-01T00:00:00Z"});
         let mut done = pod(false);
         done["status"]["phase"] = json!("Succeeded");
-        let b = budget(
-            &json!({"spec": {"minAvailable": 1}}),
-            &[pod(true), gone, done],
-            Utc::now(),
-        )
-        .unwrap();
-        assert_eq!((b.healthy, b.desired_healthy), (1, 1));
+        let pods = [pod(true), gone, done];
+        let b = budget(&json!({"spec": {"minAvailable": 1}}), &pods, Utc::now()).unwrap();
+        assert_eq!((b.healthy, b.expected, b.desired_healthy), (1, 2, 1));
         assert!(!b.allows(true));
+        // A StatefulSet's evicted pod is not replaced while it terminates: still
+        // expected, so maxUnavailable 1 does not let a second one go.
+        let max1 = budget(&json!({"spec": {"maxUnavailable": 1}}), &pods, Utc::now()).unwrap();
+        assert_eq!(max1.desired_healthy, 1);
+        assert!(!max1.allows(true));
     }
 }

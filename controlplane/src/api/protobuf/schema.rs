@@ -187,6 +187,7 @@ static TOLERATION: &[Field] = &[
     f(4, "effect", Str),
     p(5, "tolerationSeconds", Int),
 ];
+static POD_OS: &[Field] = &[f(1, "name", Str)];
 static HOST_ALIAS: &[Field] = &[f(1, "ip", Str), r(2, "hostnames", Str)];
 static RESOURCES: &[Field] = &[f(1, "limits", QtyMap), f(2, "requests", QtyMap)];
 static VOLUME_MOUNT: &[Field] = &[
@@ -286,8 +287,9 @@ static POD_SPEC: &[Field] = &[
     p(29, "runtimeClassName", Str),
     p(30, "enableServiceLinks", Bool),
     p(31, "preemptionPolicy", Str),
-    p(34, "setHostnameAsFQDN", Bool),
-    p(36, "hostUsers", Bool),
+    p(35, "setHostnameAsFQDN", Bool),
+    f(36, "os", Msg(POD_OS)),
+    p(37, "hostUsers", Bool),
 ];
 static POD_TEMPLATE: &[Field] = &[
     f(1, "metadata", Msg(OBJECT_META)),
