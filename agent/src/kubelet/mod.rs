@@ -225,7 +225,7 @@ impl Kubelet {
                 Ok(sock) => {
                     let serve = dns::Serve {
                         services: services.clone(),
-                        domain: cfg.cluster_domain.clone(),
+                        domain: cfg.cluster_domain.to_ascii_lowercase(),
                         upstream: dns::upstreams(&dns.host.nameservers),
                         clients: pod_cidr,
                     };

@@ -90,6 +90,15 @@ impl ServiceCache {
             .collect()
     }
 
+    /// Service `name` of namespace `ns`, if known.
+    pub fn get(&self, ns: &str, name: &str) -> Option<Service> {
+        self.map
+            .read()
+            .expect("service cache lock")
+            .get(&(ns.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
     /// Whether the first list is complete.
     pub fn is_synced(&self) -> bool {
         *self.synced.borrow()

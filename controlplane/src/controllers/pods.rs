@@ -8,13 +8,17 @@ use serde_json::{json, Value};
 
 use crate::api::meta;
 
+/// Phase Succeeded or Failed.
+pub fn is_finished(pod: &Value) -> bool {
+    matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    )
+}
+
 /// Not being deleted and not finished.
 pub fn is_active(pod: &Value) -> bool {
-    !meta::is_deleting(pod)
-        && !matches!(
-            pod.pointer("/status/phase").and_then(Value::as_str),
-            Some("Succeeded" | "Failed")
-        )
+    !meta::is_deleting(pod) && !is_finished(pod)
 }
 
 fn ready_condition(pod: &Value) -> Option<&Value> {

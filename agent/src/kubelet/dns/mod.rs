@@ -51,29 +51,28 @@ pub enum Lookup {
     Forward,
 }
 
-/// Resolves `q` against `services` in cluster domain `domain`.
-pub fn lookup(q: &Query, domain: &str, services: &[Service]) -> Lookup {
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    let name = q.name.as_str();
-    let Some(inner) = name.strip_suffix(domain.as_str()).and_then(|r| {
-        if r.is_empty() {
-            Some("")
-        } else {
-            r.strip_suffix('.')
-        }
-    }) else {
-        return Lookup::Forward;
+/// Resolves `q` in cluster domain `domain` (lower case); `service(ns, name)` finds a
+/// Service.
+pub fn lookup(
+    q: &Query,
+    domain: &str,
+    service: impl FnOnce(&str, &str) -> Option<Service>,
+) -> Lookup {
+    let domain = domain.trim_end_matches('.');
+    let inner = match q.name.strip_suffix(domain) {
+        Some("") => "",
+        Some(r) => match r.strip_suffix('.') {
+            Some(r) => r,
+            None => return Lookup::Forward,
+        },
+        None => return Lookup::Forward,
     };
-    let Some(svc_ns) = inner
-        .strip_suffix(".svc")
-        .or(if inner == "svc" { Some("") } else { None })
-    else {
-        // `<domain>` itself or other names under it (pods, `<ns>` alone).
-        return if inner.is_empty() {
-            Lookup::NoData
-        } else {
-            Lookup::NxDomain
-        };
+    let svc_ns = match inner.strip_suffix("svc") {
+        Some("") => "",
+        Some(r) if r.ends_with('.') => &r[..r.len() - 1],
+        // `<domain>` itself, or other names under it (pods, `<ns>` alone).
+        _ if inner.is_empty() => return Lookup::NoData,
+        _ => return Lookup::NxDomain,
     };
     // From the right: namespace, service, then (headless records) an endpoint.
     let mut parts = svc_ns.rsplit('.');
@@ -82,9 +81,7 @@ pub fn lookup(q: &Query, domain: &str, services: &[Service]) -> Lookup {
         return Lookup::NoData;
     };
     let below = parts.next().is_some();
-    let Some(s) = services.iter().find(|s| {
-        s.metadata.name.as_deref() == Some(svc) && s.metadata.namespace.as_deref() == Some(ns)
-    }) else {
+    let Some(s) = service(ns, svc) else {
         return Lookup::NxDomain;
     };
     let headless = s
@@ -173,7 +170,7 @@ pub fn spawn(sock: UdpSocket, serve: Serve, mut stop: watch::Receiver<bool>) {
                     continue;
                 }
             };
-            let reply = match lookup(&q, &serve.domain, &serve.services.list()) {
+            let reply = match lookup(&q, &serve.domain, |ns, name| serve.services.get(ns, name)) {
                 Lookup::Forward => match forwards.clone().try_acquire_owned() {
                     Ok(permit) if !upstream.is_empty() => {
                         let (sock, query, upstream) =
@@ -267,10 +264,19 @@ mod tests {
             svc("shop", "db", "10.96.0.30"),
             svc("default", "headless", "None"),
         ];
+        let find = |ns: &str, n: &str| {
+            services
+                .iter()
+                .find(|s| {
+                    s.metadata.name.as_deref() == Some(n)
+                        && s.metadata.namespace.as_deref() == Some(ns)
+                })
+                .cloned()
+        };
         lookup(
             &parse(&query(1, name, qtype)).unwrap(),
             "cluster.local",
-            &services,
+            find,
         )
     }
 

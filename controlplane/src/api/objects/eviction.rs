@@ -16,8 +16,11 @@ use serde_json::{json, Map, Value};
 use super::subresource::selector_string;
 use super::{DeleteOptions, Deleted, ListOptions, Objects, WriteOptions};
 use crate::api::error::ApiError;
+use crate::api::meta;
 use crate::api::registry::{self, ResourceInfo, Subresource};
 use crate::api::selector::{self, LabelSelector};
+use crate::controllers::deployment::rolling::resolve;
+use crate::controllers::pods::{is_active, is_finished, is_ready};
 
 /// How long an evicted pod stays in `disruptedPods` (Kubernetes' `DeletionTimeout`).
 const DISRUPTED_FOR: Duration = Duration::minutes(2);
@@ -46,38 +49,6 @@ impl Budget {
     }
 }
 
-/// `n` or `n%` of `of`, a percentage rounded up (as the disruption controller does).
-fn resolve(v: &Value, of: i64) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => {
-            let pct: i64 = s.strip_suffix('%')?.parse().ok()?;
-            Some((pct * of + 99) / 100)
-        }
-        _ => None,
-    }
-}
-
-pub fn is_ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
-}
-
-fn finished(pod: &Value) -> bool {
-    matches!(
-        pod.pointer("/status/phase").and_then(Value::as_str),
-        Some("Succeeded" | "Failed")
-    )
-}
-
-fn live(pod: &Value) -> bool {
-    pod.pointer("/metadata/deletionTimestamp").is_none() && !finished(pod)
-}
-
 /// `status.disruptedPods` of `pdb` still within [`DISRUPTED_FOR`] of `now`.
 fn disrupted(pdb: &Value, now: DateTime<Utc>) -> Map<String, Value> {
     let mut out = Map::new();
@@ -98,12 +69,6 @@ fn disrupted(pdb: &Value, now: DateTime<Utc>) -> Map<String, Value> {
     out
 }
 
-fn name_of(obj: &Value) -> &str {
-    obj.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
 /// The requirement of `pdb` over `pods` (the namespace's pods its selector matches)
 /// at `now`: pods it recorded as disrupted lately are not healthy.
 pub fn budget(pdb: &Value, pods: &[Value], now: DateTime<Utc>) -> Option<Budget> {
@@ -111,25 +76,21 @@ pub fn budget(pdb: &Value, pods: &[Value], now: DateTime<Utc>) -> Option<Budget>
     let gone = disrupted(pdb, now);
     // Terminating pods are still expected (their owner has not replaced them yet) but
     // not healthy, nor are pods recorded as disrupted lately.
-    let counted: Vec<&Value> = pods.iter().filter(|p| !finished(p)).collect();
+    let counted: Vec<&Value> = pods.iter().filter(|p| !is_finished(p)).collect();
     let expected = counted.len() as i64;
     let healthy = counted
         .iter()
-        .filter(|p| live(p) && is_ready(p) && !gone.contains_key(name_of(p)))
+        .filter(|p| is_active(p) && is_ready(p) && !gone.contains_key(meta::name(p)))
         .count() as i64;
     let desired_healthy = if let Some(min) = spec.get("minAvailable") {
-        resolve(min, expected)?
+        resolve(Some(min), expected, true)
     } else if let Some(max) = spec.get("maxUnavailable") {
-        expected - resolve(max, expected)?
+        expected - resolve(Some(max), expected, true)
     } else {
         return None;
     };
     Some(Budget {
-        name: pdb
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
+        name: meta::name(pdb).to_string(),
         desired_healthy,
         healthy,
         expected,
@@ -172,7 +133,7 @@ impl Objects {
         opts.dry_run |= dry_run;
         for attempt in 1..=ATTEMPTS {
             let pod = self.get(info, ns, name).await?;
-            if live(&pod) {
+            if is_active(&pod) {
                 match self.take_budget(info, ns, &pod, opts.dry_run).await {
                     Err(e) if e.code == 409 && attempt < ATTEMPTS => continue,
                     r => r?,
@@ -241,7 +202,7 @@ impl Objects {
         }
         let mut disrupted_pods = disrupted(&pdb, now);
         disrupted_pods.insert(
-            name_of(pod).to_string(),
+            meta::name(pod).to_string(),
             json!(now.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
         );
         let left = b.healthy - i64::from(pod_healthy);
@@ -257,7 +218,7 @@ impl Objects {
         self.update(
             pdb_info,
             ns,
-            name_of(&pdb),
+            meta::name(&pdb),
             new,
             Some(Subresource::Status),
             WriteOptions::default(),
@@ -283,8 +244,8 @@ mod tests {
         let now = Utc::now();
         let at = |d: Duration| json!((now - d).format("%Y-%m-%dT%H:%M:%SZ").to_string());
         let pdb = json!({"spec": {"minAvailable": 1}, "status": {"disruptedPods": {
-            name_of(&a): at(Duration::seconds(5)),
-            name_of(&b): at(Duration::minutes(3)),
+            meta::name(&a): at(Duration::seconds(5)),
+            meta::name(&b): at(Duration::minutes(3)),
         }}});
         let got = budget(&pdb, &[a.clone(), b.clone()], now).unwrap();
         assert_eq!(got.healthy, 1, "a was evicted 5 s ago; b's record is stale");
