@@ -1,9 +1,10 @@
-//! The redb database that holds one replica's Raft log and state machine.
+//! The redb database that holds one replica's state machine (the Raft log has files of its
+//! own, see `log_store`; the log tables here only hold logs of earlier versions until they
+//! are moved out).
 //!
-//! Raft log transactions (appends, votes, truncations, purges) and snapshots are committed
-//! with `Durability::Immediate`: when `commit` returns, the data is fsync'd, and nothing is
-//! acknowledged to Raft before that. State-machine apply batches are committed with
-//! `Durability::None` and become durable with the next log commit (see `state_machine`).
+//! Snapshots are committed with `Durability::Immediate`: when `commit` returns, the data is
+//! fsync'd. Most state-machine apply batches are committed with `Durability::None` and become
+//! durable with a later durable commit (see `state_machine`).
 
 #![expect(
     clippy::result_large_err,
@@ -19,9 +20,9 @@ use redb::{Database, TableDefinition};
 use crate::error::Error;
 use crate::types::StorageError;
 
-/// Raft log entries by index (JSON-encoded `Entry`).
+/// Raft log entries by index (JSON-encoded `Entry`), as earlier versions kept them.
 pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
-/// Log store metadata: [`VOTE`], [`COMMITTED`], [`LAST_PURGED`].
+/// Log store metadata ([`VOTE`], [`COMMITTED`], [`LAST_PURGED`]), as earlier versions kept it.
 pub(crate) const LOG_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_log_meta");
 /// The object store: key → JSON-encoded `StoredValue`.
 pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");

@@ -1,4 +1,4 @@
-//! openraft's own storage test suite against the redb log store and state machine.
+//! openraft's own storage test suite against the WAL log store and the redb state machine.
 
 #![expect(
     clippy::result_large_err,
@@ -19,7 +19,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         let dir = tempfile::tempdir().expect("tempdir");
         let db = skiff_controlplane::db::open(dir.path()).expect("open store");
         let sm = StateMachineStore::new(db.clone(), 100).expect("state machine");
-        Ok((dir, LogStore::new(db), sm))
+        let log = LogStore::open(&dir.path().join("raft-log"), &db).expect("open log");
+        Ok((dir, log, sm))
     }
 }
 

@@ -1,51 +1,88 @@
-//! Durable Raft log in redb (openraft storage v2 `RaftLogStorage`), with group commit.
+//! The durable Raft log (openraft storage v2 `RaftLogStorage`): an append-only write-ahead
+//! log of segment files ([`wal`]) with group commit ([`writer`]), and an in-memory
+//! [`index`] that readers use.
 //!
-//! Every write goes through one writer thread ([`writer`]) that commits all the writes
-//! queued meanwhile in one fsync'd transaction. `append` returns once the entries are
-//! readable (from [`pending`] until the writer has them in redb) and fires openraft's
-//! `LogFlushed` callback only after the fsync; votes, truncations and purges wait for theirs
-//! before returning. Only the committed log id is saved lazily (openraft allows it): it is
-//! written with the next transaction, never ahead of the log on disk.
+//! Every write goes through one writer thread that writes all the jobs queued meanwhile with
+//! one `fdatasync`. `append` returns once the entries are readable (cached in the index) and
+//! fires openraft's `LogFlushed` callback only after the sync; votes, truncations and purges
+//! wait for theirs before returning. Only the committed log id is saved lazily (openraft
+//! allows it): it rides with the next batch, never ahead of the log on disk.
+//!
+//! The log lives in its own directory rather than in the state machine's redb file: a redb
+//! commit rewrites a B-tree path of pages for every table it touches and syncs them all,
+//! where an append here fills the next page of one file. Logs written by earlier versions
+//! into redb are moved here on first open ([`legacy`]).
 
 #![expect(
     clippy::result_large_err,
     reason = "openraft's StorageError is the error type of its storage traits"
 )]
 
-mod pending;
+mod index;
+mod legacy;
+mod record;
+mod segment;
+mod wal;
 mod writer;
 
 use std::fmt::Debug;
 use std::ops::RangeBounds;
+use std::path::Path;
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{LogState, OptionalSend, RaftLogId, RaftLogReader};
-use redb::{Database, ReadableDatabase, ReadableTable};
-
+use openraft::{LogState, OptionalSend, RaftLogReader};
+use redb::Database;
 use tokio::sync::oneshot;
 
-use crate::db::{self, from_json, read_err, to_json, write_err};
+use crate::db::{from_json, read_err, write_err};
+use crate::error::Error;
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
-use pending::Pending;
+use index::{Found, Index};
+use segment::Segments;
+use wal::Wal;
 use writer::{Job, Reply, Writer};
 
-/// The Raft log of one replica. Cheap to clone (clones share the database and the writer;
-/// the writer stops, and lets go of the database, when the last clone is dropped).
+/// The directory of the log inside a replica's data directory.
+pub const LOG_DIR: &str = "raft-log";
+
+/// The Raft log of one replica. Cheap to clone (clones share the index and the writer; the
+/// writer stops when the last clone is dropped).
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<Database>,
-    pending: Arc<Pending>,
+    index: Arc<Index>,
+    segments: Arc<Segments>,
     writer: Arc<Writer>,
 }
 
 impl LogStore {
-    pub fn new(db: Arc<Database>) -> Self {
-        let pending = Arc::new(Pending::default());
-        let writer = Arc::new(Writer::start(db.clone(), pending.clone()));
+    /// Opens (or creates) the log in `dir`, first moving in a log that an earlier version
+    /// kept in `db`.
+    pub fn open(dir: &Path, db: &Database) -> Result<Self, Error> {
+        let io = |source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let segments = Arc::new(Segments::default());
+        let (mut wal, mut rec) =
+            Wal::open(dir, wal::SEGMENT_BYTES, segments.clone()).map_err(io)?;
+        if legacy::import(db, &mut wal, &rec).map_err(io)? {
+            // Replay what was just written, to learn where each entry is.
+            drop(wal);
+            let fresh = Arc::new(Segments::default());
+            (wal, rec) = Wal::open(dir, wal::SEGMENT_BYTES, fresh.clone()).map_err(io)?;
+            return Ok(Self::start(wal, &rec, fresh));
+        }
+        Ok(Self::start(wal, &rec, segments))
+    }
+
+    fn start(wal: Wal, rec: &wal::Recovered, segments: Arc<Segments>) -> Self {
+        let index = Arc::new(Index::new(rec, index::CACHE_BYTES));
+        let last_index = index.last().map(|l| l.index);
+        let writer = Arc::new(Writer::start(wal, index.clone(), last_index));
         Self {
-            db,
-            pending,
+            index,
+            segments,
             writer,
         }
     }
@@ -57,28 +94,6 @@ impl LogStore {
         rx.await
             .map_err(|_| write_err(std::io::Error::other("the Raft log writer has stopped")))?
     }
-
-    fn read_meta<T: serde::de::DeserializeOwned>(
-        &self,
-        name: &str,
-    ) -> Result<Option<T>, StorageError> {
-        let txn = self.db.begin_read().map_err(read_err)?;
-        let table = txn.open_table(db::LOG_META).map_err(read_err)?;
-        match table.get(name).map_err(read_err)? {
-            Some(v) => Ok(Some(from_json(v.value())?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Write one metadata value and wait until it is fsync'd.
-    async fn write_meta<T: serde::Serialize>(
-        &self,
-        name: &'static str,
-        value: &T,
-    ) -> Result<(), StorageError> {
-        let bytes = to_json(value)?;
-        self.submit(|done| Job::Meta { name, bytes, done }).await
-    }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -86,23 +101,14 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        // Pending first: an entry the writer commits meanwhile leaves `pending` only after
-        // its commit, so the read transaction begun next sees it in redb.
-        let mut found = self.pending.range(range.clone());
-        let txn = self.db.begin_read().map_err(read_err)?;
-        let table = txn.open_table(db::LOG).map_err(read_err)?;
-        let mut out = Vec::new();
-        for item in table.range::<u64>(range).map_err(read_err)? {
-            let (k, v) = item.map_err(read_err)?;
-            // A pending entry replaces a stored one at the same index (after a truncation).
-            match found.remove(&k.value()) {
-                Some(newer) => out.push(newer),
-                None => out.push(from_json(v.value())?),
-            }
-        }
-        out.extend(found.into_values());
-        out.sort_by_key(|e: &Entry| e.get_log_id().index);
-        Ok(out)
+        self.index
+            .range(range)
+            .into_iter()
+            .map(|found| match found {
+                Found::Cached(e) => Ok(e),
+                Found::OnDisk(loc) => from_json(&self.segments.read(loc).map_err(read_err)?),
+            })
+            .collect()
     }
 }
 
@@ -110,17 +116,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged_log_id: Option<LogId> = self.read_meta(db::LAST_PURGED)?;
-        let txn = self.db.begin_read().map_err(read_err)?;
-        let table = txn.open_table(db::LOG).map_err(read_err)?;
-        let stored = match table.last().map_err(read_err)? {
-            Some((_, v)) => Some(*from_json::<Entry>(v.value())?.get_log_id()),
-            None => last_purged_log_id,
-        };
-        let last = stored.max(self.pending.last());
         Ok(LogState {
-            last_purged_log_id,
-            last_log_id: last,
+            last_purged_log_id: self.index.last_purged(),
+            last_log_id: self.index.last(),
         })
     }
 
@@ -129,11 +127,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.write_meta(db::VOTE, vote).await
+        let vote = *vote;
+        self.submit(|done| Job::Vote { vote, done }).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        self.read_meta(db::VOTE)
+        Ok(self.index.vote())
     }
 
     /// Lazy (see the module doc): a stale committed id only means a restarted replica
@@ -146,7 +145,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.read_meta::<Option<LogId>>(db::COMMITTED)?.flatten())
+        Ok(self.index.committed())
     }
 
     async fn append<I>(
@@ -159,7 +158,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        self.pending.add(&entries);
+        self.index.append(&entries);
         self.writer.send(Job::Append {
             entries,
             done: callback,
@@ -167,7 +166,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.pending.truncate(log_id.index);
+        self.index.truncate(log_id.index);
         self.submit(|done| Job::Truncate {
             from: log_id.index,
             done,
@@ -176,7 +175,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.pending.purge(log_id.index);
+        self.index.purge(log_id);
         self.submit(|done| Job::Purge { upto: log_id, done }).await
     }
 }

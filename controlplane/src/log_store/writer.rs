@@ -1,32 +1,28 @@
-//! Group commit: one thread owns every write to the Raft log. It takes all the jobs queued
-//! since its last commit, applies them in order in ONE redb write transaction, commits it
-//! with `Durability::Immediate` (fsync) and only then acknowledges each of them (the
-//! `LogFlushed` callback of an append, the reply of a vote, truncation or purge).
+//! Group commit: one thread owns the [`Wal`]. It takes all the jobs queued since its last
+//! write, turns them into records in order, writes them with one `pwrite` and one
+//! `fdatasync`, and only then acknowledges each job (the `LogFlushed` callback of an append,
+//! the reply of a vote, truncation or purge).
 //!
-//! So N writes in flight cost one fsync, not N, and nothing is acknowledged before it is on
+//! So N writes in flight cost one sync, not N, and nothing is acknowledged before it is on
 //! disk. The committed log id is the exception by design: openraft allows it to be saved
-//! lazily, so it rides along with the next transaction (never ahead of the log written in
-//! that transaction) instead of costing an fsync of its own.
-
-#![expect(
-    clippy::result_large_err,
-    reason = "openraft's StorageError is the error type of its storage traits"
-)]
+//! lazily, so it rides along with the next batch (never ahead of the log written by that
+//! batch) instead of costing a sync of its own. After a failed write the log's state on disk
+//! is unknown: every later job fails too (openraft stops on a storage error).
 
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use openraft::storage::LogFlushed;
-use openraft::RaftLogId;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
-use super::pending::Pending;
-use crate::db::{self, to_json, write_err};
-use crate::types::{Entry, LogId, StorageError, TypeConfig};
+use super::index::Index;
+use super::record::Record;
+use super::wal::Wal;
+use crate::db::write_err;
+use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
-/// Jobs taken into one transaction at most (bounds its size and the ack latency).
+/// Jobs taken into one batch at most (bounds its size and the ack latency).
 const MAX_BATCH: usize = 4096;
 
 pub(super) type Reply = oneshot::Sender<Result<(), StorageError>>;
@@ -36,13 +32,11 @@ pub(super) enum Job {
         entries: Vec<Entry>,
         done: LogFlushed<TypeConfig>,
     },
-    /// A `LOG_META` value (the vote), acknowledged once durable.
-    Meta {
-        name: &'static str,
-        bytes: Vec<u8>,
+    Vote {
+        vote: Vote,
         done: Reply,
     },
-    /// Saved with the next transaction that makes the log reach it.
+    /// Saved with the next batch that makes the log reach it.
     Committed(LogId),
     /// Delete entries from `from` on.
     Truncate {
@@ -55,24 +49,18 @@ pub(super) enum Job {
     },
 }
 
-/// The writer thread's handle; dropping it drains the queue, stops and joins the thread
-/// (so the database is closed when the log store is gone).
+/// The writer thread's handle; dropping it drains the queue, stops and joins the thread.
 pub(super) struct Writer {
     tx: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Writer {
-    pub(super) fn start(db: Arc<Database>, pending: Arc<Pending>) -> Self {
+    pub(super) fn start(wal: Wal, index: Arc<Index>, last_index: Option<u64>) -> Self {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || {
-                // The committed id is never saved ahead of the last index on disk. Unknown
-                // (unreadable) means "not yet": it is learnt from the next append.
-                let last_index = stored_last_index(&db).ok().flatten();
-                run(&db, &pending, last_index, &rx)
-            })
+            .spawn(move || Batcher::new(wal, index, last_index).run(&rx))
             .expect("spawning the Raft log writer thread");
         Self {
             tx: Some(tx),
@@ -97,121 +85,142 @@ impl Drop for Writer {
     }
 }
 
-fn stored_last_index(db: &Database) -> Result<Option<u64>, redb::Error> {
-    let txn = db.begin_read()?;
-    let table = txn.open_table(db::LOG)?;
-    let last = table.last()?;
-    Ok(last.map(|(k, _)| k.value()))
-}
-
-/// What a transaction will acknowledge once committed.
+/// What a batch will acknowledge once written.
 enum Ack {
-    Flushed(LogFlushed<TypeConfig>, Vec<LogId>),
+    Flushed(LogFlushed<TypeConfig>),
     Reply(Reply),
 }
 
-fn run(db: &Database, pending: &Pending, mut last_index: Option<u64>, rx: &mpsc::Receiver<Job>) {
-    let mut committed: Option<LogId> = None;
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
-        }
-        let mut acks = Vec::with_capacity(jobs.len());
-        let mut durable_work = false;
-        let mut next_last = last_index;
-        let res = (|| -> Result<(), StorageError> {
-            let mut txn = db.begin_write().map_err(write_err)?;
-            txn.set_durability(Durability::Immediate)
-                .map_err(write_err)?;
-            for job in jobs {
-                if let Job::Committed(c) = job {
-                    committed = Some(c);
-                    continue;
-                }
-                durable_work = true;
-                apply(&txn, job, &mut next_last, &mut acks)?;
-            }
-            if !durable_work {
-                // Only a committed id: nothing to acknowledge, no fsync of its own.
-                return txn.abort().map_err(write_err);
-            }
-            if let Some(c) = committed.filter(|c| next_last.is_some_and(|l| c.index <= l)) {
-                let mut meta = txn.open_table(db::LOG_META).map_err(write_err)?;
-                meta.insert(db::COMMITTED, to_json(&Some(c))?.as_slice())
-                    .map_err(write_err)?;
-                committed = None;
-            }
-            txn.commit().map_err(write_err)
-        })();
-        if res.is_ok() {
-            last_index = next_last;
-        }
-        for ack in acks {
-            match ack {
-                Ack::Flushed(cb, ids) => {
-                    if res.is_ok() {
-                        pending.flushed(&ids);
-                    }
-                    let r = res
-                        .as_ref()
-                        .map(|_| ())
-                        .map_err(|e| std::io::Error::other(e.to_string()));
-                    cb.log_io_completed(r);
-                }
-                Ack::Reply(tx) => {
-                    let _ = tx.send(res.clone());
-                }
-            }
-        }
-    }
+struct Batcher {
+    wal: Wal,
+    index: Arc<Index>,
+    /// The last entry index on disk: the committed id is never saved ahead of it.
+    last_index: Option<u64>,
+    /// A committed id waiting for a batch to ride with.
+    committed: Option<LogId>,
+    /// Why the log stopped taking writes.
+    failed: Option<String>,
 }
 
-/// Apply one job to the open transaction; queue what to acknowledge after the commit.
-fn apply(
-    txn: &WriteTransaction,
-    job: Job,
-    last: &mut Option<u64>,
-    acks: &mut Vec<Ack>,
-) -> Result<(), StorageError> {
-    match job {
-        Job::Append { entries, done } => {
-            let mut log = txn.open_table(db::LOG).map_err(write_err)?;
-            let mut ids = Vec::with_capacity(entries.len());
-            for e in &entries {
-                let id = *e.get_log_id();
-                log.insert(id.index, to_json(e)?.as_slice())
-                    .map_err(write_err)?;
-                *last = Some(last.map_or(id.index, |l| l.max(id.index)));
-                ids.push(id);
-            }
-            acks.push(Ack::Flushed(done, ids));
+impl Batcher {
+    fn new(wal: Wal, index: Arc<Index>, last_index: Option<u64>) -> Self {
+        Self {
+            wal,
+            index,
+            last_index,
+            committed: None,
+            failed: None,
         }
-        Job::Meta { name, bytes, done } => {
-            let mut meta = txn.open_table(db::LOG_META).map_err(write_err)?;
-            meta.insert(name, bytes.as_slice()).map_err(write_err)?;
-            acks.push(Ack::Reply(done));
-        }
-        Job::Truncate { from, done } => {
-            let mut log = txn.open_table(db::LOG).map_err(write_err)?;
-            log.retain_in(from.., |_, _| false).map_err(write_err)?;
-            *last = log.last().map_err(write_err)?.map(|(k, _)| k.value());
-            acks.push(Ack::Reply(done));
-        }
-        Job::Purge { upto, done } => {
-            let mut meta = txn.open_table(db::LOG_META).map_err(write_err)?;
-            meta.insert(db::LAST_PURGED, to_json(&upto)?.as_slice())
-                .map_err(write_err)?;
-            let mut log = txn.open_table(db::LOG).map_err(write_err)?;
-            log.retain_in(..=upto.index, |_, _| false)
-                .map_err(write_err)?;
-            *last = Some(last.map_or(upto.index, |l| l.max(upto.index)));
-            acks.push(Ack::Reply(done));
-        }
-        Job::Committed(_) => unreachable!("handled by the caller"),
     }
-    Ok(())
+
+    fn run(mut self, rx: &mpsc::Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            self.batch(jobs);
+        }
+    }
+
+    fn batch(&mut self, jobs: Vec<Job>) {
+        let mut records = Vec::with_capacity(jobs.len());
+        let mut acks = Vec::with_capacity(jobs.len());
+        let mut sizes = Vec::new();
+        let mut vote = None;
+        let mut purge = false;
+        let mut last = self.last_index;
+        let mut encode_err = None;
+        for job in jobs {
+            match job {
+                Job::Committed(c) => self.committed = Some(c),
+                Job::Append { entries, done } => {
+                    for e in &entries {
+                        match serde_json::to_vec(e) {
+                            Ok(json) => {
+                                sizes.push(json.len());
+                                records.push(Record::Entry { id: e.log_id, json });
+                            }
+                            Err(err) => encode_err = Some(err.to_string()),
+                        }
+                        last = last.max(Some(e.log_id.index));
+                    }
+                    acks.push(Ack::Flushed(done));
+                }
+                Job::Vote { vote: v, done } => {
+                    records.push(Record::Vote(v));
+                    vote = Some(v);
+                    acks.push(Ack::Reply(done));
+                }
+                Job::Truncate { from, done } => {
+                    records.push(Record::Truncate(from));
+                    last = last.map(|l| l.min(from.saturating_sub(1)));
+                    acks.push(Ack::Reply(done));
+                }
+                Job::Purge { upto, done } => {
+                    records.push(Record::Purge(upto));
+                    last = last.max(Some(upto.index));
+                    purge = true;
+                    acks.push(Ack::Reply(done));
+                }
+            }
+        }
+        if records.is_empty() {
+            // Only a committed id: nothing to acknowledge, no sync of its own.
+            return;
+        }
+        let committed = self
+            .committed
+            .filter(|c| last.is_some_and(|l| c.index <= l));
+        if let Some(c) = committed {
+            records.push(Record::Committed(c));
+            self.committed = None;
+        }
+        let res = match (&self.failed, encode_err) {
+            (Some(why), _) => Err(why.clone()),
+            (None, Some(why)) => Err(format!("encoding a log entry: {why}")),
+            (None, None) => self.wal.write(&records).map_err(|e| {
+                let why = format!("writing the Raft log: {e}");
+                log::error!("{why}; the log takes no more writes");
+                self.failed = Some(why.clone());
+                why
+            }),
+        };
+        if let Ok(locs) = &res {
+            let ids = records.iter().filter_map(|r| match r {
+                Record::Entry { id, .. } => Some(*id),
+                _ => None,
+            });
+            self.index.written(
+                ids.zip(locs.iter().copied())
+                    .zip(sizes)
+                    .map(|((id, loc), n)| (id, loc, n)),
+            );
+            if let Some(v) = vote {
+                self.index.set_vote(v);
+            }
+            if let Some(c) = committed {
+                self.index.set_committed(c);
+            }
+            self.last_index = last;
+            if purge {
+                self.wal.remove_purged();
+            }
+        }
+        for ack in acks {
+            let r = res
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| std::io::Error::other(e.clone()));
+            match ack {
+                Ack::Flushed(cb) => cb.log_io_completed(r),
+                Ack::Reply(tx) => {
+                    let _ = tx.send(r.map_err(write_err));
+                }
+            }
+        }
+    }
 }

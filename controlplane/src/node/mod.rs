@@ -112,7 +112,7 @@ impl ControlPlane {
     pub async fn start(cfg: NodeConfig) -> Result<Self, Error> {
         let raft_config = Arc::new(cfg.raft_config()?);
         let db = crate::db::open(&cfg.data_dir)?;
-        let log_store = LogStore::new(db.clone());
+        let log_store = LogStore::open(&cfg.data_dir.join(crate::log_store::LOG_DIR), &db)?;
         let sm = StateMachineStore::new(db, cfg.watch_history)?;
         let reader = sm.reader();
 

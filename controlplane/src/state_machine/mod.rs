@@ -2,16 +2,17 @@
 //! (openraft storage v2 `RaftStateMachine`).
 //!
 //! Each `apply` batch is one write transaction that also records the last applied log id and
-//! membership, so state and progress never disagree after a crash. It is committed with
-//! `Durability::None` (no fsync of its own): the Raft log is the durable record, and redb
-//! makes a non-durable commit durable with the next durable one (the log writer's, every
-//! group commit). After a crash the state machine is whole as of some earlier batch, and
-//! openraft re-applies the log from its last applied id up to the saved committed id; the
-//! rest is re-applied when the leader next tells the replica its commit index. The log is
-//! never purged past durable state: purges follow a snapshot, whose save is a durable
-//! commit. Snapshots and their installation are durable commits. Snapshots are the
-//! full key-value content as of one read transaction (redb MVCC gives a consistent view
-//! while writes continue); installing one replaces the content.
+//! membership, so state and progress never disagree after a crash. Most are committed with
+//! `Durability::None` (no fsync of their own): the Raft log (`log_store`) is the durable
+//! record. One commit every [`DURABLE_EVERY`] or [`DURABLE_ENTRIES`] entries is durable, which
+//! makes all before it durable too (redb also only frees pages at durable commits). After a
+//! crash the state machine is whole as of its last durable commit, and openraft re-applies the
+//! log from that applied id up to the saved committed id; the rest is re-applied when the
+//! leader next tells the replica its commit index. The log is never purged past durable state:
+//! purges follow a snapshot, whose save is a durable commit. Snapshots and their installation
+//! are durable commits. Snapshots are the full key-value content as of one read transaction
+//! (redb MVCC gives a consistent view while writes continue); installing one replaces the
+//! content.
 
 #![expect(
     clippy::result_large_err,
@@ -23,7 +24,8 @@ mod read;
 pub mod watch;
 
 use std::io::Cursor;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftLogId, RaftSnapshotBuilder};
@@ -49,12 +51,37 @@ struct SnapshotData {
     revision: u64,
 }
 
+/// An apply commit is durable when this long has passed since the last durable one...
+const DURABLE_EVERY: Duration = Duration::from_secs(1);
+/// ...or this many entries were applied since.
+const DURABLE_ENTRIES: u64 = 4096;
+
+/// When the last durable apply commit was, and how many entries were applied since.
+struct DurableMark {
+    at: Instant,
+    entries: u64,
+}
+
+impl DurableMark {
+    /// Counts `n` more entries; true when this commit is to be durable.
+    fn due(&mut self, n: u64) -> bool {
+        self.entries += n;
+        if self.entries < DURABLE_ENTRIES && self.at.elapsed() < DURABLE_EVERY {
+            return false;
+        }
+        self.at = Instant::now();
+        self.entries = 0;
+        true
+    }
+}
+
 /// The state machine handed to openraft. Cheap to clone; [`StateMachineStore::reader`] gives
 /// the read side used by the API.
 #[derive(Clone)]
 pub struct StateMachineStore {
     db: Arc<Database>,
     hub: Arc<WatchHub>,
+    durable: Arc<Mutex<DurableMark>>,
 }
 
 impl StateMachineStore {
@@ -62,7 +89,11 @@ impl StateMachineStore {
     pub fn new(db: Arc<Database>, history: usize) -> Result<Self, Error> {
         let applied = read::applied_revision(&db).map_err(Error::Read)?;
         let hub = Arc::new(WatchHub::new(history, applied));
-        Ok(Self { db, hub })
+        let durable = Arc::new(Mutex::new(DurableMark {
+            at: Instant::now(),
+            entries: 0,
+        }));
+        Ok(Self { db, hub, durable })
     }
 
     pub fn reader(&self) -> StoreReader {
@@ -182,11 +213,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        let durable = self
+            .durable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .due(entries.len() as u64);
         let db = self.db.clone();
         let (responses, events) = blocking(move || {
             let mut txn = db.begin_write().map_err(write_err)?;
             // See the module doc: the log, not this commit, is what makes a write durable.
-            txn.set_durability(Durability::None).map_err(write_err)?;
+            if !durable {
+                txn.set_durability(Durability::None).map_err(write_err)?;
+            }
             let mut responses = Vec::with_capacity(entries.len());
             let mut events = Vec::new();
             {
