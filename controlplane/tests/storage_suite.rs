@@ -18,8 +18,10 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
     ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = skiff_controlplane::db::open(dir.path()).expect("open store");
-        let sm = StateMachineStore::new(db.clone(), 100).expect("state machine");
         let log = LogStore::open(&dir.path().join("raft-log"), &db).expect("open log");
+        let sm = StateMachineStore::new(db.clone(), 100)
+            .expect("state machine")
+            .with_log(log.durable_index());
         Ok((dir, log, sm))
     }
 }

@@ -1,14 +1,18 @@
 //! Earlier versions kept the Raft log in the state machine's redb file (tables `raft_log` and
-//! `raft_log_meta`). On first open such a log is written into the WAL, and only once that is
-//! synced is it removed from redb; a crash in between leaves both, and the next open sees a
-//! WAL that already has the log and just removes the old copy.
+//! `raft_log_meta`). On first open such a log is written into a WAL beside the log directory,
+//! synced, and renamed into place; only then is it removed from redb. A crash before the
+//! rename leaves redb's copy whole (the partial import is started over); a crash after it
+//! leaves a complete WAL, and the next open just removes the old copy.
 
 use std::io;
+use std::path::Path;
+use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::record::Record;
-use super::wal::{Recovered, Wal};
+use super::segment;
+use super::wal::{self, Wal};
 use crate::db;
 use crate::types::{Entry, LogId, Vote};
 
@@ -62,29 +66,35 @@ fn clear(db: &Database) -> io::Result<()> {
     txn.commit().map_err(other)
 }
 
-/// Moves an old log into `wal` when `wal` (as replayed into `rec`) is empty. Returns whether
-/// it wrote anything.
-pub(super) fn import(db: &Database, wal: &mut Wal, rec: &Recovered) -> io::Result<bool> {
+/// Moves an old log from `db` into the log directory `dir` unless `dir` already exists.
+pub(super) fn import(db: &Database, dir: &Path) -> io::Result<()> {
     let records = read(db)?;
     if records.is_empty() {
-        return Ok(false);
+        return Ok(());
     }
-    let empty = rec.entries.is_empty() && rec.vote.is_none() && rec.last_purged.is_none();
-    if empty {
+    if !dir.exists() {
         log::info!(
-            "moving the Raft log ({} records) from redb into its own files",
-            records.len()
+            "moving the Raft log ({} records) from redb into {}",
+            records.len(),
+            dir.display()
         );
+        let tmp = dir.with_extension("import");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        let (mut wal, _) = Wal::open(&tmp, wal::SEGMENT_BYTES, Arc::default())?;
         wal.write(&records)?;
+        drop(wal);
+        std::fs::rename(&tmp, dir)?;
+        if let Some(parent) = dir.parent() {
+            segment::sync_dir(parent)?;
+        }
     }
-    clear(db)?;
-    Ok(empty)
+    clear(db)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use openraft::{CommittedLeaderId, EntryPayload};
 
     use super::*;
@@ -119,10 +129,11 @@ mod tests {
             txn.commit().unwrap();
         }
         let wal_dir = dir.path().join("wal");
-        let (mut wal, rec) = Wal::open(&wal_dir, 1 << 20, Arc::default()).unwrap();
-        assert!(import(&db, &mut wal, &rec).unwrap());
-        drop(wal);
-        let (mut wal, rec) = Wal::open(&wal_dir, 1 << 20, Arc::default()).unwrap();
+        // A partial import from before a crash is started over.
+        std::fs::create_dir_all(wal_dir.with_extension("import").join("junk")).unwrap();
+        import(&db, &wal_dir).unwrap();
+        assert!(!wal_dir.with_extension("import").exists());
+        let (_, rec) = Wal::open(&wal_dir, 1 << 20, Arc::default()).unwrap();
         assert_eq!(rec.vote, Some(Vote::new(3, 1)));
         assert_eq!(rec.last_purged, Some(id(4)));
         assert_eq!(rec.committed, Some(id(6)));
@@ -131,6 +142,6 @@ mod tests {
             vec![5, 6, 7]
         );
         assert!(read(&db).unwrap().is_empty(), "the old copy is gone");
-        assert!(!import(&db, &mut wal, &rec).unwrap());
+        import(&db, &wal_dir).unwrap();
     }
 }

@@ -28,6 +28,7 @@ mod writer;
 use std::fmt::Debug;
 use std::ops::RangeBounds;
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -63,16 +64,9 @@ impl LogStore {
             path: dir.to_path_buf(),
             source,
         };
+        legacy::import(db, dir).map_err(io)?;
         let segments = Arc::new(Segments::default());
-        let (mut wal, mut rec) =
-            Wal::open(dir, wal::SEGMENT_BYTES, segments.clone()).map_err(io)?;
-        if legacy::import(db, &mut wal, &rec).map_err(io)? {
-            // Replay what was just written, to learn where each entry is.
-            drop(wal);
-            let fresh = Arc::new(Segments::default());
-            (wal, rec) = Wal::open(dir, wal::SEGMENT_BYTES, fresh.clone()).map_err(io)?;
-            return Ok(Self::start(wal, &rec, fresh));
-        }
+        let (wal, rec) = Wal::open(dir, wal::SEGMENT_BYTES, segments.clone()).map_err(io)?;
         Ok(Self::start(wal, &rec, segments))
     }
 
@@ -85,6 +79,12 @@ impl LogStore {
             segments,
             writer,
         }
+    }
+
+    /// The highest log index known durable (0: none), for the state machine to keep its own
+    /// durable commits behind it.
+    pub fn durable_index(&self) -> Arc<AtomicU64> {
+        self.writer.durable_index()
     }
 
     /// Queue a job that is acknowledged through `done` and wait for it to be durable.
@@ -101,14 +101,19 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        self.index
-            .range(range)
-            .into_iter()
-            .map(|found| match found {
-                Found::Cached(e) => Ok(e),
-                Found::OnDisk(loc) => from_json(&self.segments.read(loc).map_err(read_err)?),
-            })
-            .collect()
+        let mut out = Vec::new();
+        for found in self.index.range(range) {
+            match found {
+                Found::Cached(e) => out.push(e),
+                Found::OnDisk(loc) => match self.segments.read(loc) {
+                    Ok(bytes) => out.push(from_json(&bytes)?),
+                    // Purged meanwhile: fewer entries than asked for is allowed.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) => return Err(read_err(e)),
+                },
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -138,10 +143,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// Lazy (see the module doc): a stale committed id only means a restarted replica
     /// re-applies less at start and waits for the leader for the rest.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        match committed {
-            Some(c) => self.writer.send(Job::Committed(c)),
-            None => Ok(()),
+        if let Some(c) = committed {
+            self.writer.note_committed(c);
         }
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {

@@ -14,9 +14,9 @@
 use crate::types::{LogId, Vote};
 
 pub(super) const HEADER: usize = 8;
-/// Larger bodies are refused on write and read as damage (a Kubernetes object is ≤ 1.5 MiB;
-/// a `Command::Many` packs at most a few hundred).
-pub(super) const MAX_BODY: usize = 256 << 20;
+/// Larger bodies are refused on write and read as damage. An API request body is at most
+/// 3 MiB and a `Command::Many` packs at most 512 writes, so no entry comes near it.
+pub(super) const MAX_BODY: usize = 2 << 30;
 
 const ENTRY: u8 = 1;
 const VOTE: u8 = 2;
@@ -52,6 +52,11 @@ impl Record {
             Record::Purge(upto) => (PURGE, serde_json::to_vec(upto)?.into()),
         };
         let body_len = 1 + payload.len();
+        if body_len > MAX_BODY {
+            return Err(serde::ser::Error::custom(format!(
+                "a log record of {body_len} bytes (at most {MAX_BODY})"
+            )));
+        }
         let mut crc = crc32fast::Hasher::new();
         crc.update(&[kind]);
         crc.update(&payload);

@@ -90,7 +90,12 @@ impl Wal {
         segment_bytes: u64,
         segments: Arc<Segments>,
     ) -> io::Result<(Self, Recovered)> {
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            if let Some(parent) = dir.parent() {
+                segment::sync_dir(parent)?;
+            }
+        }
         let seqs = segment::list(dir)?;
         let mut rec = Recovered::default();
         let mut max_index = BTreeMap::new();
@@ -119,7 +124,15 @@ impl Wal {
                         rec.apply(record, loc);
                         at = next;
                     }
-                    Decoded::End => break,
+                    // In the last segment, whatever follows the end is a batch that never
+                    // reached the disk whole (its first page may be lost and later ones not):
+                    // zeroed, so that batches written over it are never followed by leftovers.
+                    Decoded::End => {
+                        if i + 1 == seqs.len() {
+                            zero_tail(&path, &buf, at)?;
+                        }
+                        break;
+                    }
                     Decoded::Bad(why) if i + 1 == seqs.len() => {
                         log::warn!(
                             "Raft log {}: {why} at byte {at}: the last batch was torn; \
@@ -148,7 +161,7 @@ impl Wal {
         let file = segments
             .get(seq)
             .expect("the active segment was just opened");
-        let wal = Wal {
+        let mut wal = Wal {
             dir: dir.to_path_buf(),
             segments,
             segment_bytes,
@@ -160,6 +173,15 @@ impl Wal {
             committed: rec.committed,
             last_purged: rec.last_purged,
         };
+        // A segment rotated to just before a crash may lack its head (written with the
+        // batch that followed): write it now, or deleting the older segments would lose
+        // the vote they hold.
+        if wal.offset == 0 && seqs.len() > 1 {
+            let head = wal.head();
+            if !head.is_empty() {
+                wal.write(&head)?;
+            }
+        }
         Ok((wal, rec))
     }
 
@@ -372,6 +394,55 @@ mod tests {
             rec.entries.keys().copied().collect::<Vec<_>>(),
             (26..=30).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_segment_rotated_just_before_a_crash_gets_its_head_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let next = {
+            let (mut wal, _) = open(dir.path(), 256);
+            wal.write(&[Record::Vote(Vote::new(5, 1))]).unwrap();
+            for i in 1..=10 {
+                wal.write(&[entry(5, i)]).unwrap();
+            }
+            wal.seq + 1
+        };
+        // Created and synced, but the batch with its head never written.
+        segment::create(dir.path(), next, 256).unwrap();
+        {
+            let (mut wal, rec) = open(dir.path(), 256);
+            assert_eq!(rec.vote, Some(Vote::new(5, 1)));
+            assert!(wal.offset > 0, "the head was written at open");
+            wal.write(&[Record::Purge(id(5, 10))]).unwrap();
+            wal.remove_purged();
+            assert_eq!(segment::list(dir.path()).unwrap(), vec![next]);
+        }
+        let (_, rec) = open(dir.path(), 256);
+        assert_eq!(
+            rec.vote,
+            Some(Vote::new(5, 1)),
+            "the vote outlives its segment"
+        );
+        assert_eq!(rec.last_purged, Some(id(5, 10)));
+    }
+
+    #[test]
+    fn leftovers_after_the_end_are_zeroed() {
+        let dir = tempfile::tempdir().unwrap();
+        let end = {
+            let (mut wal, _) = open(dir.path(), SEGMENT_BYTES);
+            wal.write(&[entry(1, 1)]).unwrap();
+            wal.offset
+        };
+        // The second page of a batch whose first page was lost.
+        let mut stale = Vec::new();
+        entry(1, 2).encode(&mut stale).unwrap();
+        let seg = segment::path(dir.path(), 1);
+        let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        f.write_all_at(&stale, end + 4096).unwrap();
+        drop(open(dir.path(), SEGMENT_BYTES));
+        let bytes = std::fs::read(&seg).unwrap();
+        assert!(bytes[end as usize..].iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -5,12 +5,13 @@
 //!
 //! So N writes in flight cost one sync, not N, and nothing is acknowledged before it is on
 //! disk. The committed log id is the exception by design: openraft allows it to be saved
-//! lazily, so it rides along with the next batch (never ahead of the log written by that
-//! batch) instead of costing a sync of its own. After a failed write the log's state on disk
+//! lazily, so it is only noted (no job, no wake-up of the thread) and rides along with the
+//! next batch (never ahead of the log written by that batch) instead of costing a sync of
+//! its own. After a failed write the log's state on disk
 //! is unknown: every later job fails too (openraft stops on a storage error).
 
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
 use openraft::storage::LogFlushed;
@@ -36,8 +37,6 @@ pub(super) enum Job {
         vote: Vote,
         done: Reply,
     },
-    /// Saved with the next batch that makes the log reach it.
-    Committed(LogId),
     /// Delete entries from `from` on.
     Truncate {
         from: u64,
@@ -53,19 +52,46 @@ pub(super) enum Job {
 pub(super) struct Writer {
     tx: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// The newest committed id not yet taken by a batch.
+    committed: Arc<Mutex<Option<LogId>>>,
+    /// The last entry index on disk (0: none).
+    durable: Arc<AtomicU64>,
 }
 
 impl Writer {
     pub(super) fn start(wal: Wal, index: Arc<Index>, last_index: Option<u64>) -> Self {
         let (tx, rx) = mpsc::channel();
+        let committed = Arc::new(Mutex::new(None));
+        let durable = Arc::new(AtomicU64::new(last_index.unwrap_or(0)));
+        let batcher = Batcher {
+            wal,
+            index,
+            last_index,
+            committed: None,
+            noted: committed.clone(),
+            durable: durable.clone(),
+            failed: None,
+        };
         let thread = std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || Batcher::new(wal, index, last_index).run(&rx))
+            .spawn(move || batcher.run(&rx))
             .expect("spawning the Raft log writer thread");
         Self {
             tx: Some(tx),
             thread: Some(thread),
+            committed,
+            durable,
         }
+    }
+
+    pub(super) fn durable_index(&self) -> Arc<AtomicU64> {
+        self.durable.clone()
+    }
+
+    /// Notes the committed id, to be saved with the next batch that makes the log reach it.
+    pub(super) fn note_committed(&self, c: LogId) {
+        let mut noted = self.committed.lock().unwrap_or_else(|e| e.into_inner());
+        *noted = (*noted).max(Some(c));
     }
 
     pub(super) fn send(&self, job: Job) -> Result<(), StorageError> {
@@ -98,21 +124,13 @@ struct Batcher {
     last_index: Option<u64>,
     /// A committed id waiting for a batch to ride with.
     committed: Option<LogId>,
+    noted: Arc<Mutex<Option<LogId>>>,
+    durable: Arc<AtomicU64>,
     /// Why the log stopped taking writes.
     failed: Option<String>,
 }
 
 impl Batcher {
-    fn new(wal: Wal, index: Arc<Index>, last_index: Option<u64>) -> Self {
-        Self {
-            wal,
-            index,
-            last_index,
-            committed: None,
-            failed: None,
-        }
-    }
-
     fn run(mut self, rx: &mpsc::Receiver<Job>) {
         while let Ok(first) = rx.recv() {
             let mut jobs = vec![first];
@@ -136,7 +154,6 @@ impl Batcher {
         let mut encode_err = None;
         for job in jobs {
             match job {
-                Job::Committed(c) => self.committed = Some(c),
                 Job::Append { entries, done } => {
                     for e in &entries {
                         match serde_json::to_vec(e) {
@@ -168,10 +185,8 @@ impl Batcher {
                 }
             }
         }
-        if records.is_empty() {
-            // Only a committed id: nothing to acknowledge, no sync of its own.
-            return;
-        }
+        let noted = self.noted.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.committed = self.committed.max(noted);
         let committed = self
             .committed
             .filter(|c| last.is_some_and(|l| c.index <= l));
@@ -206,6 +221,7 @@ impl Batcher {
                 self.index.set_committed(c);
             }
             self.last_index = last;
+            self.durable.store(last.unwrap_or(0), Ordering::Release);
             if purge {
                 self.wal.remove_purged();
             }

@@ -113,7 +113,7 @@ impl ControlPlane {
         let raft_config = Arc::new(cfg.raft_config()?);
         let db = crate::db::open(&cfg.data_dir)?;
         let log_store = LogStore::open(&cfg.data_dir.join(crate::log_store::LOG_DIR), &db)?;
-        let sm = StateMachineStore::new(db, cfg.watch_history)?;
+        let sm = StateMachineStore::new(db, cfg.watch_history)?.with_log(log_store.durable_index());
         let reader = sm.reader();
 
         let listener = tokio::net::TcpListener::bind(cfg.listen)

@@ -24,6 +24,7 @@ mod read;
 pub mod watch;
 
 use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,13 +61,24 @@ const DURABLE_ENTRIES: u64 = 4096;
 struct DurableMark {
     at: Instant,
     entries: u64,
+    /// The highest index durable in the Raft log, when known ([`StateMachineStore::with_log`]).
+    log: Option<Arc<AtomicU64>>,
 }
 
 impl DurableMark {
-    /// Counts `n` more entries; true when this commit is to be durable.
-    fn due(&mut self, n: u64) -> bool {
+    /// Counts `n` more entries, the last of them `last_index`; true when this commit is to be
+    /// durable. Never while the log has not synced `last_index` itself (a follower applies
+    /// what it accepted, maybe before its own sync): durable state stays behind the log's.
+    fn due(&mut self, n: u64, last_index: u64) -> bool {
         self.entries += n;
         if self.entries < DURABLE_ENTRIES && self.at.elapsed() < DURABLE_EVERY {
+            return false;
+        }
+        if self
+            .log
+            .as_ref()
+            .is_some_and(|l| l.load(Ordering::Acquire) < last_index)
+        {
             return false;
         }
         self.at = Instant::now();
@@ -92,8 +104,16 @@ impl StateMachineStore {
         let durable = Arc::new(Mutex::new(DurableMark {
             at: Instant::now(),
             entries: 0,
+            log: None,
         }));
         Ok(Self { db, hub, durable })
+    }
+
+    /// Keeps durable apply commits behind `log_durable`, the log's durable index
+    /// (`LogStore::durable_index`).
+    pub fn with_log(self, log_durable: Arc<AtomicU64>) -> Self {
+        self.durable.lock().unwrap_or_else(|e| e.into_inner()).log = Some(log_durable);
+        self
     }
 
     pub fn reader(&self) -> StoreReader {
@@ -213,13 +233,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let durable = self
-            .durable
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .due(entries.len() as u64);
+        let durable = self.durable.lock().unwrap_or_else(|e| e.into_inner()).due(
+            entries.len() as u64,
+            entries.last().map_or(0, |e| e.get_log_id().index),
+        );
         let db = self.db.clone();
-        let (responses, events) = blocking(move || {
+        let commit = move || {
             let mut txn = db.begin_write().map_err(write_err)?;
             // See the module doc: the log, not this commit, is what makes a write durable.
             if !durable {
@@ -268,8 +287,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
             txn.commit().map_err(write_err)?;
             Ok::<_, StorageError>((responses, events))
-        })
-        .await?;
+        };
+        // A non-durable commit is CPU work of tens of microseconds: a hop to the blocking
+        // pool and back would cost more. The durable one waits for the disk, off the workers.
+        let (responses, events) = if durable {
+            blocking(commit).await?
+        } else {
+            commit()?
+        };
         self.hub.publish(events);
         Ok(responses)
     }
