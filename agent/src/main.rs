@@ -18,7 +18,19 @@ use clap::Parser as _;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in `mimalloc.h`'s `mi_option_e` (the same in v2 and v3).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Memory freed is kept for reuse rather than returned to the OS a moment later: under load,
+/// returning it and faulting it back in (zeroing whole huge pages) took a sixth of the API
+/// server's CPU. Freed memory stays in the RSS, as with glibc's malloc.
+fn keep_freed_memory() {
+    // SAFETY: sets a process-wide allocator option; valid at any time.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::Agent(args) => {

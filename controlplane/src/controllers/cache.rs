@@ -1,6 +1,12 @@
 //! A watched cache per kind (a reflector): list, then watch from the list's revision,
 //! resume after a watch ends, relist when the revision is gone (410) or the watch fails.
 //! Every change is handed to the registered handlers, which only enqueue keys.
+//!
+//! Kinds that no controller reads in full (ConfigMaps, Secrets, ...) are cached as metadata
+//! only (`apiVersion`, `kind`, `metadata`: what the garbage collector needs), as Kubernetes'
+//! garbage collector uses metadata informers: a copy of every Secret's data has no business in
+//! the controllers' memory. Objects are kept behind `Arc`s, so handing one to the handlers
+//! copies nothing.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,7 +46,9 @@ pub fn split_key(key: &str) -> (Option<&str>, &str) {
 
 pub struct Cache {
     pub info: &'static ResourceInfo,
-    items: RwLock<BTreeMap<String, Value>>,
+    items: RwLock<BTreeMap<String, Arc<Value>>>,
+    /// Only `apiVersion`, `kind` and `metadata` are kept.
+    metadata_only: bool,
     revision: AtomicU64,
     synced: watch::Sender<bool>,
     handlers: RwLock<Vec<Handler>>,
@@ -48,9 +56,19 @@ pub struct Cache {
 
 impl Cache {
     pub fn new(info: &'static ResourceInfo) -> Arc<Self> {
+        Self::with_content(info, false)
+    }
+
+    /// A cache that keeps only the objects' `apiVersion`, `kind` and `metadata`.
+    pub fn metadata_only(info: &'static ResourceInfo) -> Arc<Self> {
+        Self::with_content(info, true)
+    }
+
+    fn with_content(info: &'static ResourceInfo, metadata_only: bool) -> Arc<Self> {
         Arc::new(Self {
             info,
             items: RwLock::default(),
+            metadata_only,
             revision: AtomicU64::new(0),
             synced: watch::channel(false).0,
             handlers: RwLock::default(),
@@ -63,7 +81,7 @@ impl Cache {
     }
 
     pub fn get(&self, key: &str) -> Option<Value> {
-        self.items.read().unwrap().get(key).cloned()
+        self.items.read().unwrap().get(key).map(|v| (**v).clone())
     }
 
     pub fn get_named(&self, ns: Option<&str>, name: &str) -> Option<Value> {
@@ -77,13 +95,13 @@ impl Cache {
     pub fn list(&self, ns: Option<&str>) -> Vec<Value> {
         let items = self.items.read().unwrap();
         match ns {
-            None => items.values().cloned().collect(),
+            None => items.values().map(|v| (**v).clone()).collect(),
             Some(ns) => {
                 let prefix = format!("{ns}/");
                 items
                     .range(prefix.clone()..)
                     .take_while(|(k, _)| k.starts_with(&prefix))
-                    .map(|(_, v)| v.clone())
+                    .map(|(_, v)| (**v).clone())
                     .collect()
             }
         }
@@ -114,15 +132,28 @@ impl Cache {
         self.revision.fetch_max(rev, Ordering::AcqRel);
     }
 
+    /// The object as this cache keeps it.
+    fn kept(&self, obj: Value) -> Arc<Value> {
+        if !self.metadata_only {
+            return Arc::new(obj);
+        }
+        let Value::Object(mut map) = obj else {
+            return Arc::new(obj);
+        };
+        map.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata"));
+        Arc::new(Value::Object(map))
+    }
+
     fn upsert(&self, obj: Value) {
         let rev = meta::resource_version(&obj).ok().flatten().unwrap_or(0);
+        let obj = self.kept(obj);
         let old = self
             .items
             .write()
             .unwrap()
             .insert(key_of(&obj), obj.clone());
         self.bump(rev);
-        self.notify(old.as_ref(), Some(&obj));
+        self.notify(old.as_deref(), Some(&obj));
     }
 
     fn remove(&self, obj: &Value) {
@@ -136,7 +167,10 @@ impl Cache {
 
     /// Replace everything with a fresh list.
     fn replace(&self, items: Vec<Value>, rev: u64) {
-        let fresh: BTreeMap<String, Value> = items.into_iter().map(|o| (key_of(&o), o)).collect();
+        let fresh: BTreeMap<String, Arc<Value>> = items
+            .into_iter()
+            .map(|o| (key_of(&o), self.kept(o)))
+            .collect();
         let old = std::mem::replace(&mut *self.items.write().unwrap(), fresh.clone());
         self.bump(rev);
         for (k, v) in &old {
@@ -146,7 +180,7 @@ impl Cache {
         }
         for (k, v) in &fresh {
             if old.get(k) != Some(v) {
-                self.notify(old.get(k), Some(v));
+                self.notify(old.get(k).map(|o| &**o), Some(v));
             }
         }
     }

@@ -131,7 +131,25 @@ fn start<C: Controller>(
 /// Start every controller on the current tokio runtime.
 pub fn spawn_all(client: &ApiClient) -> Controllers {
     let objects = client.objects().clone();
-    let caches: Vec<Arc<Cache>> = registry::RESOURCES.iter().map(Cache::new).collect();
+    // The kinds the controllers below read in full; the garbage collector needs only
+    // metadata of the others.
+    const FULL: [(&str, &str); 5] = [
+        ("v1", "Pod"),
+        ("v1", "ReplicationController"),
+        ("apps/v1", "ReplicaSet"),
+        ("apps/v1", "Deployment"),
+        ("v1", "Namespace"),
+    ];
+    let caches: Vec<Arc<Cache>> = registry::RESOURCES
+        .iter()
+        .map(|info| {
+            if FULL.contains(&(info.api_version().as_ref(), info.kind)) {
+                Cache::new(info)
+            } else {
+                Cache::metadata_only(info)
+            }
+        })
+        .collect();
     let cache = |av, kind| caches[index_of(av, kind)].clone();
     let (pods, rcs, rss) = (
         cache("v1", "Pod"),
