@@ -34,11 +34,12 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Agent(args) => {
             init_logging(args.debug);
+            // Before the spawner forks (it and the shims inherit it).
+            disable_thread_cache();
             // Before the runtime starts its threads.
             if let Err(e) = skiff_agent::runtime::spawner::start() {
                 log::warn!("kubelet: no shim spawner ({e}); shims fork from the agent");
             }
-            disable_thread_cache();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .on_thread_start(disable_thread_cache)

@@ -61,7 +61,8 @@ pub struct Spawner {
 /// Forks the spawner, once per process; containers started later fork
 /// their shims there. Best called before the process has a second thread,
 /// while its image is small; a threaded caller works too (the child only
-/// makes syscalls and allocates, which glibc keeps usable after fork).
+/// makes syscalls and allocates, which the allocator keeps usable after
+/// fork: jemalloc, like glibc, resets its locks in the child).
 pub fn start() -> io::Result<()> {
     static START: Mutex<()> = Mutex::new(());
     let _once = START.lock().unwrap_or_else(|e| e.into_inner());

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftLogId, RaftSnapshotBuilder};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{CommandResponse, KeyValue};
@@ -68,7 +68,10 @@ struct DurableMark {
 impl DurableMark {
     /// Counts `n` more entries, the last of them `last_index`; true when this commit is to be
     /// durable. Never while the log has not synced `last_index` itself (a follower applies
-    /// what it accepted, maybe before its own sync): durable state stays behind the log's.
+    /// what it accepted, maybe before its own sync): the durable commit is then postponed to
+    /// a later batch, so durable state stays behind the log's. (A snapshot's save is durable
+    /// regardless; openraft's start-up purges the log up to the applied id if it finds the
+    /// log behind it, which is safe since the snapshot holds that state.)
     fn due(&mut self, n: u64, last_index: u64) -> bool {
         self.entries += n;
         if self.entries < DURABLE_ENTRIES && self.at.elapsed() < DURABLE_EVERY {
@@ -237,9 +240,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             entries.len() as u64,
             entries.last().map_or(0, |e| e.get_log_id().index),
         );
-        let db = self.db.clone();
-        let commit = move || {
-            let mut txn = db.begin_write().map_err(write_err)?;
+        let commit = move |mut txn: WriteTransaction| {
             // See the module doc: the log, not this commit, is what makes a write durable.
             if !durable {
                 txn.set_durability(Durability::None).map_err(write_err)?;
@@ -289,11 +290,19 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             Ok::<_, StorageError>((responses, events))
         };
         // A non-durable commit is CPU work of tens of microseconds: a hop to the blocking
-        // pool and back would cost more. The durable one waits for the disk, off the workers.
-        let (responses, events) = if durable {
-            blocking(commit).await?
+        // pool and back would cost more. A durable one waits for the disk, and so does one
+        // that finds redb's write lock held (a snapshot being saved): off the workers.
+        let inline = if durable {
+            None
         } else {
-            commit()?
+            self.db.try_begin_write().ok()
+        };
+        let (responses, events) = match inline {
+            Some(txn) => commit(txn)?,
+            None => {
+                let db = self.db.clone();
+                blocking(move || commit(db.begin_write().map_err(write_err)?)).await?
+            }
         };
         self.hub.publish(events);
         Ok(responses)
