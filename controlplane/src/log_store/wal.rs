@@ -196,18 +196,19 @@ impl Wal {
                 at.push((payload_at, len));
             }
         }
-        let mut buf = Vec::new();
+        // A new segment's head goes in front of the batch (rare: the batch is not copied).
+        let mut head = Vec::new();
         if self.offset > 0 && self.offset + body.len() as u64 > self.segment_bytes {
             self.rotate()?;
             for r in self.head() {
-                r.encode(&mut buf).map_err(io::Error::other)?;
+                r.encode(&mut head).map_err(io::Error::other)?;
             }
+            self.file.write_all_at(&head, self.offset)?;
         }
-        let base = self.offset + buf.len() as u64;
-        buf.extend_from_slice(&body);
-        self.file.write_all_at(&buf, self.offset)?;
+        let base = self.offset + head.len() as u64;
+        self.file.write_all_at(&body, base)?;
         self.file.sync_data()?;
-        self.offset += buf.len() as u64;
+        self.offset = base + body.len() as u64;
 
         for r in records {
             match r {
