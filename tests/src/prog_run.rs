@@ -84,27 +84,86 @@ pub fn test_run(prog: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> Result<Test
         repeat,
         ..TestAttr::default()
     };
-    // SAFETY: `attr` is a fully initialised `bpf_attr.test` (zeroed beyond the
-    // fields set), its pointers name live buffers of the sizes given, and the
+    // SAFETY: its pointers name live buffers of the sizes given, and the
     // kernel writes at most `data_size_out` bytes into `out`.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestAttr,
-            std::mem::size_of::<TestAttr>() as u32,
-        )
-    };
-    if rc < 0 {
-        return Err(ProgRunError::Syscall {
-            len: packet.len(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
+    unsafe { prog_test_run(&mut attr) }?;
     out.truncate(attr.data_size_out as usize);
     Ok(TestRun {
         retval: attr.retval,
         data: out,
         duration_ns: attr.duration,
     })
+}
+
+/// `BPF_F_TEST_XDP_LIVE_FRAMES`: frames the program returns `XDP_TX` or
+/// `XDP_REDIRECT` for are really sent.
+const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+
+/// `struct xdp_md`, the context an XDP test run takes.
+#[repr(C)]
+#[derive(Default)]
+struct XdpMd {
+    data: u32,
+    data_end: u32,
+    data_meta: u32,
+    ingress_ifindex: u32,
+    rx_queue_index: u32,
+    egress_ifindex: u32,
+}
+
+/// Runs the XDP program behind `prog` `repeat` times on copies of `frame`
+/// in live-frames mode (Linux ≥ 5.18) as if received on `ifindex` (in the
+/// calling thread's netns): a frame it returns `XDP_TX` for leaves by
+/// `ifindex`, one it redirects leaves where it was redirected. The kernel
+/// reuses the frames' pages without restoring their contents, so the
+/// program must write what it sends. Returns when all have run.
+pub fn live_frames(
+    prog: BorrowedFd<'_>,
+    frame: &[u8],
+    ifindex: u32,
+    repeat: u32,
+) -> Result<(), ProgRunError> {
+    let len = u32::try_from(frame.len()).map_err(|_| ProgRunError::TooLarge(frame.len()))?;
+    let ctx = XdpMd {
+        data_end: len,
+        ingress_ifindex: ifindex,
+        ..XdpMd::default()
+    };
+    let mut attr = TestAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        data_size_in: len,
+        data_in: frame.as_ptr() as u64,
+        repeat,
+        ctx_size_in: std::mem::size_of::<XdpMd>() as u32,
+        ctx_in: &ctx as *const XdpMd as u64,
+        flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+        ..TestAttr::default()
+    };
+    // SAFETY: `frame` and `ctx` outlive the call; nothing is written back
+    // but `attr` itself.
+    unsafe { prog_test_run(&mut attr) }
+}
+
+/// `bpf(BPF_PROG_TEST_RUN, attr)`.
+///
+/// # Safety
+/// `attr` is a fully initialised `bpf_attr.test` (zeroed beyond the fields
+/// set) whose pointers name live buffers of the sizes it gives.
+unsafe fn prog_test_run(attr: &mut TestAttr) -> Result<(), ProgRunError> {
+    // SAFETY: the caller's promise.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            attr as *mut TestAttr,
+            std::mem::size_of::<TestAttr>() as u32,
+        )
+    };
+    if rc < 0 {
+        return Err(ProgRunError::Syscall {
+            len: attr.data_size_in as usize,
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
 }

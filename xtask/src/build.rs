@@ -36,7 +36,10 @@ impl Built {
 
     /// The environment tests and benchmarks find the binaries through.
     pub fn env(&self) -> Vec<(&'static str, PathBuf)> {
-        let mut env = vec![("SKIFF_EBPF_OBJ", self.ebpf_obj.clone())];
+        let mut env = vec![
+            ("SKIFF_EBPF_OBJ", self.ebpf_obj.clone()),
+            ("SKIFF_BENCH_EBPF_OBJ", bench_obj_path()),
+        ];
         for (var, bin) in [("SKIFF_BIN", "skiff"), ("SKIFF_ECHO_BIN", "skiff-echo")] {
             if let Some(path) = self.bins.get(bin) {
                 env.push((var, path.clone()));
@@ -57,6 +60,11 @@ pub fn run(args: &Args) -> Result<Built> {
 /// The object path `agent/build.rs` looks for.
 pub fn ebpf_obj_path() -> PathBuf {
     cmd::target_dir().join("bpf/bpfel-unknown-none/release/skiff-ebpf")
+}
+
+/// The benchmark's generator and sink (`ebpf/programs/src/bench.rs`).
+pub fn bench_obj_path() -> PathBuf {
+    cmd::target_dir().join("bpf/bpfel-unknown-none/release/skiff-bench-ebpf")
 }
 
 fn build_ebpf() -> Result<PathBuf> {

@@ -13,6 +13,8 @@
 
 use core::mem::size_of;
 
+pub mod bench;
+
 /// IP protocol numbers the data path load-balances.
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;

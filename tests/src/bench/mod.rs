@@ -9,6 +9,8 @@ pub mod kube_mode;
 pub mod kube_proxy;
 pub mod load;
 pub mod names;
+mod napi;
+mod nodeport_lb;
 pub mod nodeport_pps;
 mod np_manifest;
 mod np_report;
@@ -49,7 +51,7 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "direct,skiff,iptables,nftables,iptables-legacy,cross-node,nodeport"
+        default_value = "direct,skiff,iptables,nftables,iptables-legacy,cross-node,nodeport,nodeport-e2e"
     )]
     pub modes: Vec<String>,
     /// Do not measure direct before every row (ratios then use the first
@@ -59,7 +61,8 @@ pub struct Args {
     /// Client threads of the short-connection test.
     #[arg(long, default_value_t = 2)]
     pub concurrency: usize,
-    /// NodePort: AF_PACKET sender threads in the external client.
+    /// NodePort end to end (`nodeport-e2e`): AF_PACKET sender threads in
+    /// the external client.
     #[arg(long, default_value_t = 2)]
     pub np_threads: usize,
     /// NodePort: distinct flows (source ports), at most 1024.
@@ -114,7 +117,7 @@ pub fn dataplane(args: &Args) -> Result<()> {
         one_node::run(args, &scratch, &mut report)?;
     }
     let mut two_table = String::new();
-    if run("cross-node") || run("nodeport") {
+    if run("cross-node") || run("nodeport-e2e") {
         match two_node::run(args, &scratch, &mut report) {
             Ok(table) => two_table = table,
             Err(e) => {
@@ -122,6 +125,17 @@ pub fn dataplane(args: &Args) -> Result<()> {
                 report
                     .extra
                     .insert("two_node_error".into(), format!("{e:#}").into());
+            }
+        }
+    }
+    if run("nodeport") {
+        match nodeport_lb::run(args, &scratch, &mut report.extra) {
+            Ok(table) => two_table.push_str(&table),
+            Err(e) => {
+                progress(format!("NodePort row stopped: {e:#}"));
+                report
+                    .extra
+                    .insert("nodeport_error".into(), format!("{e:#}").into());
             }
         }
     }

@@ -71,7 +71,8 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
-fn median(v: &[f64]) -> f64 {
+/// The median (the upper one of an even count); NaN when empty.
+pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     s.get(s.len() / 2).copied().unwrap_or(f64::NAN)

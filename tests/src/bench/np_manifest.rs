@@ -10,7 +10,9 @@ use serde_json::json;
 use skiff_common::PROTO_UDP;
 use skiff_tests::bpfmaps::PinnedMaps;
 use skiff_tests::lab::Node;
-use skiff_tests::manifests;
+use skiff_tests::manifests::{self, Proto};
+
+use super::kube_proxy::ServicePort;
 
 use super::two_node::{NODE_PORT, NP_PORT, NP_VIP, SINK_PORT};
 
@@ -40,28 +42,45 @@ pub fn documents(backend_node: &str, backend: Ipv4Addr) -> String {
     manifests::documents(&[svc, eps])
 }
 
-/// Waits until `node` has the external frontend `nodeIP:port/UDP` with one
+/// The same Service for kube-proxy's rule builder.
+pub fn service_port(backend: Ipv4Addr) -> ServicePort {
+    ServicePort {
+        namespace: "default".into(),
+        name: NAME.into(),
+        port_name: "udp".into(),
+        vip: NP_VIP,
+        port: NP_PORT,
+        proto: Proto::Udp,
+        node_port: Some(NODE_PORT),
+        endpoints: vec![(backend, SINK_PORT)],
+    }
+}
+
+/// Waits until `node` has the external frontend `addr:port/UDP` with one
 /// backend and its agent (log at `log`) said how it attached the NodePort
-/// program; returns `XDP (native)` or `TC ingress`.
-pub fn wait_nodeport(node: &Node, log: &Path, port: u16) -> Result<String> {
+/// program to `iface`; returns `XDP (native)` or `TC ingress`.
+pub fn wait_nodeport(
+    node: &Node,
+    addr: Ipv4Addr,
+    iface: &str,
+    log: &Path,
+    port: u16,
+) -> Result<String> {
     let maps = PinnedMaps::new(node.bpffs_dir());
     let flavours = ["XDP (native)", "TC ingress"];
     let found = skiff_tests::wait::try_until(Duration::from_secs(30), || {
-        let fe = maps
-            .external_frontend(node.addr(), port, PROTO_UDP)
-            .ok()??;
+        let fe = maps.external_frontend(addr, port, PROTO_UDP).ok()??;
         let text = std::fs::read_to_string(log).ok()?;
         let flavour = flavours
             .iter()
-            .find(|f| text.contains(&format!("NodePort: {f} on eth0")))?;
+            .find(|f| text.contains(&format!("NodePort: {f} on {iface}")))?;
         (fe.count == 1).then(|| flavour.to_string())
     });
     match found {
         Ok(f) => Ok(f),
         Err(waited) => bail!(
-            "{}: no NodePort frontend {}:{port}/UDP with 1 backend and an attach line in {} within {waited:?}",
+            "{}: no NodePort frontend {addr}:{port}/UDP with 1 backend and an attach line for {iface} in {} within {waited:?}",
             node.name(),
-            node.addr(),
             log.display()
         ),
     }

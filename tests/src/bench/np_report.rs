@@ -1,4 +1,7 @@
-//! The NodePort results: top-level keys of `dataplane.json` and a table.
+//! The end-to-end NodePort results (`nodeport_e2e_*` keys of
+//! `dataplane.json`) and their table: socket sender, bridge, backend pod's
+//! socket, all sharing the CPUs. The headline NodePort row is
+//! `nodeport_lb.rs`.
 
 use anyhow::Result;
 use serde_json::{json, Map, Value};
@@ -9,11 +12,9 @@ use super::udp_frame::FRAME_LEN;
 /// Where the packets go, in words (the JSON says it too).
 const PATH: &str = "external client → node 0 nodePort → backend pod on node 1 \
                     (remote backend: Skiff XDP DNAT + SNAT + XDP_TX; iptables DNAT + MASQUERADE)";
-/// The issue's target for the ratio.
-const TARGET_RATIO: f64 = 5.0;
 
-/// Adds `nodeport_<mode>_pps` (delivered), `_offered_pps`, `_sink_pps`,
-/// `_runs` (or `_error`) per mode, and `ratio_xdp_vs_iptables`; returns
+/// Adds `nodeport_e2e_<mode>_pps` (delivered), `_offered_pps`, `_sink_pps`,
+/// `_runs` (or `_error`) per mode, and `nodeport_e2e_ratio_xdp_vs_iptables`; returns
 /// the table.
 pub fn put(
     x: &mut Map<String, Value>,
@@ -23,32 +24,37 @@ pub fn put(
     if results.is_empty() {
         return String::new();
     }
-    x.insert("nodeport_path".into(), PATH.into());
-    x.insert("nodeport_frame_bytes".into(), json!(FRAME_LEN));
-    x.insert("nodeport_load".into(), json!(load));
+    x.insert("nodeport_e2e_path".into(), PATH.into());
+    x.insert("nodeport_e2e_load".into(), json!(load));
     let mut t = format!(
-        "\nNodePort, {FRAME_LEN}-byte UDP frames, {} sender threads × {} flows, {} × {:.1} s windows (medians)\n{PATH}\n{:<10} {:>13} {:>15} {:>10}\n",
+        "\nNodePort end to end (all on shared CPUs), {FRAME_LEN}-byte UDP frames, {} sender threads × {} flows, {} × {:.1} s windows (medians)\n{PATH}\n{:<10} {:>13} {:>15} {:>10}\n",
         load.threads, load.flows, load.reps, load.window_s, "mode", "offered kpps", "delivered kpps", "sink kpps"
     );
     let mut delivered = |mode: &str| -> Option<f64> {
         let (_, r) = results.iter().find(|(m, _)| *m == mode)?;
         match r {
             Ok(r) => {
-                x.insert(format!("nodeport_{mode}_pps"), json!(r.delivered_pps));
-                x.insert(format!("nodeport_{mode}_offered_pps"), json!(r.offered_pps));
-                x.insert(format!("nodeport_{mode}_sink_pps"), json!(r.sink_pps));
-                x.insert(format!("nodeport_{mode}_runs"), json!(r.delivered_runs));
+                x.insert(format!("nodeport_e2e_{mode}_pps"), json!(r.delivered_pps));
+                x.insert(
+                    format!("nodeport_e2e_{mode}_offered_pps"),
+                    json!(r.offered_pps),
+                );
+                x.insert(format!("nodeport_e2e_{mode}_sink_pps"), json!(r.sink_pps));
+                x.insert(format!("nodeport_e2e_{mode}_runs"), json!(r.delivered_runs));
                 Some(r.delivered_pps)
             }
             Err(e) => {
-                x.insert(format!("nodeport_{mode}_error"), format!("{e:#}").into());
+                x.insert(
+                    format!("nodeport_e2e_{mode}_error"),
+                    format!("{e:#}").into(),
+                );
                 None
             }
         }
     };
     let (xdp, ipt) = (delivered("xdp"), delivered("iptables"));
     let ratio = xdp.zip(ipt).map(|(a, b)| a / b);
-    x.insert("ratio_xdp_vs_iptables".into(), json!(ratio));
+    x.insert("nodeport_e2e_ratio_xdp_vs_iptables".into(), json!(ratio));
     for (mode, r) in results {
         match r {
             Ok(r) => t.push_str(&format!(
@@ -61,10 +67,7 @@ pub fn put(
         }
     }
     match ratio {
-        Some(r) => t.push_str(&format!(
-            "ratio xdp / iptables (delivered): {r:.2} (target ≥ {TARGET_RATIO}: {})\n",
-            if r >= TARGET_RATIO { "met" } else { "NOT met" }
-        )),
+        Some(r) => t.push_str(&format!("ratio xdp / iptables (delivered): {r:.2}\n")),
         None => t.push_str("ratio xdp / iptables: - (a mode failed)\n"),
     }
     t

@@ -12,11 +12,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::json;
 use skiff_tests::lab::{Lab, Node};
-use skiff_tests::manifests::Proto;
 
 use super::ctx::{self, Ctx};
 use super::kube_mode::clear_netfilter_in;
-use super::kube_proxy::{self, Cluster, ServicePort};
+use super::kube_proxy::{self, Cluster};
 use super::load;
 use super::nodeport_pps::{self, PpsLoad, PpsResult, Target};
 use super::report::{Report, Row};
@@ -82,7 +81,7 @@ pub fn run(args: &Args, scratch: &Path, report: &mut Report) -> Result<String> {
             reps: if args.quick { 1 } else { 3 },
         },
         cross: args.modes.iter().any(|m| m == "cross-node"),
-        nodeport: args.modes.iter().any(|m| m == "nodeport"),
+        nodeport: args.modes.iter().any(|m| m == "nodeport-e2e"),
     };
     let x = &mut report.extra;
     if l.cross {
@@ -107,7 +106,7 @@ pub fn run(args: &Args, scratch: &Path, report: &mut Report) -> Result<String> {
             }
             report
                 .extra
-                .insert("nodeport_skiff_attach".into(), attach.into());
+                .insert("nodeport_e2e_skiff_attach".into(), attach.into());
             results.extend(np.map(|r| ("xdp", r)));
         }
         Err(e) => {
@@ -179,7 +178,13 @@ fn skiff(l: &Lab2) -> Result<(Option<Row>, Option<Result<PpsResult>>, String)> {
         agents[0].write_named("nodeport.yaml", &np)?;
         agents[0].wait_programmed(&svcs, Duration::from_secs(60))?;
         let log = l.ctx.scratch.join("agent-two-node-0.log");
-        let attach = np_manifest::wait_nodeport(l.lab.node(0), &log, NODE_PORT)?;
+        let attach = np_manifest::wait_nodeport(
+            l.lab.node(0),
+            l.lab.node(0).addr(),
+            "eth0",
+            &log,
+            NODE_PORT,
+        )?;
         progress(format!("skiff: node 0 serves the NodePort ({attach})"));
         let row = l.cross.then(|| {
             let mut row = Row::new("cross-node skiff", 1);
@@ -215,16 +220,7 @@ fn skiff(l: &Lab2) -> Result<(Option<Row>, Option<Result<PpsResult>>, String)> {
 /// kube-proxy's iptables rules for the same Services on both nodes.
 fn iptables(l: &Lab2) -> Result<ModeOut> {
     let mut svcs = l.ctx.services(1);
-    svcs.push(ServicePort {
-        namespace: "default".into(),
-        name: np_manifest::NAME.into(),
-        port_name: "udp".into(),
-        vip: NP_VIP,
-        port: NP_PORT,
-        proto: Proto::Udp,
-        node_port: Some(NODE_PORT),
-        endpoints: vec![(l.ctx.backend.ip(), SINK_PORT)],
-    });
+    svcs.push(np_manifest::service_port(l.ctx.backend.ip()));
     let scratch = &l.ctx.scratch;
     let install = |node: &Node| -> Result<()> {
         let cluster = Cluster {

@@ -54,26 +54,26 @@ fn pseudo_header(f: &[u8; FRAME_LEN]) -> [u8; 12] {
     p
 }
 
+/// A frame spec for unit tests.
+#[cfg(test)]
+pub fn test_spec() -> FrameSpec {
+    FrameSpec {
+        src_mac: [2, 0, 0, 0, 0, 1],
+        dst_mac: [2, 0, 0, 0, 0, 2],
+        saddr: std::net::Ipv4Addr::new(192, 168, 200, 250),
+        daddr: std::net::Ipv4Addr::new(192, 168, 200, 10),
+        dport: 30090,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
-
     use super::*;
-
-    fn spec() -> FrameSpec {
-        FrameSpec {
-            src_mac: [2, 0, 0, 0, 0, 1],
-            dst_mac: [2, 0, 0, 0, 0, 2],
-            saddr: Ipv4Addr::new(192, 168, 200, 250),
-            daddr: Ipv4Addr::new(192, 168, 200, 10),
-            dport: 30090,
-        }
-    }
 
     #[test]
     fn checksums_verify_to_zero() {
         for sport in [1, 1000, 40000, 65535] {
-            let f = frame(&spec(), sport);
+            let f = frame(&test_spec(), sport);
             assert_eq!(checksum(&f[ETH..ETH + IP]), 0, "IPv4 header checksum");
             let udp = [&pseudo_header(&f)[..], &f[ETH + IP..]].concat();
             assert_eq!(checksum(&udp), 0, "UDP checksum");
@@ -82,7 +82,7 @@ mod tests {
 
     #[test]
     fn headers_carry_the_flow() {
-        let f = frame(&spec(), 4242);
+        let f = frame(&test_spec(), 4242);
         assert_eq!(&f[0..6], &[2, 0, 0, 0, 0, 2]);
         assert_eq!(u16::from_be_bytes([f[16], f[17]]), 46, "IPv4 total length");
         assert_eq!(u16::from_be_bytes([f[34], f[35]]), 4242);

@@ -46,6 +46,11 @@ impl ExternalClient {
         Ok(Self { netns, addr })
     }
 
+    /// A client whose netns and link someone else set up.
+    pub(crate) fn from_parts(netns: Netns, addr: Ipv4Addr) -> Self {
+        Self { netns, addr }
+    }
+
     pub fn netns(&self) -> &Netns {
         &self.netns
     }

@@ -17,6 +17,7 @@ mod external;
 pub mod names;
 mod netns;
 mod node;
+mod p2p;
 mod pod;
 mod underlay;
 mod xdp_pass;
@@ -31,6 +32,7 @@ pub use external::ExternalClient;
 pub(crate) use netns::enter;
 pub use netns::{Netns, Proc, NETNS_DIR};
 pub use node::Node;
+pub use p2p::LinkEnd;
 pub use pod::Pod;
 pub use underlay::Underlay;
 
