@@ -131,10 +131,13 @@ pub struct AgentArgs {
     /// the host's resolvers unless --cluster-dns is given).
     #[arg(long)]
     pub no_node_dns: bool,
-    /// Interface the NodePort program attaches to (default: the one holding
-    /// --node-ip, else the default route's).
-    #[arg(long)]
-    pub external_iface: Option<String>,
+    /// Interfaces the NodePort program attaches to, comma-separated
+    /// (default: the one holding --node-ip, else the default route's). A
+    /// node that reaches other nodes through another interface than the
+    /// one its clients use lists both: a remote backend's reply is
+    /// reverse-SNATed on the interface it arrives on.
+    #[arg(long, value_delimiter = ',')]
+    pub external_iface: Vec<String>,
     /// NodePort attach: native XDP (TC ingress if XDP cannot attach), or TC.
     #[arg(long, value_enum, default_value = "xdp")]
     pub nodeport_mode: NodePortMode,

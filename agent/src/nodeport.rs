@@ -12,16 +12,25 @@ use skiff_common::{defaults, ipv4_be, NodePortConfig};
 
 use crate::cli::AgentArgs;
 
-/// The external interface and the node's addresses, or `None` (logged)
+/// The external interfaces and the node's addresses.
+pub type External = Option<(Vec<String>, Vec<Ipv4Addr>)>;
+
+/// The external interfaces and the node's addresses, or `None` (logged)
 /// when there is none: NodePorts are then not served.
-pub fn resolve(args: &AgentArgs) -> Option<(String, Vec<Ipv4Addr>)> {
-    match external::resolve(args.external_iface.as_deref(), args.node_ip) {
-        Ok((iface, ips)) if !ips.is_empty() => {
-            log::info!("NodePort: external interface {iface}, node addresses {ips:?}");
-            Some((iface, ips))
+pub fn resolve(args: &AgentArgs) -> External {
+    match external::resolve(&args.external_iface, args.node_ip) {
+        Ok((ifaces, ips)) if !ips.is_empty() => {
+            log::info!(
+                "NodePort: external interfaces {}, node addresses {ips:?}",
+                ifaces.join(",")
+            );
+            Some((ifaces, ips))
         }
-        Ok((iface, _)) => {
-            log::warn!("NodePort: {iface} has no IPv4 address; NodePorts not served");
+        Ok((ifaces, _)) => {
+            log::warn!(
+                "NodePort: {} has no IPv4 address; NodePorts not served",
+                ifaces.join(",")
+            );
             None
         }
         Err(e) => {
@@ -32,7 +41,7 @@ pub fn resolve(args: &AgentArgs) -> Option<(String, Vec<Ipv4Addr>)> {
 }
 
 /// The NodePort programs' configuration: SNAT to the first node address.
-pub fn config(external: &Option<(String, Vec<Ipv4Addr>)>) -> NodePortConfig {
+pub fn config(external: &External) -> NodePortConfig {
     let addr = external
         .as_ref()
         .and_then(|(_, ips)| ips.first())
@@ -44,15 +53,16 @@ pub fn config(external: &Option<(String, Vec<Ipv4Addr>)>) -> NodePortConfig {
     }
 }
 
-/// Attaches the NodePort program (errors are logged: ClusterIP service
-/// keeps working without it).
-pub fn attach(
-    args: &AgentArgs,
-    external: &Option<(String, Vec<Ipv4Addr>)>,
-    dp: &mut Dataplane,
-    dirs: &PinDirs,
-) {
-    let Some((iface, _)) = external else { return };
+/// Attaches the NodePort program to every external interface (errors are
+/// logged: ClusterIP service keeps working without it).
+pub fn attach(args: &AgentArgs, external: &External, dp: &mut Dataplane, dirs: &PinDirs) {
+    let Some((ifaces, _)) = external else { return };
+    for iface in ifaces {
+        attach_one(args, iface, dp, dirs);
+    }
+}
+
+fn attach_one(args: &AgentArgs, iface: &str, dp: &mut Dataplane, dirs: &PinDirs) {
     match external::attach(&mut dp.loaded, dirs, iface, args.nodeport_mode) {
         Ok(NodePortAttach::Xdp { replaced }) => {
             log::info!("NodePort: XDP (native) on {iface}{}", how(replaced))

@@ -192,10 +192,16 @@ impl NodePortLab {
 
     /// (Re)starts the agent of node `i`.
     pub fn start_agent(&mut self, i: usize) {
+        self.start_agent_with(i, &[]);
+    }
+
+    /// (Re)starts the agent of node `i` with `more` arguments.
+    pub fn start_agent_with(&mut self, i: usize, more: &[&str]) {
         let node = self.lab.node(i);
         let ip = node.addr().to_string();
         let mut args = vec!["--node-ip", ip.as_str(), "--ct-gc-interval-ms", "500"];
         args.extend(self.extra.iter().map(String::as_str));
+        args.extend(more);
         let agent = Agent::start_with(node, &self.manifests.path(), &args).expect("agent");
         self.agents[i] = Some(agent);
     }

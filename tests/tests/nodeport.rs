@@ -302,3 +302,74 @@ fn g_established_flows_survive_an_agent_restart_and_teardown_detaches() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("xdp"), "XDP still attached: {text}");
 }
+
+#[test]
+fn h_replies_are_reverse_snated_on_the_interface_they_arrive_on() {
+    // Node 0 with three external interfaces: the underlay, a cable to a
+    // client of its own (`d0`) and a cable to node 1 (`c0to1`), which
+    // carries node 1's pod traffic both ways.
+    let mut fx = fixture(&[]);
+    let (client, entry) = fx
+        .lab
+        .add_direct_client(0, 0, [203, 0, 113, 0])
+        .expect("client cable");
+    let (near, far) = fx
+        .lab
+        .link_nodes(0, 1, [198, 51, 100, 0])
+        .expect("node cable");
+    let (n0, n1) = (fx.lab.node(0), fx.lab.node(1));
+    let n0_addr = n0.addr();
+    fx.lab
+        .route_over(0, &format!("{}/24", n1.pod_cidr()), &near, &far)
+        .unwrap();
+    // Replies to node 0's SNAT address come back over the cable too.
+    fx.lab
+        .route_over(1, &format!("{n0_addr}/32"), &far, &near)
+        .unwrap();
+    assert!(fx.stop_agent(0));
+    let ifaces = format!("eth0,{},{}", entry.ifname, near.ifname);
+    fx.start_agent_with(0, &["--external-iface", &ifaces]);
+    for iface in ["eth0", entry.ifname.as_str(), near.ifname.as_str()] {
+        let line = format!("NodePort: XDP (native) on {iface}");
+        wait::until(SYNC, &line, || {
+            fx.agent(0).log().contains(&line).then_some(())
+        });
+    }
+    let backends = Some(NODEPORT.endpoints.len() as u32);
+    fx.wait_external(0, entry.addr, NODEPORT.node_port, Proto::Tcp, backends);
+    fx.wait_external(0, entry.addr, NODEPORT.node_port, Proto::Udp, backends);
+    let before = fx.maps[0].stats().unwrap();
+    let target = SocketAddr::from((entry.addr, NODEPORT.node_port));
+    let mut seen = BTreeMap::new();
+    for k in 0..CONNS {
+        let line = format!("h{k}");
+        for udp in [false, true] {
+            let r = skiff_tests::nodeport::in_ns(&client, &|| {
+                if udp {
+                    skiff_tests::echo::udp_request(target, &line, skiff_tests::nodeport::REQ)
+                } else {
+                    skiff_tests::echo::tcp_request(target, &line, skiff_tests::nodeport::REQ)
+                }
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} {line}: {e}; node 0: {}",
+                    if udp { "UDP" } else { "TCP" },
+                    fx.maps[0].stats().unwrap()
+                )
+            });
+            assert_eq!(r.peer, target, "the reply comes from the address asked");
+            let remote = fx.node_of(&r.name) == 1;
+            let want = if remote { n0_addr } else { client.addr() };
+            assert_eq!(r.client.ip(), IpAddr::V4(want), "source seen by {}", r.name);
+            *seen.entry(remote).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(seen.len(), 2, "local and remote backends: {seen:?}");
+    let after = fx.maps[0].stats().unwrap();
+    assert!(
+        after.get(stats::NODEPORT_REV_SNAT) > before.get(stats::NODEPORT_REV_SNAT),
+        "remote replies reverse-SNATed on {}: {after:?}",
+        near.ifname
+    );
+}

@@ -251,6 +251,27 @@ fn remote_backend_snat_then_reverse_snat() -> Result<()> {
 }
 
 #[test]
+fn a_last_hop_packet_goes_to_the_stack_untouched() -> Result<()> {
+    let mut fx = fixture!("ttl");
+    fx.nodeport(PROTO_UDP, REMOTE_BE, 0)?;
+    // TTL 1 cannot be forwarded: the stack answers it (ICMP), unrewritten.
+    let mut last_hop = Pkt::udp(CLIENT, 40000, NODE, NODE_PORT);
+    last_hop.ttl = 1;
+    let bytes = last_hop.bytes();
+    let (rc, out, d) = fx.run(&bytes)?;
+    assert_eq!(rc, XDP_PASS);
+    assert_eq!(out, bytes, "untouched");
+    assert_counts(&d, &[(stats::SERVICE_PACKETS, 1), (stats::NEW_FLOWS, 1)]);
+    // TTL 2 is forwarded (here: rewritten, then no route).
+    let mut two = last_hop.clone();
+    two.ttl = 2;
+    let (rc, out, _) = fx.run(&two.bytes())?;
+    assert_eq!(rc, XDP_DROP);
+    assert_eq!(check(&out).dst, REMOTE_BE);
+    Ok(())
+}
+
+#[test]
 fn snat_ports_run_out_and_fail_closed() -> Result<()> {
     let mut fx = fixture!("exhaust");
     fx.nodeport(PROTO_UDP, REMOTE_BE, 0)?;

@@ -1,4 +1,4 @@
-//! The NodePort program on the node's external interface.
+//! The NodePort program on the node's external interfaces.
 //!
 //! XDP in native (driver) mode first; where it cannot attach (a driver
 //! without XDP, or `--nodeport-mode tc`), the same logic as a TCX ingress
@@ -119,29 +119,66 @@ fn attach_xdp(loaded: &mut Loaded, pin: &Path, iface: &str) -> Result<bool, Data
     Ok(false)
 }
 
-/// The external interface and the node addresses NodePorts answer on:
-/// `iface` if given, else the interface holding `node_ip`, else the one of
-/// the default route. The addresses are the interface's IPv4 addresses,
+/// The external interfaces and the node addresses NodePorts answer on:
+/// `ifaces` if given, else the interface holding `node_ip`, else the one of
+/// the default route. The addresses are those interfaces' IPv4 addresses,
 /// `node_ip` first (it is the SNAT address).
 pub fn resolve(
-    iface: Option<&str>,
+    ifaces: &[String],
     node_ip: Option<Ipv4Addr>,
-) -> Result<(String, Vec<Ipv4Addr>), DataplaneError> {
+) -> Result<(Vec<String>, Vec<Ipv4Addr>), DataplaneError> {
     let addrs = netif::ipv4_addresses()?;
-    let name = match (iface, node_ip) {
-        (Some(name), _) => name.to_owned(),
-        (None, Some(ip)) => addrs
+    let names = match (ifaces, node_ip) {
+        ([_, ..], _) => ifaces.to_vec(),
+        ([], Some(ip)) => vec![addrs
             .iter()
             .find(|(_, a)| *a == ip)
             .map(|(n, _)| n.clone())
-            .ok_or(DataplaneError::NoExternalInterface)?,
-        (None, None) => netif::default_route_iface()?.ok_or(DataplaneError::NoExternalInterface)?,
+            .ok_or(DataplaneError::NoExternalInterface)?],
+        ([], None) => {
+            vec![netif::default_route_iface()?.ok_or(DataplaneError::NoExternalInterface)?]
+        }
     };
+    Ok((names.clone(), node_addresses(&names, node_ip, &addrs)))
+}
+
+/// `node_ip` first, then every IPv4 address of `names` (from `addrs`,
+/// interface and address pairs), each once.
+fn node_addresses(
+    names: &[String],
+    node_ip: Option<Ipv4Addr>,
+    addrs: &[(String, Ipv4Addr)],
+) -> Vec<Ipv4Addr> {
     let mut ips: Vec<Ipv4Addr> = node_ip.into_iter().collect();
     for (n, a) in addrs {
-        if n == name && !ips.contains(&a) {
-            ips.push(a);
+        if names.contains(n) && !ips.contains(a) {
+            ips.push(*a);
         }
     }
-    Ok((name, ips))
+    ips
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ip_first_then_every_listed_interface_once() {
+        let a = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let addrs = vec![
+            ("eth0".to_string(), a("192.0.2.1")),
+            ("eth1".to_string(), a("198.51.100.1")),
+            ("eth0".to_string(), a("192.0.2.9")),
+            ("lo".to_string(), a("127.0.0.1")),
+        ];
+        let names = vec!["eth0".to_string(), "eth1".to_string()];
+        assert_eq!(
+            node_addresses(&names, Some(a("192.0.2.9")), &addrs),
+            vec![a("192.0.2.9"), a("192.0.2.1"), a("198.51.100.1")]
+        );
+        assert_eq!(
+            node_addresses(&names[1..], None, &addrs),
+            vec![a("198.51.100.1")]
+        );
+    }
 }

@@ -6,8 +6,9 @@
 //! flow hash). A backend on this node: DNAT, then the stack routes it to
 //! the pod (its reply is reverse-NATed by `skiff_from_pod` from the
 //! conntrack reply entry). A backend on another node: DNAT + SNAT to the
-//! node's address and a port from the SNAT map, MACs from a FIB lookup, out
-//! of the interface again. That backend's reply arrives at `node:snatPort`
+//! node's address and a port from the SNAT map, MACs from a FIB lookup, TTL
+//! decremented, out of the interface again (a TTL of 1 goes to the stack
+//! untouched, which answers it like any packet to the node). That backend's reply arrives at `node:snatPort`
 //! and is rewritten back (source = the frontend, destination = the client)
 //! and sent out again. Everything else passes untouched after one hash
 //! lookup (two when the port is in the SNAT range).
@@ -76,6 +77,9 @@ fn l4<P: Pkt>(p: &P, flow: &Flow, cfg: &NodePortConfig) -> i32 {
     }
     if fe.flags & SVC_F_LOCAL_ONLY != 0 || cfg.node_addr == 0 {
         return drop_with(p, stats::DROP_NO_BACKEND);
+    }
+    if !pkt::ttl_forwardable(p) {
+        return p.pass();
     }
     let Some(nat_port) = snat::port_for(flow, &b, fe.rev_nat_id, cfg, now) else {
         return drop_with(p, stats::DROP_SNAT_EXHAUSTED);
@@ -150,6 +154,9 @@ fn rev_snat<P: Pkt>(p: &P, flow: &Flow) -> i32 {
     let Some(v) = snat::lookup_in(flow) else {
         return p.pass();
     };
+    if !pkt::ttl_forwardable(p) {
+        return p.pass();
+    }
     let now = clock::now();
     snat::touch(v, flow, now);
     // SAFETY: pointer from a successful lookup; fields copied out.

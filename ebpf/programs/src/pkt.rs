@@ -329,7 +329,20 @@ impl Pkt for TcContext {
     }
 }
 
-/// Routes a rewritten packet: FIB lookup from `saddr` to `daddr`, MACs
+/// Whether the packet may be routed on: its TTL is above 1 (a router drops
+/// the others and answers with ICMP time exceeded, which only the stack
+/// does: such a packet is handed to it untouched).
+#[inline(always)]
+pub fn ttl_forwardable<P: Pkt>(p: &P) -> bool {
+    match ptr_at::<P, Ipv4Hdr>(p, ETH_HLEN) {
+        // SAFETY: bounds-checked by ptr_at.
+        Some(ip) => unsafe { (*ip).ttl > 1 },
+        None => false,
+    }
+}
+
+/// Routes a rewritten packet as a router does: FIB lookup from `saddr` to
+/// `daddr`, TTL decremented (the caller checked [`ttl_forwardable`]), MACs
 /// rewritten, then out of the same interface (TX) or another (redirect).
 /// `None` when there is no route or the neighbour is unresolved.
 #[inline(always)]
@@ -352,6 +365,19 @@ pub fn forward<P: Pkt>(p: &P, flow_proto: u8, saddr: u32, daddr: u32) -> Option<
     }
     if rc != i64::from(BPF_FIB_LKUP_RET_SUCCESS) {
         return None;
+    }
+    let ip = ptr_at::<P, Ipv4Hdr>(p, ETH_HLEN)?;
+    // SAFETY: bounds-checked by ptr_at. TTL and protocol share a 16-bit
+    // word of the header checksum; both are read as stored.
+    unsafe {
+        let ttl = (*ip).ttl;
+        if ttl <= 1 {
+            return None;
+        }
+        let word = ip.cast::<u8>().add(8).cast::<u16>();
+        let from = word.read_unaligned();
+        (*ip).ttl = ttl - 1;
+        (*ip).csum = csum_replace2((*ip).csum, from, word.read_unaligned());
     }
     let eth = ptr_at::<P, [[u8; 6]; 2]>(p, 0)?;
     // SAFETY: bounds-checked by ptr_at.

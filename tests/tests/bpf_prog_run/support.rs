@@ -39,6 +39,7 @@ pub struct Pkt {
     pub frag: u16,
     pub tcp_flags: u8,
     pub udp_no_csum: bool,
+    pub ttl: u8,
     pub payload: Vec<u8>,
 }
 
@@ -54,6 +55,7 @@ impl Pkt {
             frag: 0x4000, // DF
             tcp_flags: 0x02,
             udp_no_csum: false,
+            ttl: 64,
             payload: b"hello".to_vec(),
         }
     }
@@ -100,7 +102,7 @@ impl Pkt {
         ip.extend(((ihl * 4 + l4.len()) as u16).to_be_bytes());
         ip.extend([0x12, 0x34]);
         ip.extend(self.frag.to_be_bytes());
-        ip.extend([64, self.proto, 0, 0]);
+        ip.extend([self.ttl, self.proto, 0, 0]);
         ip.extend(self.src);
         ip.extend(self.dst);
         ip.extend(&self.ip_opts);
