@@ -36,25 +36,35 @@ impl Default for GenConfig {
     }
 }
 
-/// What the sink counts, network byte order: UDP to `daddr:dport` is
-/// delivered (and dropped); `client` is the address a packet that was not
-/// source-NATed would still carry.
+/// What the sink expects, addresses and ports in network byte order: UDP to
+/// `daddr:dport` is a delivered frame if a router forwarded it right —
+/// addressed to `mac`, TTL `ttl`, source one of `sources` (the load
+/// balancer's addresses: source NAT happened), both checksums valid. Every
+/// such frame is dropped after counting.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SinkConfig {
     pub daddr: u32,
-    pub client: u32,
+    pub sources: [u32; 2],
     pub dport: u16,
-    pub _pad: u16,
+    pub mac: [u8; 6],
+    pub ttl: u8,
+    pub _pad: [u8; 3],
 }
-const _: () = assert!(size_of::<SinkConfig>() == 12);
+const _: () = assert!(size_of::<SinkConfig>() == 24);
+
+/// Bytes of the frames the sink checks whole (the generator's: Ethernet,
+/// IPv4 without options, UDP with 18 bytes of payload).
+pub const SINK_FRAME_LEN: usize = 60;
 
 /// Slots of the sink's per-CPU counter array `SINK_COUNTS`.
 pub mod sink_slot {
-    /// UDP to the configured destination (dropped after counting).
+    /// UDP to the configured destination, forwarded right (dropped after
+    /// counting).
     pub const DELIVERED: u32 = 0;
-    /// Of those, packets still carrying the client's source address.
-    pub const FROM_CLIENT: u32 = 1;
+    /// UDP to the configured destination with something wrong: checksum,
+    /// MAC, TTL, length or source (dropped after counting).
+    pub const BAD: u32 = 1;
     /// Anything else (passed to the stack: ARP, ...).
     pub const OTHER: u32 = 2;
     pub const COUNT: u32 = 3;

@@ -6,25 +6,27 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// Pids of the kernel's `napi/*` threads.
-fn napi_threads() -> BTreeSet<i32> {
+/// Pids of the kernel's threads named `<prefix>*`.
+fn napi_threads(prefix: &str) -> BTreeSet<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return BTreeSet::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.starts_with("napi/"))
+                .is_ok_and(|c| c.starts_with(prefix))
         })
         .collect()
 }
 
 /// Turns on GRO (which gives a veth its NAPI instance without an XDP
 /// program) and threaded NAPI for `ifname` in netns `ns`; returns the
-/// thread's pid. Run one at a time: the thread is found as the one that
-/// appeared.
+/// thread's pid. Run one at a time: the thread is found as the one named
+/// for `ifname` that appeared.
 pub fn threaded(ns: &str, ifname: &str) -> Result<i32> {
-    let before = napi_threads();
+    // `napi/<ifname>-<id>`, cut at 15 characters.
+    let prefix: String = format!("napi/{ifname}-").chars().take(15).collect();
+    let before = napi_threads(&prefix);
     let script = format!("ethtool -K {ifname} gro on && echo 1 > /sys/class/net/{ifname}/threaded");
     let out = Command::new("ip")
         .args(["netns", "exec", ns, "sh", "-c", &script])
@@ -36,7 +38,7 @@ pub fn threaded(ns: &str, ifname: &str) -> Result<i32> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let new: Vec<i32> = napi_threads().difference(&before).copied().collect();
+    let new: Vec<i32> = napi_threads(&prefix).difference(&before).copied().collect();
     match new.as_slice() {
         [pid] => Ok(*pid),
         other => bail!("{ns}/{ifname}: expected one new napi thread, found {other:?}"),
