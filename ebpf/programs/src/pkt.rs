@@ -12,7 +12,7 @@
 //! The pod programs parse with [`parse`] too: direct access only, no
 //! `bpf_skb_load_bytes` call per packet.
 
-use core::mem::size_of;
+use core::mem::{size_of, MaybeUninit};
 
 use aya_ebpf::{
     bindings::{
@@ -318,14 +318,37 @@ impl Pkt for TcContext {
     }
     #[inline(always)]
     fn redirect_neigh(&self, ifindex: u32, nh: u32) -> Option<i32> {
-        // SAFETY: an all-zero bpf_redir_neigh is valid; IPv4 next hop set.
-        let mut p: bpf_redir_neigh = unsafe { core::mem::zeroed() };
-        p.nh_family = u32::from(AF_INET);
-        p.__bindgen_anon_1.ipv4_nh = nh;
-        // SAFETY: params valid for the call; plen is the struct's size.
-        let rc =
-            unsafe { bpf_redirect_neigh(ifindex, &mut p, size_of::<bpf_redir_neigh>() as i32, 0) };
+        let mut slot = MaybeUninit::<bpf_redir_neigh>::uninit();
+        let p = slot.as_mut_ptr();
+        // SAFETY: a local slot; all-zero (12 bytes, u32 fields) is a valid
+        // bpf_redir_neigh, then the IPv4 next hop is set; plen is its size.
+        let rc = unsafe {
+            zero_in_place(p);
+            (*p).nh_family = u32::from(AF_INET);
+            (*p).__bindgen_anon_1.ipv4_nh = nh;
+            bpf_redirect_neigh(ifindex, p, size_of::<bpf_redir_neigh>() as i32, 0)
+        };
         Some(rc as i32)
+    }
+}
+
+/// Zeroes `*v` with 4-byte volatile stores, in place. `mem::zeroed` (or a
+/// zeroed value moved into place) becomes a call to the BPF target's
+/// byte-at-a-time `memset`: for the 64-byte FIB parameters, ~7 % of the
+/// NodePort path's CPU. Volatile stores are neither merged back into a
+/// `memset` nor copied.
+///
+/// # Safety
+/// `v` is valid for writes, 4-aligned, and all-zero is a valid `T` whose
+/// size is a multiple of 4.
+#[inline(always)]
+unsafe fn zero_in_place<T>(v: *mut T) {
+    let w = v.cast::<u32>();
+    let mut i = 0;
+    while i < size_of::<T>() / 4 {
+        // SAFETY: inside `*v`, per the caller.
+        unsafe { w.add(i).write_volatile(0) };
+        i += 1;
     }
 }
 
@@ -347,15 +370,21 @@ pub fn ttl_forwardable<P: Pkt>(p: &P) -> bool {
 /// `None` when there is no route or the neighbour is unresolved.
 #[inline(always)]
 pub fn forward<P: Pkt>(p: &P, flow_proto: u8, saddr: u32, daddr: u32) -> Option<i32> {
-    // SAFETY: an all-zero bpf_fib_lookup is a valid input struct.
-    let mut fib: FibParams = unsafe { core::mem::zeroed() };
-    fib.family = AF_INET;
-    fib.l4_protocol = flow_proto;
-    fib.ifindex = p.ifindex();
-    fib.__bindgen_anon_3.ipv4_src = saddr;
-    fib.__bindgen_anon_4.ipv4_dst = daddr;
-    // SAFETY: ctx and params are valid; plen is the struct's size.
-    let rc = unsafe { bpf_fib_lookup(p.ctx_ptr(), &mut fib, size_of::<FibParams>() as i32, 0) };
+    let mut slot = MaybeUninit::<FibParams>::uninit();
+    let f = slot.as_mut_ptr();
+    // SAFETY: a local slot; all-zero (64 bytes, u32-aligned) is a valid
+    // bpf_fib_lookup input, then the query is set; ctx is valid and plen
+    // is the struct's size. The helper writes its answer into the slot.
+    let (rc, fib) = unsafe {
+        zero_in_place(f);
+        (*f).family = AF_INET;
+        (*f).l4_protocol = flow_proto;
+        (*f).ifindex = p.ifindex();
+        (*f).__bindgen_anon_3.ipv4_src = saddr;
+        (*f).__bindgen_anon_4.ipv4_dst = daddr;
+        let rc = bpf_fib_lookup(p.ctx_ptr(), f, size_of::<FibParams>() as i32, 0);
+        (rc, &*f)
+    };
     if rc == i64::from(BPF_FIB_LKUP_RET_NO_NEIGH) {
         // The route is known, the neighbour is not: TC can have the kernel
         // resolve it (`bpf_redirect_neigh`); XDP cannot.
