@@ -45,6 +45,39 @@ pub fn threaded(ns: &str, ifname: &str) -> Result<i32> {
     }
 }
 
+/// Interrupt coalescing, as a NIC does it: after a poll that found work,
+/// `ifname`'s NAPI instance polls again from a `timeout_ns` timer instead
+/// of being woken by the next frame (up to `defer` times in a row). A veth
+/// otherwise wakes the receiving thread for every frame a sender queues
+/// while that thread sleeps: one cross-CPU wake-up per packet of a
+/// sender that transmits skbs one by one.
+pub fn coalesce(ns: &str, ifname: &str, timeout_ns: u64, defer: u32) -> Result<()> {
+    sh_in(
+        ns,
+        &format!(
+            "echo {timeout_ns} > /sys/class/net/{ifname}/gro_flush_timeout && \
+             echo {defer} > /sys/class/net/{ifname}/napi_defer_hard_irqs"
+        ),
+    )
+    .with_context(|| format!("coalescing on {ifname}"))
+}
+
+/// `sh -c <script>` inside netns `ns` (`ip netns exec` mounts that netns's
+/// /sys, which the scripts write).
+fn sh_in(ns: &str, script: &str) -> Result<()> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "sh", "-c", script])
+        .output()
+        .context("running ip netns exec")?;
+    if !out.status.success() {
+        bail!(
+            "{ns}: {script}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// Restricts thread `pid` (0: the caller) to `cpus`.
 pub fn pin(pid: i32, cpus: &[usize]) -> Result<()> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET stays in it.
