@@ -1,5 +1,6 @@
 //! Three `skiff server` replicas as separate processes under a write load: the leader is
-//! killed with SIGKILL five times. Writes must resume within 2 s of each kill, every
+//! killed with SIGKILL five times, each time once the replica killed before has restarted and
+//! caught up (one fault at a time). Writes must resume within 2 s of each kill, every
 //! acknowledged write must be present afterwards, and all replicas restarted from disk must
 //! hold identical state.
 
@@ -151,6 +152,47 @@ fn wait_leader(replicas: &[Replica]) -> u64 {
     }
 }
 
+/// Wait until the leader reports every replica's log at or past the index the leader had
+/// applied when the wait began: the replica restarted after the previous kill has caught up,
+/// so the next kill is a single fault on a healthy cluster (not a second one while a voter is
+/// still recovering).
+fn wait_caught_up(replicas: &[Replica], leader: u64) {
+    let api = &replicas.iter().find(|r| r.id == leader).unwrap().api;
+    let deadline = Instant::now() + DEADLINE;
+    let index = |s: &Value, id: u64| {
+        s["replicas"]
+            .as_array()?
+            .iter()
+            .find(|r| r["id"].as_u64() == Some(id))?["lastApplied"]
+            .as_u64()
+    };
+    let target = loop {
+        if let Some(t) = status(api).and_then(|s| index(&s, leader)) {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no status from leader {leader}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    loop {
+        let behind: Vec<u64> = match status(api) {
+            Some(s) => replicas
+                .iter()
+                .filter(|r| index(&s, r.id).is_none_or(|i| i < target))
+                .map(|r| r.id)
+                .collect(),
+            None => replicas.iter().map(|r| r.id).collect(),
+        };
+        if behind.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas {behind:?} never reached index {target}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Wait until `n` more writes than `from` were acknowledged.
 fn wait_acks(load: &Load, from: usize, n: usize) {
     let deadline = Instant::now() + DEADLINE;
@@ -239,6 +281,7 @@ fn leader_killed_five_times_under_write_load() {
         let acked = load.acks.lock().unwrap().len();
         wait_acks(&load, acked, 50);
         let leader = wait_leader(&replicas);
+        wait_caught_up(&replicas, leader);
         let victim = replicas.iter_mut().find(|r| r.id == leader).unwrap();
         let killed_at = Instant::now();
         victim.proc.take().unwrap().kill9();
