@@ -56,6 +56,17 @@ pub fn config(external: &External) -> NodePortConfig {
 /// Attaches the NodePort program to every external interface (errors are
 /// logged: ClusterIP service keeps working without it).
 pub fn attach(args: &AgentArgs, external: &External, dp: &mut Dataplane, dirs: &PinDirs) {
+    let listed = external.as_ref().map_or(&[][..], |(i, _)| i.as_slice());
+    match external::detach_unlisted(dirs, listed) {
+        Ok(gone) if !gone.is_empty() => {
+            log::info!(
+                "NodePort: detached from {} (no longer listed)",
+                gone.join(",")
+            )
+        }
+        Ok(_) => {}
+        Err(e) => log::error!("NodePort: removing pins of unlisted interfaces: {e}"),
+    }
     let Some((ifaces, _)) = external else { return };
     for iface in ifaces {
         attach_one(args, iface, dp, dirs);

@@ -372,4 +372,21 @@ fn h_replies_are_reverse_snated_on_the_interface_they_arrive_on() {
         "remote replies reverse-SNATed on {}: {after:?}",
         near.ifname
     );
+    // Restarted with the underlay only, the agent detaches the cables.
+    assert!(fx.stop_agent(0));
+    fx.start_agent(0);
+    wait::until(SYNC, "the cables' XDP programs to go", || {
+        fx.agent(0)
+            .log()
+            .contains("NodePort: detached from")
+            .then_some(())
+    });
+    for iface in [&entry.ifname, &near.ifname] {
+        let out = std::process::Command::new("ip")
+            .args(["-n", fx.lab.node(0).name(), "link", "show", iface])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("xdp"), "XDP still on {iface}: {text}");
+    }
 }

@@ -128,8 +128,14 @@ pub fn resolve(
     node_ip: Option<Ipv4Addr>,
 ) -> Result<(Vec<String>, Vec<Ipv4Addr>), DataplaneError> {
     let addrs = netif::ipv4_addresses()?;
-    let names = match (ifaces, node_ip) {
-        ([_, ..], _) => ifaces.to_vec(),
+    let mut listed: Vec<String> = Vec::new();
+    for name in ifaces.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if !listed.iter().any(|l| l == name) {
+            listed.push(name.to_owned());
+        }
+    }
+    let names = match (listed.as_slice(), node_ip) {
+        ([_, ..], _) => listed.clone(),
         ([], Some(ip)) => vec![addrs
             .iter()
             .find(|(_, a)| *a == ip)
@@ -142,20 +148,47 @@ pub fn resolve(
     Ok((names.clone(), node_addresses(&names, node_ip, &addrs)))
 }
 
-/// `node_ip` first, then every IPv4 address of `names` (from `addrs`,
-/// interface and address pairs), each once.
+/// `node_ip` first, then the IPv4 addresses of `names` in the order listed
+/// (from `addrs`, interface and address pairs), each once: without
+/// `node_ip`, the first listed interface's first address is the SNAT
+/// address.
 fn node_addresses(
     names: &[String],
     node_ip: Option<Ipv4Addr>,
     addrs: &[(String, Ipv4Addr)],
 ) -> Vec<Ipv4Addr> {
     let mut ips: Vec<Ipv4Addr> = node_ip.into_iter().collect();
-    for (n, a) in addrs {
-        if names.contains(n) && !ips.contains(a) {
-            ips.push(*a);
+    for name in names {
+        for (n, a) in addrs {
+            if n == name && !ips.contains(a) {
+                ips.push(*a);
+            }
         }
     }
     ips
+}
+
+/// Removes the NodePort link pins of interfaces not in `ifaces` (an agent
+/// restarted with fewer external interfaces): unpinning detaches the
+/// program. Returns the interfaces detached.
+pub fn detach_unlisted(dirs: &PinDirs, ifaces: &[String]) -> Result<Vec<String>, DataplaneError> {
+    let Ok(entries) = std::fs::read_dir(&dirs.links) else {
+        return Ok(Vec::new());
+    };
+    let mut detached = Vec::new();
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let iface = [XDP_PIN, TC_HOOK.name]
+            .iter()
+            .find_map(|suffix| file.strip_suffix(&format!("-{suffix}")));
+        if let Some(iface) = iface {
+            if !ifaces.iter().any(|i| i == iface) {
+                remove_file(&entry.path())?;
+                detached.push(iface.to_owned());
+            }
+        }
+    }
+    Ok(detached)
 }
 
 #[cfg(test)]
@@ -175,6 +208,12 @@ mod tests {
         assert_eq!(
             node_addresses(&names, Some(a("192.0.2.9")), &addrs),
             vec![a("192.0.2.9"), a("192.0.2.1"), a("198.51.100.1")]
+        );
+        // Listed order, not the interfaces' order, decides the first.
+        let reversed = vec!["eth1".to_string(), "eth0".to_string()];
+        assert_eq!(
+            node_addresses(&reversed, None, &addrs),
+            vec![a("198.51.100.1"), a("192.0.2.1"), a("192.0.2.9")]
         );
         assert_eq!(
             node_addresses(&names[1..], None, &addrs),

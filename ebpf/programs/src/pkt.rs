@@ -320,7 +320,7 @@ impl Pkt for TcContext {
     fn redirect_neigh(&self, ifindex: u32, nh: u32) -> Option<i32> {
         let mut slot = MaybeUninit::<bpf_redir_neigh>::uninit();
         let p = slot.as_mut_ptr();
-        // SAFETY: a local slot; all-zero (12 bytes, u32 fields) is a valid
+        // SAFETY: a local slot; all-zero (20 bytes, u32 fields) is a valid
         // bpf_redir_neigh, then the IPv4 next hop is set; plen is its size.
         let rc = unsafe {
             zero_in_place(p);
@@ -343,6 +343,9 @@ impl Pkt for TcContext {
 /// size is a multiple of 4.
 #[inline(always)]
 unsafe fn zero_in_place<T>(v: *mut T) {
+    const {
+        assert!(size_of::<T>() % 4 == 0 && core::mem::align_of::<T>() >= 4);
+    }
     let w = v.cast::<u32>();
     let mut i = 0;
     while i < size_of::<T>() / 4 {
@@ -352,9 +355,11 @@ unsafe fn zero_in_place<T>(v: *mut T) {
     }
 }
 
-/// Whether the packet may be routed on: its TTL is above 1 (a router drops
-/// the others and answers with ICMP time exceeded, which only the stack
-/// does: such a packet is handed to it untouched).
+/// Whether the packet may be routed on: its TTL is above 1. A router drops
+/// the others and answers with ICMP time exceeded; the callers hand them to
+/// the stack untouched instead, which treats them as it treats any packet
+/// to the node (a pod's reply: routed, so the ICMP answer; a client's
+/// packet to a nodePort: delivered locally, a RST or port unreachable).
 #[inline(always)]
 pub fn ttl_forwardable<P: Pkt>(p: &P) -> bool {
     match ptr_at::<P, Ipv4Hdr>(p, ETH_HLEN) {
@@ -366,8 +371,9 @@ pub fn ttl_forwardable<P: Pkt>(p: &P) -> bool {
 
 /// Routes a rewritten packet as a router does: FIB lookup from `saddr` to
 /// `daddr`, TTL decremented (the caller checked [`ttl_forwardable`]), MACs
-/// rewritten, then out of the same interface (TX) or another (redirect).
-/// `None` when there is no route or the neighbour is unresolved.
+/// rewritten, then out of the same interface (TX) or another (redirect);
+/// TC has the kernel resolve a missing neighbour. `None` when there is no
+/// route, XDP finds no neighbour, or the TTL ran out.
 #[inline(always)]
 pub fn forward<P: Pkt>(p: &P, flow_proto: u8, saddr: u32, daddr: u32) -> Option<i32> {
     let mut slot = MaybeUninit::<FibParams>::uninit();
@@ -385,14 +391,8 @@ pub fn forward<P: Pkt>(p: &P, flow_proto: u8, saddr: u32, daddr: u32) -> Option<
         let rc = bpf_fib_lookup(p.ctx_ptr(), f, size_of::<FibParams>() as i32, 0);
         (rc, &*f)
     };
-    if rc == i64::from(BPF_FIB_LKUP_RET_NO_NEIGH) {
-        // The route is known, the neighbour is not: TC can have the kernel
-        // resolve it (`bpf_redirect_neigh`); XDP cannot.
-        // SAFETY: reading the union member the lookup wrote (IPv4).
-        let nh = unsafe { fib.__bindgen_anon_4.ipv4_dst };
-        return p.redirect_neigh(fib.ifindex, nh);
-    }
-    if rc != i64::from(BPF_FIB_LKUP_RET_SUCCESS) {
+    let no_neigh = rc == i64::from(BPF_FIB_LKUP_RET_NO_NEIGH);
+    if !no_neigh && rc != i64::from(BPF_FIB_LKUP_RET_SUCCESS) {
         return None;
     }
     let ip = ptr_at::<P, Ipv4Hdr>(p, ETH_HLEN)?;
@@ -407,6 +407,13 @@ pub fn forward<P: Pkt>(p: &P, flow_proto: u8, saddr: u32, daddr: u32) -> Option<
         let from = word.read_unaligned();
         (*ip).ttl = ttl - 1;
         (*ip).csum = csum_replace2((*ip).csum, from, word.read_unaligned());
+    }
+    if no_neigh {
+        // The route is known, the neighbour is not: TC can have the kernel
+        // resolve it (`bpf_redirect_neigh`); XDP cannot.
+        // SAFETY: reading the union member the lookup wrote (IPv4).
+        let nh = unsafe { fib.__bindgen_anon_4.ipv4_dst };
+        return p.redirect_neigh(fib.ifindex, nh);
     }
     let eth = ptr_at::<P, [[u8; 6]; 2]>(p, 0)?;
     // SAFETY: bounds-checked by ptr_at.

@@ -31,6 +31,12 @@ pub fn rev_nat(ctx: &TcContext, flow: &Flow, ct: *mut CtValue, cfg: Config) -> i
     if check && !conntrack::reply_is_live(flow, &v) {
         return OK;
     }
+    // A NodePort reply is routed out by this program: one whose TTL would
+    // expire here goes to the stack untouched (which answers the pod with
+    // ICMP time exceeded), as the node's forwarding would.
+    if v.flags & CT_F_NODEPORT != 0 && !pkt::ttl_forwardable(ctx) {
+        return OK;
+    }
     conntrack::touch(ct, flow, now);
     let client = if v.flags & CT_F_HAIRPIN != 0 {
         v.nat_addr
