@@ -295,12 +295,10 @@ fn g_established_flows_survive_an_agent_restart_and_teardown_detaches() {
     cmd.args(["agent", "--node-name", node.name(), "--teardown"]);
     let status = node.netns().spawn(cmd).unwrap().wait_timeout(SYNC);
     assert!(status.is_some_and(|s| s.success()), "teardown: {status:?}");
-    let out = std::process::Command::new("ip")
-        .args(["-n", node.name(), "link", "show", "eth0"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!text.contains("xdp"), "XDP still attached: {text}");
+    assert!(
+        !node.netns().xdp_attached("eth0").unwrap(),
+        "XDP still attached to eth0"
+    );
 }
 
 #[test]
@@ -382,11 +380,7 @@ fn h_replies_are_reverse_snated_on_the_interface_they_arrive_on() {
             .then_some(())
     });
     for iface in [&entry.ifname, &near.ifname] {
-        let out = std::process::Command::new("ip")
-            .args(["-n", fx.lab.node(0).name(), "link", "show", iface])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(!text.contains("xdp"), "XDP still on {iface}: {text}");
+        let attached = fx.lab.node(0).netns().xdp_attached(iface).unwrap();
+        assert!(!attached, "XDP still on {iface}");
     }
 }

@@ -134,18 +134,19 @@ pub fn resolve(
             listed.push(name.to_owned());
         }
     }
-    let names = match (listed.as_slice(), node_ip) {
-        ([_, ..], _) => listed.clone(),
-        ([], Some(ip)) => vec![addrs
+    let names = match (listed.is_empty(), node_ip) {
+        (false, _) => listed,
+        (true, Some(ip)) => vec![addrs
             .iter()
             .find(|(_, a)| *a == ip)
             .map(|(n, _)| n.clone())
             .ok_or(DataplaneError::NoExternalInterface)?],
-        ([], None) => {
+        (true, None) => {
             vec![netif::default_route_iface()?.ok_or(DataplaneError::NoExternalInterface)?]
         }
     };
-    Ok((names.clone(), node_addresses(&names, node_ip, &addrs)))
+    let ips = node_addresses(&names, node_ip, &addrs);
+    Ok((names, ips))
 }
 
 /// `node_ip` first, then the IPv4 addresses of `names` in the order listed

@@ -25,17 +25,6 @@ pub struct GenConfig {
 }
 const _: () = assert!(size_of::<GenConfig>() == 56);
 
-impl Default for GenConfig {
-    fn default() -> Self {
-        Self {
-            hdr: [0; GEN_HDR_WORDS],
-            sport_base: 0,
-            flows: 1,
-            _pad: [0; 2],
-        }
-    }
-}
-
 /// What the sink expects, addresses and ports in network byte order: UDP to
 /// `daddr:dport` is a delivered frame if a router forwarded it right —
 /// addressed to `mac`, TTL `ttl`, source one of `sources` (the load

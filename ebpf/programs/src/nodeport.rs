@@ -9,9 +9,9 @@
 //! node's address and a port from the SNAT map, MACs from a FIB lookup, TTL
 //! decremented, out of the interface again (a TTL of 1 goes to the stack
 //! untouched, which treats it as a packet to the node: a RST or port
-//! unreachable rather than a router's ICMP time exceeded). That backend's reply arrives at `node:snatPort`
-//! and is rewritten back (source = the frontend, destination = the client)
-//! and sent out again. Everything else passes untouched after one hash
+//! unreachable rather than a router's ICMP time exceeded). That backend's
+//! reply arrives at `node:snatPort` and is rewritten back (source = the
+//! frontend, destination = the client) and sent out again. Everything else passes untouched after one hash
 //! lookup (two when the port is in the SNAT range).
 
 use skiff_common::{

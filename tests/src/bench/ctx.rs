@@ -143,11 +143,10 @@ impl<'a> Ctx<'a> {
                 Err(e) => failure = Some(e),
             }
         }
-        runs.sort_by(f64::total_cmp);
-        match (runs.get(runs.len() / 2), failure) {
-            (Some(g), _) => row.gbps = Some(*g),
-            (None, Some(e)) => row.error = Some(format!("{e:#}")),
-            (None, None) => {}
+        if !runs.is_empty() {
+            row.gbps = Some(super::nodeport_pps::median(&runs));
+        } else if let Some(e) = failure {
+            row.error = Some(format!("{e:#}"));
         }
         // Three short runs, median of each figure: one scheduler hiccup on
         // 2 vCPUs should not decide a row.

@@ -27,17 +27,11 @@ pub fn threaded(ns: &str, ifname: &str) -> Result<i32> {
     // `napi/<ifname>-<id>`, cut at 15 characters.
     let prefix: String = format!("napi/{ifname}-").chars().take(15).collect();
     let before = napi_threads(&prefix);
-    let script = format!("ethtool -K {ifname} gro on && echo 1 > /sys/class/net/{ifname}/threaded");
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "sh", "-c", &script])
-        .output()
-        .context("running ip netns exec")?;
-    if !out.status.success() {
-        bail!(
-            "{ns}: threaded NAPI on {ifname}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    sh_in(
+        ns,
+        &format!("ethtool -K {ifname} gro on && echo 1 > /sys/class/net/{ifname}/threaded"),
+    )
+    .with_context(|| format!("threaded NAPI on {ifname}"))?;
     let new: Vec<i32> = napi_threads(&prefix).difference(&before).copied().collect();
     match new.as_slice() {
         [pid] => Ok(*pid),

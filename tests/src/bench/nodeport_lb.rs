@@ -32,7 +32,6 @@
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -55,6 +54,9 @@ use super::two_node::{NODE_PORT, SINK_PORT};
 use super::udp_frame::{frame, FrameSpec, FRAME_LEN};
 use super::{env_path, napi, np_manifest, pktio, progress, Args};
 
+// The sink checks frames of exactly the generator's length.
+const _: () = assert!(FRAME_LEN == skiff_common::bench::SINK_FRAME_LEN);
+
 /// The client's cable to node 0, and node 0's cable to node 1.
 const CLIENT_NET: [u8; 4] = [192, 0, 2, 0];
 const CABLE_NET: [u8; 4] = [198, 51, 100, 0];
@@ -68,9 +70,9 @@ const SPORT_BASE: u16 = 20_000;
 /// nothing is sent.
 const FIRST_CALL: u32 = 1 << 16;
 const CALL_TIME: Duration = Duration::from_millis(250);
-/// Interrupt coalescing of the two receiving ends (see `napi::coalesce`):
-/// 50 µs: node 0 forwards at most ~2.5 Mpps here, which fills half of
-/// the 256-frame ring in that time.
+/// Interrupt coalescing of node 1's end of the cable (see
+/// `napi::coalesce`): 50 µs; node 0 forwards at most ~2.5 Mpps here, which
+/// fills half of the 256-frame ring in that time.
 const COALESCE_NS: u64 = 50_000;
 const COALESCE_POLLS: u32 = 1000;
 /// A bound besides the deadline.
@@ -291,16 +293,7 @@ impl Rig {
             node_ip: self.entry.addr,
         };
         let netns = self.node0().netns().path();
-        let link = Command::new("ip")
-            .args([
-                "-n",
-                self.node0().name(),
-                "link",
-                "show",
-                &self.entry.ifname,
-            ])
-            .output()?;
-        if String::from_utf8_lossy(&link.stdout).contains("xdp") {
+        if self.node0().netns().xdp_attached(&self.entry.ifname)? {
             bail!(
                 "{} still has an XDP program after the agent's teardown",
                 self.entry.ifname
@@ -472,7 +465,8 @@ fn report(
         "\nNodePort forwarding of one node, {FRAME_LEN}-byte UDP frames, {} flows, {} × {:.1} s windows (medians)\n{PATH}\n{:<10} {:>13} {:>15} {:>13}\n",
         load.flows, load.reps, load.window_s, "mode", "offered kpps", "delivered kpps", "node 0 CPU"
     );
-    let mut delivered = |mode: &str| -> Option<f64> {
+    // Delivered packets/s and packets/s per second of node 0's CPU.
+    let mut rates = |mode: &str| -> Option<(f64, f64)> {
         let (_, r) = results.iter().find(|(m, _)| *m == mode)?;
         match r {
             Ok(r) => {
@@ -484,7 +478,7 @@ fn report(
                     json!(r.delivered_pps / r.lb_cpu),
                 );
                 x.insert(format!("nodeport_{mode}_runs"), json!(r.delivered_runs));
-                Some(r.delivered_pps)
+                Some((r.delivered_pps, r.delivered_pps / r.lb_cpu))
             }
             Err(e) => {
                 x.insert(format!("nodeport_{mode}_error"), format!("{e:#}").into());
@@ -492,17 +486,10 @@ fn report(
             }
         }
     };
-    let (xdp, ipt) = (delivered("xdp"), delivered("iptables"));
-    let ratio = xdp.zip(ipt).map(|(a, b)| a / b);
+    let both = rates("xdp").zip(rates("iptables"));
+    let ratio = both.map(|(a, b)| a.0 / b.0);
+    let ratio_per_cpu = both.map(|(a, b)| a.1 / b.1);
     x.insert("ratio_xdp_vs_iptables".into(), json!(ratio));
-    let per_cpu = |mode: &str| {
-        results
-            .iter()
-            .find(|(m, _)| *m == mode)
-            .and_then(|(_, r)| r.as_ref().ok())
-            .map(|r| r.delivered_pps / r.lb_cpu)
-    };
-    let ratio_per_cpu = per_cpu("xdp").zip(per_cpu("iptables")).map(|(a, b)| a / b);
     x.insert(
         "ratio_xdp_vs_iptables_per_lb_cpu".into(),
         json!(ratio_per_cpu),

@@ -288,14 +288,7 @@ pub(crate) fn ip_batch(netns: Option<&str>, cmds: &[String]) -> Result<(), LabEr
 
 /// Runs `ip <args>` (outside any batch), e.g. `netns add`.
 pub(crate) fn ip(args: &[&str]) -> Result<(), LabError> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|source| LabError::Io {
-            what: "running",
-            path: PathBuf::from("ip"),
-            source,
-        })?;
+    let out = ip_output(args)?;
     if !out.status.success() {
         return Err(LabError::Command {
             cmd: format!("ip {}", args.join(" ")),
@@ -304,6 +297,18 @@ pub(crate) fn ip(args: &[&str]) -> Result<(), LabError> {
         });
     }
     Ok(())
+}
+
+/// Runs `ip <args>` and returns what it printed, whatever its status.
+pub(crate) fn ip_output(args: &[&str]) -> Result<std::process::Output, LabError> {
+    Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|source| LabError::Io {
+            what: "running",
+            path: PathBuf::from("ip"),
+            source,
+        })
 }
 
 /// Writes `/proc/sys/<key>` (a `net.*` sysctl) inside `netns`.

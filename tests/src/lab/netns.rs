@@ -33,6 +33,12 @@ impl Netns {
         &self.name
     }
 
+    /// Whether `ifname` in this netns has an XDP program attached.
+    pub fn xdp_attached(&self, ifname: &str) -> Result<bool, LabError> {
+        let out = super::ip_output(&["-n", &self.name, "link", "show", ifname])?;
+        Ok(String::from_utf8_lossy(&out.stdout).contains("xdp"))
+    }
+
     /// Prefix of the lab this netns belongs to.
     pub fn lab(&self) -> &str {
         &self.lab
