@@ -106,6 +106,7 @@ pub fn dataplane(args: &Args) -> Result<()> {
         conn_concurrency: args.concurrency,
         rows: Vec::new(),
         extra: serde_json::Map::new(),
+        owns: Vec::new(),
     };
     let start = std::time::Instant::now();
     let run = |m: &str| args.modes.iter().any(|x| x == m);
@@ -129,6 +130,7 @@ pub fn dataplane(args: &Args) -> Result<()> {
         }
     }
     if run("nodeport") {
+        report.owns.push(nodeport_lb::owns_key);
         match nodeport_lb::run(args, &scratch, &mut report.extra) {
             Ok(table) => two_table.push_str(&table),
             Err(e) => {

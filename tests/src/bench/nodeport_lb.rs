@@ -119,6 +119,12 @@ struct Rig {
     load: LbLoad,
 }
 
+/// The keys of `dataplane.json` this row writes (see `Report::owns`).
+pub fn owns_key(k: &str) -> bool {
+    (k.starts_with("nodeport_") && !k.starts_with("nodeport_e2e_"))
+        || k.starts_with("ratio_xdp_vs_iptables")
+}
+
 /// Runs both modes; adds the `nodeport_*` keys to `x`; returns the table.
 pub fn run(args: &Args, scratch: &Path, x: &mut Map<String, Value>) -> Result<String> {
     let cpus = napi::cpus();
@@ -131,11 +137,6 @@ pub fn run(args: &Args, scratch: &Path, x: &mut Map<String, Value>) -> Result<St
         window_s: args.np_secs.unwrap_or(if args.quick { 1.0 } else { 3.0 }),
         reps: if args.quick { 1 } else { 3 },
     };
-    // Keys of an earlier run must not survive a failed one.
-    x.retain(|k, _| {
-        (!k.starts_with("nodeport_") || k.starts_with("nodeport_e2e_"))
-            && !k.starts_with("ratio_xdp_vs_iptables")
-    });
     // This thread and what it starts (the agent, the generator) stay off
     // the load balancer's CPU.
     let all: Vec<usize> = (0..cpus).collect();

@@ -71,6 +71,11 @@ pub struct Report {
     /// `ratio_xdp_vs_iptables`).
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Which keys of the previous file this run replaces: a part that ran
+    /// owns its keys, so that one it did not write this time (a mode that
+    /// failed) does not survive from an earlier run.
+    #[serde(skip)]
+    pub owns: Vec<fn(&str) -> bool>,
 }
 
 impl Report {
@@ -154,15 +159,22 @@ impl Report {
         let old = std::fs::read(path)
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-        let text = serde_json::to_string_pretty(&merge(old, serde_json::to_value(self)?))?;
+        let owned = |k: &str| self.owns.iter().any(|owns| owns(k));
+        let text = serde_json::to_string_pretty(&merge(old, serde_json::to_value(self)?, owned))?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
     }
 }
 
-/// `new`'s top-level keys over `old`'s (when `old` is an object).
-fn merge(old: Option<serde_json::Value>, new: serde_json::Value) -> serde_json::Value {
+/// `new`'s top-level keys over `old`'s (when `old` is an object), less
+/// `old`'s keys that `owned` says this run replaces.
+fn merge(
+    old: Option<serde_json::Value>,
+    new: serde_json::Value,
+    owned: impl Fn(&str) -> bool,
+) -> serde_json::Value {
     match (old, new) {
         (Some(serde_json::Value::Object(mut o)), serde_json::Value::Object(n)) => {
+            o.retain(|k, _| !owned(k));
             o.extend(n);
             serde_json::Value::Object(o)
         }
@@ -180,9 +192,22 @@ mod tests {
         let old = json!({"rows": [1], "nodeport_xdp_pps": 1.0, "quick": true});
         let new = json!({"nodeport_xdp_pps": 2.0, "quick": false});
         assert_eq!(
-            merge(Some(old), new),
+            merge(Some(old), new, |_| false),
             json!({"rows": [1], "nodeport_xdp_pps": 2.0, "quick": false})
         );
-        assert_eq!(merge(Some(json!([1])), json!({"a": 1})), json!({"a": 1}));
+        assert_eq!(
+            merge(Some(json!([1])), json!({"a": 1}), |_| false),
+            json!({"a": 1})
+        );
+    }
+
+    #[test]
+    fn owned_old_keys_go_even_when_not_written_again() {
+        let old = json!({"rows": [1], "nodeport_xdp_error": "x", "nodeport_xdp_pps": 1.0});
+        let new = json!({"nodeport_xdp_pps": 2.0});
+        assert_eq!(
+            merge(Some(old), new, |k| k.starts_with("nodeport_")),
+            json!({"rows": [1], "nodeport_xdp_pps": 2.0})
+        );
     }
 }
