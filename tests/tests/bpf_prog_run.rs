@@ -26,6 +26,43 @@ fn tcp_service(fx: &mut Fixture) -> Result<()> {
     fx.service(VIP, 80, PROTO_TCP, 1, &[1, 2])
 }
 
+/// Of [`tcp_service`]'s backends: (id of the one at `first`, id and address
+/// of the other).
+fn split(first: [u8; 4]) -> (u32, u32, [u8; 4]) {
+    if first == BE1 {
+        (1, 2, BE2)
+    } else {
+        (2, 1, BE1)
+    }
+}
+
+/// `pkt` (client port `sport`) picks a backend again: backend `keep` at
+/// `keep_addr`, recorded in its service entry.
+fn expect_reselected(
+    fx: &Fixture,
+    pkt: &[u8],
+    sport: u16,
+    keep: u32,
+    keep_addr: [u8; 4],
+) -> Result<()> {
+    let (rc, out, d) = fx.run(pkt)?;
+    assert_eq!(rc, OK);
+    assert_counts(
+        &d,
+        &[
+            (stats::SERVICE_PACKETS, 1),
+            (stats::RESELECTED, 1),
+            (stats::NEW_FLOWS, 1),
+        ],
+    );
+    assert_eq!(check(&out).dst, keep_addr);
+    let svc = fx
+        .ct_get(ct_key(CLIENT, sport, VIP, 80, PROTO_TCP, CT_DIR_SERVICE))
+        .unwrap();
+    assert_eq!(svc.backend_id, keep);
+    Ok(())
+}
+
 macro_rules! fixture {
     ($tag:expr) => {
         fixture!($tag, false)
@@ -191,31 +228,13 @@ fn a_flow_whose_backend_is_gone_reselects() -> Result<()> {
     tcp_service(&mut fx)?;
     let pkt = Pkt::tcp(CLIENT, 42000, VIP, 80).bytes();
     let first = check(&fx.run(&pkt)?.1).dst;
-    let (gone, keep, keep_addr) = if first == BE1 {
-        (1, 2, BE2)
-    } else {
-        (2, 1, BE1)
-    };
+    let (gone, keep, keep_addr) = split(first);
     // What the agent does when an endpoint disappears: count shrinks to the
     // surviving slot, the backend entry goes.
     fx.service(VIP, 80, PROTO_TCP, 1, &[keep])?;
     fx.backends.set(gone, skiff_common::Backend::default(), 0)?;
 
-    let (rc, out, d) = fx.run(&pkt)?;
-    assert_eq!(rc, OK);
-    assert_counts(
-        &d,
-        &[
-            (stats::SERVICE_PACKETS, 1),
-            (stats::RESELECTED, 1),
-            (stats::NEW_FLOWS, 1),
-        ],
-    );
-    assert_eq!(check(&out).dst, keep_addr);
-    let svc = fx
-        .ct_get(ct_key(CLIENT, 42000, VIP, 80, PROTO_TCP, CT_DIR_SERVICE))
-        .unwrap();
-    assert_eq!(svc.backend_id, keep);
+    expect_reselected(&fx, &pkt, 42000, keep, keep_addr)?;
 
     let (_, out, d) = fx.run(&pkt)?;
     assert_counts(&d, &[(stats::SERVICE_PACKETS, 1)]);
@@ -233,6 +252,41 @@ fn a_flow_whose_backend_is_gone_reselects() -> Result<()> {
     assert_eq!(check(&out).src, gone_addr, "a stale reply entry rewrote");
     let stale = ct_key(gone_addr, 8080, CLIENT, 42000, PROTO_TCP, CT_DIR_REPLY);
     assert!(fx.ct_get(stale).is_none(), "stale reply entry kept");
+    Ok(())
+}
+
+#[test]
+fn a_terminating_backend_keeps_its_flows_but_not_a_new_syn_on_their_tuple() -> Result<()> {
+    let mut fx = fixture!("terminating");
+    tcp_service(&mut fx)?;
+    let syn = Pkt::tcp(CLIENT, 43000, VIP, 80);
+    let first = check(&fx.run(&syn.bytes())?.1).dst;
+    let (leaving, keep, keep_addr) = split(first);
+    // What the agent does when an endpoint starts terminating: it leaves the
+    // slots, its backend entry stays, flagged.
+    fx.service(VIP, 80, PROTO_TCP, 1, &[keep])?;
+    let mut b = fx.backends.get(&leaving, 0)?;
+    b.flags |= skiff_common::BACKEND_F_TERMINATING;
+    fx.backends.set(leaving, b, 0)?;
+
+    // The established flow keeps going to it, FIN included.
+    let mut ack = syn.clone();
+    ack.tcp_flags = 0x10;
+    let mut fin = syn.clone();
+    fin.tcp_flags = 0x11;
+    for p in [&ack, &fin] {
+        let (rc, out, d) = fx.run(&p.bytes())?;
+        assert_eq!(rc, OK);
+        assert_counts(&d, &[(stats::SERVICE_PACKETS, 1)]);
+        assert_eq!(check(&out).dst, first, "flags {:#x}", p.tcp_flags);
+    }
+    // A new connection on the same tuple (port reuse) does not.
+    expect_reselected(&fx, &syn.bytes(), 43000, keep, keep_addr)?;
+    let stale = ct_key(first, 8080, CLIENT, 43000, PROTO_TCP, CT_DIR_REPLY);
+    assert!(
+        fx.ct_get(stale).is_none(),
+        "the old flow's reply entry kept"
+    );
     Ok(())
 }
 

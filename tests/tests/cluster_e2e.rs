@@ -12,6 +12,8 @@
 //! 5. `sessionAffinity: ClientIP` sticks;
 //! 6. scaling down drains: established connections to terminating pods keep working
 //!    through their grace period, new ones avoid them, and the others never notice;
+//!    scaling to 0: while every endpoint is terminating, new connections still reach
+//!    them (KEP-1669's fallback);
 //! 7. deleting a Service removes its map entries and conntrack entries on every node;
 //! 8. every agent's /metrics measures the network-programming latency of every change;
 //! 9. tests/e2e/kubectl-e2e.sh (kubectl only: apply, get, describe, logs, scale,
@@ -97,6 +99,7 @@ fn services_across_three_nodes() {
     checks::local_policy(&c);
     checks::affinity(&c, &clients);
     checks::scale_down_drains(&c, &clients[0]);
+    checks::all_terminating_still_serve(&c, &clients[1]);
     checks::service_delete_cleans_maps(&c, &clients[0]);
     checks::programming_latency(&c);
     checks::kubectl_script(&c);

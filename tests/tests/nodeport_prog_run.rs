@@ -20,8 +20,8 @@ use aya::programs::{ProgramFd, Xdp};
 use aya::EbpfLoader;
 use skiff_common::{
     ipv4_be, port_be, stats, Backend, CtKey, NodePortConfig, RevNat, ServiceKey, ServiceValue,
-    SnatValue, BACKEND_F_LOCAL, CT_DIR_REPLY, CT_DIR_SERVICE, CT_F_NODEPORT, PROTO_TCP, PROTO_UDP,
-    SCOPE_EXTERNAL, SNAT_DIR_IN, SNAT_DIR_OUT, SVC_F_NODEPORT,
+    SnatValue, BACKEND_F_LOCAL, BACKEND_F_TERMINATING, CT_DIR_REPLY, CT_DIR_SERVICE, CT_F_NODEPORT,
+    PROTO_TCP, PROTO_UDP, SCOPE_EXTERNAL, SNAT_DIR_IN, SNAT_DIR_OUT, SVC_F_NODEPORT,
 };
 use skiff_tests::prog_run::test_run;
 use support::{assert_counts, check, ct_key, ensure_bpffs, object_path, PinDir, Pkt, Stats};
@@ -247,6 +247,36 @@ fn remote_backend_snat_then_reverse_snat() -> Result<()> {
         (seen.src, seen.sport, seen.dst, seen.dport),
         (NODE, NODE_PORT, CLIENT, 40000)
     );
+    Ok(())
+}
+
+#[test]
+fn a_terminating_backend_keeps_its_flows_and_a_new_syn_picks_again() -> Result<()> {
+    let mut fx = fixture!("terminating");
+    fx.nodeport(PROTO_TCP, LOCAL_BE, BACKEND_F_LOCAL)?;
+    let syn = Pkt::tcp(CLIENT, 40000, NODE, NODE_PORT);
+    fx.run(&syn.bytes())?;
+    // The endpoint starts terminating; the only one, so it keeps its slot
+    // (KEP-1669), flagged.
+    fx.nodeport(PROTO_TCP, LOCAL_BE, BACKEND_F_LOCAL | BACKEND_F_TERMINATING)?;
+    let mut ack = syn.clone();
+    ack.tcp_flags = 0x10;
+    let (rc, out, d) = fx.run(&ack.bytes())?;
+    assert_eq!(rc, XDP_PASS);
+    assert_counts(&d, &[(stats::SERVICE_PACKETS, 1)]);
+    assert_eq!(check(&out).dst, LOCAL_BE);
+    // A SYN on the tuple is a new connection: selected again, not kept.
+    let (rc, out, d) = fx.run(&syn.bytes())?;
+    assert_eq!(rc, XDP_PASS);
+    assert_counts(
+        &d,
+        &[
+            (stats::SERVICE_PACKETS, 1),
+            (stats::RESELECTED, 1),
+            (stats::NEW_FLOWS, 1),
+        ],
+    );
+    assert_eq!(check(&out).dst, LOCAL_BE);
     Ok(())
 }
 

@@ -13,7 +13,9 @@
 //! - endpoints whose `ready` is not `false` (nil = ready) and which are not
 //!   terminating take new flows (slots); terminating endpoints that are still
 //!   serving keep a backend entry flagged [`BACKEND_F_TERMINATING`] so their
-//!   established flows continue; the rest are left out.
+//!   established flows continue; the rest are left out. When no endpoint is
+//!   ready (cluster-wide, or on this node for `externalTrafficPolicy:
+//!   Local`), the serving terminating ones take new flows instead (KEP-1669).
 //!
 //! External frontends (scope [`SCOPE_EXTERNAL`], matched by the NodePort
 //! program on the node's external interface; see [`super::external`]):
@@ -100,18 +102,20 @@ pub fn translate(input: TranslateInput<'_>) -> DesiredState {
             let port_name = sp.name.clone().unwrap_or_default();
             let mut active = Vec::new();
             let mut local = Vec::new();
+            let mut draining = Vec::new();
+            let mut draining_local = Vec::new();
             if let Some(list) = eps.get(&(port_name.clone(), proto)) {
                 for (&backend, &(usage, is_local)) in list {
-                    let mut flags = match usage {
-                        EndpointUse::Active => {
-                            active.push(backend);
-                            if is_local {
-                                local.push(backend);
-                            }
-                            0
+                    let (all, here, mut flags) = match usage {
+                        EndpointUse::Active => (&mut active, &mut local, 0),
+                        EndpointUse::Terminating => {
+                            (&mut draining, &mut draining_local, BACKEND_F_TERMINATING)
                         }
-                        EndpointUse::Terminating => BACKEND_F_TERMINATING,
                     };
+                    all.push(backend);
+                    if is_local {
+                        here.push(backend);
+                    }
                     if is_local {
                         flags |= BACKEND_F_LOCAL;
                     }
@@ -121,6 +125,15 @@ pub fn translate(input: TranslateInput<'_>) -> DesiredState {
                     *entry = (*entry & flags & BACKEND_F_TERMINATING)
                         | ((*entry | flags) & BACKEND_F_LOCAL);
                 }
+            }
+            // KEP-1669: with no ready endpoint (in the traffic policy's
+            // scope), the serving terminating ones take new flows rather
+            // than none.
+            if active.is_empty() {
+                active = draining;
+            }
+            if local.is_empty() {
+                local = draining_local;
             }
             let service = if port_name.is_empty() {
                 format!("{ns}/{name}:{port}")

@@ -9,7 +9,7 @@ use skiff_common::{
 
 use crate::{
     maps::CONNTRACK,
-    parse::{Flow, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
+    parse::{Flow, TCP_FIN, TCP_RST},
 };
 
 #[inline(always)]
@@ -54,7 +54,7 @@ pub fn flags_after(flags: u32, flow: &Flow) -> u32 {
     }
     if flow.tcp_flags & (TCP_FIN | TCP_RST) != 0 {
         flags | CT_F_CLOSING
-    } else if flow.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
+    } else if flow.is_fresh_syn() {
         flags & !CT_F_CLOSING
     } else {
         flags
@@ -219,7 +219,7 @@ pub fn reply_is_live(flow: &Flow, reply: &CtValue) -> bool {
 /// for this lookup.
 #[inline(always)]
 pub fn forget_closed_flow(flow: &Flow) {
-    if flow.proto != PROTO_TCP || flow.tcp_flags & (TCP_SYN | TCP_ACK) != TCP_SYN {
+    if !flow.is_fresh_syn() {
         return;
     }
     let rk = key(

@@ -77,12 +77,15 @@ fn l4(ctx: &TcContext, flow: &Flow) -> i32 {
 }
 
 /// A packet of a flow with a service entry: DNAT to its backend while that
-/// backend exists (a terminating one included); otherwise pick again.
+/// backend exists (a terminating one included, except for a fresh SYN);
+/// otherwise pick again.
 #[inline(always)]
 fn established(ctx: &TcContext, flow: &Flow, ct: *mut CtValue) -> i32 {
     // SAFETY: pointer from a successful lookup; copied out.
     let v: CtValue = unsafe { *ct };
-    if lb::backend(v.backend_id).is_some_and(|b| b.addr == v.addr && b.port == v.port) {
+    if lb::backend(v.backend_id)
+        .is_some_and(|b| b.addr == v.addr && b.port == v.port && lb::keeps_flow(&b, flow))
+    {
         inc(stats::SERVICE_PACKETS);
         conntrack::touch(ct, flow, clock::now());
         let snat = if v.flags & CT_F_HAIRPIN != 0 {
@@ -95,7 +98,8 @@ fn established(ctx: &TcContext, flow: &Flow, ct: *mut CtValue) -> i32 {
         }
         return OK;
     }
-    // The backend is gone: the flow's reply entry goes with it.
+    // The backend is gone (or takes no new connection): the flow's reply
+    // entry goes with it.
     conntrack::remove_reply_of(flow, &v);
     let cfg = config();
     let Some(fe) = lb::frontend(flow.daddr, flow.dport, flow.proto) else {

@@ -46,6 +46,16 @@ pub fn backend(id: u32) -> Option<Backend> {
     BACKENDS.get(id).copied().filter(|b| b.addr != 0)
 }
 
+/// Whether an established flow's packet stays with backend `b`: always,
+/// unless `b` is terminating and the packet is a fresh SYN, a new connection
+/// reusing a closed one's tuple. New connections avoid terminating backends,
+/// as they would with the stack's conntrack (which re-NATs a SYN on a
+/// closed entry).
+#[inline(always)]
+pub fn keeps_flow(b: &Backend, flow: &Flow) -> bool {
+    b.flags & BACKEND_F_TERMINATING == 0 || !flow.is_fresh_syn()
+}
+
 #[inline(always)]
 fn mix(h: u32, k: u32) -> u32 {
     let k = k

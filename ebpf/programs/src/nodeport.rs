@@ -100,7 +100,7 @@ fn l4<P: Pkt>(p: &P, flow: &Flow, cfg: &NodePortConfig) -> i32 {
 }
 
 /// The backend of an established flow, if it still exists under the same
-/// frontend.
+/// frontend (and still takes the packet: [`lb::keeps_flow`]).
 #[inline(always)]
 fn established(flow: &Flow, fe: &ServiceValue, now: u64) -> Option<Backend> {
     let ct = conntrack::lookup(flow, CT_DIR_SERVICE)?;
@@ -110,7 +110,7 @@ fn established(flow: &Flow, fe: &ServiceValue, now: u64) -> Option<Backend> {
         inc(stats::RESELECTED);
         return None;
     }
-    let Some(b) = lb::backend(v.backend_id) else {
+    let Some(b) = lb::backend(v.backend_id).filter(|b| lb::keeps_flow(b, flow)) else {
         inc(stats::RESELECTED);
         return None;
     };

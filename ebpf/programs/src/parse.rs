@@ -40,6 +40,12 @@ impl Flow {
                 UDP_CSUM
             }
     }
+
+    /// A TCP SYN without ACK: the first packet of a new connection.
+    #[inline(always)]
+    pub fn is_fresh_syn(&self) -> bool {
+        self.proto == PROTO_TCP && self.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+    }
 }
 
 pub enum Parsed {

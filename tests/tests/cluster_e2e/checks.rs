@@ -17,6 +17,25 @@ fn echo_pods(c: &Cluster) -> Vec<PodRef> {
     c.pods("app=echo").expect("listing the echo pods")
 }
 
+/// Pods the EndpointSlices of Service `svc` list as terminating.
+fn terminating_endpoints(c: &Cluster, svc: &str) -> BTreeSet<String> {
+    let selector = format!("kubernetes.io/service-name={svc}");
+    let out = c
+        .kubectl_ok(&[
+            "get",
+            "endpointslices",
+            "-l",
+            &selector,
+            "-o",
+            "jsonpath={range .items[*].endpoints[*]}{.targetRef.name}={.conditions.terminating}{\"\\n\"}{end}",
+        ])
+        .unwrap_or_default();
+    out.lines()
+        .filter_map(|l| l.strip_suffix("=true"))
+        .map(str::to_owned)
+        .collect()
+}
+
 fn names(pods: &[PodRef]) -> BTreeSet<String> {
     pods.iter().map(|p| p.name.clone()).collect()
 }
@@ -236,12 +255,24 @@ pub fn scale_down_drains(c: &Cluster, client: &PodRef) {
             .collect();
         (t.len() == 3).then_some(t)
     });
+    // The pods are marked one at a time, and each mark reaches the nodes'
+    // maps through its own EndpointSlice update: first the API must show all
+    // three terminating, then enough samples that a backend still taking new
+    // flows (one in four) would show up: 0.75^40 < 1e-5.
+    wait::until(
+        Duration::from_secs(10),
+        "the EndpointSlice to mark them terminating",
+        || {
+            let marked = terminating_endpoints(c, "echo");
+            leaving.is_subset(&marked).then_some(())
+        },
+    );
     wait::until(
         Duration::from_secs(10),
         "new connections to avoid them",
         || {
-            let r = sample_from_pod(c, client, addr, 12, |_| false);
-            (r.len() == 12 && r.iter().all(|r| !leaving.contains(&r.name))).then_some(())
+            let r = sample_from_pod(c, client, addr, 40, |_| false);
+            (r.len() == 40 && r.iter().all(|r| !leaving.contains(&r.name))).then_some(())
         },
     );
     for (name, s) in sessions.iter_mut() {
@@ -282,6 +313,54 @@ pub fn scale_down_drains(c: &Cluster, client: &PodRef) {
                 .ok()?
                 == "6")
                 .then_some(())
+        },
+    );
+}
+
+/// 6b. Scale to 0: while every endpoint is terminating and still serving (the
+///     pods' preStop), new connections go to them rather than nowhere
+///     (KEP-1669); then back to 6.
+pub fn all_terminating_still_serve(c: &Cluster, client: &PodRef) {
+    let addr = SocketAddr::from((c.cluster_ip("echo").unwrap(), 80));
+    c.kubectl_ok(&["scale", "deployment", "echo", "--replicas=0"])
+        .unwrap();
+    let leaving = wait::until(Duration::from_secs(30), "6 echo pods terminating", || {
+        let pods = echo_pods(c);
+        (pods.len() == 6 && pods.iter().all(|p| p.terminating)).then(|| names(&pods))
+    });
+    wait::until(
+        Duration::from_secs(10),
+        "the EndpointSlice to mark them terminating",
+        || (terminating_endpoints(c, "echo") == leaving).then_some(()),
+    );
+    // The preStop hooks sleep 15 s: the nodes fall back well within that.
+    let replies = wait::until(
+        Duration::from_secs(10),
+        "20 new connections in a row to succeed",
+        || {
+            let r = sample_from_pod(c, client, addr, 20, |_| false);
+            (r.len() == 20).then_some(r)
+        },
+    );
+    assert!(
+        replies.iter().all(|r| leaving.contains(&r.name)),
+        "{replies:?}"
+    );
+    eprintln!(
+        "[check] all terminating: new connections served by {:?}",
+        distinct(&replies)
+    );
+    c.kubectl_ok(&["scale", "deployment", "echo", "--replicas=6"])
+        .unwrap();
+    wait::until(
+        Duration::from_secs(120),
+        "6 echo replicas ready and the old ones gone",
+        || {
+            let pods = echo_pods(c);
+            let ready = c
+                .jsonpath(&["deployment", "echo"], "{.status.readyReplicas}")
+                .ok()?;
+            (ready == "6" && pods.len() == 6 && pods.iter().all(|p| !p.terminating)).then_some(())
         },
     );
 }
@@ -450,11 +529,14 @@ pub fn node_loss(c: &mut Cluster, k: usize) {
         .find(|p| p.node != k)
         .expect("a client on a live node");
     let addr = SocketAddr::from((c.cluster_ip("echo").unwrap(), 80));
-    let replies = sample_from_pod(c, &client, addr, 30, |_| false);
-    assert_eq!(replies.len(), 30, "connections failed after the node loss");
-    assert!(
-        replies.iter().all(|r| !dead.contains(&r.name)),
-        "{replies:?}"
+    // The slice is in the API; the client's node applies it moments later.
+    wait::until(
+        Duration::from_secs(10),
+        "30 connections in a row to succeed, none to the dead node",
+        || {
+            let replies = sample_from_pod(c, &client, addr, 30, |_| false);
+            (replies.len() == 30 && replies.iter().all(|r| !dead.contains(&r.name))).then_some(())
+        },
     );
     wait::until(
         Duration::from_secs(150),

@@ -137,6 +137,32 @@ fn local_policy_keeps_only_this_nodes_endpoints() {
 }
 
 #[test]
+fn local_policy_falls_back_to_this_nodes_serving_terminating_endpoint() {
+    // n1's endpoint is terminating but still serving, n2's is ready.
+    let mut sl = slice();
+    sl.endpoints[0].conditions = Some(from_json(
+        json!({"ready": false, "serving": true, "terminating": true}),
+    ));
+    let d = translate(TranslateInput {
+        services: &[svc(json!({"externalTrafficPolicy": "Local"}))],
+        slices: &[sl],
+        node_name: "n1",
+        node_ips: &[N1],
+    });
+    let fe = &d.frontends[&ext(N1, 30080, Proto::Tcp)];
+    assert_eq!(fe.backends, [be("10.244.0.2", 8080, Proto::Tcp)]);
+    // The ClusterIP keeps to the ready endpoint elsewhere.
+    let cip = FrontendKey {
+        l4: L4Addr::new(Ipv4Addr::new(10, 96, 0, 20), 80, Proto::Tcp),
+        scope: SCOPE_INTERNAL,
+    };
+    assert_eq!(
+        d.frontends[&cip].backends,
+        [be("10.244.1.2", 8080, Proto::Tcp)]
+    );
+}
+
+#[test]
 fn client_ip_affinity_with_timeout_and_default() {
     let d = run(svc(json!({
         "sessionAffinity": "ClientIP",

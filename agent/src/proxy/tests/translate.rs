@@ -167,6 +167,28 @@ fn readiness_and_termination() {
 }
 
 #[test]
+fn with_no_ready_endpoint_the_serving_terminating_ones_take_new_flows() {
+    let svc = service("default", "web", "10.96.0.10", &[("", 80, "TCP")]);
+    let sl = slice(
+        "default",
+        "web",
+        &[("", 80, "TCP")],
+        &[
+            ("10.244.0.3", Ep::NotReady),
+            ("10.244.0.4", Ep::TermServing),
+            ("10.244.0.5", Ep::TermGone),
+        ],
+    );
+    let d = desired(&[svc], &[sl]);
+    let fe = &d.frontends[&fk([10, 96, 0, 10], 80, Proto::Tcp)];
+    assert_eq!(fe.backends, [be([10, 244, 0, 4], 80, Proto::Tcp)]);
+    assert_eq!(
+        d.backends[&be([10, 244, 0, 4], 80, Proto::Tcp)],
+        BACKEND_F_TERMINATING
+    );
+}
+
+#[test]
 fn a_backend_active_anywhere_is_not_terminating() {
     let a = service("default", "a", "10.96.0.1", &[("", 80, "TCP")]);
     let b = service("default", "b", "10.96.0.2", &[("", 80, "TCP")]);
