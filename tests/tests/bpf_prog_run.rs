@@ -265,28 +265,47 @@ fn a_terminating_backend_keeps_its_flows_but_not_a_new_syn_on_their_tuple() -> R
     // What the agent does when an endpoint starts terminating: it leaves the
     // slots, its backend entry stays, flagged.
     fx.service(VIP, 80, PROTO_TCP, 1, &[keep])?;
-    let mut b = fx.backends.get(&leaving, 0)?;
-    b.flags |= skiff_common::BACKEND_F_TERMINATING;
-    fx.backends.set(leaving, b, 0)?;
+    fx.set_terminating(leaving)?;
 
-    // The established flow keeps going to it, FIN included.
+    // The established flow keeps going to it, a retransmitted SYN and the
+    // FIN included.
     let mut ack = syn.clone();
     ack.tcp_flags = 0x10;
     let mut fin = syn.clone();
     fin.tcp_flags = 0x11;
-    for p in [&ack, &fin] {
+    for p in [&ack, &syn, &fin] {
         let (rc, out, d) = fx.run(&p.bytes())?;
         assert_eq!(rc, OK);
         assert_counts(&d, &[(stats::SERVICE_PACKETS, 1)]);
         assert_eq!(check(&out).dst, first, "flags {:#x}", p.tcp_flags);
     }
-    // A new connection on the same tuple (port reuse) does not.
+    // A new connection on the closed flow's tuple (port reuse) does not.
     expect_reselected(&fx, &syn.bytes(), 43000, keep, keep_addr)?;
     let stale = ct_key(first, 8080, CLIENT, 43000, PROTO_TCP, CT_DIR_REPLY);
     assert!(
         fx.ct_get(stale).is_none(),
         "the old flow's reply entry kept"
     );
+    Ok(())
+}
+
+#[test]
+fn affinity_holds_while_every_slot_is_terminating() -> Result<()> {
+    let mut fx = fixture!("affinity");
+    tcp_service(&mut fx)?;
+    fx.set_affinity(VIP, 80, PROTO_TCP, 100)?;
+    let first = check(&fx.run(&Pkt::tcp(CLIENT, 44000, VIP, 80).bytes())?.1).dst;
+    // Scaled to 0: both endpoints terminating and still serving, both kept
+    // in the slots (KEP-1669's fallback). The client's new connections stay
+    // with its backend; by hash alone, ten would all land on it one time in
+    // a thousand.
+    fx.set_terminating(1)?;
+    fx.set_terminating(2)?;
+    for sport in 44001..44011 {
+        let (rc, out, _) = fx.run(&Pkt::tcp(CLIENT, sport, VIP, 80).bytes())?;
+        assert_eq!(rc, OK);
+        assert_eq!(check(&out).dst, first, "client port {sport}");
+    }
     Ok(())
 }
 

@@ -261,11 +261,16 @@ fn a_terminating_backend_keeps_its_flows_and_a_new_syn_picks_again() -> Result<(
     fx.nodeport(PROTO_TCP, LOCAL_BE, BACKEND_F_LOCAL | BACKEND_F_TERMINATING)?;
     let mut ack = syn.clone();
     ack.tcp_flags = 0x10;
-    let (rc, out, d) = fx.run(&ack.bytes())?;
-    assert_eq!(rc, XDP_PASS);
-    assert_counts(&d, &[(stats::SERVICE_PACKETS, 1)]);
-    assert_eq!(check(&out).dst, LOCAL_BE);
-    // A SYN on the tuple is a new connection: selected again, not kept.
+    let mut fin = syn.clone();
+    fin.tcp_flags = 0x11;
+    for p in [&ack, &syn, &fin] {
+        let (rc, out, d) = fx.run(&p.bytes())?;
+        assert_eq!(rc, XDP_PASS);
+        assert_counts(&d, &[(stats::SERVICE_PACKETS, 1)]);
+        assert_eq!(check(&out).dst, LOCAL_BE, "flags {:#x}", p.tcp_flags);
+    }
+    // A SYN on the closed flow's tuple is a new connection: selected again,
+    // not kept (here onto the same, only backend).
     let (rc, out, d) = fx.run(&syn.bytes())?;
     assert_eq!(rc, XDP_PASS);
     assert_counts(

@@ -37,9 +37,10 @@ pub struct ExternalPort<'a> {
     /// The Service port (externalIPs answer on it).
     pub port: u16,
     pub node_port: Option<i32>,
-    /// Ready endpoints, in slot order.
+    /// Endpoints taking new flows, in slot order: the ready ones, or the
+    /// serving terminating ones when none is ready.
     pub active: &'a [L4Addr],
-    /// The ready endpoints on this node.
+    /// The same choice among this node's endpoints.
     pub local: &'a [L4Addr],
 }
 

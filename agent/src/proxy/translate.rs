@@ -10,10 +10,12 @@
 //!   `kubernetes.io/service-name` label in the same namespace; only IPv4
 //!   slices are used; a Service port is matched to the slice port of the same
 //!   name and protocol; each endpoint contributes its first address;
-//! - endpoints whose `ready` is not `false` (nil = ready) and which are not
-//!   terminating take new flows (slots); terminating endpoints that are still
-//!   serving keep a backend entry flagged [`BACKEND_F_TERMINATING`] so their
-//!   established flows continue; the rest are left out. When no endpoint is
+//! - endpoints whose `ready` is not `false` (nil = ready) take new flows
+//!   (slots; a terminating endpoint is ready only under
+//!   `publishNotReadyAddresses`, and then counts as ready, as in
+//!   kube-proxy); terminating endpoints that are still serving keep a
+//!   backend entry flagged [`BACKEND_F_TERMINATING`] so their established
+//!   flows continue; the rest are left out. When no endpoint is
 //!   ready (cluster-wide, or on this node for `externalTrafficPolicy:
 //!   Local`), the serving terminating ones take new flows instead (KEP-1669).
 //!
@@ -239,9 +241,11 @@ fn endpoint_use(ep: &Endpoint) -> Option<(Ipv4Addr, EndpointUse)> {
     let ready = cond.ready.unwrap_or(true);
     let terminating = cond.terminating.unwrap_or(false);
     let serving = cond.serving.unwrap_or(ready);
-    match (terminating, ready, serving) {
-        (false, true, _) => Some((addr, EndpointUse::Active)),
-        (true, _, true) => Some((addr, EndpointUse::Terminating)),
+    // As kube-proxy: `ready` decides (a terminating endpoint is ready only
+    // under `publishNotReadyAddresses`); serving terminating ones drain.
+    match (ready, terminating, serving) {
+        (true, _, _) => Some((addr, EndpointUse::Active)),
+        (false, true, true) => Some((addr, EndpointUse::Terminating)),
         _ => None,
     }
 }

@@ -77,14 +77,14 @@ fn l4(ctx: &TcContext, flow: &Flow) -> i32 {
 }
 
 /// A packet of a flow with a service entry: DNAT to its backend while that
-/// backend exists (a terminating one included, except for a fresh SYN);
-/// otherwise pick again.
+/// backend exists (a terminating one included, except for a new connection
+/// on a closed flow's tuple: [`lb::keeps_flow`]); otherwise pick again.
 #[inline(always)]
 fn established(ctx: &TcContext, flow: &Flow, ct: *mut CtValue) -> i32 {
     // SAFETY: pointer from a successful lookup; copied out.
     let v: CtValue = unsafe { *ct };
     if lb::backend(v.backend_id)
-        .is_some_and(|b| b.addr == v.addr && b.port == v.port && lb::keeps_flow(&b, flow))
+        .is_some_and(|b| b.addr == v.addr && b.port == v.port && lb::keeps_flow(&b, v.flags, flow))
     {
         inc(stats::SERVICE_PACKETS);
         conntrack::touch(ct, flow, clock::now());

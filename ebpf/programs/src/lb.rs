@@ -2,7 +2,7 @@
 
 use skiff_common::{
     AffinityKey, AffinityValue, Backend, ServiceKey, ServiceValue, BACKEND_F_TERMINATING,
-    SCOPE_INTERNAL, SVC_F_AFFINITY,
+    CT_F_CLOSING, SCOPE_INTERNAL, SVC_F_AFFINITY,
 };
 
 use crate::{
@@ -46,14 +46,15 @@ pub fn backend(id: u32) -> Option<Backend> {
     BACKENDS.get(id).copied().filter(|b| b.addr != 0)
 }
 
-/// Whether an established flow's packet stays with backend `b`: always,
-/// unless `b` is terminating and the packet is a fresh SYN, a new connection
-/// reusing a closed one's tuple. New connections avoid terminating backends,
-/// as they would with the stack's conntrack (which re-NATs a SYN on a
-/// closed entry).
+/// Whether an established flow's packet stays with backend `b` (its entry's
+/// flags `ct_flags`): always, unless `b` is terminating and the packet is a
+/// fresh SYN on an entry that saw FIN or RST — a new connection reusing a
+/// closed one's tuple, which the stack's conntrack would NAT afresh too. New
+/// connections avoid terminating backends; a SYN retransmitted during the
+/// handshake stays.
 #[inline(always)]
-pub fn keeps_flow(b: &Backend, flow: &Flow) -> bool {
-    b.flags & BACKEND_F_TERMINATING == 0 || !flow.is_fresh_syn()
+pub fn keeps_flow(b: &Backend, ct_flags: u32, flow: &Flow) -> bool {
+    b.flags & BACKEND_F_TERMINATING == 0 || ct_flags & CT_F_CLOSING == 0 || !flow.is_fresh_syn()
 }
 
 #[inline(always)]
@@ -108,10 +109,29 @@ pub fn select_scoped(flow: &Flow, fe: &ServiceValue, scope: u8) -> Option<(u32, 
     backend(id).map(|b| (id, b))
 }
 
+/// The backend `key`'s client last got, if that was less than `timeout_ns`
+/// ago and the backend still exists; its use is refreshed.
+#[inline(always)]
+fn remembered(key: &AffinityKey, timeout_ns: u64, now: u64) -> Option<(u32, Backend)> {
+    let v = AFFINITY.get_ptr_mut(key)?;
+    // SAFETY: pointer from a successful lookup; fields copied out.
+    let (id, last) = unsafe { ((*v).backend_id, (*v).last_used_ns) };
+    // Signed: another CPU's coarse clock may be up to a tick ahead of ours, and
+    // an entry it just wrote must not look ancient.
+    if (now.wrapping_sub(last) as i64) > timeout_ns as i64 {
+        return None;
+    }
+    let b = backend(id)?;
+    // SAFETY: as above; a racing writer only loses a refresh.
+    unsafe { (*v).last_used_ns = now };
+    Some((id, b))
+}
+
 /// Like [`select_scoped`], honouring `sessionAffinity: ClientIP`: a client
 /// whose last new flow to this frontend is younger than the timeout gets the
-/// same backend again (while it exists and is not terminating); otherwise a
-/// backend is picked by flow hash and remembered.
+/// same backend again while it exists and is not terminating — or while
+/// every slot is (KEP-1669's fallback, where a terminating backend is as
+/// good as any); otherwise a backend is picked by flow hash and remembered.
 #[inline(always)]
 pub fn select_affine(
     flow: &Flow,
@@ -127,22 +147,20 @@ pub fn select_affine(
         rev_nat_id: fe.rev_nat_id,
     };
     let timeout_ns = u64::from(fe.affinity_timeout_s) * 1_000_000_000;
-    if let Some(v) = AFFINITY.get_ptr_mut(&key) {
-        // SAFETY: pointer from a successful lookup; fields copied out.
-        let (id, last) = unsafe { ((*v).backend_id, (*v).last_used_ns) };
-        // Signed: another CPU's coarse clock may be up to a tick ahead of ours, and
-        // an entry it just wrote must not look ancient.
-        if (now.wrapping_sub(last) as i64) <= timeout_ns as i64 {
-            if let Some(b) = backend(id) {
-                if b.flags & BACKEND_F_TERMINATING == 0 {
-                    // SAFETY: as above; a racing writer only loses a refresh.
-                    unsafe { (*v).last_used_ns = now };
-                    return Some((id, b));
-                }
-            }
+    if let Some((id, b)) = remembered(&key, timeout_ns, now) {
+        if b.flags & BACKEND_F_TERMINATING == 0 {
+            return Some((id, b));
         }
     }
     let (id, b) = select_scoped(flow, fe, scope)?;
+    if b.flags & BACKEND_F_TERMINATING != 0 {
+        // Only in the fallback: look again rather than carry the first
+        // result (the verifier rejects the partly initialised tuple LLVM
+        // makes of it).
+        if let Some(r) = remembered(&key, timeout_ns, now) {
+            return Some(r);
+        }
+    }
     let v = AffinityValue {
         backend_id: id,
         _pad: 0,

@@ -61,7 +61,7 @@ fn l4<P: Pkt>(p: &P, flow: &Flow, cfg: &NodePortConfig) -> i32 {
     };
     inc(stats::SERVICE_PACKETS);
     let now = clock::now();
-    let b = match established(flow, &fe, now) {
+    let b = match established(flow, &fe, cfg, now) {
         Some(b) => b,
         None => match new_flow(flow, &fe, now) {
             Ok(b) => b,
@@ -102,7 +102,12 @@ fn l4<P: Pkt>(p: &P, flow: &Flow, cfg: &NodePortConfig) -> i32 {
 /// The backend of an established flow, if it still exists under the same
 /// frontend (and still takes the packet: [`lb::keeps_flow`]).
 #[inline(always)]
-fn established(flow: &Flow, fe: &ServiceValue, now: u64) -> Option<Backend> {
+fn established(
+    flow: &Flow,
+    fe: &ServiceValue,
+    cfg: &NodePortConfig,
+    now: u64,
+) -> Option<Backend> {
     let ct = conntrack::lookup(flow, CT_DIR_SERVICE)?;
     // SAFETY: pointer from a successful lookup; copied out.
     let v: CtValue = unsafe { *ct };
@@ -110,10 +115,21 @@ fn established(flow: &Flow, fe: &ServiceValue, now: u64) -> Option<Backend> {
         inc(stats::RESELECTED);
         return None;
     }
-    let Some(b) = lb::backend(v.backend_id).filter(|b| lb::keeps_flow(b, flow)) else {
+    let Some(b) = lb::backend(v.backend_id) else {
         inc(stats::RESELECTED);
         return None;
     };
+    if !lb::keeps_flow(&b, v.flags, flow) {
+        // The closed flow's way back goes with it, so that a late packet
+        // of the old backend cannot reach the client as the new flow's.
+        if b.flags & BACKEND_F_LOCAL != 0 {
+            conntrack::remove_reply_of(flow, &v);
+        } else {
+            snat::forget(flow, &b, cfg);
+        }
+        inc(stats::RESELECTED);
+        return None;
+    }
     conntrack::touch(ct, flow, now);
     Some(b)
 }

@@ -115,6 +115,20 @@ pub fn port_for(
     None
 }
 
+/// Removes both SNAT entries of flow `flow` (client → frontend) to backend
+/// `b`, if it has them.
+#[inline(always)]
+pub fn forget(flow: &Flow, b: &Backend, cfg: &NodePortConfig) {
+    let ok = out_key(flow, b);
+    // SAFETY: copied out at once.
+    let Some(port) = (unsafe { SNAT.get(&ok) }).map(|v| v.port) else {
+        return;
+    };
+    let ik = conntrack::key(b.addr, cfg.node_addr, b.port, port, flow.proto, SNAT_DIR_IN);
+    let _ = SNAT.remove(&ik);
+    let _ = SNAT.remove(&ok);
+}
+
 /// The reply-direction entry a packet `backend → node:port` hits, if any.
 #[inline(always)]
 pub fn lookup_in(flow: &Flow) -> Option<*mut SnatValue> {

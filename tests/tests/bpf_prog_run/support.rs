@@ -14,6 +14,7 @@ use aya::{
 use skiff_common::{
     ipv4_be, port_be, stats, Backend, Config, CtKey, CtValue, LocalEndpoint, RevNat, ServiceKey,
     ServiceValue, CFG_F_DEBUG, CFG_F_LOCAL_REDIRECT, PROTO_TCP, PROTO_UDP, SCOPE_INTERNAL,
+    SVC_F_AFFINITY,
 };
 use skiff_tests::prog_run::test_run;
 
@@ -353,6 +354,33 @@ impl Fixture {
             ..Default::default()
         };
         Ok(self.services.insert(key(port, 0, proto), fe, 0)?)
+    }
+
+    /// Turns on `sessionAffinity: ClientIP` (timeout `secs`) for the frontend
+    /// `vip:port/proto` [`Self::service`] wrote.
+    #[allow(dead_code, reason = "only bpf_prog_run uses affinity")]
+    pub fn set_affinity(&mut self, vip: [u8; 4], port: u16, proto: u8, secs: u32) -> Result<()> {
+        let key = ServiceKey {
+            addr: ipv4_be(vip),
+            port: port_be(port),
+            slot: 0,
+            proto,
+            scope: SCOPE_INTERNAL,
+            _pad: [0; 2],
+        };
+        let mut fe = self.services.get(&key, 0)?;
+        fe.flags |= SVC_F_AFFINITY;
+        fe.affinity_timeout_s = secs;
+        Ok(self.services.insert(key, fe, 0)?)
+    }
+
+    /// Flags backend `id` terminating, as the agent does for a terminating
+    /// but serving endpoint.
+    #[allow(dead_code, reason = "only bpf_prog_run drains backends")]
+    pub fn set_terminating(&mut self, id: u32) -> Result<()> {
+        let mut b = self.backends.get(&id, 0)?;
+        b.flags |= skiff_common::BACKEND_F_TERMINATING;
+        Ok(self.backends.set(id, b, 0)?)
     }
 
     /// Pod `addr` is on this node behind host veth `ep.ifindex`.

@@ -31,6 +31,8 @@ pub enum Ep {
     TermServing,
     /// Terminating, not serving.
     TermGone,
+    /// Terminating and still ready (`publishNotReadyAddresses`).
+    TermReady,
 }
 
 /// An EndpointSlice of service `ns/svc` with `ports` as
@@ -54,6 +56,7 @@ pub fn slice(
                 Ep::NotReady => json!({"ready": false, "serving": false}),
                 Ep::TermServing => json!({"ready": false, "serving": true, "terminating": true}),
                 Ep::TermGone => json!({"ready": false, "serving": false, "terminating": true}),
+                Ep::TermReady => json!({"ready": true, "serving": true, "terminating": true}),
             };
             json!({"addresses": [addr], "conditions": cond})
         })

@@ -153,12 +153,20 @@ fn readiness_and_termination() {
             ("10.244.0.3", Ep::NotReady),
             ("10.244.0.4", Ep::TermServing),
             ("10.244.0.5", Ep::TermGone),
+            ("10.244.0.6", Ep::TermReady),
         ],
     );
     let d = desired(&[svc], &[sl]);
     let fe = &d.frontends[&fk([10, 96, 0, 10], 80, Proto::Tcp)];
-    assert_eq!(fe.backends, [be([10, 244, 0, 2], 80, Proto::Tcp)]);
-    assert_eq!(d.backends.len(), 2);
+    // Ready decides, terminating or not (publishNotReadyAddresses).
+    assert_eq!(
+        fe.backends,
+        [
+            be([10, 244, 0, 2], 80, Proto::Tcp),
+            be([10, 244, 0, 6], 80, Proto::Tcp)
+        ]
+    );
+    assert_eq!(d.backends.len(), 3);
     assert_eq!(d.backends[&be([10, 244, 0, 2], 80, Proto::Tcp)], 0);
     assert_eq!(
         d.backends[&be([10, 244, 0, 4], 80, Proto::Tcp)],
