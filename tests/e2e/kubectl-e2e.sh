@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Drives a running demo cluster (`cargo xtask demo`) with the real kubectl only:
-# apply, get, describe, logs, scale, rollout (status/history/undo), delete.
+# apply, get, describe, logs, scale, rollout (status/history/undo), a Job, delete.
 # Usage: tests/e2e/kubectl-e2e.sh [kubeconfig]   (default: target/demo/kubeconfig)
 # Every wait is bounded; the script removes what it created, also on failure.
 set -euo pipefail
@@ -87,6 +87,12 @@ step "errors are Kubernetes-shaped"
 out=$(echo '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"Bad_Name"},"spec":{"containers":[{"name":"c","image":"x"}]}}' \
   | k apply -n "$NS" -f - 2>&1 || true)
 echo "$out" | grep -q "Invalid value" || fail "invalid name not rejected: $out"
+
+step "a Job runs to completion"
+k create job once -n "$NS" --image=skiff.local/busybox:latest -- sh -c 'echo job done'
+k wait --for=condition=complete job/once -n "$NS" --timeout=60s
+[ "$(k logs -n "$NS" job/once)" = "job done" ] || fail "the Job's log"
+k get job once -n "$NS"
 
 step "delete with cascade"
 k delete deployment hello -n "$NS"

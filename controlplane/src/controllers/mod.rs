@@ -1,5 +1,6 @@
 //! The workload controllers (kube-controller-manager's share of Skiff): ReplicationController
-//! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), the garbage collector ([`gc`])
+//! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), Job ([`job`]), the garbage
+//! collector ([`gc`])
 //! and namespace deletion ([`namespace`]).
 //!
 //! The runtime is small: one watched cache per kind ([`cache`]), a de-duplicating work queue
@@ -10,6 +11,7 @@
 pub mod cache;
 pub mod deployment;
 pub mod gc;
+pub mod job;
 pub mod namespace;
 pub mod owners;
 pub mod pods;
@@ -133,8 +135,9 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     let objects = client.objects().clone();
     // The kinds the controllers below read in full; the garbage collector needs only
     // metadata of the others.
-    const FULL: [(&str, &str); 5] = [
+    const FULL: [(&str, &str); 6] = [
         ("v1", "Pod"),
+        ("batch/v1", "Job"),
         ("v1", "ReplicationController"),
         ("apps/v1", "ReplicaSet"),
         ("apps/v1", "Deployment"),
@@ -190,6 +193,25 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         q,
         &deploys,
         vec![deploys.clone(), rss.clone()],
+        same,
+    );
+
+    let jobs = cache("batch/v1", "Job");
+    let q = WorkQueue::new();
+    watch_primary(&jobs, &q);
+    watch_owned(&pods, &jobs, &q, false);
+    let c = job::Jobs {
+        objects: objects.clone(),
+        jobs: jobs.clone(),
+        pods: pods.clone(),
+        expectations: Default::default(),
+    };
+    start(
+        &mut tasks,
+        c,
+        q,
+        &jobs,
+        vec![jobs.clone(), pods.clone()],
         same,
     );
 

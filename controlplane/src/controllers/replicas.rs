@@ -15,6 +15,7 @@ use super::runtime::{Action, Controller, Expectations};
 use super::ControllerError;
 use crate::api::meta;
 use crate::api::objects::{DeleteOptions, Deleted, Objects, WriteOptions};
+use crate::api::registry::ResourceInfo;
 use crate::api::selector::{string_map, LabelSelector};
 
 /// Most pods created or deleted by one reconcile.
@@ -42,7 +43,7 @@ pub fn selector(kind: &str, obj: &Value) -> Option<LabelSelector> {
 }
 
 /// A pod from the template of `owner`.
-fn pod_from_template(owner: &Value, oref: Value) -> Value {
+pub(super) fn pod_from_template(owner: &Value, oref: Value) -> Value {
     let t = owner
         .pointer("/spec/template")
         .cloned()
@@ -96,53 +97,60 @@ impl Replicas {
         }
         Ok(owned)
     }
+}
 
-    async fn create_pods(&self, owner: &Value, key: &str, n: usize) -> Result<(), ControllerError> {
-        let ns = owners::namespace(owner);
-        let pod = pod_from_template(owner, controller_ref_to(self.owners.info, owner));
-        let (mut done, mut batch) = (0, 1);
-        while done < n {
-            let size = batch.min(n - done);
-            let writes = (0..size).map(|_| {
-                self.objects
-                    .create(self.pods.info, ns, pod.clone(), WriteOptions::default())
-            });
-            let results = futures_util::future::join_all(writes).await;
-            for r in results {
-                let w = r?;
-                self.expectations.expect(key, written_rev(&w.object));
-            }
-            done += size;
-            batch *= 2;
+/// Creates `n` copies of `pod` in namespace `ns` (in slow-start batches: 1, 2, 4, ...),
+/// each recorded in `expectations` under `key`.
+pub(super) async fn create_pods(
+    objects: &Objects,
+    (pods, ns): (&ResourceInfo, Option<&str>),
+    expectations: &Expectations,
+    key: &str,
+    pod: &Value,
+    n: usize,
+) -> Result<(), ControllerError> {
+    let (mut done, mut batch) = (0, 1);
+    while done < n {
+        let size = batch.min(n - done);
+        let writes =
+            (0..size).map(|_| objects.create(pods, ns, pod.clone(), WriteOptions::default()));
+        let results = futures_util::future::join_all(writes).await;
+        for r in results {
+            let w = r?;
+            expectations.expect(key, written_rev(&w.object));
         }
-        Ok(())
+        done += size;
+        batch *= 2;
     }
+    Ok(())
+}
 
-    async fn delete_pods(&self, key: &str, pods: &[Value]) -> Result<(), ControllerError> {
-        for pod in pods {
-            let opts = DeleteOptions {
-                precondition_uid: Some(owners::uid(pod).to_string()),
-                ..Default::default()
-            };
-            match self
-                .objects
-                .delete(
-                    self.pods.info,
-                    owners::namespace(pod),
-                    meta::name(pod),
-                    &opts,
-                )
-                .await
-            {
-                Ok(Deleted::Gone(v) | Deleted::Pending(v)) => {
-                    self.expectations.expect(key, written_rev(&v));
-                }
-                Err(e) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
+/// Deletes `victims` (by uid: a replaced pod of the same name is left alone), each
+/// recorded in `expectations` under `key`.
+pub(super) async fn delete_pods(
+    objects: &Objects,
+    pods: &ResourceInfo,
+    expectations: &Expectations,
+    key: &str,
+    victims: &[Value],
+) -> Result<(), ControllerError> {
+    for pod in victims {
+        let opts = DeleteOptions {
+            precondition_uid: Some(owners::uid(pod).to_string()),
+            ..Default::default()
+        };
+        match objects
+            .delete(pods, owners::namespace(pod), meta::name(pod), &opts)
+            .await
+        {
+            Ok(Deleted::Gone(v) | Deleted::Pending(v)) => {
+                expectations.expect(key, written_rev(&v));
             }
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
         }
-        Ok(())
     }
+    Ok(())
 }
 
 impl Controller for Replicas {
@@ -166,12 +174,22 @@ impl Controller for Replicas {
                 .unwrap_or(1)
                 .max(0) as usize;
             if active.len() < want {
-                self.create_pods(&owner, key, (want - active.len()).min(BURST))
-                    .await?;
+                let pod = pod_from_template(&owner, controller_ref_to(self.owners.info, &owner));
+                let n = (want - active.len()).min(BURST);
+                let to = (self.pods.info, owners::namespace(&owner));
+                create_pods(&self.objects, to, &self.expectations, key, &pod, n).await?;
             } else if active.len() > want {
                 active.sort_by(deletion_order);
                 let surplus = (active.len() - want).min(BURST);
-                self.delete_pods(key, &active[..surplus]).await?;
+                let victims = &active[..surplus];
+                delete_pods(
+                    &self.objects,
+                    self.pods.info,
+                    &self.expectations,
+                    key,
+                    victims,
+                )
+                .await?;
                 active.drain(..surplus);
             }
         }

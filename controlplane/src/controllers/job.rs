@@ -1,0 +1,387 @@
+//! The Job controller: runs a Job's pods until `completions` of them succeed (or, without
+//! `completions`, until one succeeds and none is left running), at most `parallelism` at a
+//! time; more than `backoffLimit` failed pods fail the Job, which then stops its running
+//! pods; `suspend` stops them too. Status: `active`, `ready`, `succeeded`, `failed`,
+//! `startTime`, `completionTime` and the `SuccessCriteriaMet`/`Complete` or
+//! `FailureTarget`/`Failed` conditions `kubectl wait --for=condition=complete` reads. A
+//! failed pod is replaced after a backoff (10 s, doubling, at most 6 min) counted from when
+//! it finished.
+//!
+//! Not yet: `activeDeadlineSeconds`, Indexed completion mode, pod failure and success
+//! policies, per-index backoff, `ttlSecondsAfterFinished`, and the pod-tracking finalizer
+//! (a pod deleted before this controller saw it finish is not counted).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::cache::Cache;
+use super::owners::{self, controller_ref, controller_ref_to};
+use super::pods::{is_active, is_ready};
+use super::replicas::{create_pods, delete_pods, pod_from_template};
+use super::runtime::{Action, Controller, Expectations};
+use super::ControllerError;
+use crate::api::meta;
+use crate::api::objects::Objects;
+use crate::api::registry::Subresource;
+
+/// Most pods created by one reconcile.
+const BURST: usize = 500;
+const EXPECTATION_WAIT: Duration = Duration::from_secs(1);
+
+pub struct Jobs {
+    pub objects: Objects,
+    pub jobs: Arc<Cache>,
+    pub pods: Arc<Cache>,
+    pub expectations: Expectations,
+}
+
+/// What a Job's pods amount to.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub active: usize,
+    pub ready: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+}
+
+/// Where a Job stands, from its spec and its pods' counts.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Keep `want` pods running (create or delete towards it).
+    Run {
+        want: usize,
+    },
+    /// A work queue with a success: start nothing, let the running pods finish.
+    Drain,
+    Complete,
+    /// More failed pods than `backoffLimit`.
+    Failed,
+}
+
+fn spec_i64(job: &Value, field: &str) -> Option<i64> {
+    job.pointer(&format!("/spec/{field}"))
+        .and_then(Value::as_i64)
+}
+
+/// The Job's next step (pure: unit-tested).
+pub fn verdict(job: &Value, c: &Counts) -> Verdict {
+    let backoff = spec_i64(job, "backoffLimit").unwrap_or(6).max(0) as usize;
+    if c.failed > backoff {
+        return Verdict::Failed;
+    }
+    let parallelism = spec_i64(job, "parallelism").unwrap_or(1).max(0) as usize;
+    let suspended = job.pointer("/spec/suspend") == Some(&json!(true));
+    match spec_i64(job, "completions") {
+        Some(n) => {
+            let n = n.max(0) as usize;
+            if c.succeeded >= n {
+                return Verdict::Complete;
+            }
+            let want = if suspended {
+                0
+            } else {
+                parallelism.min(n - c.succeeded)
+            };
+            Verdict::Run { want }
+        }
+        // A work queue: done once a pod succeeded and the rest have finished.
+        None if c.succeeded > 0 && c.active == 0 => Verdict::Complete,
+        None if suspended => Verdict::Run { want: 0 },
+        None if c.succeeded > 0 => Verdict::Drain,
+        None => Verdict::Run { want: parallelism },
+    }
+}
+
+/// The delay before a replacement after the `failed`-th failure: 10 s, doubling, at most
+/// 6 min (the kube-controller-manager's pod failure backoff).
+fn backoff(failed: usize) -> Duration {
+    if failed == 0 {
+        return Duration::ZERO;
+    }
+    let secs = 10u64.saturating_mul(1 << (failed - 1).min(6));
+    Duration::from_secs(secs.min(360))
+}
+
+/// When a failed pod finished: its containers' latest termination, else its last
+/// condition change.
+fn finished_at(pod: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    let statuses = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array);
+    let ended = statuses
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.pointer("/state/terminated/finishedAt")?.as_str());
+    let changed = pod
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("lastTransitionTime")?.as_str());
+    ended
+        .chain(changed)
+        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .max()
+}
+
+/// How long a replacement still waits: the backoff after the last failure, counted from
+/// when that pod finished (a failure with no time recorded does not hold anything up).
+fn backoff_left(
+    pods: &[Value],
+    failed: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Duration> {
+    let failed_pods = pods
+        .iter()
+        .filter(|p| p.pointer("/status/phase") == Some(&json!("Failed")));
+    let last = failed_pods.filter_map(finished_at).max()?;
+    let due = last + chrono::Duration::from_std(backoff(failed)).ok()?;
+    (due - now).to_std().ok().filter(|d| !d.is_zero())
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn condition(type_: &str, reason: &str, message: &str, at: &str) -> Value {
+    json!({"type": type_, "status": "True", "reason": reason, "message": message,
+           "lastProbeTime": at, "lastTransitionTime": at})
+}
+
+/// Whether the Job already finished (a `Complete` or `Failed` condition is true).
+fn finished(job: &Value) -> bool {
+    job.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                matches!(c["type"].as_str(), Some("Complete" | "Failed"))
+                    && c["status"] == json!("True")
+            })
+        })
+}
+
+impl Jobs {
+    /// The Job's pods (its controller reference is on them: Job selectors are by uid).
+    fn owned(&self, job: &Value) -> Vec<Value> {
+        let uid = owners::uid(job);
+        self.pods
+            .list(owners::namespace(job))
+            .into_iter()
+            .filter(|p| {
+                controller_ref(p).is_some_and(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
+            })
+            .collect()
+    }
+
+    async fn write_status(
+        &self,
+        job: &Value,
+        c: &Counts,
+        end: Option<&Verdict>,
+    ) -> Result<(), ControllerError> {
+        let old = job.get("status").cloned().unwrap_or(json!({}));
+        let mut status = json!({
+            "active": c.active,
+            "ready": c.ready,
+            "succeeded": c.succeeded,
+            "failed": c.failed,
+            "startTime": old.get("startTime").cloned().unwrap_or_else(|| json!(now())),
+        });
+        let at = now();
+        let mut conditions = old
+            .get("conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        match end {
+            Some(Verdict::Complete) => {
+                let msg = "Reached expected number of succeeded pods";
+                conditions.push(condition(
+                    "SuccessCriteriaMet",
+                    "CompletionsReached",
+                    msg,
+                    &at,
+                ));
+                conditions.push(condition("Complete", "CompletionsReached", msg, &at));
+                status["completionTime"] = json!(at);
+            }
+            Some(Verdict::Failed) => {
+                let msg = "Job has reached the specified backoff limit";
+                conditions.push(condition("FailureTarget", "BackoffLimitExceeded", msg, &at));
+                conditions.push(condition("Failed", "BackoffLimitExceeded", msg, &at));
+            }
+            _ => {}
+        }
+        if !conditions.is_empty() {
+            status["conditions"] = json!(conditions);
+        }
+        let changed = status
+            .as_object()
+            .unwrap()
+            .iter()
+            .any(|(k, v)| old.get(k) != Some(v));
+        if changed {
+            let patch = json!({ "status": status });
+            let info = self.jobs.info;
+            owners::merge_patch(&self.objects, info, job, &patch, Some(Subresource::Status))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Controller for Jobs {
+    fn name(&self) -> &'static str {
+        "jobs"
+    }
+
+    async fn reconcile(&self, key: &str) -> Result<Action, ControllerError> {
+        let Some(job) = self.jobs.get(key) else {
+            return Ok(Action::Done);
+        };
+        if finished(&job) || meta::is_deleting(&job) {
+            return Ok(Action::Done);
+        }
+        if !self.expectations.satisfied(key, &self.pods) {
+            return Ok(Action::RequeueAfter(EXPECTATION_WAIT));
+        }
+        let pods = self.owned(&job);
+        let phase = |p: &Value, want: &str| p.pointer("/status/phase") == Some(&json!(want));
+        let mut active: Vec<Value> = pods.iter().filter(|p| is_active(p)).cloned().collect();
+        let mut counts = Counts {
+            active: active.len(),
+            ready: active.iter().filter(|p| is_ready(p)).count(),
+            succeeded: pods.iter().filter(|p| phase(p, "Succeeded")).count(),
+            failed: pods.iter().filter(|p| phase(p, "Failed")).count(),
+        };
+        let v = verdict(&job, &counts);
+        let want = match v {
+            Verdict::Run { want } => want,
+            Verdict::Drain => active.len(),
+            // A finished Job stops what still runs (a work queue's stragglers, or the
+            // pods of a failed one).
+            Verdict::Complete | Verdict::Failed => 0,
+        };
+        let info = self.jobs.info;
+        if active.len() < want {
+            if let Some(wait) = backoff_left(&pods, counts.failed, chrono::Utc::now()) {
+                self.write_status(&job, &counts, None).await?;
+                return Ok(Action::RequeueAfter(wait));
+            }
+            let pod = pod_from_template(&job, controller_ref_to(info, &job));
+            let n = (want - active.len()).min(BURST);
+            let to = (self.pods.info, owners::namespace(&job));
+            create_pods(&self.objects, to, &self.expectations, key, &pod, n).await?;
+            counts.active += n;
+        } else if active.len() > want {
+            active.sort_by(super::pods::deletion_order);
+            let surplus = active.len() - want;
+            delete_pods(
+                &self.objects,
+                self.pods.info,
+                &self.expectations,
+                key,
+                &active[..surplus],
+            )
+            .await?;
+            counts.active -= surplus;
+        }
+        let end = matches!(v, Verdict::Complete | Verdict::Failed).then_some(&v);
+        self.write_status(&job, &counts, end).await?;
+        Ok(Action::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(spec: Value) -> Value {
+        json!({ "spec": spec })
+    }
+
+    fn counts(active: usize, succeeded: usize, failed: usize) -> Counts {
+        Counts {
+            active,
+            succeeded,
+            failed,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn completions_and_parallelism() {
+        let j = job(json!({"completions": 5, "parallelism": 2}));
+        assert_eq!(verdict(&j, &counts(0, 0, 0)), Verdict::Run { want: 2 });
+        // Never more than what is left to succeed.
+        assert_eq!(verdict(&j, &counts(2, 4, 0)), Verdict::Run { want: 1 });
+        assert_eq!(verdict(&j, &counts(0, 5, 1)), Verdict::Complete);
+    }
+
+    #[test]
+    fn backoff_limit_fails_the_job() {
+        let j = job(json!({"completions": 1, "backoffLimit": 2}));
+        assert_eq!(verdict(&j, &counts(0, 0, 2)), Verdict::Run { want: 1 });
+        assert_eq!(verdict(&j, &counts(0, 0, 3)), Verdict::Failed);
+        // The default limit is 6.
+        let d = job(json!({"completions": 1}));
+        assert_eq!(verdict(&d, &counts(1, 0, 6)), Verdict::Run { want: 1 });
+        assert_eq!(verdict(&d, &counts(0, 0, 7)), Verdict::Failed);
+    }
+
+    #[test]
+    fn a_work_queue_completes_when_one_succeeded_and_none_runs() {
+        let j = job(json!({"parallelism": 3}));
+        assert_eq!(verdict(&j, &counts(0, 0, 0)), Verdict::Run { want: 3 });
+        // After a success no new pod starts; the running ones finish.
+        assert_eq!(verdict(&j, &counts(2, 1, 0)), Verdict::Drain);
+        assert_eq!(verdict(&j, &counts(0, 3, 0)), Verdict::Complete);
+    }
+
+    #[test]
+    fn replacements_back_off_from_the_last_failure() {
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let failed = |at: &str| {
+            json!({"status": {"phase": "Failed", "containerStatuses": [
+                {"state": {"terminated": {"finishedAt": at}}}]}})
+        };
+        let pods = [failed("2026-01-01T00:00:00Z")];
+        let s = |n| Duration::from_secs(n);
+        assert_eq!(backoff_left(&pods, 1, t0), Some(s(10)));
+        assert_eq!(
+            backoff_left(&pods, 1, t0 + chrono::Duration::seconds(4)),
+            Some(s(6))
+        );
+        assert_eq!(
+            backoff_left(&pods, 1, t0 + chrono::Duration::seconds(10)),
+            None
+        );
+        // The later failure counts, and the delay doubles.
+        let pods = [
+            failed("2026-01-01T00:00:00Z"),
+            failed("2026-01-01T00:00:05Z"),
+        ];
+        assert_eq!(
+            backoff_left(&pods, 2, t0 + chrono::Duration::seconds(5)),
+            Some(s(20))
+        );
+        assert_eq!(backoff(30), s(360));
+        // No failure, or none with a time: nothing to wait for.
+        assert_eq!(backoff_left(&[], 0, t0), None);
+        let untimed = [json!({"status": {"phase": "Failed"}})];
+        assert_eq!(backoff_left(&untimed, 1, t0), None);
+    }
+
+    #[test]
+    fn suspend_stops_the_pods() {
+        let j = job(json!({"completions": 3, "parallelism": 3, "suspend": true}));
+        assert_eq!(verdict(&j, &counts(3, 0, 0)), Verdict::Run { want: 0 });
+        let q = job(json!({"parallelism": 3, "suspend": true}));
+        assert_eq!(verdict(&q, &counts(3, 0, 0)), Verdict::Run { want: 0 });
+    }
+}

@@ -1,0 +1,159 @@
+//! Job controller with the real kubectl: pods run `parallelism` at a time until
+//! `completions` succeed, `kubectl wait --for=condition=complete` returns; more failed pods
+//! than `backoffLimit` fail the Job and start no more.
+
+mod ctrl;
+mod kube;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::json;
+use skiff_controlplane::api::patch::PatchType;
+use skiff_controlplane::api::ApiClient;
+
+const WORK: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: work}
+spec:
+  completions: 3
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: "busybox:1", command: ["true"]}]
+"#;
+
+const FLAKY: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: flaky}
+spec:
+  backoffLimit: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: "busybox:1", command: ["false"]}]
+"#;
+
+/// The Job's pods that are neither finished nor being deleted.
+async fn running(api: &ApiClient, job: &str) -> Vec<Pod> {
+    ctrl::live_pods(api, "default", &format!("job-name={job}"))
+        .await
+        .into_iter()
+        .filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed"))
+        })
+        .collect()
+}
+
+/// What a kubelet reports when the pod's container exits.
+async fn finish(api: &ApiClient, pod: &Pod, phase: &str) {
+    let name = pod.metadata.name.as_deref().unwrap();
+    let status = json!({"status": {"phase": phase}});
+    api.patch::<Pod>(Some("default"), name, PatchType::Merge, &status, true)
+        .await
+        .unwrap_or_else(|e| panic!("finishing {name}: {e}"));
+}
+
+async fn wait_running(api: &ApiClient, job: &str, n: usize) -> Vec<Pod> {
+    ctrl::eventually(&format!("{n} running pods of {job}"), || async {
+        let pods = running(api, job).await;
+        (pods.len() == n).then_some(pods)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_its_completions_parallelism_at_a_time() {
+    let (c, _ctrl) = ctrl::start().await;
+    let api = c.server.client();
+    assert!(c.apply(WORK, &[]).await.ok);
+    let job: Job = api.get(Some("default"), "work").await.unwrap();
+    let pods = wait_running(&api, "work", 2).await;
+    for p in &pods {
+        let r = &p.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (r.kind.as_str(), &r.uid),
+            ("Job", job.metadata.uid.as_ref().unwrap())
+        );
+        assert_eq!(r.controller, Some(true));
+    }
+    // Two of three succeed: one more pod, never a fourth.
+    for p in &pods {
+        finish(&api, p, "Succeeded").await;
+    }
+    let last = wait_running(&api, "work", 1).await;
+    ctrl::eventually("status succeeded=2 active=1", || async {
+        let j: Job = api.get(Some("default"), "work").await.ok()?;
+        let s = j.status?;
+        (s.succeeded == Some(2) && s.active == Some(1) && s.start_time.is_some()).then_some(())
+    })
+    .await;
+    finish(&api, &last[0], "Succeeded").await;
+    c.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/work",
+        "--timeout=30s",
+    ])
+    .await;
+    let j: Job = api.get(Some("default"), "work").await.unwrap();
+    let s = j.status.unwrap();
+    assert_eq!(
+        (s.succeeded, s.active, s.failed),
+        (Some(3), Some(0), Some(0))
+    );
+    assert!(s.completion_time.is_some());
+    let all = ctrl::live_pods(&api, "default", "job-name=work").await;
+    assert_eq!(all.len(), 3, "pods of a complete Job are kept, none added");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_pods_beyond_the_backoff_limit_fail_the_job() {
+    let (c, _ctrl) = ctrl::start().await;
+    let api = c.server.client();
+    assert!(c.apply(FLAKY, &[]).await.ok);
+    // backoffLimit 1: a failure is retried once, after the 10 s backoff counted from
+    // when the container ended; the second failure fails the Job.
+    let pods = wait_running(&api, "flaky", 1).await;
+    let ended = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let status = json!({"status": {"phase": "Failed", "containerStatuses": [{
+        "name": "c", "image": "busybox:1", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": 1, "finishedAt": ended}}}]}});
+    let name = pods[0].metadata.name.as_deref().unwrap();
+    api.patch::<Pod>(Some("default"), name, PatchType::Merge, &status, true)
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let pods = wait_running(&api, "flaky", 1).await;
+    // finishedAt has whole seconds: up to one less than the full backoff.
+    assert!(
+        t.elapsed().as_secs_f64() > 8.5,
+        "replaced after {:?}",
+        t.elapsed()
+    );
+    finish(&api, &pods[0], "Failed").await;
+    c.ok(&[
+        "wait",
+        "--for=condition=failed",
+        "job/flaky",
+        "--timeout=30s",
+    ])
+    .await;
+    let j: Job = api.get(Some("default"), "flaky").await.unwrap();
+    let s = j.status.unwrap();
+    assert_eq!((s.failed, s.active), (Some(2), Some(0)));
+    let failed = s
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Failed")
+        .unwrap();
+    assert_eq!(failed.reason.as_deref(), Some("BackoffLimitExceeded"));
+    assert!(
+        running(&api, "flaky").await.is_empty(),
+        "a failed Job starts no pod"
+    );
+}
