@@ -157,3 +157,38 @@ async fn failed_pods_beyond_the_backoff_limit_fail_the_job() {
         "a failed Job starts no pod"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_stops_the_pods_without_counting_them_failed() {
+    let (c, _ctrl) = ctrl::start().await;
+    let api = c.server.client();
+    let job = WORK.replace("parallelism: 2", "parallelism: 2\n  backoffLimit: 0");
+    assert!(c.apply(&job, &[]).await.ok);
+    let pods = wait_running(&api, "work", 2).await;
+    let suspend = r#"{"spec":{"suspend":true}}"#;
+    c.ok(&["patch", "job", "work", "--type=merge", "-p", suspend])
+        .await;
+    wait_running(&api, "work", 0).await;
+    // A kubelet reports the stopped pods Failed while they terminate: not failures of
+    // the Job (backoffLimit 0 would fail it). Unscheduled pods here go at once.
+    for p in &pods {
+        let name = p.metadata.name.as_deref().unwrap();
+        let status = json!({"status": {"phase": "Failed"}});
+        let r = api
+            .patch::<Pod>(Some("default"), name, PatchType::Merge, &status, true)
+            .await;
+        assert!(r.as_ref().is_ok() || r.is_err_and(|e| e.code == 404));
+    }
+    let resume = r#"{"spec":{"suspend":false}}"#;
+    c.ok(&["patch", "job", "work", "--type=merge", "-p", resume])
+        .await;
+    wait_running(&api, "work", 2).await;
+    let j: Job = api.get(Some("default"), "work").await.unwrap();
+    let s = j.status.unwrap();
+    assert_eq!(s.failed, Some(0), "{s:?}");
+    assert!(s
+        .conditions
+        .unwrap_or_default()
+        .iter()
+        .all(|c| c.type_ != "Failed"));
+}

@@ -17,7 +17,7 @@
 //! 7. deleting a Service removes its map entries and conntrack entries on every node;
 //! 8. every agent's /metrics measures the network-programming latency of every change;
 //! 9. tests/e2e/kubectl-e2e.sh (kubectl only: apply, get, describe, logs, scale,
-//!    rollout, delete) passes against the cluster;
+//!    rollout, a Job to completion, delete) passes against the cluster;
 //! 10. killing a node (agent and pod processes) makes its endpoints disappear and its
 //!     pods come back on the other nodes.
 

@@ -1,17 +1,18 @@
 //! The Job controller: runs a Job's pods until `completions` of them succeed (or, without
 //! `completions`, until one succeeds and none is left running), at most `parallelism` at a
-//! time; more than `backoffLimit` failed pods fail the Job, which then stops its running
-//! pods; `suspend` stops them too. Status: `active`, `ready`, `succeeded`, `failed`,
-//! `startTime`, `completionTime` and the `SuccessCriteriaMet`/`Complete` or
-//! `FailureTarget`/`Failed` conditions `kubectl wait --for=condition=complete` reads. A
-//! failed pod is replaced after a backoff (10 s, doubling, at most 6 min) counted from when
-//! it finished.
+//! time; more than `backoffLimit` failed pods (with `OnFailure`, container restarts) fail
+//! the Job, which then stops its running pods; `suspend` stops them too. A failed pod is
+//! replaced after a backoff (10 s, doubling, at most 6 min) counted from when it finished.
+//! Status: `active`, `ready`, `succeeded`, `failed`, `startTime`, `completionTime` and the
+//! `SuccessCriteriaMet`/`Complete` or `FailureTarget`/`Failed` conditions
+//! `kubectl wait --for=condition=complete` reads.
 //!
 //! Not yet: `activeDeadlineSeconds`, Indexed completion mode, pod failure and success
 //! policies, per-index backoff, `ttlSecondsAfterFinished`, and the pod-tracking finalizer
 //! (a pod deleted before this controller saw it finish is not counted).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -35,6 +36,9 @@ pub struct Jobs {
     pub jobs: Arc<Cache>,
     pub pods: Arc<Cache>,
     pub expectations: Expectations,
+    /// Uid of each Job (by key) this controller wrote finished: the Job cache may not show
+    /// that write yet, and the conditions must not be written twice.
+    pub finished: Mutex<HashMap<String, String>>,
 }
 
 /// What a Job's pods amount to.
@@ -44,6 +48,9 @@ pub struct Counts {
     pub ready: usize,
     pub succeeded: usize,
     pub failed: usize,
+    /// Container restarts (init containers included) in running pods: under an
+    /// `OnFailure` template they count against `backoffLimit` (not in `status.failed`).
+    pub restarts: usize,
 }
 
 /// Where a Job stands, from its spec and its pods' counts.
@@ -68,7 +75,15 @@ fn spec_i64(job: &Value, field: &str) -> Option<i64> {
 /// The Job's next step (pure: unit-tested).
 pub fn verdict(job: &Value, c: &Counts) -> Verdict {
     let backoff = spec_i64(job, "backoffLimit").unwrap_or(6).max(0) as usize;
-    if c.failed > backoff {
+    // With OnFailure the kubelet restarts containers in place: `backoffLimit` restarts
+    // (any, with a limit of 0) fail the Job too.
+    let on_failure = job.pointer("/spec/template/spec/restartPolicy") == Some(&json!("OnFailure"));
+    let restarts_exceed = if backoff == 0 {
+        c.restarts > 0
+    } else {
+        c.restarts >= backoff
+    };
+    if c.failed > backoff || (on_failure && restarts_exceed) {
         return Verdict::Failed;
     }
     let parallelism = spec_i64(job, "parallelism").unwrap_or(1).max(0) as usize;
@@ -140,6 +155,19 @@ fn backoff_left(
     let last = failed_pods.filter_map(finished_at).max()?;
     let due = last + chrono::Duration::from_std(backoff(failed)).ok()?;
     (due - now).to_std().ok().filter(|d| !d.is_zero())
+}
+
+/// The restarts of a pod's containers.
+fn restart_count(pod: &Value) -> usize {
+    ["initContainerStatuses", "containerStatuses"]
+        .iter()
+        .filter_map(|f| {
+            pod.pointer(&format!("/status/{f}"))
+                .and_then(Value::as_array)
+        })
+        .flatten()
+        .filter_map(|c| c.get("restartCount")?.as_u64())
+        .sum::<u64>() as usize
 }
 
 fn now() -> String {
@@ -240,22 +268,39 @@ impl Controller for Jobs {
 
     async fn reconcile(&self, key: &str) -> Result<Action, ControllerError> {
         let Some(job) = self.jobs.get(key) else {
+            self.finished.lock().unwrap().remove(key);
             return Ok(Action::Done);
         };
-        if finished(&job) || meta::is_deleting(&job) {
+        let written_finished =
+            self.finished.lock().unwrap().get(key).map(String::as_str) == Some(owners::uid(&job));
+        if written_finished || finished(&job) || meta::is_deleting(&job) {
             return Ok(Action::Done);
         }
         if !self.expectations.satisfied(key, &self.pods) {
             return Ok(Action::RequeueAfter(EXPECTATION_WAIT));
         }
         let pods = self.owned(&job);
-        let phase = |p: &Value, want: &str| p.pointer("/status/phase") == Some(&json!(want));
         let mut active: Vec<Value> = pods.iter().filter(|p| is_active(p)).cloned().collect();
+        // A pod finishing while being deleted (by this controller, on suspend or a lower
+        // parallelism) neither succeeded nor failed; and the counts never go down when
+        // finished pods are removed (there is no tracking finalizer to keep them).
+        let finished_as = |want: &str, field: &str| {
+            let live = pods
+                .iter()
+                .filter(|p| !meta::is_deleting(p))
+                .filter(|p| p.pointer("/status/phase") == Some(&json!(want)))
+                .count();
+            let recorded = job
+                .pointer(&format!("/status/{field}"))
+                .and_then(Value::as_u64);
+            live.max(recorded.unwrap_or(0) as usize)
+        };
         let mut counts = Counts {
             active: active.len(),
             ready: active.iter().filter(|p| is_ready(p)).count(),
-            succeeded: pods.iter().filter(|p| phase(p, "Succeeded")).count(),
-            failed: pods.iter().filter(|p| phase(p, "Failed")).count(),
+            succeeded: finished_as("Succeeded", "succeeded"),
+            failed: finished_as("Failed", "failed"),
+            restarts: active.iter().map(restart_count).sum(),
         };
         let v = verdict(&job, &counts);
         let want = match v {
@@ -278,7 +323,7 @@ impl Controller for Jobs {
             counts.active += n;
         } else if active.len() > want {
             active.sort_by(super::pods::deletion_order);
-            let surplus = active.len() - want;
+            let surplus = (active.len() - want).min(BURST);
             delete_pods(
                 &self.objects,
                 self.pods.info,
@@ -288,9 +333,14 @@ impl Controller for Jobs {
             )
             .await?;
             counts.active -= surplus;
+            counts.ready = counts.ready.min(counts.active);
         }
         let end = matches!(v, Verdict::Complete | Verdict::Failed).then_some(&v);
         self.write_status(&job, &counts, end).await?;
+        if end.is_some() {
+            let uid = owners::uid(&job).to_string();
+            self.finished.lock().unwrap().insert(key.to_string(), uid);
+        }
         Ok(Action::Done)
     }
 }
@@ -330,6 +380,19 @@ mod tests {
         let d = job(json!({"completions": 1}));
         assert_eq!(verdict(&d, &counts(1, 0, 6)), Verdict::Run { want: 1 });
         assert_eq!(verdict(&d, &counts(0, 0, 7)), Verdict::Failed);
+        // OnFailure: backoffLimit restarts in place fail it too (any, with a limit of 0).
+        let of = |limit: i64| {
+            job(json!({"completions": 1, "backoffLimit": limit,
+                       "template": {"spec": {"restartPolicy": "OnFailure"}}}))
+        };
+        let mut c = counts(1, 0, 0);
+        c.restarts = 1;
+        assert_eq!(verdict(&of(2), &c), Verdict::Run { want: 1 });
+        assert_eq!(verdict(&of(0), &c), Verdict::Failed);
+        c.restarts = 2;
+        assert_eq!(verdict(&of(2), &c), Verdict::Failed);
+        // Restarts do not count under Never.
+        assert_eq!(verdict(&j, &c), Verdict::Run { want: 1 });
     }
 
     #[test]

@@ -205,6 +205,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         jobs: jobs.clone(),
         pods: pods.clone(),
         expectations: Default::default(),
+        finished: Default::default(),
     };
     start(
         &mut tasks,

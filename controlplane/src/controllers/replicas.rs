@@ -115,9 +115,17 @@ pub(super) async fn create_pods(
         let writes =
             (0..size).map(|_| objects.create(pods, ns, pod.clone(), WriteOptions::default()));
         let results = futures_util::future::join_all(writes).await;
+        // Every pod that was created is expected before an error returns, or the next
+        // reconcile would not wait for it and create it again.
+        let mut first_err = None;
         for r in results {
-            let w = r?;
-            expectations.expect(key, written_rev(&w.object));
+            match r {
+                Ok(w) => expectations.expect(key, written_rev(&w.object)),
+                Err(e) => first_err = first_err.or(Some(e)),
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e.into());
         }
         done += size;
         batch *= 2;
