@@ -117,8 +117,6 @@ pub fn translate(input: TranslateInput<'_>) -> DesiredState {
                     all.push(backend);
                     if is_local {
                         here.push(backend);
-                    }
-                    if is_local {
                         flags |= BACKEND_F_LOCAL;
                     }
                     // A backend active anywhere is not flagged terminating;

@@ -20,16 +20,12 @@ use serde_json::{json, Value};
 use super::cache::Cache;
 use super::owners::{self, controller_ref, controller_ref_to};
 use super::pods::{is_active, is_ready};
-use super::replicas::{create_pods, delete_pods, pod_from_template};
+use super::replicas::{create_pods, delete_pods, pod_from_template, BURST, EXPECTATION_WAIT};
 use super::runtime::{Action, Controller, Expectations};
 use super::ControllerError;
 use crate::api::meta;
 use crate::api::objects::Objects;
 use crate::api::registry::Subresource;
-
-/// Most pods created by one reconcile.
-const BURST: usize = 500;
-const EXPECTATION_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Jobs {
     pub objects: Objects,
@@ -65,6 +61,10 @@ pub enum Verdict {
     Complete,
     /// More failed pods than `backoffLimit`.
     Failed,
+}
+
+fn has_phase(pod: &Value, phase: &str) -> bool {
+    pod.pointer("/status/phase").and_then(Value::as_str) == Some(phase)
 }
 
 fn spec_i64(job: &Value, field: &str) -> Option<i64> {
@@ -149,9 +149,7 @@ fn backoff_left(
     failed: usize,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<Duration> {
-    let failed_pods = pods
-        .iter()
-        .filter(|p| p.pointer("/status/phase") == Some(&json!("Failed")));
+    let failed_pods = pods.iter().filter(|p| has_phase(p, "Failed"));
     let last = failed_pods.filter_map(finished_at).max()?;
     let due = last + chrono::Duration::from_std(backoff(failed)).ok()?;
     (due - now).to_std().ok().filter(|d| !d.is_zero())
@@ -287,8 +285,7 @@ impl Controller for Jobs {
         let finished_as = |want: &str, field: &str| {
             let live = pods
                 .iter()
-                .filter(|p| !meta::is_deleting(p))
-                .filter(|p| p.pointer("/status/phase") == Some(&json!(want)))
+                .filter(|p| !meta::is_deleting(p) && has_phase(p, want))
                 .count();
             let recorded = job
                 .pointer(&format!("/status/{field}"))

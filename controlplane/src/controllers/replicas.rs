@@ -19,9 +19,9 @@ use crate::api::registry::ResourceInfo;
 use crate::api::selector::{string_map, LabelSelector};
 
 /// Most pods created or deleted by one reconcile.
-const BURST: usize = 500;
+pub(super) const BURST: usize = 500;
 /// Re-check a key whose own writes the caches have not shown yet.
-const EXPECTATION_WAIT: Duration = Duration::from_secs(1);
+pub(super) const EXPECTATION_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Replicas {
     pub objects: Objects,

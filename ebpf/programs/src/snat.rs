@@ -31,6 +31,12 @@ fn out_key(flow: &Flow, b: &Backend) -> CtKey {
     )
 }
 
+/// The reply-direction key of a flow to backend `b` SNATed to `port`.
+#[inline(always)]
+fn in_key(b: &Backend, cfg: &NodePortConfig, port: u16, proto: u8) -> CtKey {
+    conntrack::key(b.addr, cfg.node_addr, b.port, port, proto, SNAT_DIR_IN)
+}
+
 /// Refreshes `last_seen_ns` (at most once per CT_REFRESH_NS) and the
 /// closing flag of an entry the packet hit.
 #[inline(always)]
@@ -86,7 +92,7 @@ pub fn port_for(
     for i in 0..TRIES {
         // Odd stride: consecutive tries land far apart.
         let port = ((min + start.wrapping_add(i * 97) % range) as u16).to_be();
-        let ik = conntrack::key(b.addr, cfg.node_addr, b.port, port, flow.proto, SNAT_DIR_IN);
+        let ik = in_key(b, cfg, port, flow.proto);
         let iv = SnatValue {
             addr: flow.saddr,
             port: flow.sport,
@@ -124,8 +130,7 @@ pub fn forget(flow: &Flow, b: &Backend, cfg: &NodePortConfig) {
     let Some(port) = (unsafe { SNAT.get(&ok) }).map(|v| v.port) else {
         return;
     };
-    let ik = conntrack::key(b.addr, cfg.node_addr, b.port, port, flow.proto, SNAT_DIR_IN);
-    let _ = SNAT.remove(&ik);
+    let _ = SNAT.remove(&in_key(b, cfg, port, flow.proto));
     let _ = SNAT.remove(&ok);
 }
 
