@@ -259,3 +259,35 @@ async fn kubectl_apply_server_side() {
     let got = c.json(&["get", "cm", "ssa"]).await;
     assert_eq!(got["data"], serde_json::json!({"a": "2"}));
 }
+
+/// A `v1/List` (what `kubectl get -o yaml` writes) applies item by item: kubectl validates
+/// the List against `/openapi/v2` and leaves each item to the server's strict validation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_a_list() {
+    let c = start().await;
+    let list = r#"
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: one}, data: {a: "1"}}
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: two}, data: {b: "2"}}
+"#;
+    let out = c.apply(list, &[]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("configmap/one created"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("configmap/two created"),
+        "{}",
+        out.stdout
+    );
+    let bad = list.replace("data: {b: \"2\"}", "data: {b: \"2\"}, bogus: 1");
+    let out = c.apply(&bad, &[]).await;
+    assert!(!out.ok, "an unknown field in an item is refused");
+    assert!(out.stderr.contains("bogus"), "{}", out.stderr);
+    let doc = c.ok(&["get", "--raw", "/openapi/v2"]).await;
+    assert!(doc.contains("\"swagger\":\"2.0\""), "{doc}");
+}

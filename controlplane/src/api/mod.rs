@@ -16,6 +16,7 @@ mod http;
 pub mod meta;
 pub mod objects;
 pub mod openapi;
+pub mod openapi_v2;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;

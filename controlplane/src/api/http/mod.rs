@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::objects::Objects;
-use super::{discovery, openapi};
+use super::{discovery, openapi, openapi_v2};
 use request::{Query, Route};
 
 /// Largest accepted request body (as Kubernetes: 3 MiB).
@@ -91,6 +91,7 @@ async fn dispatch(
             access_review::review(ct, &body)
                 .map(|v| response::json_response(201, &v, &[], "application/json"))
         }
+        "/openapi/v2" | "/openapi/v2/" => Ok(openapi_v2_response(&headers)),
         "/openapi/v3" | "/openapi/v3/" => Ok(ok_json(&openapi::root())),
         p if p.starts_with("/openapi/v3/") => openapi::group_version(&p["/openapi/v3/".len()..])
             .map(|doc| {
@@ -111,6 +112,23 @@ async fn dispatch(
         }
         e.into_response()
     })
+}
+
+/// `/openapi/v2` as protobuf when the client asks for it (kubectl always does), else JSON.
+fn openapi_v2_response(headers: &HeaderMap) -> Response {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !accept.contains("protobuf") {
+        return ok_json(&openapi_v2::json());
+    }
+    let mut resp = Response::new(axum::body::Body::from(openapi_v2::protobuf()));
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(openapi_v2::PROTOBUF),
+    );
+    resp
 }
 
 fn not_found() -> ApiError {
