@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Drives a running demo cluster (`cargo xtask demo`) with the real kubectl only:
-# apply, get, describe, logs, scale, rollout (status/history/undo), a Job, delete.
+# apply, get, describe, logs, scale, rollout (status/history/undo), a Job, a DaemonSet,
+# delete.
 # Usage: tests/e2e/kubectl-e2e.sh [kubeconfig]   (default: target/demo/kubeconfig)
 # Every wait is bounded; the script removes what it created, also on failure.
 set -euo pipefail
@@ -93,6 +94,25 @@ k create job once -n "$NS" --image=skiff.local/busybox:latest -- sh -c 'echo job
 k wait --for=condition=complete job/once -n "$NS" --timeout=60s
 [ "$(k logs -n "$NS" job/once)" = "job done" ] || fail "the Job's log"
 k get job once -n "$NS"
+
+step "a DaemonSet runs one pod on every node"
+cat <<YAML | k apply -n "$NS" -f -
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: everywhere}
+spec:
+  selector: {matchLabels: {app: everywhere}}
+  template:
+    metadata: {labels: {app: everywhere}}
+    spec:
+      containers:
+      - {name: c, image: skiff.local/busybox:latest, command: [sleep, "3600"]}
+YAML
+k rollout status daemonset/everywhere -n "$NS" --timeout=90s
+nodes=$(k get nodes --no-headers | wc -l)
+on=$(k get pods -n "$NS" -l app=everywhere -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort -u | grep -c .)
+[ "$on" -eq "$nodes" ] || fail "daemon pods on $on of $nodes nodes"
+k delete daemonset everywhere -n "$NS"
 
 step "delete with cascade"
 k delete deployment hello -n "$NS"

@@ -1,6 +1,6 @@
 //! The workload controllers (kube-controller-manager's share of Skiff): ReplicationController
-//! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), Job ([`job`]), the garbage
-//! collector ([`gc`])
+//! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), DaemonSet ([`daemonset`]),
+//! Job ([`job`]), the garbage collector ([`gc`])
 //! and namespace deletion ([`namespace`]).
 //!
 //! The runtime is small: one watched cache per kind ([`cache`]), a de-duplicating work queue
@@ -9,6 +9,8 @@
 //! and every key is requeued periodically). Start everything with [`spawn_all`].
 
 pub mod cache;
+pub mod claim;
+pub mod daemonset;
 pub mod deployment;
 pub mod gc;
 pub mod job;
@@ -135,12 +137,14 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     let objects = client.objects().clone();
     // The kinds the controllers below read in full; the garbage collector needs only
     // metadata of the others.
-    const FULL: [(&str, &str); 6] = [
+    const FULL: [(&str, &str); 8] = [
         ("v1", "Pod"),
         ("batch/v1", "Job"),
         ("v1", "ReplicationController"),
         ("apps/v1", "ReplicaSet"),
         ("apps/v1", "Deployment"),
+        ("apps/v1", "DaemonSet"),
+        ("v1", "Node"),
         ("v1", "Namespace"),
     ];
     let caches: Vec<Arc<Cache>> = registry::RESOURCES
@@ -193,6 +197,33 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         q,
         &deploys,
         vec![deploys.clone(), rss.clone()],
+        same,
+    );
+
+    let (sets, nodes) = (cache("apps/v1", "DaemonSet"), cache("v1", "Node"));
+    let q = WorkQueue::new();
+    watch_primary(&sets, &q);
+    watch_owned(&pods, &sets, &q, true);
+    // Any node change may add or remove a daemon pod of any set.
+    let (q2, s2) = (q.clone(), sets.clone());
+    nodes.on_change(Arc::new(move |_, _| {
+        for k in s2.keys() {
+            q2.add(&k);
+        }
+    }));
+    let c = daemonset::DaemonSets {
+        objects: objects.clone(),
+        sets: sets.clone(),
+        nodes: nodes.clone(),
+        pods: pods.clone(),
+        expectations: Default::default(),
+    };
+    start(
+        &mut tasks,
+        c,
+        q,
+        &sets,
+        vec![sets.clone(), nodes.clone(), pods.clone()],
         same,
     );
 

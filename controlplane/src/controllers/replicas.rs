@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::cache::Cache;
-use super::owners::{self, controller_ref, controller_ref_to};
+use super::claim::{claim_pods, written_rev};
+use super::owners::{self, controller_ref_to};
 use super::pods::{deletion_order, is_active};
 use super::replica_status;
 use super::runtime::{Action, Controller, Expectations};
@@ -61,59 +62,34 @@ pub(super) fn pod_from_template(owner: &Value, oref: Value) -> Value {
            "spec": t.get("spec").cloned().unwrap_or(json!({}))})
 }
 
-fn written_rev(obj: &Value) -> u64 {
-    meta::resource_version(obj).ok().flatten().unwrap_or(0)
-}
-
-impl Replicas {
-    /// The owned pods after adopting orphans and releasing non-matching ones.
-    async fn claim(&self, owner: &Value, key: &str) -> Result<Vec<Value>, ControllerError> {
-        let info = self.owners.info;
-        let uid = owners::uid(owner);
-        let sel = selector(info.kind, owner);
-        let pods_info = self.pods.info;
-        let mut owned = Vec::new();
-        for pod in self.pods.list(owners::namespace(owner)) {
-            let matches = sel.as_ref().is_some_and(|s| s.matches(&pod));
-            match controller_ref(&pod) {
-                Some(r) if r.get("uid").and_then(Value::as_str) == Some(uid) => {
-                    if matches {
-                        owned.push(pod);
-                    } else if !meta::is_deleting(&pod) {
-                        let w = owners::release(&self.objects, pods_info, &pod, uid).await?;
-                        self.expectations.expect(key, written_rev(&w));
-                    }
-                }
-                Some(_) => {}
-                None if matches && !meta::is_deleting(&pod) && !meta::is_deleting(owner) => {
-                    let mut refs = owners::owner_refs(&pod);
-                    refs.push(controller_ref_to(info, owner));
-                    let w = owners::set_owner_refs(&self.objects, pods_info, &pod, refs).await?;
-                    self.expectations.expect(key, written_rev(&w));
-                    owned.push(w);
-                }
-                None => {}
-            }
-        }
-        Ok(owned)
-    }
-}
-
-/// Creates `n` copies of `pod` in namespace `ns` (in slow-start batches: 1, 2, 4, ...),
-/// each recorded in `expectations` under `key`.
+/// Creates `n` copies of `pod` in namespace `ns`; see [`create_all`].
 pub(super) async fn create_pods(
     objects: &Objects,
-    (pods, ns): (&ResourceInfo, Option<&str>),
+    to: (&ResourceInfo, Option<&str>),
     expectations: &Expectations,
     key: &str,
     pod: &Value,
     n: usize,
 ) -> Result<(), ControllerError> {
-    let (mut done, mut batch) = (0, 1);
-    while done < n {
-        let size = batch.min(n - done);
-        let writes =
-            (0..size).map(|_| objects.create(pods, ns, pod.clone(), WriteOptions::default()));
+    create_all(objects, to, expectations, key, vec![pod.clone(); n]).await
+}
+
+/// Creates `pods` in namespace `ns` (in slow-start batches: 1, 2, 4, ...), each recorded
+/// in `expectations` under `key`; the first error stops it.
+pub(super) async fn create_all(
+    objects: &Objects,
+    (info, ns): (&ResourceInfo, Option<&str>),
+    expectations: &Expectations,
+    key: &str,
+    pods: Vec<Value>,
+) -> Result<(), ControllerError> {
+    let mut pods = pods.into_iter().peekable();
+    let mut batch = 1;
+    while pods.peek().is_some() {
+        let writes = pods
+            .by_ref()
+            .take(batch)
+            .map(|p| objects.create(info, ns, p, WriteOptions::default()));
         let results = futures_util::future::join_all(writes).await;
         // Every pod that was created is expected before an error returns, or the next
         // reconcile would not wait for it and create it again.
@@ -127,7 +103,6 @@ pub(super) async fn create_pods(
         if let Some(e) = first_err {
             return Err(e.into());
         }
-        done += size;
         batch *= 2;
     }
     Ok(())
@@ -173,7 +148,16 @@ impl Controller for Replicas {
         if !self.expectations.satisfied(key, &self.pods) {
             return Ok(Action::RequeueAfter(EXPECTATION_WAIT));
         }
-        let owned = self.claim(&owner, key).await?;
+        let info = self.owners.info;
+        let sel = selector(info.kind, &owner);
+        let owned = claim_pods(
+            &self.objects,
+            (info, &owner),
+            sel.as_ref(),
+            &self.pods,
+            (&self.expectations, key),
+        )
+        .await?;
         let mut active: Vec<Value> = owned.iter().filter(|p| is_active(p)).cloned().collect();
         if !meta::is_deleting(&owner) {
             let want = owner
