@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Drives a running demo cluster (`cargo xtask demo`) with the real kubectl only:
 # apply, get, describe, logs, scale, rollout (status/history/undo), a Job, a DaemonSet,
-# delete.
+# a PersistentVolumeClaim that outlives its pod, delete.
 # Usage: tests/e2e/kubectl-e2e.sh [kubeconfig]   (default: target/demo/kubeconfig)
 # Every wait is bounded; the script removes what it created, also on failure.
 set -euo pipefail
@@ -113,6 +113,38 @@ nodes=$(k get nodes --no-headers | wc -l)
 on=$(k get pods -n "$NS" -l app=everywhere -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort -u | grep -c .)
 [ "$on" -eq "$nodes" ] || fail "daemon pods on $on of $nodes nodes"
 k delete daemonset everywhere -n "$NS"
+
+step "a PersistentVolumeClaim keeps its data across pods"
+cat <<YAML | k apply -n "$NS" -f -
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+YAML
+wait_for 30 "the claim to be bound" sh -c "[ \"\$(kubectl get pvc data -n '$NS' -o jsonpath='{.status.phase}')\" = Bound ]"
+claim_pod() { # name, node ('' for any), script
+  cat <<YAML | k apply -n "$NS" -f -
+apiVersion: v1
+kind: Pod
+metadata: {name: $1}
+spec:
+  ${2:+nodeName: $2}
+  restartPolicy: Never
+  volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
+  containers:
+  - {name: c, image: skiff.local/busybox:latest, command: [sh, -c, "$3"], volumeMounts: [{name: d, mountPath: /data}]}
+YAML
+}
+claim_pod writer "" "echo kept > /data/file"
+wait_for 60 "the writer to finish" sh -c "[ \"\$(kubectl get pod writer -n '$NS' -o jsonpath='{.status.phase}')\" = Succeeded ]"
+node=$(k get pod writer -n "$NS" -o jsonpath='{.spec.nodeName}')
+k delete pod writer -n "$NS"
+claim_pod reader "$node" "cat /data/file"
+wait_for 60 "the reader to finish" sh -c "[ \"\$(kubectl get pod reader -n '$NS' -o jsonpath='{.status.phase}')\" = Succeeded ]"
+[ "$(k logs -n "$NS" reader)" = "kept" ] || fail "the claim's data did not outlive its pod"
+k delete pod reader -n "$NS"
 
 step "delete with cascade"
 k delete deployment hello -n "$NS"

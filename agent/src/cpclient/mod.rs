@@ -89,6 +89,7 @@ impl Gettable for k8s_openapi::api::core::v1::Secret {}
 impl Gettable for k8s_openapi::api::core::v1::Service {}
 impl Gettable for Pod {}
 impl Gettable for Node {}
+impl Gettable for k8s_openapi::api::core::v1::PersistentVolumeClaim {}
 
 impl CpClient {
     /// Connect to `addr` (`host:port` or `http://host:port`), retrying with exponential

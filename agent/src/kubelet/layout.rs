@@ -4,6 +4,7 @@
 //! <state>/pods/<uid>/                       pod_dir: hosts, resolv.conf, hostname (sandbox)
 //! <state>/pods/<uid>/logs/<container>/<restartCount>.log   CRI-format container logs
 //! <state>/pods/<uid>/volumes/<name>/        emptyDir, configMap, secret, downwardAPI
+//! <state>/claims/<claim uid>/               persistentVolumeClaim (node-local, outlives pods)
 //! <state>/containers/<uid>_<container>_<restartCount>/     runtime state (Runtime)
 //! ```
 //!
@@ -28,6 +29,11 @@ pub fn log_path(state: &Path, uid: &str, container: &str, restart: u32) -> PathB
 /// `<state>/pods/<uid>/volumes`.
 pub fn volumes_dir(state: &Path, uid: &str) -> PathBuf {
     pod_dir(state, uid).join("volumes")
+}
+
+/// `<state>/claims`: the directories of PersistentVolumeClaims used on this node.
+pub fn claims_dir(state: &Path) -> PathBuf {
+    state.join("claims")
 }
 
 /// `<state>/containers`: the runtime's directory.

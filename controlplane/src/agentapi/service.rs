@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod, PodStatus, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event, Node, PersistentVolumeClaim, Pod, PodStatus, Secret, Service,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::watch as signal;
@@ -152,10 +154,11 @@ impl Agent for AgentService {
             "Service" => self.get::<Service>(ns()?, name).await?,
             "Pod" => self.get::<Pod>(ns()?, name).await?,
             "Node" => self.get::<Node>(None, name).await?,
+            "PersistentVolumeClaim" => self.get::<PersistentVolumeClaim>(ns()?, name).await?,
             other => {
                 return Err(Status::invalid_argument(format!(
                     "kind: Unsupported value: {other:?}: supported values: \"ConfigMap\", \
-                     \"Secret\", \"Service\", \"Pod\", \"Node\""
+                     \"Secret\", \"Service\", \"Pod\", \"Node\", \"PersistentVolumeClaim\""
                 )))
             }
         };

@@ -1,6 +1,6 @@
 //! The workload controllers (kube-controller-manager's share of Skiff): ReplicationController
 //! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), DaemonSet ([`daemonset`]),
-//! Job ([`job`]), the garbage collector ([`gc`])
+//! Job ([`job`]), node-local volume claims ([`volume_claims`]), the garbage collector ([`gc`])
 //! and namespace deletion ([`namespace`]).
 //!
 //! The runtime is small: one watched cache per kind ([`cache`]), a de-duplicating work queue
@@ -21,6 +21,7 @@ pub mod queue;
 pub mod replica_status;
 pub mod replicas;
 pub mod runtime;
+pub mod volume_claims;
 
 use std::sync::Arc;
 
@@ -137,7 +138,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     let objects = client.objects().clone();
     // The kinds the controllers below read in full; the garbage collector needs only
     // metadata of the others.
-    const FULL: [(&str, &str); 8] = [
+    const FULL: [(&str, &str); 9] = [
         ("v1", "Pod"),
         ("batch/v1", "Job"),
         ("v1", "ReplicationController"),
@@ -145,6 +146,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         ("apps/v1", "Deployment"),
         ("apps/v1", "DaemonSet"),
         ("v1", "Node"),
+        ("v1", "PersistentVolumeClaim"),
         ("v1", "Namespace"),
     ];
     let caches: Vec<Arc<Cache>> = registry::RESOURCES
@@ -246,6 +248,15 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         vec![jobs.clone(), pods.clone()],
         same,
     );
+
+    let claims = cache("v1", "PersistentVolumeClaim");
+    let q = WorkQueue::new();
+    watch_primary(&claims, &q);
+    let c = volume_claims::VolumeClaims {
+        objects: objects.clone(),
+        claims: claims.clone(),
+    };
+    start(&mut tasks, c, q, &claims, vec![claims.clone()], same);
 
     let q = WorkQueue::new();
     watch_primary(&nss, &q);

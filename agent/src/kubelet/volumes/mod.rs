@@ -1,13 +1,14 @@
 //! Pod volumes: emptyDir (a directory under the pod's), hostPath, configMap and secret
-//! (read through the control plane's GetObject), downwardAPI. Each becomes a directory
-//! the runtime bind-mounts at every `volumeMount`.
+//! (read through the control plane's GetObject), downwardAPI, and persistentVolumeClaim
+//! (a node-local directory per claim, kept across pods). Each becomes a directory the
+//! runtime bind-mounts at every `volumeMount`.
 
 pub mod files;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Volume};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Volume};
 
 use crate::cpclient::{CpClient, CpError};
 
@@ -66,9 +67,39 @@ fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> String {
     move |e| format!("{what} {path}: {e}")
 }
 
-/// Makes every volume of `pod` under `dir` (`<pod dir>/volumes`); an error is the
-/// message of the pod's `FailedMount` event.
-pub async fn prepare(client: &CpClient, pod: &Pod, dir: &Path) -> Result<VolumePaths, String> {
+/// The directory of the claim `name` in `ns` under `claims` (made on first use); an error
+/// if the claim does not exist or is not bound yet.
+async fn claim_dir(
+    client: &CpClient,
+    ns: &str,
+    name: &str,
+    claims: &Path,
+) -> Result<PathBuf, String> {
+    let claim = fetch::<PersistentVolumeClaim>(client, ns, name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("persistentvolumeclaim {name:?} not found"))?;
+    let phase = claim.status.as_ref().and_then(|s| s.phase.as_deref());
+    if phase != Some("Bound") {
+        return Err(format!("persistentvolumeclaim {name:?} is not bound"));
+    }
+    let uid = claim.metadata.uid.as_deref().unwrap_or_default();
+    if uid.is_empty() || uid.contains(['/', '.']) {
+        return Err(format!("persistentvolumeclaim {name:?} has no usable uid"));
+    }
+    let path = claims.join(uid);
+    std::fs::create_dir_all(&path).map_err(io("creating", &path))?;
+    Ok(path)
+}
+
+/// Makes every volume of `pod` under `dir` (`<pod dir>/volumes`; claims under `claims`);
+/// an error is the message of the pod's `FailedMount` event.
+pub async fn prepare(
+    client: &CpClient,
+    pod: &Pod,
+    dir: &Path,
+    claims: &Path,
+) -> Result<VolumePaths, String> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut out = VolumePaths::new();
     let volumes: &[Volume] = pod
@@ -88,6 +119,13 @@ pub async fn prepare(client: &CpClient, pod: &Pod, dir: &Path) -> Result<VolumeP
             } else if !p.exists() && h.type_.as_deref().is_some_and(|t| !t.is_empty()) {
                 return Err(err(format!("hostPath {} does not exist", p.display())));
             }
+            out.insert(v.name.clone(), p);
+            continue;
+        }
+        if let Some(c) = &v.persistent_volume_claim {
+            let p = claim_dir(client, ns, &c.claim_name, claims)
+                .await
+                .map_err(err)?;
             out.insert(v.name.clone(), p);
             continue;
         }
@@ -131,7 +169,7 @@ pub async fn prepare(client: &CpClient, pod: &Pod, dir: &Path) -> Result<VolumeP
                     .map_err(err)?,
             )
         } else {
-            return Err(err("unsupported volume type (emptyDir, hostPath, configMap, secret and downwardAPI are)".into()));
+            return Err(err("unsupported volume type (emptyDir, hostPath, configMap, secret, downwardAPI and persistentVolumeClaim are)".into()));
         };
         if let Some(files) = files {
             files::write(&path, &files)

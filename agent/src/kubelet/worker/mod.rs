@@ -191,8 +191,10 @@ impl Worker {
             return Err(());
         }
         if self.volumes.is_none() {
-            let dir = layout::volumes_dir(&self.ctx.cfg.state_dir, &self.uid);
-            match volumes::prepare(&self.ctx.client, pod, &dir).await {
+            let state = &self.ctx.cfg.state_dir;
+            let dir = layout::volumes_dir(state, &self.uid);
+            let claims = layout::claims_dir(state);
+            match volumes::prepare(&self.ctx.client, pod, &dir, &claims).await {
                 Ok(v) => self.volumes = Some(v),
                 Err(e) => {
                     self.ctx
