@@ -96,6 +96,17 @@ pub struct Desired {
 }
 
 /// The desired objects of `svc` given the pods of its namespace.
+/// The endpoint's DNS hostname: the pod's `spec.hostname` when its `spec.subdomain` names
+/// this Service (how a StatefulSet's pods get `<pod>.<service>` names).
+fn dns_hostname(svc: &Service, pod: &Pod) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    let same_ns = pod.metadata.namespace == svc.metadata.namespace;
+    let named = spec.subdomain.is_some() && spec.subdomain == svc.metadata.name;
+    spec.hostname
+        .clone()
+        .filter(|h| same_ns && named && !h.is_empty())
+}
+
 pub fn desired<'a>(svc: &Service, pods: impl IntoIterator<Item = &'a Pod>) -> Desired {
     let name = svc.metadata.name.clone().unwrap_or_default();
     let ns = svc.metadata.namespace.clone();
@@ -133,6 +144,7 @@ pub fn desired<'a>(svc: &Service, pods: impl IntoIterator<Item = &'a Pod>) -> De
             let terminating = pod.metadata.deletion_timestamp.is_some();
             let serving = crate::pod_status::is_ready(pod) || publish;
             let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+            let hostname = dns_hostname(svc, pod);
             let target = ObjectReference {
                 kind: Some("Pod".into()),
                 name: pod.metadata.name.clone(),
@@ -148,14 +160,15 @@ pub fn desired<'a>(svc: &Service, pods: impl IntoIterator<Item = &'a Pod>) -> De
                     terminating: Some(terminating),
                 }),
                 node_name: node_name.clone(),
+                hostname: hostname.clone(),
                 target_ref: Some(target.clone()),
                 ..Default::default()
             });
             let addr = EndpointAddress {
                 ip,
+                hostname,
                 node_name,
                 target_ref: Some(target),
-                ..Default::default()
             };
             if serving && (!terminating || publish) {
                 ready_addrs.push(addr);

@@ -61,6 +61,28 @@ fn pods_without_the_named_port_get_their_own_slice() {
 }
 
 #[test]
+fn pods_in_the_services_subdomain_get_their_hostname() {
+    let mut a = pod("web-0", "10.0.0.1", true, true);
+    let spec = a.spec.as_mut().unwrap();
+    spec.hostname = Some("web-0".into());
+    spec.subdomain = Some("web".into());
+    let mut b = pod("other", "10.0.0.2", true, true);
+    let spec = b.spec.as_mut().unwrap();
+    spec.hostname = Some("other".into());
+    spec.subdomain = Some("elsewhere".into());
+    let d = desired(&svc(false), [a, b].iter());
+    let names: Vec<Option<String>> = d.slices[0]
+        .endpoints
+        .iter()
+        .map(|e| e.hostname.clone())
+        .collect();
+    assert_eq!(names, [None, Some("web-0".to_string())]);
+    let subset = &d.endpoints.subsets.unwrap()[0];
+    let addrs = subset.addresses.as_ref().unwrap();
+    assert_eq!(addrs[1].hostname.as_deref(), Some("web-0"));
+}
+
+#[test]
 fn publish_not_ready_addresses_makes_every_endpoint_ready() {
     let pods = [pod("a", "10.0.0.1", false, true)];
     let d = desired(&svc(true), pods.iter());

@@ -11,11 +11,14 @@
 //! client retries) rather than an authoritative NXDOMAIN. Other names go to the host's
 //! resolvers in turn.
 //!
-//! A ClusterIP Service answers with its cluster IPs (IPv4). Headless and ExternalName
-//! Services, SRV records and pod records are not served yet: their names answer with no
-//! records rather than NXDOMAIN, so a client does not conclude they do not exist. Queries
-//! come over UDP only: a relayed answer the upstream truncated (TC) sends the client to a
-//! TCP retry that finds nothing listening.
+//! A ClusterIP Service answers with its cluster IPs (IPv4). A headless Service answers
+//! with the addresses of its ready endpoints, and `<hostname>.<service>.<ns>.svc` (a
+//! StatefulSet pod's name through its governing Service, or the endpoint's dashed IP)
+//! with that endpoint's address, as CoreDNS does. ExternalName Services, SRV records and
+//! pod records are not served yet: their names answer with no records rather than
+//! NXDOMAIN, so a client does not conclude they do not exist. Queries come over UDP only:
+//! a relayed answer the upstream truncated (TC) sends the client to a TCP retry that
+//! finds nothing listening.
 
 pub mod wire;
 
@@ -27,7 +30,7 @@ use k8s_openapi::api::core::v1::Service;
 use tokio::net::UdpSocket;
 use tokio::sync::{watch, Semaphore};
 
-use super::services::ServiceCache;
+use super::services::{ReadyEndpoint, ServiceCache};
 use crate::sandbox::Ipv4Cidr;
 use wire::{Query, NOERROR, NXDOMAIN, REFUSED, SERVFAIL};
 
@@ -51,13 +54,44 @@ pub enum Lookup {
     Forward,
 }
 
-/// Resolves `q` in cluster domain `domain` (lower case); `service(ns, name)` finds a
-/// Service.
-pub fn lookup(
-    q: &Query,
-    domain: &str,
-    service: impl FnOnce(&str, &str) -> Option<Service>,
-) -> Lookup {
+/// What the cluster DNS reads: Services and the ready endpoints of headless ones.
+pub trait Catalog {
+    fn service(&self, ns: &str, name: &str) -> Option<Service>;
+    fn endpoints(&self, ns: &str, name: &str) -> Vec<ReadyEndpoint>;
+}
+
+impl Catalog for ServiceCache {
+    fn service(&self, ns: &str, name: &str) -> Option<Service> {
+        self.get(ns, name)
+    }
+
+    fn endpoints(&self, ns: &str, name: &str) -> Vec<ReadyEndpoint> {
+        ServiceCache::endpoints(self, ns, name)
+    }
+}
+
+/// `10-244-1-5` for 10.244.1.5: the name CoreDNS gives an endpoint without a hostname.
+fn dashed(ip: Ipv4Addr) -> String {
+    ip.to_string().replace('.', "-")
+}
+
+/// A headless Service's answer: every ready endpoint, or (`label`) the one of that
+/// hostname or dashed address.
+fn headless(eps: &[ReadyEndpoint], label: Option<&str>, qtype: u16) -> Lookup {
+    let ips: Vec<Ipv4Addr> = eps
+        .iter()
+        .filter(|e| label.is_none_or(|l| e.hostname.as_deref() == Some(l) || dashed(e.ip) == l))
+        .map(|e| e.ip)
+        .collect();
+    match label {
+        Some(_) if ips.is_empty() => Lookup::NxDomain,
+        _ if ips.is_empty() || (qtype != wire::TYPE_A && qtype != wire::TYPE_ANY) => Lookup::NoData,
+        _ => Lookup::Answer(ips),
+    }
+}
+
+/// Resolves `q` in cluster domain `domain` (lower case) from `catalog`.
+pub fn lookup(q: &Query, domain: &str, catalog: &impl Catalog) -> Lookup {
     let domain = domain.trim_end_matches('.');
     let inner = match q.name.strip_suffix(domain) {
         Some("") => "",
@@ -80,22 +114,21 @@ pub fn lookup(
         // `<namespace>.svc` or `svc` alone.
         return Lookup::NoData;
     };
-    let below = parts.next().is_some();
-    let Some(s) = service(ns, svc) else {
+    let below = parts.next();
+    let Some(s) = catalog.service(ns, svc) else {
         return Lookup::NxDomain;
     };
-    let headless = s
+    let is_headless = s
         .spec
         .as_ref()
         .and_then(|sp| sp.cluster_ip.as_deref())
         .is_some_and(|ip| ip == "None");
-    if below {
-        // Endpoint names of a headless Service are not served yet.
-        return if headless {
-            Lookup::NoData
-        } else {
-            Lookup::NxDomain
-        };
+    match (is_headless, below) {
+        // Only one label goes below a Service: `<hostname>.<service>`.
+        (true, _) if parts.next().is_some() => return Lookup::NxDomain,
+        (true, label) => return headless(&catalog.endpoints(ns, svc), label, q.qtype),
+        (false, Some(_)) => return Lookup::NxDomain,
+        (false, None) => {}
     }
     if q.qtype != wire::TYPE_A && q.qtype != wire::TYPE_ANY {
         return Lookup::NoData;
@@ -170,7 +203,7 @@ pub fn spawn(sock: UdpSocket, serve: Serve, mut stop: watch::Receiver<bool>) {
                     continue;
                 }
             };
-            let reply = match lookup(&q, &serve.domain, |ns, name| serve.services.get(ns, name)) {
+            let reply = match lookup(&q, &serve.domain, &serve.services) {
                 Lookup::Forward => match forwards.clone().try_acquire_owned() {
                     Ok(permit) if !upstream.is_empty() => {
                         let (sock, query, upstream) =
@@ -258,25 +291,45 @@ mod tests {
         }
     }
 
+    struct Fixture;
+
+    impl Catalog for Fixture {
+        fn service(&self, ns: &str, name: &str) -> Option<Service> {
+            [
+                svc("default", "web", "10.96.0.20"),
+                svc("shop", "db", "10.96.0.30"),
+                svc("default", "headless", "None"),
+                svc("default", "empty", "None"),
+            ]
+            .into_iter()
+            .find(|s| {
+                s.metadata.name.as_deref() == Some(name)
+                    && s.metadata.namespace.as_deref() == Some(ns)
+            })
+        }
+
+        fn endpoints(&self, ns: &str, name: &str) -> Vec<ReadyEndpoint> {
+            if (ns, name) != ("default", "headless") {
+                return Vec::new();
+            }
+            vec![
+                ReadyEndpoint {
+                    ip: Ipv4Addr::new(10, 244, 1, 5),
+                    hostname: Some("pod-0".into()),
+                },
+                ReadyEndpoint {
+                    ip: Ipv4Addr::new(10, 244, 2, 7),
+                    hostname: None,
+                },
+            ]
+        }
+    }
+
     fn ask(name: &str, qtype: u16) -> Lookup {
-        let services = [
-            svc("default", "web", "10.96.0.20"),
-            svc("shop", "db", "10.96.0.30"),
-            svc("default", "headless", "None"),
-        ];
-        let find = |ns: &str, n: &str| {
-            services
-                .iter()
-                .find(|s| {
-                    s.metadata.name.as_deref() == Some(n)
-                        && s.metadata.namespace.as_deref() == Some(ns)
-                })
-                .cloned()
-        };
         lookup(
             &parse(&query(1, name, qtype)).unwrap(),
             "cluster.local",
-            find,
+            &Fixture,
         )
     }
 
@@ -294,8 +347,38 @@ mod tests {
             Lookup::NoData,
             "AAAA"
         );
+    }
+
+    #[test]
+    fn headless_services_resolve_to_their_ready_endpoints() {
+        let (a, b) = (Ipv4Addr::new(10, 244, 1, 5), Ipv4Addr::new(10, 244, 2, 7));
         assert_eq!(
             ask("headless.default.svc.cluster.local", TYPE_A),
+            Lookup::Answer(vec![a, b])
+        );
+        assert_eq!(
+            ask("pod-0.headless.default.svc.cluster.local", TYPE_A),
+            Lookup::Answer(vec![a])
+        );
+        assert_eq!(
+            ask("10-244-2-7.headless.default.svc.cluster.local", TYPE_A),
+            Lookup::Answer(vec![b])
+        );
+        assert_eq!(
+            ask("pod-9.headless.default.svc.cluster.local", TYPE_A),
+            Lookup::NxDomain
+        );
+        assert_eq!(
+            ask("x.pod-0.headless.default.svc.cluster.local", TYPE_A),
+            Lookup::NxDomain
+        );
+        assert_eq!(
+            ask("pod-0.headless.default.svc.cluster.local", 28),
+            Lookup::NoData,
+            "AAAA"
+        );
+        assert_eq!(
+            ask("empty.default.svc.cluster.local", TYPE_A),
             Lookup::NoData
         );
     }
@@ -314,11 +397,6 @@ mod tests {
         assert_eq!(
             ask("web.default.default.svc.cluster.local", TYPE_A),
             Lookup::NxDomain
-        );
-        assert_eq!(
-            ask("pod-0.headless.default.svc.cluster.local", TYPE_A),
-            Lookup::NoData,
-            "a headless Service's endpoint names are not denied"
         );
         assert_eq!(ask("web.cluster.local", TYPE_A), Lookup::NxDomain);
         assert_eq!(ask("example.com", TYPE_A), Lookup::Forward);
