@@ -1,7 +1,7 @@
 //! The workload controllers (kube-controller-manager's share of Skiff): ReplicationController
-//! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), Job ([`job`]), the garbage
-//! collector ([`gc`])
-//! and namespace deletion ([`namespace`]).
+//! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), Job ([`job`]), CronJob
+//! ([`cronjob`]: Jobs on a schedule), the garbage collector ([`gc`]) and namespace deletion
+//! ([`namespace`]).
 //!
 //! The runtime is small: one watched cache per kind ([`cache`]), a de-duplicating work queue
 //! per controller ([`queue`]), and idempotent `reconcile(key)` functions ([`runtime`]) that
@@ -9,6 +9,7 @@
 //! and every key is requeued periodically). Start everything with [`spawn_all`].
 
 pub mod cache;
+pub mod cronjob;
 pub mod deployment;
 pub mod gc;
 pub mod job;
@@ -135,9 +136,10 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     let objects = client.objects().clone();
     // The kinds the controllers below read in full; the garbage collector needs only
     // metadata of the others.
-    const FULL: [(&str, &str); 6] = [
+    const FULL: [(&str, &str); 7] = [
         ("v1", "Pod"),
         ("batch/v1", "Job"),
+        ("batch/v1", "CronJob"),
         ("v1", "ReplicationController"),
         ("apps/v1", "ReplicaSet"),
         ("apps/v1", "Deployment"),
@@ -213,6 +215,26 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         q,
         &jobs,
         vec![jobs.clone(), pods.clone()],
+        same,
+    );
+
+    let cronjobs = cache("batch/v1", "CronJob");
+    let q = WorkQueue::new();
+    watch_primary(&cronjobs, &q);
+    watch_owned(&jobs, &cronjobs, &q, false);
+    let c = cronjob::CronJobs {
+        objects: objects.clone(),
+        cronjobs: cronjobs.clone(),
+        jobs: jobs.clone(),
+        job_writes: Default::default(),
+        status_writes: Default::default(),
+    };
+    start(
+        &mut tasks,
+        c,
+        q,
+        &cronjobs,
+        vec![cronjobs.clone(), jobs.clone()],
         same,
     );
 
