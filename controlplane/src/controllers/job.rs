@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::cache::Cache;
-use super::owners::{self, controller_ref, controller_ref_to};
+use super::owners::{self, controller_ref_to};
 use super::pods::{is_active, is_ready};
 use super::replicas::{create_pods, delete_pods, pod_from_template, BURST, EXPECTATION_WAIT};
 use super::runtime::{Action, Controller, Expectations};
@@ -177,31 +177,20 @@ fn condition(type_: &str, reason: &str, message: &str, at: &str) -> Value {
            "lastProbeTime": at, "lastTransitionTime": at})
 }
 
-/// Whether the Job already finished (a `Complete` or `Failed` condition is true).
-fn finished(job: &Value) -> bool {
+/// How the Job finished: `Complete` or `Failed` (the condition that is true), if it did.
+pub(super) fn end_condition(job: &Value) -> Option<&str> {
     job.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                matches!(c["type"].as_str(), Some("Complete" | "Failed"))
-                    && c["status"] == json!("True")
-            })
+        .and_then(Value::as_array)?
+        .iter()
+        .filter(|c| c["status"] == json!("True"))
+        .find_map(|c| {
+            c["type"]
+                .as_str()
+                .filter(|t| matches!(*t, "Complete" | "Failed"))
         })
 }
 
 impl Jobs {
-    /// The Job's pods (its controller reference is on them: Job selectors are by uid).
-    fn owned(&self, job: &Value) -> Vec<Value> {
-        let uid = owners::uid(job);
-        self.pods
-            .list(owners::namespace(job))
-            .into_iter()
-            .filter(|p| {
-                controller_ref(p).is_some_and(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
-            })
-            .collect()
-    }
-
     async fn write_status(
         &self,
         job: &Value,
@@ -271,13 +260,14 @@ impl Controller for Jobs {
         };
         let written_finished =
             self.finished.lock().unwrap().get(key).map(String::as_str) == Some(owners::uid(&job));
-        if written_finished || finished(&job) || meta::is_deleting(&job) {
+        if written_finished || end_condition(&job).is_some() || meta::is_deleting(&job) {
             return Ok(Action::Done);
         }
         if !self.expectations.satisfied(key, &self.pods) {
             return Ok(Action::RequeueAfter(EXPECTATION_WAIT));
         }
-        let pods = self.owned(&job);
+        // Its controller reference is on them: Job selectors are by uid.
+        let pods = owners::controlled(&self.pods, &job);
         let mut active: Vec<Value> = pods.iter().filter(|p| is_active(p)).cloned().collect();
         // A pod finishing while being deleted (by this controller, on suspend or a lower
         // parallelism) neither succeeded nor failed; and the counts never go down when

@@ -1,7 +1,8 @@
 //! The workload controllers (kube-controller-manager's share of Skiff): ReplicationController
 //! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), DaemonSet ([`daemonset`]),
-//! Job ([`job`]), node-local volume claims ([`volume_claims`]), the garbage collector ([`gc`])
-//! and namespace deletion ([`namespace`]).
+//! Job ([`job`]), CronJob ([`cronjob`]: Jobs on a schedule), node-local volume claims
+//! ([`volume_claims`]), the garbage collector ([`gc`]) and namespace deletion
+//! ([`namespace`]).
 //!
 //! The runtime is small: one watched cache per kind ([`cache`]), a de-duplicating work queue
 //! per controller ([`queue`]), and idempotent `reconcile(key)` functions ([`runtime`]) that
@@ -10,6 +11,7 @@
 
 pub mod cache;
 pub mod claim;
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod gc;
@@ -138,9 +140,10 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     let objects = client.objects().clone();
     // The kinds the controllers below read in full; the garbage collector needs only
     // metadata of the others.
-    const FULL: [(&str, &str); 9] = [
+    const FULL: [(&str, &str); 10] = [
         ("v1", "Pod"),
         ("batch/v1", "Job"),
+        ("batch/v1", "CronJob"),
         ("v1", "ReplicationController"),
         ("apps/v1", "ReplicaSet"),
         ("apps/v1", "Deployment"),
@@ -246,6 +249,26 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         q,
         &jobs,
         vec![jobs.clone(), pods.clone()],
+        same,
+    );
+
+    let cronjobs = cache("batch/v1", "CronJob");
+    let q = WorkQueue::new();
+    watch_primary(&cronjobs, &q);
+    watch_owned(&jobs, &cronjobs, &q, false);
+    let c = cronjob::CronJobs {
+        objects: objects.clone(),
+        cronjobs: cronjobs.clone(),
+        jobs: jobs.clone(),
+        job_writes: Default::default(),
+        status_writes: Default::default(),
+    };
+    start(
+        &mut tasks,
+        c,
+        q,
+        &cronjobs,
+        vec![cronjobs.clone(), jobs.clone()],
         same,
     );
 

@@ -8,6 +8,7 @@ use crate::api::objects::{Objects, WriteOptions};
 use crate::api::patch::PatchType;
 use crate::api::registry::{ResourceInfo, Subresource};
 
+use super::cache::Cache;
 use super::ControllerError;
 
 pub fn uid(obj: &Value) -> &str {
@@ -30,6 +31,18 @@ pub fn controller_ref(obj: &Value) -> Option<Value> {
     owner_refs(obj)
         .into_iter()
         .find(|r| r.get("controller") == Some(&json!(true)))
+}
+
+/// The objects in `cache` (in `owner`'s namespace) whose controller is `owner` (by uid).
+pub fn controlled(cache: &Cache, owner: &Value) -> Vec<Value> {
+    let uid = uid(owner);
+    cache
+        .list(namespace(owner))
+        .into_iter()
+        .filter(|o| {
+            controller_ref(o).is_some_and(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
+        })
+        .collect()
 }
 
 /// A controller reference to `owner` (blocking its foreground deletion).

@@ -32,7 +32,8 @@ pub fn is_ready(pod: &Value) -> bool {
     ready_condition(pod).is_some_and(|c| c.get("status") == Some(&json!("True")))
 }
 
-fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+/// An RFC 3339 timestamp field.
+pub(super) fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(v?.as_str()?)
         .ok()
         .map(|t| t.with_timezone(&Utc))

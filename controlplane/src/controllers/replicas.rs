@@ -117,13 +117,26 @@ pub(super) async fn delete_pods(
     key: &str,
     victims: &[Value],
 ) -> Result<(), ControllerError> {
-    for pod in victims {
+    delete_each(objects, (pods, None), expectations, key, victims).await
+}
+
+/// Deletes `victims` of kind `info` by uid, with the propagation policy `propagation`
+/// (`None`: the kind's default), each recorded in `expectations` under `key`.
+pub(super) async fn delete_each(
+    objects: &Objects,
+    (info, propagation): (&ResourceInfo, Option<&str>),
+    expectations: &Expectations,
+    key: &str,
+    victims: &[Value],
+) -> Result<(), ControllerError> {
+    for obj in victims {
         let opts = DeleteOptions {
-            precondition_uid: Some(owners::uid(pod).to_string()),
+            precondition_uid: Some(owners::uid(obj).to_string()),
+            propagation_policy: propagation.map(str::to_string),
             ..Default::default()
         };
         match objects
-            .delete(pods, owners::namespace(pod), meta::name(pod), &opts)
+            .delete(info, owners::namespace(obj), meta::name(obj), &opts)
             .await
         {
             Ok(Deleted::Gone(v) | Deleted::Pending(v)) => {

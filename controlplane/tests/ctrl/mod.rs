@@ -25,12 +25,21 @@ pub async fn start() -> (Cluster, Controllers) {
 }
 
 /// Poll `cond` until it returns `Some` (panics with `what` after [`WAIT`]).
-pub async fn eventually<T, F, Fut>(what: &str, mut cond: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, cond: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WAIT;
+    eventually_within(what, WAIT, cond).await
+}
+
+/// Poll `cond` until it returns `Some` (panics with `what` after `wait`).
+pub async fn eventually_within<T, F, Fut>(what: &str, wait: Duration, mut cond: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + wait;
     loop {
         if let Some(v) = cond().await {
             return v;

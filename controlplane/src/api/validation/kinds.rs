@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::names;
 use crate::api::error::FieldError;
 use crate::api::selector::{labels, string_map, LabelSelector};
+use crate::controllers::cronjob::schedule::{time_zone, Schedule};
 
 fn s<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
     v.pointer(ptr)
@@ -228,10 +229,54 @@ pub fn job(obj: &Value) -> Vec<FieldError> {
     errs
 }
 
+/// Longest CronJob name: its Jobs add `-` and the scheduled time in minutes (11 chars).
+const CRON_JOB_NAME_MAX: usize = 52;
+
 pub fn cron_job(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    if s(obj, "/spec/schedule").is_none() {
-        errs.push(FieldError::required("spec.schedule"));
+    let name = s(obj, "/metadata/name").unwrap_or("");
+    if name.len() > CRON_JOB_NAME_MAX {
+        errs.push(FieldError::invalid(
+            "metadata.name",
+            name,
+            format!("must be no more than {CRON_JOB_NAME_MAX} characters"),
+        ));
+    }
+    match s(obj, "/spec/schedule") {
+        None => errs.push(FieldError::required("spec.schedule")),
+        Some(sched) => {
+            if let Err(e) = sched.parse::<Schedule>() {
+                errs.push(FieldError::invalid("spec.schedule", sched, e.to_string()));
+            }
+        }
+    }
+    if let Some(tz) = obj.pointer("/spec/timeZone").and_then(Value::as_str) {
+        if let Err(e) = time_zone(tz) {
+            errs.push(FieldError::invalid("spec.timeZone", tz, e.to_string()));
+        }
+    }
+    let policies = ["Allow", "Forbid", "Replace"];
+    if let Some(p) = s(obj, "/spec/concurrencyPolicy").filter(|p| !policies.contains(p)) {
+        errs.push(FieldError::not_supported(
+            "spec.concurrencyPolicy",
+            p,
+            &policies,
+        ));
+    }
+    for f in [
+        "startingDeadlineSeconds",
+        "successfulJobsHistoryLimit",
+        "failedJobsHistoryLimit",
+    ] {
+        let v = obj.pointer(&format!("/spec/{f}")).and_then(Value::as_i64);
+        if let Some(v) = v.filter(|v| *v < 0) {
+            let detail = "must be greater than or equal to 0";
+            errs.push(FieldError::invalid(
+                format!("spec.{f}"),
+                &v.to_string(),
+                detail,
+            ));
+        }
     }
     match obj.pointer("/spec/jobTemplate/spec/template/spec") {
         Some(spec) => errs.extend(pod_spec(

@@ -121,4 +121,51 @@ mod tests {
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["metadata.name", "spec.containers[0].image"]);
     }
+
+    #[test]
+    fn cron_job_schedules_and_time_zones() {
+        let cj = by_kind("batch/v1", "CronJob").unwrap();
+        let obj = |spec: Value| {
+            let mut spec = spec;
+            spec["jobTemplate"] = json!({"spec": {"template": {"spec": {
+                "restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}});
+            json!({"metadata": {"name": "cj"}, "spec": spec})
+        };
+        let fields = |spec: Value| -> Vec<String> {
+            validate(cj, &obj(spec))
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
+        };
+        assert!(fields(json!({"schedule": "*/5 * * * *"})).is_empty());
+        assert!(fields(json!({"schedule": "@hourly", "timeZone": "Etc/UTC"})).is_empty());
+        let errs = validate(cj, &obj(json!({"schedule": "61 * * * *"})));
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "spec.schedule");
+        assert!(
+            errs[0].message.contains("above maximum"),
+            "{}",
+            errs[0].message
+        );
+        assert_eq!(fields(json!({"schedule": "* * *"})), ["spec.schedule"]);
+        assert_eq!(fields(json!({})), ["spec.schedule"]);
+        assert_eq!(
+            fields(json!({"schedule": "@daily", "timeZone": "Europe/Paris"})),
+            ["spec.timeZone"]
+        );
+        assert_eq!(
+            fields(
+                json!({"schedule": "@daily", "concurrencyPolicy": "Sometimes",
+                          "startingDeadlineSeconds": -1})
+            ),
+            ["spec.concurrencyPolicy", "spec.startingDeadlineSeconds"]
+        );
+        let mut long = obj(json!({"schedule": "@daily"}));
+        long["metadata"]["name"] = json!("a".repeat(53));
+        let errs = validate(cj, &long);
+        assert_eq!(
+            errs.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(),
+            ["metadata.name"]
+        );
+    }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::cache::Cache;
+pub(super) use super::claim::written_rev;
 use super::owners;
 use super::runtime::{Action, Controller, Expectations};
 use super::ControllerError;
@@ -36,10 +37,6 @@ fn replicas(obj: &Value) -> i64 {
     obj.pointer("/spec/replicas")
         .and_then(Value::as_i64)
         .unwrap_or(1)
-}
-
-fn written_rev(obj: &Value) -> u64 {
-    meta::resource_version(obj).ok().flatten().unwrap_or(0)
 }
 
 /// Has the ReplicaSet controller seen the latest spec of `rs`?
