@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use tokio::sync::mpsc;
 
 /// One change seen by a watch. A closed channel ends the watch: the loop relists.
@@ -113,5 +113,20 @@ pub trait SchedulerApi: Send + Sync + 'static {
     fn emit_event(
         &self,
         event: SchedulingEvent,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
+
+    /// PersistentVolumeClaim `name` in `ns` (`None`: it does not exist).
+    fn claim(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<PersistentVolumeClaim>, ApiError>> + Send;
+
+    /// Pin claim `name` in `ns` to `node` (see [`super::volumes`]).
+    fn select_node(
+        &self,
+        ns: &str,
+        name: &str,
+        node: &str,
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
 }

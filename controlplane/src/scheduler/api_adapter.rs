@@ -1,7 +1,9 @@
 //! [`SchedulerApi`] for the in-process API client: the scheduler talks to the store through
 //! the same request logic (defaulting, validation, subresources) as HTTP clients.
 
-use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{
+    Event, EventSource, Node, ObjectReference, PersistentVolumeClaim, Pod,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::chrono::Utc;
 use serde::de::DeserializeOwned;
@@ -130,6 +132,22 @@ impl SchedulerApi for ApiClient {
             .await
             .map(drop)
             .map_err(|e| convert(&format!("pod {ns}/{name}"), e))
+    }
+
+    async fn claim(&self, ns: &str, name: &str) -> Result<Option<PersistentVolumeClaim>, ApiError> {
+        match self.get::<PersistentVolumeClaim>(Some(ns), name).await {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if e.code == 404 => Ok(None),
+            Err(e) => Err(convert(&format!("persistentvolumeclaim {ns}/{name}"), e)),
+        }
+    }
+
+    async fn select_node(&self, ns: &str, name: &str, node: &str) -> Result<(), ApiError> {
+        let patch = json!({"metadata": {"annotations": {super::volumes::SELECTED_NODE: node}}});
+        self.patch::<PersistentVolumeClaim>(Some(ns), name, PatchType::Merge, &patch, false)
+            .await
+            .map(drop)
+            .map_err(|e| convert(&format!("persistentvolumeclaim {ns}/{name}"), e))
     }
 
     async fn emit_event(&self, ev: SchedulingEvent) -> Result<(), ApiError> {

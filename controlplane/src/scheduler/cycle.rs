@@ -13,6 +13,7 @@ use super::events::EventSink;
 use super::pod_info::{pod_key, pod_uid, PodInfo};
 use super::queue::Popped;
 use super::stats::Stats;
+use super::volumes;
 use super::Scheduler;
 
 /// A finished bind, reported back to the loop.
@@ -39,9 +40,17 @@ impl Scheduler {
         let started = Instant::now();
         Stats::inc(&self.stats.attempts);
         let pod = popped.pod;
-        let decision = match PodInfo::new(&pod) {
-            Ok(info) => self.algo.schedule(&self.cache, &info),
-            Err(e) => Err(FitError::invalid(self.cache.num_nodes(), e.to_string())),
+        let volumes = volumes::resolve(&*io.api, &pod).await;
+        let decision = match (PodInfo::new(&pod), &volumes) {
+            (Ok(mut info), Ok(placement)) => {
+                // A pinned claim's node is the only one the pod may use.
+                if let Some(node) = &placement.node {
+                    info.node_name = Some(node.clone());
+                }
+                self.algo.schedule(&self.cache, &info)
+            }
+            (Err(e), _) => Err(FitError::invalid(self.cache.num_nodes(), e.to_string())),
+            (_, Err(why)) => Err(FitError::invalid(self.cache.num_nodes(), why.clone())),
         };
         let placed = decision.and_then(|p| {
             let node = self
@@ -57,7 +66,8 @@ impl Scheduler {
         match placed {
             Ok(node) => {
                 self.queue.remove(pod_uid(&pod));
-                io.spawn_bind(pod, node, started).await;
+                let unpinned = volumes.map(|v| v.unpinned).unwrap_or_default();
+                io.spawn_bind(pod, node, unpinned, started).await;
             }
             Err(fit) => {
                 Stats::inc(&self.stats.unschedulable);
@@ -94,11 +104,24 @@ impl Scheduler {
 }
 
 impl<A: SchedulerApi> Io<A> {
-    async fn spawn_bind(&self, pod: Arc<Pod>, node: Arc<str>, started: Instant) {
+    /// Pins `unpinned` claims to `node`, then binds the pod there.
+    async fn spawn_bind(
+        &self,
+        pod: Arc<Pod>,
+        node: Arc<str>,
+        unpinned: Vec<String>,
+        started: Instant,
+    ) {
         let permit = self.permits.clone().acquire_owned().await;
         let (api, done) = (self.api.clone(), self.done.clone());
         let events = self.emit_scheduled.then(|| self.events.clone());
         tokio::spawn(async move {
+            let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+            for claim in &unpinned {
+                if let Err(e) = api.select_node(ns, claim, &node).await {
+                    log::warn!("scheduler: pinning claim {ns}/{claim} to {node}: {e}");
+                }
+            }
             let result = api.bind(&pod, &node).await;
             let latency = started.elapsed();
             drop(permit);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod, PodCondition, PodStatus};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, PodCondition, PodStatus};
 use tokio::sync::Notify;
 
 use super::api::{ApiError, Listed, SchedulerApi, SchedulingEvent, WatchEvent, WatchStream};
@@ -21,6 +21,8 @@ struct State {
     node_kind: Kind<Node>,
     pod_kind: Kind<Pod>,
     events: Vec<SchedulingEvent>,
+    /// By `namespace/name`.
+    claims: BTreeMap<String, PersistentVolumeClaim>,
     binds: u64,
     fail_binds: u32,
 }
@@ -51,6 +53,7 @@ impl InMemoryApi {
                 node_kind: Kind::default(),
                 pod_kind: Kind::default(),
                 events: Vec::new(),
+                claims: BTreeMap::new(),
                 binds: 0,
                 fail_binds: 0,
             }),
@@ -116,6 +119,21 @@ impl InMemoryApi {
             Some(_) => WatchEvent::Modified(pod),
         };
         s.pod_kind.publish(rev, ev);
+    }
+
+    /// Adds or replaces a PersistentVolumeClaim (no watch: the scheduler reads claims).
+    pub fn put_claim(&self, claim: PersistentVolumeClaim) {
+        let ns = claim.metadata.namespace.as_deref().unwrap_or("default");
+        let key = format!("{ns}/{}", claim.metadata.name.as_deref().unwrap_or(""));
+        self.lock().claims.insert(key, claim);
+    }
+
+    /// A claim as stored now.
+    pub fn claim_now(&self, namespace: &str, name: &str) -> Option<PersistentVolumeClaim> {
+        self.lock()
+            .claims
+            .get(&format!("{namespace}/{name}"))
+            .cloned()
     }
 
     pub fn delete_pod(&self, namespace: &str, name: &str) {
@@ -291,6 +309,25 @@ impl SchedulerApi for InMemoryApi {
     async fn emit_event(&self, event: SchedulingEvent) -> Result<(), ApiError> {
         self.lock().events.push(event);
         self.changed.notify_waiters();
+        Ok(())
+    }
+
+    async fn claim(&self, ns: &str, name: &str) -> Result<Option<PersistentVolumeClaim>, ApiError> {
+        Ok(self.lock().claims.get(&format!("{ns}/{name}")).cloned())
+    }
+
+    async fn select_node(&self, ns: &str, name: &str, node: &str) -> Result<(), ApiError> {
+        let mut st = self.lock();
+        let key = format!("{ns}/{name}");
+        let claim = st
+            .claims
+            .get_mut(&key)
+            .ok_or_else(|| ApiError::NotFound(key.clone()))?;
+        claim
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(super::volumes::SELECTED_NODE.into(), node.into());
         Ok(())
     }
 }

@@ -45,6 +45,7 @@ pub mod scores;
 pub mod selector;
 pub mod stats;
 pub mod taints;
+pub mod volumes;
 
 #[cfg(test)]
 mod tests;

@@ -288,3 +288,62 @@ async fn ignores_other_schedulers_and_fills_nodes_exactly() {
     assert!(r.node_of("other").is_none());
     r.stop().await;
 }
+
+/// `pod(...)` with a persistentVolumeClaim volume.
+fn with_claim(mut p: Pod, claim: &str) -> Pod {
+    let v: k8s_openapi::api::core::v1::Volume = serde_json::from_value(serde_json::json!(
+        {"name": "data", "persistentVolumeClaim": {"claimName": claim}}
+    ))
+    .unwrap();
+    p.spec.as_mut().unwrap().volumes = Some(vec![v]);
+    p
+}
+
+#[tokio::test]
+async fn a_claim_keeps_its_pods_on_the_node_that_first_used_it() {
+    use super::super::volumes::SELECTED_NODE;
+    let api = Arc::new(InMemoryApi::new());
+    for i in 0..3 {
+        api.put_node(node(&format!("n{i}"), "4", "8Gi", 110));
+    }
+    let r = Running::start(api.clone());
+    // No claim yet: unschedulable, with the reason.
+    api.put_pod(with_claim(pod("first", "100m", "128Mi"), "data"));
+    let ok = api
+        .wait_for(WAIT, |a| {
+            a.pod("default", "first")
+                .and_then(|p| unschedulable_message(&p))
+                .is_some_and(|m| m.contains("persistentvolumeclaim \"data\" not found"))
+        })
+        .await;
+    assert!(
+        ok,
+        "{:?}",
+        api.pod("default", "first").and_then(|p| p.status)
+    );
+    let mut claim = k8s_openapi::api::core::v1::PersistentVolumeClaim::default();
+    claim.metadata.name = Some("data".into());
+    claim.metadata.namespace = Some("default".into());
+    api.put_claim(claim);
+    // A node change retries it; the node it lands on pins the claim.
+    api.put_node(node("n3", "1", "1Gi", 110));
+    r.wait_bound(&["first"]).await;
+    let node = r.node_of("first").unwrap();
+    let pinned = api
+        .claim_now("default", "data")
+        .unwrap()
+        .metadata
+        .annotations;
+    assert_eq!(pinned.unwrap()[SELECTED_NODE], node);
+    // Every later pod of the claim follows, even where spreading would put it elsewhere.
+    let names: Vec<String> = (0..4).map(|i| format!("next-{i}")).collect();
+    for n in &names {
+        api.put_pod(with_claim(owned_by(pod(n, "100m", "128Mi"), "rs"), "data"));
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    r.wait_bound(&refs).await;
+    for n in &names {
+        assert_eq!(r.node_of(n).unwrap(), node, "{n}");
+    }
+    r.stop().await;
+}
