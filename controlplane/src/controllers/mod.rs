@@ -9,6 +9,7 @@
 //! and every key is requeued periodically). Start everything with [`spawn_all`].
 
 pub mod cache;
+pub mod claim;
 pub mod deployment;
 pub mod gc;
 pub mod job;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::cache::Cache;
-use super::owners::{self, controller_ref, controller_ref_to};
+use super::claim::claim_pods;
+use super::owners::{self, controller_ref_to};
 use super::pods::{deletion_order, is_active};
 use super::replica_status;
 use super::runtime::{Action, Controller, Expectations};
@@ -42,61 +43,24 @@ pub fn selector(kind: &str, obj: &Value) -> Option<LabelSelector> {
     (!s.is_empty()).then_some(s)
 }
 
-/// A pod from the template of `owner`.
+/// A pod from the template of `owner` (named `<owner>-<random>`).
 pub(super) fn pod_from_template(owner: &Value, oref: Value) -> Value {
-    let t = owner
-        .pointer("/spec/template")
-        .cloned()
-        .unwrap_or(json!({}));
-    let mut m = json!({
-        "generateName": format!("{}-", meta::name(owner)),
-        "ownerReferences": [oref],
-    });
+    let t = owner.pointer("/spec/template").unwrap_or(&Value::Null);
+    let mut pod = pod_of(t, oref);
+    pod["metadata"]["generateName"] = json!(format!("{}-", meta::name(owner)));
+    pod
+}
+
+/// A pod from `template` (its labels, annotations and spec) controlled by `oref`, unnamed.
+pub(super) fn pod_of(template: &Value, oref: Value) -> Value {
+    let mut m = json!({ "ownerReferences": [oref] });
     for f in ["labels", "annotations"] {
-        if let Some(v) = t.pointer(&format!("/metadata/{f}")) {
+        if let Some(v) = template.pointer(&format!("/metadata/{f}")) {
             m[f] = v.clone();
         }
     }
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": m,
-           "spec": t.get("spec").cloned().unwrap_or(json!({}))})
-}
-
-fn written_rev(obj: &Value) -> u64 {
-    meta::resource_version(obj).ok().flatten().unwrap_or(0)
-}
-
-impl Replicas {
-    /// The owned pods after adopting orphans and releasing non-matching ones.
-    async fn claim(&self, owner: &Value, key: &str) -> Result<Vec<Value>, ControllerError> {
-        let info = self.owners.info;
-        let uid = owners::uid(owner);
-        let sel = selector(info.kind, owner);
-        let pods_info = self.pods.info;
-        let mut owned = Vec::new();
-        for pod in self.pods.list(owners::namespace(owner)) {
-            let matches = sel.as_ref().is_some_and(|s| s.matches(&pod));
-            match controller_ref(&pod) {
-                Some(r) if r.get("uid").and_then(Value::as_str) == Some(uid) => {
-                    if matches {
-                        owned.push(pod);
-                    } else if !meta::is_deleting(&pod) {
-                        let w = owners::release(&self.objects, pods_info, &pod, uid).await?;
-                        self.expectations.expect(key, written_rev(&w));
-                    }
-                }
-                Some(_) => {}
-                None if matches && !meta::is_deleting(&pod) && !meta::is_deleting(owner) => {
-                    let mut refs = owners::owner_refs(&pod);
-                    refs.push(controller_ref_to(info, owner));
-                    let w = owners::set_owner_refs(&self.objects, pods_info, &pod, refs).await?;
-                    self.expectations.expect(key, written_rev(&w));
-                    owned.push(w);
-                }
-                None => {}
-            }
-        }
-        Ok(owned)
-    }
+           "spec": template.get("spec").cloned().unwrap_or(json!({}))})
 }
 
 /// Creates `n` copies of `pod` in namespace `ns` (in slow-start batches: 1, 2, 4, ...),
@@ -120,7 +84,7 @@ pub(super) async fn create_pods(
         let mut first_err = None;
         for r in results {
             match r {
-                Ok(w) => expectations.expect(key, written_rev(&w.object)),
+                Ok(w) => expectations.expect_written(key, &w.object),
                 Err(e) => first_err = first_err.or(Some(e)),
             }
         }
@@ -152,7 +116,7 @@ pub(super) async fn delete_pods(
             .await
         {
             Ok(Deleted::Gone(v) | Deleted::Pending(v)) => {
-                expectations.expect(key, written_rev(&v));
+                expectations.expect_written(key, &v);
             }
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e.into()),
@@ -173,7 +137,15 @@ impl Controller for Replicas {
         if !self.expectations.satisfied(key, &self.pods) {
             return Ok(Action::RequeueAfter(EXPECTATION_WAIT));
         }
-        let owned = self.claim(&owner, key).await?;
+        let sel = selector(self.owners.info.kind, &owner);
+        let owned = claim_pods(
+            &self.objects,
+            (self.owners.info, &owner),
+            &self.pods,
+            |p| sel.as_ref().is_some_and(|s| s.matches(p)),
+            (&self.expectations, key),
+        )
+        .await?;
         let mut active: Vec<Value> = owned.iter().filter(|p| is_active(p)).cloned().collect();
         if !meta::is_deleting(&owner) {
             let want = owner
