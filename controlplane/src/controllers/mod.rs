@@ -1,7 +1,7 @@
 //! The workload controllers (kube-controller-manager's share of Skiff): ReplicationController
-//! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), Job ([`job`]), the garbage
-//! collector ([`gc`])
-//! and namespace deletion ([`namespace`]).
+//! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), StatefulSet
+//! ([`statefulset`]), Job ([`job`]), the garbage collector ([`gc`]) and namespace deletion
+//! ([`namespace`]). Controllers of pods share adoption and release ([`claim`]).
 //!
 //! The runtime is small: one watched cache per kind ([`cache`]), a de-duplicating work queue
 //! per controller ([`queue`]), and idempotent `reconcile(key)` functions ([`runtime`]) that
@@ -20,6 +20,7 @@ pub mod queue;
 pub mod replica_status;
 pub mod replicas;
 pub mod runtime;
+pub mod statefulset;
 
 use std::sync::Arc;
 
@@ -136,12 +137,14 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     let objects = client.objects().clone();
     // The kinds the controllers below read in full; the garbage collector needs only
     // metadata of the others.
-    const FULL: [(&str, &str); 6] = [
+    const FULL: [(&str, &str); 8] = [
         ("v1", "Pod"),
         ("batch/v1", "Job"),
         ("v1", "ReplicationController"),
         ("apps/v1", "ReplicaSet"),
         ("apps/v1", "Deployment"),
+        ("apps/v1", "StatefulSet"),
+        ("apps/v1", "ControllerRevision"),
         ("v1", "Namespace"),
     ];
     let caches: Vec<Arc<Cache>> = registry::RESOURCES
@@ -194,6 +197,31 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         q,
         &deploys,
         vec![deploys.clone(), rss.clone()],
+        same,
+    );
+
+    let (sets, revisions) = (
+        cache("apps/v1", "StatefulSet"),
+        cache("apps/v1", "ControllerRevision"),
+    );
+    let q = WorkQueue::new();
+    watch_primary(&sets, &q);
+    watch_owned(&pods, &sets, &q, true);
+    watch_owned(&revisions, &sets, &q, false);
+    let c = statefulset::StatefulSets {
+        objects: objects.clone(),
+        sets: sets.clone(),
+        pods: pods.clone(),
+        revisions: revisions.clone(),
+        claims: cache("v1", "PersistentVolumeClaim"),
+        expectations: Default::default(),
+    };
+    start(
+        &mut tasks,
+        c,
+        q,
+        &sets,
+        vec![sets.clone(), pods.clone(), revisions.clone()],
         same,
     );
 
