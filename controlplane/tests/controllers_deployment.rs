@@ -107,11 +107,7 @@ async fn rolling_update_history_undo_and_scale() {
     );
 
     let history = c.ok(&["rollout", "history", "deployment/web"]).await;
-    let revisions: Vec<&str> = history
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|w| w.parse::<u32>().is_ok())
-        .collect();
+    let revisions = ctrl::revisions(&history);
     assert_eq!(revisions, ["1", "2"], "{history}");
 
     armed.store(false, Ordering::Relaxed);

@@ -255,6 +255,15 @@ pub static RESOURCES: &[ResourceInfo] = &[
         [Status, Scale],
         ["all"]
     ),
+    res!(
+        apps::v1::ControllerRevision,
+        "controllerrevisions",
+        "controllerrevision",
+        [],
+        true,
+        [],
+        []
+    ),
     res!(batch::v1::Job, "jobs", "job", [], true, [Status], ["all"]),
     res!(
         batch::v1::CronJob,

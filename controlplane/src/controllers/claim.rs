@@ -1,6 +1,7 @@
-//! Adoption and release (Kubernetes' `ClaimPods`): a controller with a label selector owns
-//! the pods carrying its controller reference that still match, adopts matching orphans
-//! and releases owned pods that stopped matching.
+//! Claiming pods (Kubernetes' `ClaimPods`): a controller's pods are those carrying its
+//! controller reference that still match it; matching orphans are adopted and owned pods
+//! that stopped matching are released. Every write is recorded in the controller's
+//! expectations.
 
 use serde_json::Value;
 
@@ -11,41 +12,36 @@ use super::ControllerError;
 use crate::api::meta;
 use crate::api::objects::Objects;
 use crate::api::registry::ResourceInfo;
-use crate::api::selector::LabelSelector;
 
-/// The revision an object was written at (0 if unknown).
-pub(super) fn written_rev(obj: &Value) -> u64 {
-    meta::resource_version(obj).ok().flatten().unwrap_or(0)
-}
-
-/// The pods `owner` (of kind `info`, selecting with `sel`) owns after adopting orphans and
-/// releasing non-matching ones; every write is recorded in `expectations` under `key`.
-pub(super) async fn claim_pods(
+/// The pods of `owner` (of kind `info`) after adopting the orphans `matches` accepts and
+/// releasing owned pods it rejects; writes are expected under `key`. A deleting owner
+/// adopts nothing.
+pub async fn claim_pods(
     objects: &Objects,
     (info, owner): (&ResourceInfo, &Value),
-    sel: Option<&LabelSelector>,
     pods: &Cache,
+    matches: impl Fn(&Value) -> bool,
     (expectations, key): (&Expectations, &str),
 ) -> Result<Vec<Value>, ControllerError> {
     let uid = owners::uid(owner);
     let mut owned = Vec::new();
     for pod in pods.list(owners::namespace(owner)) {
-        let matches = sel.is_some_and(|s| s.matches(&pod));
+        let fits = matches(&pod);
         match controller_ref(&pod) {
             Some(r) if r.get("uid").and_then(Value::as_str) == Some(uid) => {
-                if matches {
+                if fits {
                     owned.push(pod);
                 } else if !meta::is_deleting(&pod) {
                     let w = owners::release(objects, pods.info, &pod, uid).await?;
-                    expectations.expect(key, written_rev(&w));
+                    expectations.expect_written(key, &w);
                 }
             }
             Some(_) => {}
-            None if matches && !meta::is_deleting(&pod) && !meta::is_deleting(owner) => {
+            None if fits && !meta::is_deleting(&pod) && !meta::is_deleting(owner) => {
                 let mut refs = owners::owner_refs(&pod);
                 refs.push(controller_ref_to(info, owner));
                 let w = owners::set_owner_refs(objects, pods.info, &pod, refs).await?;
-                expectations.expect(key, written_rev(&w));
+                expectations.expect_written(key, &w);
                 owned.push(w);
             }
             None => {}

@@ -1,8 +1,9 @@
 //! The workload controllers (kube-controller-manager's share of Skiff): ReplicationController
 //! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), DaemonSet ([`daemonset`]),
-//! Job ([`job`]), CronJob ([`cronjob`]: Jobs on a schedule), node-local volume claims
-//! ([`volume_claims`]), the garbage collector ([`gc`]) and namespace deletion
-//! ([`namespace`]).
+//! StatefulSet ([`statefulset`]), Job ([`job`]), CronJob ([`cronjob`]: Jobs on a schedule),
+//! node-local volume claims ([`volume_claims`]), the garbage collector ([`gc`]) and
+//! namespace deletion ([`namespace`]). Controllers of pods share adoption and release
+//! ([`claim`]).
 //!
 //! The runtime is small: one watched cache per kind ([`cache`]), a de-duplicating work queue
 //! per controller ([`queue`]), and idempotent `reconcile(key)` functions ([`runtime`]) that
@@ -23,6 +24,7 @@ pub mod queue;
 pub mod replica_status;
 pub mod replicas;
 pub mod runtime;
+pub mod statefulset;
 pub mod volume_claims;
 
 use std::sync::Arc;
@@ -140,7 +142,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     let objects = client.objects().clone();
     // The kinds the controllers below read in full; the garbage collector needs only
     // metadata of the others.
-    const FULL: [(&str, &str); 10] = [
+    const FULL: [(&str, &str); 12] = [
         ("v1", "Pod"),
         ("batch/v1", "Job"),
         ("batch/v1", "CronJob"),
@@ -150,6 +152,8 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         ("apps/v1", "DaemonSet"),
         ("v1", "Node"),
         ("v1", "PersistentVolumeClaim"),
+        ("apps/v1", "StatefulSet"),
+        ("apps/v1", "ControllerRevision"),
         ("v1", "Namespace"),
     ];
     let caches: Vec<Arc<Cache>> = registry::RESOURCES
@@ -229,6 +233,31 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         q,
         &sets,
         vec![sets.clone(), nodes.clone(), pods.clone()],
+        same,
+    );
+
+    let (stateful, revisions) = (
+        cache("apps/v1", "StatefulSet"),
+        cache("apps/v1", "ControllerRevision"),
+    );
+    let q = WorkQueue::new();
+    watch_primary(&stateful, &q);
+    watch_owned(&pods, &stateful, &q, true);
+    watch_owned(&revisions, &stateful, &q, false);
+    let c = statefulset::StatefulSets {
+        objects: objects.clone(),
+        sets: stateful.clone(),
+        pods: pods.clone(),
+        revisions: revisions.clone(),
+        claims: cache("v1", "PersistentVolumeClaim"),
+        expectations: Default::default(),
+    };
+    start(
+        &mut tasks,
+        c,
+        q,
+        &stateful,
+        vec![stateful.clone(), pods.clone(), revisions.clone()],
         same,
     );
 

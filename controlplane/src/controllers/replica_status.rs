@@ -68,7 +68,16 @@ pub async fn update(
     owner: &Value,
     active: &[Value],
 ) -> Result<Action, ControllerError> {
-    let (status, next) = compute(owner, active);
+    write(objects, info, owner, compute(owner, active)).await
+}
+
+/// Write `status` to `owner` if it changed; requeue after `next` seconds if given.
+pub async fn write(
+    objects: &Objects,
+    info: &ResourceInfo,
+    owner: &Value,
+    (status, next): (Value, Option<i64>),
+) -> Result<Action, ControllerError> {
     if differs(owner.get("status"), &status) {
         let patch = json!({"status": status});
         owners::merge_patch(objects, info, owner, &patch, Some(Subresource::Status)).await?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::cache::Cache;
-use super::claim::{claim_pods, written_rev};
+use super::claim::claim_pods;
 use super::owners::{self, controller_ref_to};
 use super::pods::{deletion_order, is_active};
 use super::replica_status;
@@ -43,23 +43,24 @@ pub fn selector(kind: &str, obj: &Value) -> Option<LabelSelector> {
     (!s.is_empty()).then_some(s)
 }
 
-/// A pod from the template of `owner`.
+/// A pod from the template of `owner` (named `<owner>-<random>`).
 pub(super) fn pod_from_template(owner: &Value, oref: Value) -> Value {
-    let t = owner
-        .pointer("/spec/template")
-        .cloned()
-        .unwrap_or(json!({}));
-    let mut m = json!({
-        "generateName": format!("{}-", meta::name(owner)),
-        "ownerReferences": [oref],
-    });
+    let t = owner.pointer("/spec/template").unwrap_or(&Value::Null);
+    let mut pod = pod_of(t, oref);
+    pod["metadata"]["generateName"] = json!(format!("{}-", meta::name(owner)));
+    pod
+}
+
+/// A pod from `template` (its labels, annotations and spec) controlled by `oref`, unnamed.
+pub(super) fn pod_of(template: &Value, oref: Value) -> Value {
+    let mut m = json!({ "ownerReferences": [oref] });
     for f in ["labels", "annotations"] {
-        if let Some(v) = t.pointer(&format!("/metadata/{f}")) {
+        if let Some(v) = template.pointer(&format!("/metadata/{f}")) {
             m[f] = v.clone();
         }
     }
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": m,
-           "spec": t.get("spec").cloned().unwrap_or(json!({}))})
+           "spec": template.get("spec").cloned().unwrap_or(json!({}))})
 }
 
 /// Creates `n` copies of `pod` in namespace `ns`; see [`create_all`].
@@ -96,7 +97,7 @@ pub(super) async fn create_all(
         let mut first_err = None;
         for r in results {
             match r {
-                Ok(w) => expectations.expect(key, written_rev(&w.object)),
+                Ok(w) => expectations.expect_written(key, &w.object),
                 Err(e) => first_err = first_err.or(Some(e)),
             }
         }
@@ -140,7 +141,7 @@ pub(super) async fn delete_each(
             .await
         {
             Ok(Deleted::Gone(v) | Deleted::Pending(v)) => {
-                expectations.expect(key, written_rev(&v));
+                expectations.expect_written(key, &v);
             }
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e.into()),
@@ -161,13 +162,12 @@ impl Controller for Replicas {
         if !self.expectations.satisfied(key, &self.pods) {
             return Ok(Action::RequeueAfter(EXPECTATION_WAIT));
         }
-        let info = self.owners.info;
-        let sel = selector(info.kind, &owner);
+        let sel = selector(self.owners.info.kind, &owner);
         let owned = claim_pods(
             &self.objects,
-            (info, &owner),
-            sel.as_ref(),
+            (self.owners.info, &owner),
             &self.pods,
+            |p| sel.as_ref().is_some_and(|s| s.matches(p)),
             (&self.expectations, key),
         )
         .await?;

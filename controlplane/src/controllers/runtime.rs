@@ -40,6 +40,12 @@ impl Expectations {
         *e = (*e).max(revision);
     }
 
+    /// Expect the write that returned `obj` (its resourceVersion).
+    pub fn expect_written(&self, key: &str, obj: &serde_json::Value) {
+        let rev = crate::api::meta::resource_version(obj).ok().flatten();
+        self.expect(key, rev.unwrap_or(0));
+    }
+
     /// `true` once `cache` has caught up with every write for `key`.
     pub fn satisfied(&self, key: &str, cache: &Cache) -> bool {
         let mut m = self.0.lock().unwrap();

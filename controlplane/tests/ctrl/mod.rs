@@ -93,6 +93,15 @@ pub async fn ready_all(api: &ApiClient, ns: &str, labels: &str) -> usize {
     pods.len()
 }
 
+/// The revision numbers `kubectl rollout history` lists.
+pub fn revisions(history: &str) -> Vec<&str> {
+    history
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.parse::<u32>().is_ok())
+        .collect()
+}
+
 fn chrono_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

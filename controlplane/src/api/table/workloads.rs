@@ -86,6 +86,30 @@ fn stateful_set(o: &Value) -> Vec<Value> {
     vec![json!(name(o)), json!(ready), json!(age(o)), c, im]
 }
 
+/// CONTROLLER as `statefulset.apps/web`, from the controller reference.
+fn controller_revision(o: &Value) -> Vec<Value> {
+    let refs = o
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array);
+    let ctrl = refs
+        .into_iter()
+        .flatten()
+        .find(|r| r.get("controller") == Some(&json!(true)));
+    let controller = ctrl.map_or(String::new(), |r| {
+        let kind = s(r, "/kind").to_lowercase();
+        match s(r, "/apiVersion").rsplit_once('/') {
+            Some((group, _)) => format!("{kind}.{group}/{}", s(r, "/name")),
+            None => format!("{kind}/{}", s(r, "/name")),
+        }
+    });
+    vec![
+        json!(name(o)),
+        or_none(&controller),
+        json!(i(o, "/revision")),
+        json!(age(o)),
+    ]
+}
+
 fn daemon_set(o: &Value) -> Vec<Value> {
     let node_sel = string_map(o.pointer("/spec/template/spec/nodeSelector"));
     let node_sel: Vec<String> = node_sel.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -249,6 +273,18 @@ pub(super) const PRINTERS: &[(&str, Printer)] = &[
                 WIDE[1],
             ],
             cells: stateful_set,
+        },
+    ),
+    (
+        "ControllerRevision",
+        Printer {
+            columns: &[
+                ("Name", "string", 0),
+                ("Controller", "string", 0),
+                ("Revision", "integer", 0),
+                ("Age", "string", 0),
+            ],
+            cells: controller_revision,
         },
     ),
     (

@@ -20,7 +20,6 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::cache::Cache;
-use super::claim::written_rev;
 use super::owners::{self, controller_ref_to};
 use super::replicas::{delete_each, EXPECTATION_WAIT};
 use super::runtime::{Action, Controller, Expectations};
@@ -103,7 +102,7 @@ impl CronJobs {
             .await
         {
             Ok(w) => {
-                self.job_writes.expect(key, written_rev(&w.object));
+                self.job_writes.expect_written(key, &w.object);
                 log::info!("cronjob {key}: created job {}", meta::name(&w.object));
                 Ok(Some(job_ref(&w.object)))
             }
@@ -159,7 +158,7 @@ impl Controller for CronJobs {
             let w =
                 owners::merge_patch(&self.objects, info, &cj, &patch, Some(Subresource::Status))
                     .await?;
-            self.status_writes.expect(key, written_rev(&w));
+            self.status_writes.expect_written(key, &w);
         }
         Ok(p.wait.map_or(Action::Done, Action::RequeueAfter))
     }

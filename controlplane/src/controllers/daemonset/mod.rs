@@ -58,8 +58,8 @@ impl Controller for DaemonSets {
         let pods = claim_pods(
             &self.objects,
             (info, &ds),
-            sel.as_ref(),
             &self.pods,
+            |p| sel.as_ref().is_some_and(|s| s.matches(p)),
             (&self.expectations, key),
         )
         .await?;

@@ -14,7 +14,6 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::cache::Cache;
-pub(super) use super::claim::written_rev;
 use super::owners;
 use super::runtime::{Action, Controller, Expectations};
 use super::ControllerError;
@@ -76,7 +75,7 @@ impl Deployments {
             "spec": {"replicas": n},
         });
         let written = owners::merge_patch(&self.objects, self.rss.info, rs, &patch, None).await?;
-        self.expectations.expect(key, written_rev(&written));
+        self.expectations.expect_written(key, &written);
         Ok(written)
     }
 
@@ -149,14 +148,14 @@ impl Deployments {
                         out.push(rs);
                     } else {
                         let w = owners::release(&self.objects, self.rss.info, &rs, uid).await?;
-                        self.expectations.expect(key, written_rev(&w));
+                        self.expectations.expect_written(key, &w);
                     }
                 }
                 None if matches => {
                     let mut refs = owners::owner_refs(&rs);
                     refs.push(owners::controller_ref_to(self.deploys.info, deploy));
                     let w = owners::set_owner_refs(&self.objects, self.rss.info, &rs, refs).await?;
-                    self.expectations.expect(key, written_rev(&w));
+                    self.expectations.expect_written(key, &w);
                     out.push(w);
                 }
                 _ => {}

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::rolling::{fenceposts, new_rs_replicas, scale_down_olds, Counts};
-use super::{hash, replicas, status, written_rev, Deployments};
+use super::{hash, replicas, status, Deployments};
 use crate::api::meta;
 use crate::api::objects::WriteOptions;
 use crate::controllers::owners::{self, controller_ref_to};
@@ -48,7 +48,7 @@ impl Deployments {
                 let patch = json!({"metadata": {"annotations": annotations}});
                 let written =
                     owners::merge_patch(&self.objects, self.rss.info, &rs, &patch, None).await?;
-                self.expectations.expect(key, written_rev(&written));
+                self.expectations.expect_written(key, &written);
                 written
             }
             None => self.create_new(key, deploy, annotations, initial).await?,
@@ -103,7 +103,7 @@ impl Deployments {
             .await
         {
             Ok(w) => {
-                self.expectations.expect(key, written_rev(&w.object));
+                self.expectations.expect_written(key, &w.object);
                 Ok(w.object)
             }
             Err(e) if e.code == 409 => {
