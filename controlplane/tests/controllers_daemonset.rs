@@ -1,7 +1,7 @@
 //! DaemonSet controller with the real kubectl: one pod per fitting node (pinned by node
 //! affinity, with the daemon tolerations), none on a node with an untolerated taint, a pod
 //! for a node that joins, eviction by a `NoExecute` taint, and a rolling update that never
-//! has more than `maxUnavailable` nodes without an available pod.
+//! has more than `maxUnavailable` nodes without an available pod, its history and undo.
 
 mod ctrl;
 mod kube;
@@ -172,6 +172,20 @@ async fn a_template_change_rolls_out_one_node_at_a_time() {
         .image
         .clone();
     assert_eq!(image.as_deref(), Some("busybox:2"));
+
+    // Each template is a ControllerRevision: history lists both, undo brings back the first.
+    let history = c.ok(&["rollout", "history", "daemonset/agent"]).await;
+    assert_eq!(ctrl::revisions(&history), ["1", "2"], "{history}");
+    c.ok(&["rollout", "undo", "daemonset/agent"]).await;
+    ctrl::eventually("every node back on the first template", || async {
+        let m = pods_by_node(&api).await;
+        ctrl::ready_all(&api, "default", "app=agent").await;
+        let back = m.len() == 3 && m.values().flatten().all(|p| hash(p) == old_hash);
+        back.then_some(())
+    })
+    .await;
+    let history = c.ok(&["rollout", "history", "daemonset/agent"]).await;
+    assert_eq!(ctrl::revisions(&history), ["2", "3"], "{history}");
 
     // Deleting the set deletes its pods (garbage collector).
     c.ok(&["delete", "daemonset", "agent"]).await;

@@ -16,6 +16,7 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod gc;
+pub mod history;
 pub mod job;
 pub mod namespace;
 pub mod owners;
@@ -210,9 +211,11 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     );
 
     let (sets, nodes) = (cache("apps/v1", "DaemonSet"), cache("v1", "Node"));
+    let revisions = cache("apps/v1", "ControllerRevision");
     let q = WorkQueue::new();
     watch_primary(&sets, &q);
     watch_owned(&pods, &sets, &q, true);
+    watch_owned(&revisions, &sets, &q, false);
     // Any node change may add or remove a daemon pod of any set.
     let (q2, s2) = (q.clone(), sets.clone());
     nodes.on_change(Arc::new(move |_, _| {
@@ -225,6 +228,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         sets: sets.clone(),
         nodes: nodes.clone(),
         pods: pods.clone(),
+        revisions: revisions.clone(),
         expectations: Default::default(),
     };
     start(
@@ -232,14 +236,11 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         c,
         q,
         &sets,
-        vec![sets.clone(), nodes.clone(), pods.clone()],
+        vec![sets.clone(), nodes.clone(), pods.clone(), revisions.clone()],
         same,
     );
 
-    let (stateful, revisions) = (
-        cache("apps/v1", "StatefulSet"),
-        cache("apps/v1", "ControllerRevision"),
-    );
+    let stateful = cache("apps/v1", "StatefulSet");
     let q = WorkQueue::new();
     watch_primary(&stateful, &q);
     watch_owned(&pods, &stateful, &q, true);

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::cache::Cache;
 use super::claim::claim_pods;
 use super::deployment::hash::template_hash;
+use super::history;
 use super::owners::{self, controller_ref_to};
 use super::replicas::{create_all, delete_pods, pod_from_template, selector, EXPECTATION_WAIT};
 use super::runtime::{Action, Controller, Expectations};
@@ -28,6 +29,8 @@ pub struct DaemonSets {
     pub sets: Arc<Cache>,
     pub nodes: Arc<Cache>,
     pub pods: Arc<Cache>,
+    /// ControllerRevisions (`kubectl rollout history/undo daemonset`).
+    pub revisions: Arc<Cache>,
     pub expectations: Expectations,
 }
 
@@ -80,6 +83,17 @@ impl Controller for DaemonSets {
             now: chrono::Utc::now(),
         });
         if !meta::is_deleting(&ds) {
+            let owned = history::sync(&self.objects, &self.revisions, (info, &ds)).await?;
+            let name = meta::name(&ds);
+            let used: Vec<String> = pods
+                .iter()
+                .filter_map(|p| p.pointer(&format!("/metadata/labels/{HASH_LABEL}")))
+                .filter_map(Value::as_str)
+                .chain([hash.as_str()])
+                .map(|h| format!("{name}-{h}"))
+                .collect();
+            let keep: Vec<&str> = used.iter().map(String::as_str).collect();
+            history::trim(&self.objects, (self.revisions.info, &ds), &owned, &keep).await?;
             delete_pods(
                 &self.objects,
                 self.pods.info,

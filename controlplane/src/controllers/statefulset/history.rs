@@ -1,23 +1,14 @@
-//! The ControllerRevisions of a StatefulSet (what `kubectl rollout history` lists): one per
-//! pod template, named `<set>-<hash>` (the Deployment controller's template hash) with
-//! increasing `revision` numbers, holding the template as Kubernetes does
-//! (`data.spec.template` with `$patch: replace`). Pods name the revision they were created
-//! from in `controller-revision-hash`; the current revision's template is read back from
-//! its ControllerRevision. Revisions that no pod uses are kept up to
-//! `revisionHistoryLimit` (the newest), the rest deleted.
+//! The revisions of a StatefulSet (see [`crate::controllers::history`]): pods name the
+//! revision they were created from in `controller-revision-hash`; the current revision's
+//! template is read back from its ControllerRevision.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::identity::revision;
 use super::StatefulSets;
 use crate::api::meta;
-use crate::api::objects::{DeleteOptions, WriteOptions};
-use crate::controllers::deployment::hash::template_hash;
-use crate::controllers::owners::{self, controller_ref, controller_ref_to};
+use crate::controllers::history::{self, template, template_of, update_name};
 use crate::controllers::ControllerError;
-
-/// The label holding a ControllerRevision's hash.
-pub const HASH: &str = "controller.kubernetes.io/hash";
 
 /// A set's revisions as one pass uses them.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,59 +19,6 @@ pub struct Revisions {
     pub current_template: Value,
 }
 
-fn template(set: &Value) -> Value {
-    set.pointer("/spec/template").cloned().unwrap_or(json!({}))
-}
-
-/// The name and hash of the revision of the set's current template.
-pub fn update_name(set: &Value) -> (String, String) {
-    let h = template_hash(&template(set));
-    (format!("{}-{h}", meta::name(set)), h)
-}
-
-/// The pod template a ControllerRevision holds.
-pub fn template_of(rev: &Value) -> Value {
-    let mut t = rev
-        .pointer("/data/spec/template")
-        .cloned()
-        .unwrap_or(json!({}));
-    if let Some(m) = t.as_object_mut() {
-        m.remove("$patch");
-    }
-    t
-}
-
-fn number(rev: &Value) -> i64 {
-    rev.get("revision").and_then(Value::as_i64).unwrap_or(0)
-}
-
-/// The ControllerRevision of `set`'s template, numbered `number`.
-fn new_revision(set: &Value, oref: Value, number: i64) -> Value {
-    let (name, hash) = update_name(set);
-    let mut t = template(set);
-    let mut labels = t.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
-    labels[HASH] = json!(hash);
-    t["$patch"] = json!("replace");
-    json!({
-        "apiVersion": "apps/v1", "kind": "ControllerRevision",
-        "metadata": {"name": name, "labels": labels, "ownerReferences": [oref]},
-        "data": {"spec": {"template": t}},
-        "revision": number,
-    })
-}
-
-/// The revisions beyond `limit` that are not in `keep`, oldest first.
-pub fn surplus<'a>(revs: &'a [Value], keep: &[&str], limit: i64) -> Vec<&'a Value> {
-    let mut idle: Vec<&Value> = revs
-        .iter()
-        .filter(|r| !keep.contains(&meta::name(r)))
-        .collect();
-    idle.sort_by_key(|r| number(r));
-    let n = idle.len().saturating_sub(limit.max(0) as usize);
-    idle.truncate(n);
-    idle
-}
-
 impl StatefulSets {
     /// Make sure the update revision exists (and is the newest), pick the current one, and
     /// trim the history.
@@ -89,48 +27,8 @@ impl StatefulSets {
         set: &Value,
         pods: &[Value],
     ) -> Result<Revisions, ControllerError> {
-        let (info, ns) = (self.revisions.info, owners::namespace(set));
-        let uid = owners::uid(set);
-        let owned: Vec<Value> = self
-            .revisions
-            .list(ns)
-            .into_iter()
-            .filter(|r| {
-                controller_ref(r).is_some_and(|c| c.get("uid").and_then(Value::as_str) == Some(uid))
-            })
-            .collect();
+        let owned = history::sync(&self.objects, &self.revisions, (self.sets.info, set)).await?;
         let (update, _) = update_name(set);
-        let newest = owned.iter().map(number).max().unwrap_or(0);
-        match owned.iter().find(|r| meta::name(r) == update) {
-            // Back to an older template: it becomes the newest revision again.
-            Some(r) if number(r) < newest => {
-                let patch = json!({ "revision": newest + 1 });
-                owners::merge_patch(&self.objects, info, r, &patch, None).await?;
-            }
-            Some(_) => {}
-            None => {
-                let rev = new_revision(set, controller_ref_to(self.sets.info, set), newest + 1);
-                match self
-                    .objects
-                    .create(info, ns, rev, WriteOptions::default())
-                    .await
-                {
-                    Ok(_) => {}
-                    // Not in the cache yet, or someone else's.
-                    Err(e) if e.code == 409 => {
-                        let cur = self.objects.get(info, ns, &update).await?;
-                        let ours = controller_ref(&cur)
-                            .is_some_and(|c| c.get("uid").and_then(Value::as_str) == Some(uid));
-                        if !ours {
-                            return Err(ControllerError::Invalid(format!(
-                                "ControllerRevision {update} belongs to another owner"
-                            )));
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
         let recorded = set
             .pointer("/status/currentRevision")
             .and_then(Value::as_str)
@@ -150,55 +48,8 @@ impl StatefulSets {
         };
         let mut keep: Vec<&str> = pods.iter().filter_map(revision).collect();
         keep.extend([revs.current.as_str(), revs.update.as_str()]);
-        let limit = set
-            .pointer("/spec/revisionHistoryLimit")
-            .and_then(Value::as_i64)
-            .unwrap_or(10);
-        for r in surplus(&owned, &keep, limit) {
-            let opts = DeleteOptions {
-                precondition_uid: Some(owners::uid(r).to_string()),
-                ..Default::default()
-            };
-            match self.objects.delete(info, ns, meta::name(r), &opts).await {
-                Err(e) if e.code != 404 => return Err(e.into()),
-                _ => {}
-            }
-        }
+        let to = (self.revisions.info, set);
+        history::trim(&self.objects, to, &owned, &keep).await?;
         Ok(revs)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_revision_holds_the_template_and_is_named_for_its_hash() {
-        let set = json!({"metadata": {"name": "web"}, "spec": {"template": {
-            "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}}}});
-        let rev = new_revision(&set, json!({"uid": "u"}), 3);
-        let (name, hash) = update_name(&set);
-        assert_eq!(name, format!("web-{hash}"));
-        assert_eq!(rev["metadata"]["name"], json!(name));
-        assert_eq!(rev["metadata"]["labels"], json!({"app": "web", HASH: hash}));
-        assert_eq!(rev["data"]["spec"]["template"]["$patch"], "replace");
-        assert_eq!(rev["revision"], 3);
-        assert_eq!(template_of(&rev), set["spec"]["template"]);
-        let mut other = set.clone();
-        other["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
-        assert_ne!(update_name(&other).0, name);
-    }
-
-    #[test]
-    fn history_keeps_used_revisions_and_the_newest() {
-        let r = |n: &str, number: i64| json!({"metadata": {"name": n}, "revision": number});
-        let revs = [r("a", 1), r("b", 2), r("c", 3), r("d", 4), r("e", 5)];
-        let gone: Vec<&str> = surplus(&revs, &["a", "e"], 1)
-            .into_iter()
-            .map(meta::name)
-            .collect();
-        assert_eq!(gone, ["b", "c"]);
-        assert!(surplus(&revs, &[], 10).is_empty());
     }
 }
