@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Drives a running demo cluster (`cargo xtask demo`) with the real kubectl only:
 # apply, get, describe, logs, scale, rollout (status/history/undo), a Job, a DaemonSet,
-# a PersistentVolumeClaim that outlives its pod, delete.
+# a PersistentVolumeClaim that outlives its pod, a StatefulSet (stable names in DNS, its
+# volume following a replaced pod), delete.
 # Usage: tests/e2e/kubectl-e2e.sh [kubeconfig]   (default: target/demo/kubeconfig)
 # Every wait is bounded; the script removes what it created, also on failure.
 set -euo pipefail
@@ -145,6 +146,48 @@ claim_pod reader "$node" "cat /data/file"
 wait_for 60 "the reader to finish" sh -c "[ \"\$(kubectl get pod reader -n '$NS' -o jsonpath='{.status.phase}')\" = Succeeded ]"
 [ "$(k logs -n "$NS" reader)" = "kept" ] || fail "the claim's data did not outlive its pod"
 k delete pod reader -n "$NS"
+
+step "a StatefulSet: ordered pods, stable DNS names, volumes that follow them"
+cat <<YAML | k apply -n "$NS" -f -
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  serviceName: web
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: c, image: skiff.local/busybox:latest, command: [sleep, "3600"], volumeMounts: [{name: www, mountPath: /data}]}
+  volumeClaimTemplates:
+  - metadata: {name: www}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+YAML
+k rollout status statefulset/web -n "$NS" --timeout=120s
+[ "$(k get pvc www-web-0 www-web-1 -n "$NS" -o jsonpath='{.items[*].status.phase}')" = "Bound Bound" ] \
+  || fail "the StatefulSet's claims are not bound"
+ip0=$(k get pod web-0 -n "$NS" -o jsonpath='{.status.podIP}')
+wait_for 30 "web-0.web to resolve" sh -c "kubectl exec -n '$NS' web-1 -- nslookup web-0.web | grep -q 'Address: $ip0'"
+k exec -n "$NS" web-0 -- sh -c 'echo kept > /data/mark'
+k delete pod web-0 -n "$NS"
+wait_for 90 "web-0 to come back" sh -c "[ \"\$(kubectl get pod web-0 -n '$NS' -o jsonpath='{.status.phase}')\" = Running ]"
+[ "$(k exec -n "$NS" web-0 -- cat /data/mark)" = "kept" ] || fail "web-0's volume did not follow it"
+k scale statefulset web -n "$NS" --replicas=1
+wait_for 60 "web-1 to go" sh -c "! kubectl get pod web-1 -n '$NS'"
+k delete statefulset web -n "$NS"
 
 step "delete with cascade"
 k delete deployment hello -n "$NS"
