@@ -180,7 +180,7 @@ k rollout status statefulset/web -n "$NS" --timeout=120s
 [ "$(k get pvc www-web-0 www-web-1 -n "$NS" -o jsonpath='{.items[*].status.phase}')" = "Bound Bound" ] \
   || fail "the StatefulSet's claims are not bound"
 ip0=$(k get pod web-0 -n "$NS" -o jsonpath='{.status.podIP}')
-wait_for 30 "web-0.web to resolve" sh -c "kubectl exec -n '$NS' web-1 -- nslookup web-0.web | grep -q 'Address: $ip0'"
+wait_for 30 "web-0.web to resolve" sh -c "kubectl exec -n '$NS' web-1 -- nslookup web-0.web.$NS.svc.cluster.local | grep -q 'Address: $ip0'"
 k exec -n "$NS" web-0 -- sh -c 'echo kept > /data/mark'
 k delete pod web-0 -n "$NS"
 wait_for 90 "web-0 to come back" sh -c "[ \"\$(kubectl get pod web-0 -n '$NS' -o jsonpath='{.status.phase}')\" = Running ]"
