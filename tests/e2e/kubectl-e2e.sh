@@ -2,7 +2,7 @@
 # Drives a running demo cluster (`cargo xtask demo`) with the real kubectl only:
 # apply, get, describe, logs, scale, rollout (status/history/undo), a Job, a DaemonSet,
 # a PersistentVolumeClaim that outlives its pod, a StatefulSet (stable names in DNS, its
-# volume following a replaced pod), delete.
+# volume following a replaced pod), a HorizontalPodAutoscaler, delete.
 # Usage: tests/e2e/kubectl-e2e.sh [kubeconfig]   (default: target/demo/kubeconfig)
 # Every wait is bounded; the script removes what it created, also on failure.
 set -euo pipefail
@@ -188,6 +188,39 @@ wait_for 90 "web-0 to come back" sh -c "[ \"\$(kubectl get pod web-0 -n '$NS' -o
 k scale statefulset web -n "$NS" --replicas=1
 wait_for 60 "web-1 to go" sh -c "! kubectl get pod web-1 -n '$NS'"
 k delete statefulset web -n "$NS"
+
+step "a HorizontalPodAutoscaler scales a busy Deployment"
+cat <<YAML | k apply -n "$NS" -f -
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: busy}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: busy}}
+  template:
+    metadata: {labels: {app: busy}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: skiff.local/busybox:latest
+        command: [sh, -c, "while :; do :; done"]
+        resources: {requests: {cpu: 20m}, limits: {cpu: 100m}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: busy}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: busy}
+  maxReplicas: 2
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+YAML
+wait_for 90 "the HPA to scale busy to 2" sh -c "[ \"\$(kubectl get deployment busy -n '$NS' -o jsonpath='{.spec.replicas}')\" = 2 ]"
+k get hpa busy -n "$NS"
+k delete deployment busy -n "$NS"
+k delete hpa busy -n "$NS"
 
 step "delete with cascade"
 k delete deployment hello -n "$NS"

@@ -12,7 +12,7 @@ pub mod decode;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
-mod http;
+pub(crate) mod http;
 pub mod meta;
 pub mod objects;
 pub mod openapi;

@@ -1,7 +1,8 @@
 //! The workload controllers (kube-controller-manager's share of Skiff): ReplicationController
 //! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), DaemonSet ([`daemonset`]),
 //! StatefulSet ([`statefulset`]), Job ([`job`]), CronJob ([`cronjob`]: Jobs on a schedule),
-//! node-local volume claims ([`volume_claims`]), the garbage collector ([`gc`]) and
+//! HorizontalPodAutoscaler ([`hpa`]), node-local volume claims ([`volume_claims`]), the
+//! garbage collector ([`gc`]) and
 //! namespace deletion ([`namespace`]). Controllers of pods share adoption and release
 //! ([`claim`]).
 //!
@@ -17,6 +18,7 @@ pub mod daemonset;
 pub mod deployment;
 pub mod gc;
 pub mod history;
+pub mod hpa;
 pub mod job;
 pub mod namespace;
 pub mod owners;
@@ -143,7 +145,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     let objects = client.objects().clone();
     // The kinds the controllers below read in full; the garbage collector needs only
     // metadata of the others.
-    const FULL: [(&str, &str); 12] = [
+    const FULL: [(&str, &str); 13] = [
         ("v1", "Pod"),
         ("batch/v1", "Job"),
         ("batch/v1", "CronJob"),
@@ -153,6 +155,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         ("apps/v1", "DaemonSet"),
         ("v1", "Node"),
         ("v1", "PersistentVolumeClaim"),
+        ("autoscaling/v2", "HorizontalPodAutoscaler"),
         ("apps/v1", "StatefulSet"),
         ("apps/v1", "ControllerRevision"),
         ("v1", "Namespace"),
@@ -299,6 +302,25 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         q,
         &cronjobs,
         vec![cronjobs.clone(), jobs.clone()],
+        same,
+    );
+
+    let hpas = cache("autoscaling/v2", "HorizontalPodAutoscaler");
+    let q = WorkQueue::new();
+    watch_primary(&hpas, &q);
+    let c = hpa::Autoscalers {
+        objects: objects.clone(),
+        hpas: hpas.clone(),
+        pods: pods.clone(),
+        nodes: nodes.clone(),
+        state: Default::default(),
+    };
+    start(
+        &mut tasks,
+        c,
+        q,
+        &hpas,
+        vec![hpas.clone(), pods.clone(), nodes.clone()],
         same,
     );
 

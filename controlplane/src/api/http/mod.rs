@@ -4,6 +4,7 @@
 mod access_review;
 mod pod_exec;
 mod pod_log;
+pub(crate) use pod_log::{kubelet_address, kubelet_client};
 mod request;
 mod resource;
 mod response;

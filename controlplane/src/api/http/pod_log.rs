@@ -28,7 +28,8 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest kubelet error body relayed.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-fn client() -> &'static Client<HttpConnector, Empty<Bytes>> {
+/// The shared HTTP client for kubelets (logs here, resource metrics for the autoscaler).
+pub(crate) fn kubelet_client() -> &'static Client<HttpConnector, Empty<Bytes>> {
     static CLIENT: OnceLock<Client<HttpConnector, Empty<Bytes>>> = OnceLock::new();
     CLIENT.get_or_init(|| {
         let mut c = HttpConnector::new();
@@ -187,7 +188,7 @@ pub async fn serve(
     let req = hyper::Request::get(&url)
         .body(Empty::new())
         .map_err(|e| ApiError::internal(format!("building the request to {url}: {e}")))?;
-    let resp = tokio::time::timeout(HEADER_TIMEOUT, client().request(req))
+    let resp = tokio::time::timeout(HEADER_TIMEOUT, kubelet_client().request(req))
         .await
         .map_err(|_| {
             ApiError::internal(format!(

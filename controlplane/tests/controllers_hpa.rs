@@ -1,0 +1,119 @@
+//! HorizontalPodAutoscaler with the real kubectl and a stand-in kubelet: the pods' CPU
+//! (read from the kubelet's `/metrics/resource`, as metrics-server does) against their
+//! request drives the Deployment's scale up to `maxReplicas`, and the status carries the
+//! utilization `kubectl get hpa` shows.
+
+mod ctrl;
+mod kube;
+
+use std::time::Instant;
+
+use axum::routing::get;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use skiff_controlplane::api::ApiClient;
+
+const BURN: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: burn}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: burn}}
+  template:
+    metadata: {labels: {app: burn}}
+    spec:
+      containers:
+      - {name: c, image: "busybox:1", resources: {requests: {cpu: 100m}}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: burn}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: burn}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+"#;
+
+/// A kubelet's resource metrics where every `app=burn` pod has used half a core since
+/// `start` (500 % of its 100m request).
+async fn metrics(api: ApiClient, start: Instant) -> String {
+    let secs = start.elapsed().as_secs_f64() * 0.5;
+    let mut out = String::from("# TYPE container_cpu_usage_seconds_total counter\n");
+    for p in ctrl::live_pods(&api, "default", "app=burn").await {
+        let name = p.metadata.name.unwrap_or_default();
+        out.push_str(&format!(
+            "container_cpu_usage_seconds_total{{container=\"c\",namespace=\"default\",pod=\"{name}\"}} {secs}\n"
+        ));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_above_the_target_scales_the_deployment_up_to_max_replicas() {
+    let (c, _ctrl) = ctrl::start().await;
+    let api = c.server.client();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (served, start) = (api.clone(), Instant::now());
+    let app = axum::Router::new().route(
+        "/metrics/resource",
+        get(move || metrics(served.clone(), start)),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let node = format!(
+        r#"{{"apiVersion": "v1", "kind": "Node", "metadata": {{"name": "n1"}},
+            "status": {{"addresses": [{{"type": "InternalIP", "address": "127.0.0.1"}}],
+                        "daemonEndpoints": {{"kubeletEndpoint": {{"Port": {port}}}}}}}}}"#
+    );
+    assert!(c.apply(&node, &[]).await.ok);
+    assert!(c.apply(BURN, &[]).await.ok);
+
+    // Play the kubelet: bind every pod to n1 and mark it ready, until the HPA scaled.
+    let api2 = api.clone();
+    ctrl::eventually_within(
+        "the Deployment scaled to 3 by the HPA",
+        std::time::Duration::from_secs(60),
+        || async {
+            for p in ctrl::live_pods(&api2, "default", "app=burn").await {
+                let name = p.metadata.name.clone().unwrap();
+                if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
+                    let _ = api2.bind("default", &name, "n1").await;
+                }
+                if !ctrl::is_ready(&p) {
+                    ctrl::mark_ready(&api2, "default", &name).await;
+                }
+            }
+            let d: Deployment = api2.get(Some("default"), "burn").await.ok()?;
+            let h: HorizontalPodAutoscaler = api2.get(Some("default"), "burn").await.ok()?;
+            let written = h.status?.desired_replicas == 3;
+            (d.spec?.replicas == Some(3) && written).then_some(())
+        },
+    )
+    .await;
+    let hpa: HorizontalPodAutoscaler = api.get(Some("default"), "burn").await.unwrap();
+    let s = hpa.status.unwrap();
+    assert_eq!(s.desired_replicas, 3);
+    assert!(s.last_scale_time.is_some());
+    let cpu = &s.current_metrics.unwrap()[0];
+    let used = cpu
+        .resource
+        .as_ref()
+        .unwrap()
+        .current
+        .average_utilization
+        .unwrap();
+    assert!((400..=600).contains(&used), "utilization {used}");
+    let limited = s
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "ScalingLimited")
+        .unwrap();
+    assert_eq!(limited.reason.as_deref(), Some("TooManyReplicas"));
+    let table = c.ok(&["get", "hpa", "burn"]).await;
+    assert!(table.contains("%/50%"), "{table}");
+}
