@@ -117,3 +117,41 @@ async fn cpu_above_the_target_scales_the_deployment_up_to_max_replicas() {
     let table = c.ok(&["get", "hpa", "burn"]).await;
     assert!(table.contains("%/50%"), "{table}");
 }
+
+/// `kubectl autoscale` posts autoscaling/v1: stored as v2 with a CPU Utilization metric,
+/// read back in either version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_autoscale_creates_a_cpu_autoscaler() {
+    let c = kube::start().await;
+    let deploy = BURN.split("---").next().unwrap();
+    assert!(c.apply(deploy, &[]).await.ok);
+    let out = c
+        .ok(&[
+            "autoscale",
+            "deployment",
+            "burn",
+            "--cpu-percent=60",
+            "--min=2",
+            "--max=5",
+        ])
+        .await;
+    assert!(out.contains("autoscaled"), "{out}");
+    let v2 = c.json(&["get", "hpa", "burn", "-o", "json"]).await;
+    assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(v2["spec"]["minReplicas"], 2);
+    assert_eq!(
+        v2.pointer("/spec/metrics/0/resource/target/averageUtilization"),
+        Some(&serde_json::json!(60))
+    );
+    let raw = c
+        .ok(&[
+            "get",
+            "--raw",
+            "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/burn",
+        ])
+        .await;
+    let v1: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 60);
+    assert_eq!(v1["spec"]["maxReplicas"], 5);
+    c.ok(&["delete", "hpa", "burn"]).await;
+}

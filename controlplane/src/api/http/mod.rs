@@ -2,6 +2,7 @@
 //! resource paths.
 
 mod access_review;
+mod autoscaling_v1;
 mod pod_exec;
 mod pod_log;
 pub(crate) use pod_log::{kubelet_address, kubelet_client};
@@ -104,6 +105,13 @@ async fn dispatch(
                 resp
             })
             .ok_or_else(not_found),
+        p if p.starts_with(autoscaling_v1::PREFIX) => {
+            let ct = headers
+                .get(axum::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/json");
+            autoscaling_v1::serve(&app.objects, &method, p, ct, body).await
+        }
         p if p.starts_with("/api") => serve_api(&app, &method, &uri, &headers, body).await,
         _ => Err(not_found()),
     };

@@ -1,6 +1,7 @@
 //! Protobuf field tables of the kinds typed Go clients (`kubectl create namespace|configmap|
 //! secret|service|deployment|job|cronjob|serviceaccount|quota|role|rolebinding|clusterrole|
-//! clusterrolebinding|poddisruptionbudget|priorityclass`, `create job --from=cronjob`) send as
+//! clusterrolebinding|poddisruptionbudget|priorityclass`, `create job --from=cronjob`,
+//! `autoscale`) send as
 //! `application/vnd.kubernetes.protobuf`. Field numbers follow the `protobuf:` struct tags of
 //! the Kubernetes API types. A field missing here makes the decoder refuse the body (415) so
 //! nothing is silently dropped; extend the tables to accept more.
@@ -472,6 +473,23 @@ static EVICTION: &[Field] = &[
     f(2, "deleteOptions", Msg(DELETE_OPTIONS)),
 ];
 
+static CROSS_VERSION_REF: &[Field] = &[
+    f(1, "kind", Str),
+    f(2, "name", Str),
+    f(3, "apiVersion", Str),
+];
+static HPA_V1_SPEC: &[Field] = &[
+    f(1, "scaleTargetRef", Msg(CROSS_VERSION_REF)),
+    p(2, "minReplicas", Int),
+    f(3, "maxReplicas", Int),
+    p(4, "targetCPUUtilizationPercentage", Int),
+];
+/// `kubectl autoscale` sends an autoscaling/v1 HorizontalPodAutoscaler.
+static HPA_V1: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    f(2, "spec", Msg(HPA_V1_SPEC)),
+];
+
 /// The table of a top-level kind. Status fields are not accepted (they are never written
 /// by a create through the main resource).
 pub fn kind(api_version: &str, kind: &str) -> Option<&'static [Field]> {
@@ -491,6 +509,7 @@ pub fn kind(api_version: &str, kind: &str) -> Option<&'static [Field]> {
         ("policy/v1", "PodDisruptionBudget") => PDB,
         ("policy/v1", "Eviction") => EVICTION,
         ("scheduling.k8s.io/v1", "PriorityClass") => PRIORITY_CLASS,
+        ("autoscaling/v1", "HorizontalPodAutoscaler") => HPA_V1,
         _ => return None,
     })
 }
