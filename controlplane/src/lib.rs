@@ -19,6 +19,7 @@ pub mod network;
 pub mod node;
 pub mod nodelifecycle;
 pub mod pod_status;
+pub mod resource_metrics;
 pub mod scheduler;
 pub mod server;
 pub mod state_machine;

@@ -1,7 +1,7 @@
 //! HorizontalPodAutoscaler with the real kubectl and a stand-in kubelet: the pods' CPU
 //! (read from the kubelet's `/metrics/resource`, as metrics-server does) against their
 //! request drives the Deployment's scale up to `maxReplicas`, and the status carries the
-//! utilization `kubectl get hpa` shows.
+//! utilization `kubectl get hpa` shows; `kubectl top` reads the same kubelet metrics.
 
 mod ctrl;
 mod kube;
@@ -42,7 +42,11 @@ spec:
 /// `start` (500 % of its 100m request).
 async fn metrics(api: ApiClient, start: Instant) -> String {
     let secs = start.elapsed().as_secs_f64() * 0.5;
-    let mut out = String::from("# TYPE container_cpu_usage_seconds_total counter\n");
+    let mut out = format!(
+        "node_cpu_usage_seconds_total {}\nnode_memory_working_set_bytes 1073741824\n\
+         # TYPE container_cpu_usage_seconds_total counter\n",
+        secs * 4.0
+    );
     for p in ctrl::live_pods(&api, "default", "app=burn").await {
         let name = p.metadata.name.unwrap_or_default();
         out.push_str(&format!(
@@ -116,6 +120,25 @@ async fn cpu_above_the_target_scales_the_deployment_up_to_max_replicas() {
     assert_eq!(limited.reason.as_deref(), Some("TooManyReplicas"));
     let table = c.ok(&["get", "hpa", "burn"]).await;
     assert!(table.contains("%/50%"), "{table}");
+
+    // The same reads serve the metrics API: kubectl top.
+    let top = c
+        .ok(&["top", "pod", "-l", "app=burn", "--no-headers"])
+        .await;
+    let lines: Vec<&str> = top.lines().collect();
+    assert_eq!(lines.len(), 3, "{top}");
+    for l in lines {
+        let cpu: u32 = l
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('m')
+            .parse()
+            .unwrap();
+        assert!((400..=600).contains(&cpu), "{l}");
+    }
+    let top = c.ok(&["top", "node", "--no-headers"]).await;
+    assert!(top.starts_with("n1 ") && top.contains("1024Mi"), "{top}");
 }
 
 /// `kubectl autoscale` posts autoscaling/v1: stored as v2 with a CPU Utilization metric,

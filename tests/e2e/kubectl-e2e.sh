@@ -2,7 +2,7 @@
 # Drives a running demo cluster (`cargo xtask demo`) with the real kubectl only:
 # apply, get, describe, logs, scale, rollout (status/history/undo), a Job, a DaemonSet,
 # a PersistentVolumeClaim that outlives its pod, a StatefulSet (stable names in DNS, its
-# volume following a replaced pod), a HorizontalPodAutoscaler, delete.
+# volume following a replaced pod), a HorizontalPodAutoscaler and kubectl top, delete.
 # Usage: tests/e2e/kubectl-e2e.sh [kubeconfig]   (default: target/demo/kubeconfig)
 # Every wait is bounded; the script removes what it created, also on failure.
 set -euo pipefail
@@ -219,6 +219,8 @@ spec:
 YAML
 wait_for 90 "the HPA to scale busy to 2" sh -c "[ \"\$(kubectl get deployment busy -n '$NS' -o jsonpath='{.spec.replicas}')\" = 2 ]"
 k get hpa busy -n "$NS"
+k top pod -n "$NS" -l app=busy | grep -q '^busy-' || fail "kubectl top pod shows no busy pod"
+k top node | grep -q ' Ready\|%' || fail "kubectl top node"
 k delete deployment busy -n "$NS"
 k delete hpa busy -n "$NS"
 

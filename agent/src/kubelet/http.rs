@@ -14,6 +14,7 @@
 
 pub mod exec;
 pub mod metrics;
+pub mod node_usage;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -69,10 +70,11 @@ pub async fn serve(listener: TcpListener, s: KubeletHttp) -> std::io::Result<()>
 
 async fn metrics_handler(State(s): State<KubeletHttp>) -> Response {
     let stats = s.stats.clone();
-    let usage = tokio::task::spawn_blocking(move || stats.container_usage())
-        .await
-        .unwrap_or_default();
-    let mut resp = s.metrics.render(&usage).into_response();
+    let (node, usage) =
+        tokio::task::spawn_blocking(move || (node_usage::read(), stats.container_usage()))
+            .await
+            .unwrap_or_default();
+    let mut resp = s.metrics.render(node, &usage).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

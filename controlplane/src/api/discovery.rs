@@ -32,9 +32,13 @@ pub fn api_versions(server_address: &str) -> Value {
     })
 }
 
+/// The metrics API (`kubectl top`), served beside the registry's kinds.
+const METRICS: (&str, &str) = ("metrics.k8s.io", "v1beta1");
+
 fn group(name: &str) -> Option<Value> {
     let versions: Vec<Value> = registry::group_versions()
         .into_iter()
+        .chain([METRICS])
         .filter(|(g, _)| *g == name)
         .map(|(g, v)| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
         .collect();
@@ -45,7 +49,7 @@ fn group(name: &str) -> Option<Value> {
 /// `/apis`.
 pub fn api_group_list() -> Value {
     let mut names: Vec<&str> = Vec::new();
-    for (g, _) in registry::group_versions() {
+    for (g, _) in registry::group_versions().into_iter().chain([METRICS]) {
         if !g.is_empty() && !names.contains(&g) {
             names.push(g);
         }
@@ -86,6 +90,15 @@ fn sub_entry(r: &ResourceInfo, sub: Subresource) -> Value {
 
 /// `/api/v1` or `/apis/<g>/<v>`.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    if (group, version) == METRICS {
+        let r = |name: &str, kind: &str, namespaced: bool| {
+            json!({"name": name, "singularName": "", "namespaced": namespaced, "kind": kind,
+                   "verbs": ["get", "list"]})
+        };
+        return Some(json!({"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": format!("{group}/{version}"),
+            "resources": [r("nodes", "NodeMetrics", false), r("pods", "PodMetrics", true)]}));
+    }
     let mut resources = Vec::new();
     for r in registry::RESOURCES
         .iter()

@@ -5,6 +5,8 @@
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
+use super::node_usage::NodeUsage;
+
 /// One container's usage, as the pod manager reads it from its cgroup.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerUsage {
@@ -115,9 +117,12 @@ impl Registry {
         h
     }
 
-    /// The whole exposition: container usage, then the histograms.
-    pub fn render(&self, usage: &[ContainerUsage]) -> String {
+    /// The whole exposition: node and container usage, then the histograms.
+    pub fn render(&self, node: Option<NodeUsage>, usage: &[ContainerUsage]) -> String {
         let mut out = String::new();
+        if let Some(n) = node {
+            render_node(n, &mut out);
+        }
         render_usage(usage, &mut out);
         for h in self
             .histograms
@@ -139,6 +144,20 @@ fn escape_label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// The node's line of the resource metrics.
+fn render_node(n: NodeUsage, out: &mut String) {
+    let _ = write!(
+        out,
+        "# HELP node_cpu_usage_seconds_total Cumulative cpu time consumed by the node in core-seconds\n\
+         # TYPE node_cpu_usage_seconds_total counter\n\
+         node_cpu_usage_seconds_total {}\n\
+         # HELP node_memory_working_set_bytes Current working set of the node in bytes\n\
+         # TYPE node_memory_working_set_bytes gauge\n\
+         node_memory_working_set_bytes {}\n",
+        n.cpu_seconds, n.memory_working_set_bytes
+    );
 }
 
 /// The kubelet's resource metrics (the names metrics-server reads).
@@ -189,7 +208,7 @@ mod tests {
             h.observe(v);
         }
         assert!(Arc::ptr_eq(&h, &r.histogram("skiff_x_seconds", "", &[])));
-        let text = r.render(&[]);
+        let text = r.render(None, &[]);
         let want = "# HELP skiff_x_seconds Time to x.\n\
                     # TYPE skiff_x_seconds histogram\n\
                     skiff_x_seconds_bucket{le=\"0.01\"} 1\n\

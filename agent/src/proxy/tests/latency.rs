@@ -142,7 +142,7 @@ fn metrics_are_registered_under_their_names() {
     let m = ProxyMetrics::register(&r);
     m.programming.observe(0.02);
     m.sync.observe(0.0003);
-    let text = r.render(&[]);
+    let text = r.render(None, &[]);
     assert!(
         text.contains(&format!("# TYPE {PROGRAMMING_METRIC} histogram\n")),
         "{text}"

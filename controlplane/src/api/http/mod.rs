@@ -3,12 +3,15 @@
 
 mod access_review;
 mod autoscaling_v1;
+mod metrics_api;
 mod pod_exec;
 mod pod_log;
 pub(crate) use pod_log::{kubelet_address, kubelet_client};
 mod request;
 mod resource;
 mod response;
+
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -28,6 +31,8 @@ const MAX_BODY: usize = 3 << 20;
 #[derive(Clone)]
 struct App {
     objects: Objects,
+    /// The metrics API's reads of the kubelets.
+    metrics: Arc<metrics_api::Sampler>,
     /// `host:port` clients reach this server at.
     address: String,
 }
@@ -40,7 +45,11 @@ pub(super) fn router(objects: Objects, address: String) -> Router {
         )
         .fallback(dispatch)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(App { objects, address })
+        .with_state(App {
+            metrics: metrics_api::Sampler::new(objects.clone()),
+            objects,
+            address,
+        })
 }
 
 /// `pods/exec`: relayed to the kubelet (see [`pod_exec`]).
@@ -105,6 +114,13 @@ async fn dispatch(
                 resp
             })
             .ok_or_else(not_found),
+        p if p == metrics_api::PREFIX || p.starts_with(&format!("{}/", metrics_api::PREFIX)) => {
+            if method != Method::GET {
+                return ApiError::method_not_allowed("the metrics API is read-only")
+                    .into_response();
+            }
+            metrics_api::serve(&app.metrics, p, &request::Query::parse(uri.query())).await
+        }
         p if p.starts_with(autoscaling_v1::PREFIX) => {
             let ct = headers
                 .get(axum::http::header::CONTENT_TYPE)

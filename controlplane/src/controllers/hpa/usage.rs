@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::body::Bytes;
+use crate::resource_metrics;
 
 /// One pod's usage as read at one instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -20,64 +19,20 @@ pub struct Sample {
 /// `(namespace, pod)`.
 pub type PodKey = (String, String);
 
-/// The value of `key="..."` in a Prometheus label set (no escapes in names we read).
-fn label<'a>(labels: &'a str, key: &str) -> Option<&'a str> {
-    labels.split(',').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k.trim() == key).then(|| v.trim().trim_matches('"'))
-    })
-}
-
-/// Per-pod sums of the two resource series in a `/metrics/resource` body.
-pub fn parse(text: &str) -> HashMap<PodKey, Sample> {
+/// Per-pod sums of a kubelet's container series.
+pub fn per_pod(s: &resource_metrics::Scrape) -> HashMap<PodKey, Sample> {
     let mut out: HashMap<PodKey, Sample> = HashMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, rest)) = line.split_once('{') else {
-            continue;
-        };
-        let Some((labels, value)) = rest.rsplit_once('}') else {
-            continue;
-        };
-        let Some(v) = value
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<f64>().ok())
-        else {
-            continue;
-        };
-        let (Some(ns), Some(pod)) = (label(labels, "namespace"), label(labels, "pod")) else {
-            continue;
-        };
-        let s = out.entry((ns.to_string(), pod.to_string())).or_default();
-        match series {
-            "container_cpu_usage_seconds_total" => s.cpu_seconds += v,
-            "container_memory_working_set_bytes" => s.memory_bytes += v,
-            _ => {}
-        }
+    for ((ns, pod, _), u) in &s.containers {
+        let p = out.entry((ns.clone(), pod.clone())).or_default();
+        p.cpu_seconds += u.cpu_seconds;
+        p.memory_bytes += u.memory_bytes;
     }
     out
 }
 
-/// Reads one kubelet's resource metrics.
+/// Reads one kubelet's resource metrics, per pod.
 pub async fn scrape(addr: &str) -> Result<HashMap<PodKey, Sample>, String> {
-    const TIMEOUT: Duration = Duration::from_secs(5);
-    const MAX_BODY: usize = 16 << 20;
-    let url = format!("http://{addr}/metrics/resource");
-    let req = hyper::Request::get(&url)
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let resp = tokio::time::timeout(TIMEOUT, crate::api::http::kubelet_client().request(req))
-        .await
-        .map_err(|_| format!("Get {url}: no answer within {TIMEOUT:?}"))?
-        .map_err(|e| format!("Get {url}: {e}"))?;
-    if !resp.status().is_success() {
-        return Err(format!("Get {url}: {}", resp.status()));
-    }
-    let body = tokio::time::timeout(TIMEOUT, Limited::new(resp.into_body(), MAX_BODY).collect())
-        .await
-        .map_err(|_| format!("Get {url}: body not read within {TIMEOUT:?}"))?
-        .map_err(|e| format!("Get {url}: {e}"))?;
-    Ok(parse(&String::from_utf8_lossy(&body.to_bytes())))
+    Ok(per_pod(&resource_metrics::scrape(addr).await?))
 }
 
 /// CPU rates from successive samples of each pod (by uid, so a replaced pod starts over).
@@ -121,18 +76,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_the_kubelets_resource_metrics_per_pod() {
-        let text = "# HELP x\n# TYPE container_cpu_usage_seconds_total counter\n\
-            container_cpu_usage_seconds_total{container=\"a\",namespace=\"ns\",pod=\"p\"} 1.5\n\
+    fn containers_add_up_per_pod() {
+        let text =
+            "container_cpu_usage_seconds_total{container=\"a\",namespace=\"ns\",pod=\"p\"} 1.5\n\
             container_cpu_usage_seconds_total{container=\"b\",namespace=\"ns\",pod=\"p\"} 0.5\n\
-            container_memory_working_set_bytes{container=\"a\",namespace=\"ns\",pod=\"p\"} 1024\n\
-            container_cpu_usage_seconds_total{container=\"a\",namespace=\"ns\",pod=\"q\"} 7 1700000000\n\
-            garbage line\n";
-        let m = parse(text);
+            container_memory_working_set_bytes{container=\"a\",namespace=\"ns\",pod=\"p\"} 1024\n";
+        let m = per_pod(&resource_metrics::parse(text));
         let p = m[&("ns".to_string(), "p".to_string())];
         assert_eq!((p.cpu_seconds, p.memory_bytes), (2.0, 1024.0));
-        assert_eq!(m[&("ns".to_string(), "q".to_string())].cpu_seconds, 7.0);
-        assert_eq!(m.len(), 2);
     }
 
     #[test]
