@@ -67,12 +67,20 @@ pub fn time_zone(tz: &str) -> Result<(), TimeZoneError> {
 struct Bounds {
     min: u32,
     max: u32,
+    /// Where `*` and `N/step` end: `max`, but 6 for day-of-week, whose 7 (Sunday again)
+    /// may only be named.
+    open_max: u32,
     names: &'static [&'static str],
 }
 
 impl Bounds {
     const fn new(min: u32, max: u32, names: &'static [&'static str]) -> Self {
-        Self { min, max, names }
+        Self {
+            min,
+            max,
+            open_max: max,
+            names,
+        }
     }
 }
 
@@ -88,7 +96,12 @@ const MONTH: Bounds = Bounds::new(
     ],
 );
 /// 7 is Sunday as well as 0.
-const DOW: Bounds = Bounds::new(0, 7, &["sun", "mon", "tue", "wed", "thu", "fri", "sat"]);
+const DOW: Bounds = Bounds {
+    min: 0,
+    max: 7,
+    open_max: 6,
+    names: &["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
+};
 
 /// A parsed schedule: one bit per allowed value of each field (plus [`STAR`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +181,7 @@ fn range(expr: &str, b: &Bounds) -> Result<u64, ScheduleError> {
     }
     let ends: Vec<&str> = span.split('-').collect();
     let (start, mut end, mut star) = match ends[..] {
-        ["*" | "?"] => (b.min, b.max, true),
+        ["*" | "?"] => (b.min, b.open_max, true),
         [v] => {
             let v = value(v, b)?;
             (v, v, false)
@@ -187,7 +200,7 @@ fn range(expr: &str, b: &Bounds) -> Result<u64, ScheduleError> {
             }
             // `N/step` means `N-max/step`.
             if ends.len() == 1 && !star {
-                end = b.max;
+                end = b.open_max;
             }
             star &= n == 1;
             n
@@ -350,6 +363,17 @@ mod tests {
                 "2026-01-01T10:20",
                 "2026-01-01T10:35",
                 "2026-01-01T10:50",
+            ],
+        );
+        // Day-of-week steps end at Saturday: 7 (Sunday) is never stepped onto.
+        check(
+            "0 0 * * 1/2",
+            "2026-01-01T00:00:00Z",
+            &[
+                "2026-01-02T00:00",
+                "2026-01-05T00:00",
+                "2026-01-07T00:00",
+                "2026-01-09T00:00",
             ],
         );
         check(
