@@ -223,6 +223,26 @@ async fn kubectl_workflow() {
         "{out:?}"
     );
     assert!(!c.kubectl(&["get", "pod", "bad", n[0], n[1]]).await.ok);
+    // A quantity that does not parse and a rollout limit that is not a percent.
+    let bad = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad, namespace: team-a}\n\
+               spec:\n  selector: {matchLabels: {a: b}}\n\
+               \x20 strategy: {rollingUpdate: {maxSurge: \"2\"}}\n\
+               \x20 template:\n    metadata: {labels: {a: b}}\n    spec:\n\
+               \x20     containers: [{name: c, image: i, resources: {limits: {memory: 512MB}}}]\n";
+    let out = c.apply(bad, &[]).await;
+    assert!(!out.ok && out.stderr.contains("is invalid"), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "spec.template.spec.containers[0].resources.limits[memory]: Invalid value: \"512MB\""
+        ),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("spec.strategy.rollingUpdate.maxSurge: Invalid value: \"2\""),
+        "{out:?}"
+    );
+    assert!(!c.kubectl(&["get", "deploy", "bad", n[0], n[1]]).await.ok);
 
     // Unknown fields: rejected with --validate=strict, a warning with --validate=warn.
     let unknown = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm, namespace: team-a}\n\

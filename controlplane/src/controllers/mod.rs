@@ -233,6 +233,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         pods: pods.clone(),
         revisions: revisions.clone(),
         expectations: Default::default(),
+        failed_backoff: Default::default(),
     };
     start(
         &mut tasks,

@@ -54,6 +54,7 @@ fn containers(errs: &mut Vec<FieldError>, spec: &Value, field: &str, list: &str,
         if s(c, "/image").is_none() {
             errs.push(FieldError::required(format!("{f}.image")));
         }
+        super::resources::container(errs, c, &f);
         for (j, p) in arr(c, "/ports").iter().enumerate() {
             port_range(
                 errs,
@@ -216,6 +217,20 @@ pub fn selector_workload(obj: &Value) -> Vec<FieldError> {
         .map(LabelSelector::from_object);
     template_selector(&mut errs, obj, sel);
     template_spec(&mut errs, obj, &["Always"]);
+    errs
+}
+
+pub fn deployment(obj: &Value) -> Vec<FieldError> {
+    let mut errs = selector_workload(obj);
+    let ru = "/spec/strategy/rollingUpdate";
+    super::rollout::rolling_update(&mut errs, obj, ru, "spec.strategy.rollingUpdate");
+    errs
+}
+
+pub fn daemon_set(obj: &Value) -> Vec<FieldError> {
+    let mut errs = selector_workload(obj);
+    let ru = "/spec/updateStrategy/rollingUpdate";
+    super::rollout::rolling_update(&mut errs, obj, ru, "spec.updateStrategy.rollingUpdate");
     errs
 }
 

@@ -5,6 +5,8 @@
 
 mod kinds;
 pub mod names;
+mod resources;
+mod rollout;
 pub mod update;
 
 use serde_json::Value;
@@ -21,9 +23,9 @@ pub const KIND_VALIDATORS: &[(&str, Validator)] = &[
     ("Service", kinds::service),
     ("ReplicationController", kinds::replication_controller),
     ("ReplicaSet", kinds::selector_workload),
-    ("Deployment", kinds::selector_workload),
+    ("Deployment", kinds::deployment),
     ("StatefulSet", kinds::selector_workload),
-    ("DaemonSet", kinds::selector_workload),
+    ("DaemonSet", kinds::daemon_set),
     ("Job", kinds::job),
     ("CronJob", kinds::cron_job),
     ("ConfigMap", kinds::config_map),

@@ -1,13 +1,17 @@
 //! The DaemonSet controller: one pod of the set on every node it fits ([`placement`]),
 //! pinned there by a required node affinity so the scheduler binds it; pods on nodes it no
 //! longer fits are deleted, failed ones replaced, and a template change rolls out node by
-//! node ([`plan`]). Status carries the counts `kubectl rollout status daemonset` reads.
+//! node ([`plan`]), failed ones after a per-node [`backoff`]. Status carries the counts
+//! `kubectl rollout status daemonset` reads; it is written even when a pod could not be
+//! created or deleted.
 
+pub mod backoff;
 pub mod placement;
 pub mod plan;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
@@ -32,6 +36,7 @@ pub struct DaemonSets {
     /// ControllerRevisions (`kubectl rollout history/undo daemonset`).
     pub revisions: Arc<Cache>,
     pub expectations: Expectations,
+    pub failed_backoff: backoff::FailedPodBackoff,
 }
 
 impl DaemonSets {
@@ -44,6 +49,47 @@ impl DaemonSets {
     }
 }
 
+impl DaemonSets {
+    /// Revisions, then the plan's deletions and creations.
+    async fn sync_pods(
+        &self,
+        key: &str,
+        ds: &Value,
+        pods: &[Value],
+        hash: &str,
+        pod: &Value,
+        p: &plan::Plan,
+    ) -> Result<(), ControllerError> {
+        let info = self.sets.info;
+        let owned = history::sync(&self.objects, &self.revisions, (info, ds)).await?;
+        let name = meta::name(ds);
+        let used: Vec<String> = pods
+            .iter()
+            .filter_map(|p| p.pointer(&format!("/metadata/labels/{HASH_LABEL}")))
+            .filter_map(Value::as_str)
+            .chain([hash])
+            .map(|h| format!("{name}-{h}"))
+            .collect();
+        let keep: Vec<&str> = used.iter().map(String::as_str).collect();
+        history::trim(&self.objects, (self.revisions.info, ds), &owned, &keep).await?;
+        delete_pods(
+            &self.objects,
+            self.pods.info,
+            &self.expectations,
+            key,
+            &p.delete,
+        )
+        .await?;
+        let pinned = p.create_on.iter().map(|node| {
+            let mut pinned = pod.clone();
+            placement::pin_to_node(&mut pinned, node);
+            pinned
+        });
+        let to = (self.pods.info, owners::namespace(ds));
+        create_all(&self.objects, to, &self.expectations, key, pinned.collect()).await
+    }
+}
+
 impl Controller for DaemonSets {
     fn name(&self) -> &'static str {
         "daemonsets"
@@ -51,12 +97,19 @@ impl Controller for DaemonSets {
 
     async fn reconcile(&self, key: &str) -> Result<Action, ControllerError> {
         let Some(ds) = self.sets.get(key) else {
+            self.failed_backoff.forget(key);
             return Ok(Action::Done);
         };
         if !self.expectations.satisfied(key, &self.pods) {
             return Ok(Action::RequeueAfter(EXPECTATION_WAIT));
         }
         let info = self.sets.info;
+        let template = ds.pointer("/spec/template").cloned().unwrap_or(json!({}));
+        let hash = template_hash(&template);
+        let pod = self.template_pod(&ds, &hash);
+        // A template that does not parse decides nothing: no pod is deleted over it.
+        let pod_info = placement::pod_info(&pod)
+            .map_err(|e| ControllerError::Invalid(format!("spec.template: {e}")))?;
         let sel = selector(info.kind, &ds);
         let pods = claim_pods(
             &self.objects,
@@ -66,50 +119,38 @@ impl Controller for DaemonSets {
             (&self.expectations, key),
         )
         .await?;
-        let template = ds.pointer("/spec/template").cloned().unwrap_or(json!({}));
-        let hash = template_hash(&template);
-        let pod = self.template_pod(&ds, &hash);
         let nodes: BTreeMap<String, placement::Fit> = self
             .nodes
             .list(None)
             .iter()
-            .map(|n| (meta::name(n).to_string(), placement::fit(&pod, n)))
+            .map(|n| (meta::name(n).to_string(), placement::fit(&pod_info, n)))
             .collect();
-        let p = plan::plan(&Input {
+        let mut p = plan::plan(&Input {
             ds: &ds,
             nodes: &nodes,
             pods: &pods,
             hash: &hash,
             now: chrono::Utc::now(),
         });
-        if !meta::is_deleting(&ds) {
-            let owned = history::sync(&self.objects, &self.revisions, (info, &ds)).await?;
-            let name = meta::name(&ds);
-            let used: Vec<String> = pods
-                .iter()
-                .filter_map(|p| p.pointer(&format!("/metadata/labels/{HASH_LABEL}")))
-                .filter_map(Value::as_str)
-                .chain([hash.as_str()])
-                .map(|h| format!("{name}-{h}"))
-                .collect();
-            let keep: Vec<&str> = used.iter().map(String::as_str).collect();
-            history::trim(&self.objects, (self.revisions.info, &ds), &owned, &keep).await?;
-            delete_pods(
-                &self.objects,
-                self.pods.info,
-                &self.expectations,
-                key,
-                &p.delete,
-            )
-            .await?;
-            let pinned = p.create_on.iter().map(|node| {
-                let mut pinned = pod.clone();
-                placement::pin_to_node(&mut pinned, node);
-                pinned
-            });
-            let to = (self.pods.info, owners::namespace(&ds));
-            create_all(&self.objects, to, &self.expectations, key, pinned.collect()).await?;
+        let mut requeue = p.requeue;
+        let now = Instant::now();
+        for (node, failed) in std::mem::take(&mut p.failed) {
+            match self.failed_backoff.check(key, &node, now) {
+                None => {
+                    log::info!(
+                        "daemonsets {key}: pod {} failed on node {node}, replacing it",
+                        meta::name(&failed)
+                    );
+                    p.delete.push(failed);
+                }
+                Some(wait) => requeue = Some(requeue.map_or(wait, |r| r.min(wait))),
+            }
         }
+        let synced = if meta::is_deleting(&ds) {
+            Ok(())
+        } else {
+            self.sync_pods(key, &ds, &pods, &hash, &pod, &p).await
+        };
         let old = ds.get("status").cloned().unwrap_or(json!({}));
         let changed = p
             .status
@@ -122,6 +163,7 @@ impl Controller for DaemonSets {
             owners::merge_patch(&self.objects, info, &ds, &patch, Some(Subresource::Status))
                 .await?;
         }
-        Ok(p.requeue.map_or(Action::Done, Action::RequeueAfter))
+        synced?;
+        Ok(requeue.map_or(Action::Done, Action::RequeueAfter))
     }
 }

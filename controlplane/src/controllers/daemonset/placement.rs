@@ -99,34 +99,41 @@ pub fn target_node(pod: &Value) -> Option<&str> {
     })
 }
 
+/// The daemon pod (the template with the daemon tolerations, as JSON) as the scheduler
+/// reads it, or why it does not parse.
+pub fn pod_info(pod: &Value) -> Result<PodInfo, String> {
+    let pod: Pod = serde_json::from_value(pod.clone()).map_err(|e| e.to_string())?;
+    PodInfo::new(&pod).map_err(|e| e.to_string())
+}
+
 /// Whether a daemon pod (the template with the daemon tolerations, as JSON) belongs on
 /// `node`: `nodeName`, `nodeSelector` and required node affinity match, and every
 /// `NoSchedule`/`NoExecute` taint is tolerated (an untolerated `NoExecute` one also
 /// evicts a pod already there). Resources are the scheduler's business, not this.
-pub fn fit(pod: &Value, node: &Value) -> Fit {
-    let (Ok(pod), Ok(node)) = (
-        serde_json::from_value::<Pod>(pod.clone()),
-        serde_json::from_value::<Node>(node.clone()),
-    ) else {
+///
+/// A pod that does not parse is the set's error (`Err`, nothing is decided on it); a node
+/// that does not parse runs no daemon pod.
+pub fn fit(pod: &PodInfo, node: &Value) -> Fit {
+    let Some(n) = serde_json::from_value::<Node>(node.clone())
+        .ok()
+        .and_then(|node| NodeInfo::new(&node).ok())
+    else {
         return Fit::NONE;
     };
-    let (Ok(p), Ok(n)) = (PodInfo::new(&pod), NodeInfo::new(&node)) else {
-        return Fit::NONE;
-    };
-    let name_ok = p.node_name.as_deref().is_none_or(|want| want == &*n.name);
+    let name_ok = pod.node_name.as_deref().is_none_or(|want| want == &*n.name);
     let usage = Usage::default();
     let candidate = Candidate {
         node: &n,
         usage: &usage,
     };
-    if !name_ok || node_affinity(&p, candidate).is_err() {
+    if !name_ok || node_affinity(pod, candidate).is_err() {
         return Fit::NONE;
     }
     let mut fit = Fit {
         should_run: true,
         should_continue: true,
     };
-    for t in n.taints.iter().filter(|t| !tolerated(&p.tolerations, t)) {
+    for t in n.taints.iter().filter(|t| !tolerated(&pod.tolerations, t)) {
         match t.effect {
             Effect::NoExecute => return Fit::NONE,
             Effect::NoSchedule => fit.should_run = false,
@@ -159,20 +166,32 @@ mod tests {
     fn node_selector_and_affinity_pick_nodes() {
         let pod = daemon_pod(json!({"nodeSelector": {"disk": "ssd"}, "containers": []}));
         assert_eq!(
-            fit(&pod, &node("a", json!({"disk": "ssd"}), json!([]))),
+            fit(
+                &pod_info(&pod).unwrap(),
+                &node("a", json!({"disk": "ssd"}), json!([]))
+            ),
             BOTH
         );
-        assert_eq!(fit(&pod, &node("b", json!({}), json!([]))), Fit::NONE);
+        assert_eq!(
+            fit(&pod_info(&pod).unwrap(), &node("b", json!({}), json!([]))),
+            Fit::NONE
+        );
         let pod = daemon_pod(json!({"containers": [], "affinity": {"nodeAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
             {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z1"]}]}
         ]}}}}));
         assert_eq!(
-            fit(&pod, &node("a", json!({"zone": "z1"}), json!([]))),
+            fit(
+                &pod_info(&pod).unwrap(),
+                &node("a", json!({"zone": "z1"}), json!([]))
+            ),
             BOTH
         );
         assert_eq!(
-            fit(&pod, &node("b", json!({"zone": "z2"}), json!([]))),
+            fit(
+                &pod_info(&pod).unwrap(),
+                &node("b", json!({"zone": "z2"}), json!([]))
+            ),
             Fit::NONE
         );
     }
@@ -181,7 +200,7 @@ mod tests {
     fn taints_keep_pods_off_or_evict_them() {
         let pod = daemon_pod(json!({"containers": []}));
         let no_schedule = json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]);
-        let fit_ns = fit(&pod, &node("a", json!({}), no_schedule));
+        let fit_ns = fit(&pod_info(&pod).unwrap(), &node("a", json!({}), no_schedule));
         assert_eq!(
             fit_ns,
             Fit {
@@ -190,17 +209,26 @@ mod tests {
             }
         );
         let no_exec = json!([{"key": "dedicated", "value": "gpu", "effect": "NoExecute"}]);
-        assert_eq!(fit(&pod, &node("a", json!({}), no_exec)), Fit::NONE);
+        assert_eq!(
+            fit(&pod_info(&pod).unwrap(), &node("a", json!({}), no_exec)),
+            Fit::NONE
+        );
         // Node conditions and cordons are tolerated by every daemon pod.
         let conditions = json!([
             {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"},
             {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
         ]);
-        assert_eq!(fit(&pod, &node("a", json!({}), conditions)), BOTH);
+        assert_eq!(
+            fit(&pod_info(&pod).unwrap(), &node("a", json!({}), conditions)),
+            BOTH
+        );
         let tolerant = daemon_pod(json!({"containers": [], "tolerations": [
             {"key": "dedicated", "operator": "Exists"}]}));
         let gpu = json!([{"key": "dedicated", "value": "gpu", "effect": "NoExecute"}]);
-        assert_eq!(fit(&tolerant, &node("a", json!({}), gpu)), BOTH);
+        assert_eq!(
+            fit(&pod_info(&tolerant).unwrap(), &node("a", json!({}), gpu)),
+            BOTH
+        );
     }
 
     #[test]
@@ -208,10 +236,23 @@ mod tests {
         let mut pod = daemon_pod(json!({"containers": []}));
         pin_to_node(&mut pod, "n2");
         assert_eq!(target_node(&pod), Some("n2"));
-        assert_eq!(fit(&pod, &node("n2", json!({}), json!([]))), BOTH);
-        assert_eq!(fit(&pod, &node("n1", json!({}), json!([]))), Fit::NONE);
+        assert_eq!(
+            fit(&pod_info(&pod).unwrap(), &node("n2", json!({}), json!([]))),
+            BOTH
+        );
+        assert_eq!(
+            fit(&pod_info(&pod).unwrap(), &node("n1", json!({}), json!([]))),
+            Fit::NONE
+        );
         pod["spec"]["nodeName"] = json!("n3");
         assert_eq!(target_node(&pod), Some("n3"));
+    }
+
+    #[test]
+    fn a_template_that_does_not_parse_is_an_error() {
+        let pod = daemon_pod(json!({"containers": [
+            {"name": "c", "image": "i", "resources": {"limits": {"memory": "512MB"}}}]}));
+        assert!(pod_info(&pod).is_err());
     }
 
     #[test]

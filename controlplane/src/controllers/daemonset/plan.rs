@@ -3,9 +3,10 @@
 //! the status. Rolling updates follow Kubernetes: with `maxSurge` 0 an old pod is deleted
 //! while fewer than `maxUnavailable` nodes lack an available pod (old pods that are not
 //! available go at once); with `maxSurge` > 0 the new pod starts next to the old one, which
-//! goes once the new one is available.
+//! goes once the new one is available. A node whose pod is still terminating (or just
+//! failed) gets its replacement only once that pod is gone, as Kubernetes waits too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -33,6 +34,8 @@ pub struct Plan {
     /// Nodes that get a new pod.
     pub create_on: Vec<String>,
     pub delete: Vec<Value>,
+    /// Failed pods, by node: deleted (and so replaced) unless the node is in backoff.
+    pub failed: Vec<(String, Value)>,
     pub status: Value,
     /// Look again when a ready pod becomes available (`minReadySeconds`).
     pub requeue: Option<Duration>,
@@ -42,6 +45,10 @@ fn created(pod: &Value) -> &str {
     pod.pointer("/metadata/creationTimestamp")
         .and_then(Value::as_str)
         .unwrap_or("")
+}
+
+fn is_failed(pod: &Value) -> bool {
+    pod.pointer("/status/phase") == Some(&json!("Failed"))
 }
 
 fn is_updated(pod: &Value, hash: &str) -> bool {
@@ -101,8 +108,14 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let available = |p: &Value| is_available(p, min_ready, input.now);
     let mut out = Plan::default();
     let mut by_node: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    // Nodes with any pod of the set, terminating and finished ones included.
+    let mut occupied: BTreeSet<&str> = BTreeSet::new();
     for pod in input.pods {
-        if is_finished(pod) && !meta::is_deleting(pod) {
+        let node = target_node(pod).unwrap_or("");
+        occupied.insert(node);
+        if is_failed(pod) && !meta::is_deleting(pod) {
+            out.failed.push((node.to_string(), pod.clone()));
+        } else if is_finished(pod) && !meta::is_deleting(pod) {
             out.delete.push(pod.clone());
         } else if is_active(pod) {
             by_node
@@ -164,14 +177,21 @@ pub fn plan(input: &Input<'_>) -> Plan {
         out.delete.extend(surplus.map(|p| (*p).clone()));
         slots.insert(node, slot);
     }
+    // Nodes that should run a pod and have none active: a new one goes where none is
+    // left, the others wait for theirs to be gone.
+    let mut waiting = 0;
     for (node, fit) in input.nodes {
         if fit.should_run && !slots.contains_key(node.as_str()) {
-            out.create_on.push(node.clone());
+            if occupied.contains(node.as_str()) {
+                waiting += 1;
+            } else {
+                out.create_on.push(node.clone());
+            }
         }
     }
 
     if !r.on_delete {
-        update(&mut out, &slots, &r, &available);
+        update(&mut out, &slots, &r, waiting, &available);
     }
     out.status = status(input, &slots, misscheduled, desired, &available);
     out.requeue = slots
@@ -189,6 +209,7 @@ fn update(
     out: &mut Plan,
     slots: &BTreeMap<&str, Slot<'_>>,
     r: &Rollout,
+    waiting: usize,
     available: &dyn Fn(&Value) -> bool,
 ) {
     if r.max_surge > 0 {
@@ -210,8 +231,10 @@ fn update(
         }
         return;
     }
-    // Nodes about to get a pod count as unavailable too.
+    // Nodes about to get a pod, or waiting for a terminating one to go, count as
+    // unavailable too.
     let unavailable = out.create_on.len()
+        + waiting
         + slots
             .values()
             .filter(|s| s.current().is_none_or(|p| !available(p)))
@@ -329,9 +352,34 @@ mod tests {
         ];
         let p = run(&d, &ns, &pods);
         assert!(p.create_on.is_empty());
-        assert_eq!(names(&p.delete), ["a2", "a3"]);
+        assert_eq!(names(&p.delete), ["a2"]);
+        assert_eq!(p.failed.len(), 1);
+        assert_eq!(
+            (p.failed[0].0.as_str(), meta::name(&p.failed[0].1)),
+            ("a", "a3")
+        );
         assert_eq!(p.status["numberMisscheduled"], 1);
         assert_eq!(p.status["desiredNumberScheduled"], 1);
+    }
+
+    #[test]
+    fn a_node_waits_for_its_terminating_or_failed_pod_to_go() {
+        let d = ds(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}));
+        let ns = nodes(&["a", "b", "c"]);
+        let mut leaving = pod("pa", "a", "old", true);
+        leaving["metadata"]["deletionTimestamp"] = json!(T0);
+        let mut failed = pod("pb", "b", "new", false);
+        failed["status"]["phase"] = json!("Failed");
+        let pods = [leaving, failed, pod("pc", "c", "old", true)];
+        let p = run(&d, &ns, &pods);
+        assert!(p.create_on.is_empty(), "{:?}", p.create_on);
+        assert_eq!(p.failed.len(), 1);
+        // Two nodes are already without an available pod: the rollout waits.
+        assert!(p.delete.is_empty(), "{:?}", names(&p.delete));
+        assert_eq!(p.status["numberUnavailable"], 2);
+        // Once they are gone, both nodes get their pod.
+        let p = run(&d, &ns, &pods[2..]);
+        assert_eq!(p.create_on, ["a", "b"]);
     }
 
     #[test]

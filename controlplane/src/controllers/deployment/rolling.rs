@@ -4,16 +4,20 @@
 
 use serde_json::Value;
 
-/// An int-or-percent of `total`.
+/// An int-or-percent of `total` (the API admits only ints and `"<n>%"`; anything else
+/// counts as 0).
 pub fn resolve(v: Option<&Value>, total: i64, round_up: bool) -> i64 {
     match v {
         Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
         Some(Value::String(s)) => {
-            let pct: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
+            let Some(pct) = s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()) else {
+                return 0;
+            };
+            let scaled = pct.saturating_mul(total);
             if round_up {
-                (pct * total + 99) / 100
+                scaled.saturating_add(99) / 100
             } else {
-                pct * total / 100
+                scaled / 100
             }
         }
         _ => 0,
