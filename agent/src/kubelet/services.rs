@@ -77,7 +77,8 @@ pub fn ready_endpoints<'a>(slices: impl Iterator<Item = &'a EndpointSlice>) -> V
     {
         let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
         for ip in e.addresses.iter().filter_map(|a| a.parse().ok()) {
-            if ready && !out.iter().any(|o| o.ip == ip) {
+            let seen = out.iter().any(|o| o.ip == ip && o.hostname == e.hostname);
+            if ready && !seen {
                 out.push(ReadyEndpoint {
                     ip,
                     hostname: e.hostname.clone(),
@@ -180,20 +181,27 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn ready_endpoints_skip_not_ready_and_repeated_addresses() {
+    fn ready_endpoints_skip_not_ready_and_repeated_endpoints() {
         let slices: Vec<EndpointSlice> = [
             json!({"addressType": "IPv4", "endpoints": [
                 {"addresses": ["10.0.0.1"], "hostname": "a", "conditions": {"ready": true}},
                 {"addresses": ["10.0.0.2"], "conditions": {"ready": false}},
                 {"addresses": ["10.0.0.3"]}]}),
-            json!({"addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"]}]}),
+            json!({"addressType": "IPv4", "endpoints": [
+                {"addresses": ["10.0.0.1"], "hostname": "a"},
+                // Host-network pods share an address but keep their names.
+                {"addresses": ["10.0.0.1"], "hostname": "b"}]}),
             json!({"addressType": "IPv6", "endpoints": [{"addresses": ["fd00::1"]}]}),
         ]
         .into_iter()
         .map(|v| serde_json::from_value(v).unwrap())
         .collect();
         let got = ready_endpoints(slices.iter());
-        let want = [("10.0.0.1", Some("a")), ("10.0.0.3", None)];
+        let want = [
+            ("10.0.0.1", Some("a")),
+            ("10.0.0.3", None),
+            ("10.0.0.1", Some("b")),
+        ];
         assert_eq!(got.len(), want.len());
         for (g, (ip, host)) in got.iter().zip(want) {
             assert_eq!(g.ip.to_string(), ip);

@@ -1,9 +1,10 @@
 //! Node-local volume provisioning (the role k3s gives its `local-path` provisioner): every
 //! PersistentVolumeClaim is bound at once, with the capacity and access modes it asks for.
 //! The volume itself is a directory the kubelet of whichever node runs the claiming pod
-//! creates under its state directory, keyed by the claim's uid. Not yet: pinning a claim
-//! to the node that first used it (a pod rescheduled elsewhere starts with an empty
-//! directory), reclaiming the directory of a deleted claim, and PersistentVolume objects.
+//! creates under its state directory, keyed by the claim's uid; the scheduler pins a claim
+//! to the node that first used it (`volume.kubernetes.io/selected-node`), so later pods of
+//! the claim find its data there. Not yet: reclaiming the directory of a deleted claim,
+//! and PersistentVolume objects.
 
 use std::sync::Arc;
 

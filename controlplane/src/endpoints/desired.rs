@@ -95,7 +95,6 @@ pub struct Desired {
     pub endpoints: k8s_openapi::api::core::v1::Endpoints,
 }
 
-/// The desired objects of `svc` given the pods of its namespace.
 /// The endpoint's DNS hostname: the pod's `spec.hostname` when its `spec.subdomain` names
 /// this Service (how a StatefulSet's pods get `<pod>.<service>` names).
 fn dns_hostname(svc: &Service, pod: &Pod) -> Option<String> {
@@ -107,6 +106,7 @@ fn dns_hostname(svc: &Service, pod: &Pod) -> Option<String> {
         .filter(|h| same_ns && named && !h.is_empty())
 }
 
+/// The desired objects of `svc` given the pods of its namespace.
 pub fn desired<'a>(svc: &Service, pods: impl IntoIterator<Item = &'a Pod>) -> Desired {
     let name = svc.metadata.name.clone().unwrap_or_default();
     let ns = svc.metadata.namespace.clone();

@@ -14,11 +14,12 @@
 //! A ClusterIP Service answers with its cluster IPs (IPv4). A headless Service answers
 //! with the addresses of its ready endpoints, and `<hostname>.<service>.<ns>.svc` (a
 //! StatefulSet pod's name through its governing Service, or the endpoint's dashed IP)
-//! with that endpoint's address, as CoreDNS does. ExternalName Services, SRV records and
-//! pod records are not served yet: their names answer with no records rather than
-//! NXDOMAIN, so a client does not conclude they do not exist. Queries come over UDP only:
-//! a relayed answer the upstream truncated (TC) sends the client to a TCP retry that
-//! finds nothing listening.
+//! with that endpoint's address, as CoreDNS does. An answer holds what fits a 512-byte
+//! UDP message, rotated per query so clients spread over the endpoints. ExternalName
+//! Services, SRV records (`_port._proto.<service>`) and pod records (`<ip>.<ns>.pod`) are
+//! not served yet: their names answer with no records rather than NXDOMAIN, so a client
+//! does not conclude they do not exist. Queries come over UDP only: a relayed answer the
+//! upstream truncated (TC) sends the client to a TCP retry that finds nothing listening.
 
 pub mod wire;
 
@@ -78,11 +79,15 @@ fn dashed(ip: Ipv4Addr) -> String {
 /// A headless Service's answer: every ready endpoint, or (`label`) the one of that
 /// hostname or dashed address.
 fn headless(eps: &[ReadyEndpoint], label: Option<&str>, qtype: u16) -> Lookup {
-    let ips: Vec<Ipv4Addr> = eps
+    let mut ips: Vec<Ipv4Addr> = Vec::new();
+    let named = eps
         .iter()
-        .filter(|e| label.is_none_or(|l| e.hostname.as_deref() == Some(l) || dashed(e.ip) == l))
-        .map(|e| e.ip)
-        .collect();
+        .filter(|e| label.is_none_or(|l| e.hostname.as_deref() == Some(l) || dashed(e.ip) == l));
+    for e in named {
+        if !ips.contains(&e.ip) {
+            ips.push(e.ip);
+        }
+    }
     match label {
         Some(_) if ips.is_empty() => Lookup::NxDomain,
         _ if ips.is_empty() || (qtype != wire::TYPE_A && qtype != wire::TYPE_ANY) => Lookup::NoData,
@@ -104,8 +109,10 @@ pub fn lookup(q: &Query, domain: &str, catalog: &impl Catalog) -> Lookup {
     let svc_ns = match inner.strip_suffix("svc") {
         Some("") => "",
         Some(r) if r.ends_with('.') => &r[..r.len() - 1],
-        // `<domain>` itself, or other names under it (pods, `<ns>` alone).
-        _ if inner.is_empty() => return Lookup::NoData,
+        // `<domain>` itself, or pod records (`<dashed ip>.<ns>.pod`), not served yet.
+        _ if inner.is_empty() || inner == "pod" || inner.ends_with(".pod") => {
+            return Lookup::NoData
+        }
         _ => return Lookup::NxDomain,
     };
     // From the right: namespace, service, then (headless records) an endpoint.
@@ -118,6 +125,10 @@ pub fn lookup(q: &Query, domain: &str, catalog: &impl Catalog) -> Lookup {
     let Some(s) = catalog.service(ns, svc) else {
         return Lookup::NxDomain;
     };
+    // SRV names (`_http._tcp.<service>`): not served yet, but they may exist.
+    if below.is_some_and(|l| l.starts_with('_')) {
+        return Lookup::NoData;
+    }
     let is_headless = s
         .spec
         .as_ref()
@@ -146,6 +157,22 @@ pub fn lookup(q: &Query, domain: &str, catalog: &impl Catalog) -> Lookup {
     } else {
         Lookup::Answer(ips)
     }
+}
+
+/// A message without EDNS carries at most 512 bytes over UDP (RFC 1035).
+const MAX_UDP_ANSWER: usize = 512;
+
+/// The addresses of an answer to `q`: rotated by the query id (so clients that take the
+/// first spread over all), then as many as fit [`MAX_UDP_ANSWER`] (header, question and
+/// 16 bytes per A record). The rest is left off without TC: no TCP listener would serve it.
+pub fn fit_answer(q: &Query, mut ips: Vec<Ipv4Addr>) -> Vec<Ipv4Addr> {
+    if ips.is_empty() {
+        return ips;
+    }
+    let start = usize::from(q.id) % ips.len();
+    ips.rotate_left(start);
+    ips.truncate(wire::a_records_within(q, MAX_UDP_ANSWER));
+    ips
 }
 
 /// Binds the node's DNS port (done before the pods' resolv.conf names it).
@@ -226,7 +253,7 @@ pub fn spawn(sock: UdpSocket, serve: Serve, mut stop: watch::Receiver<bool>) {
                 },
                 // Before the first list, a missing Service may only be not yet seen.
                 _ if !serve.services.is_synced() => wire::reply(&q, SERVFAIL, &[], 0),
-                Lookup::Answer(ips) => wire::reply(&q, NOERROR, &ips, TTL),
+                Lookup::Answer(ips) => wire::reply(&q, NOERROR, &fit_answer(&q, ips), TTL),
                 Lookup::NoData => wire::reply(&q, NOERROR, &[], TTL),
                 Lookup::NxDomain => wire::reply(&q, NXDOMAIN, &[], TTL),
             };
@@ -399,7 +426,36 @@ mod tests {
             Lookup::NxDomain
         );
         assert_eq!(ask("web.cluster.local", TYPE_A), Lookup::NxDomain);
+        // SRV and pod names are not served, but may exist: no records, not NXDOMAIN.
+        for name in [
+            "_http._tcp.web.default.svc.cluster.local",
+            "_http._tcp.headless.default.svc.cluster.local",
+            "10-244-1-5.default.pod.cluster.local",
+        ] {
+            assert_eq!(ask(name, TYPE_A), Lookup::NoData, "{name}");
+        }
+        assert_eq!(
+            ask("_http._tcp.nope.default.svc.cluster.local", TYPE_A),
+            Lookup::NxDomain
+        );
         assert_eq!(ask("example.com", TYPE_A), Lookup::Forward);
         assert_eq!(ask("notcluster.local", TYPE_A), Lookup::Forward);
+    }
+
+    #[test]
+    fn answers_rotate_and_fit_a_udp_message() {
+        let ips: Vec<Ipv4Addr> = (0..100u8).map(|i| Ipv4Addr::new(10, 244, 0, i)).collect();
+        let name = "big.default.svc.cluster.local";
+        let q0 = parse(&query(0, name, TYPE_A)).unwrap();
+        let q1 = parse(&query(1, name, TYPE_A)).unwrap();
+        let a0 = fit_answer(&q0, ips.clone());
+        let a1 = fit_answer(&q1, ips.clone());
+        assert_eq!(a0[0], ips[0]);
+        assert_eq!(a1[0], ips[1]);
+        let reply = wire::reply(&q0, NOERROR, &a0, TTL);
+        assert!(reply.len() <= MAX_UDP_ANSWER, "{}", reply.len());
+        assert!(reply.len() + 16 > MAX_UDP_ANSWER, "as many as fit");
+        let few = vec![ips[0], ips[1]];
+        assert_eq!(fit_answer(&q1, few.clone()), vec![ips[1], ips[0]]);
     }
 }

@@ -99,6 +99,11 @@ pub fn parse(msg: &[u8]) -> Result<Query, Rejected> {
     })
 }
 
+/// How many A records [`reply`] fits in a message of `limit` bytes.
+pub fn a_records_within(q: &Query, limit: usize) -> usize {
+    limit.saturating_sub(HEADER + q.question.len()) / 16
+}
+
 /// The reply to `q`: `rcode`, and an A record (name by pointer to the question) for
 /// each address. Authoritative: the cluster's names are ours.
 pub fn reply(q: &Query, rcode: u8, addrs: &[Ipv4Addr], ttl: u32) -> Vec<u8> {

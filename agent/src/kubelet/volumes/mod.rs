@@ -15,6 +15,18 @@ use crate::cpclient::{CpClient, CpError};
 /// Host directories of the pod's volumes, by volume name.
 pub type VolumePaths = BTreeMap<String, PathBuf>;
 
+/// Whether the volume `name` of `pod` is mounted read-only whatever the volumeMount says
+/// (a `persistentVolumeClaim` source with `readOnly: true`).
+pub fn read_only_source(pod: &Pod, name: &str) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .and_then(|vs| vs.iter().find(|v| v.name == name))
+        .and_then(|v| v.persistent_volume_claim.as_ref())
+        .and_then(|c| c.read_only)
+        .unwrap_or(false)
+}
+
 /// ConfigMap data as bytes (`data` and `binaryData`).
 pub fn config_map_data(cm: &ConfigMap) -> BTreeMap<String, Vec<u8>> {
     let mut out: BTreeMap<String, Vec<u8>> = cm
@@ -67,13 +79,33 @@ fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> String {
     move |e| format!("{what} {path}: {e}")
 }
 
-/// The directory of the claim `name` in `ns` under `claims` (made on first use); an error
-/// if the claim does not exist or is not bound yet.
+/// The annotation with which the scheduler pins a claim to a node.
+const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
+
+/// The node other than `node` the claim is pinned to, if any.
+fn pinned_elsewhere<'a>(claim: &'a PersistentVolumeClaim, node: &str) -> Option<&'a str> {
+    claim
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(SELECTED_NODE)
+        .map(String::as_str)
+        .filter(|n| !n.is_empty() && *n != node)
+}
+
+/// Where a node keeps its claims, and which node it is.
+pub struct ClaimStore<'a> {
+    pub dir: &'a Path,
+    pub node: &'a str,
+}
+
+/// The directory of the claim `name` in `ns` (made on first use); an error if the claim
+/// does not exist, is not bound yet, or is pinned to another node (its data is there).
 async fn claim_dir(
     client: &CpClient,
     ns: &str,
     name: &str,
-    claims: &Path,
+    store: &ClaimStore<'_>,
 ) -> Result<PathBuf, String> {
     let claim = fetch::<PersistentVolumeClaim>(client, ns, name)
         .await
@@ -83,22 +115,27 @@ async fn claim_dir(
     if phase != Some("Bound") {
         return Err(format!("persistentvolumeclaim {name:?} is not bound"));
     }
+    if let Some(other) = pinned_elsewhere(&claim, store.node) {
+        return Err(format!(
+            "persistentvolumeclaim {name:?} is on node {other:?}, not on this node"
+        ));
+    }
     let uid = claim.metadata.uid.as_deref().unwrap_or_default();
     if uid.is_empty() || uid.contains(['/', '.']) {
         return Err(format!("persistentvolumeclaim {name:?} has no usable uid"));
     }
-    let path = claims.join(uid);
+    let path = store.dir.join(uid);
     std::fs::create_dir_all(&path).map_err(io("creating", &path))?;
     Ok(path)
 }
 
-/// Makes every volume of `pod` under `dir` (`<pod dir>/volumes`; claims under `claims`);
+/// Makes every volume of `pod` under `dir` (`<pod dir>/volumes`; claims in `claims`);
 /// an error is the message of the pod's `FailedMount` event.
 pub async fn prepare(
     client: &CpClient,
     pod: &Pod,
     dir: &Path,
-    claims: &Path,
+    claims: &ClaimStore<'_>,
 ) -> Result<VolumePaths, String> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut out = VolumePaths::new();
@@ -179,4 +216,41 @@ pub async fn prepare(
         out.insert(v.name.clone(), path);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_read_only_claim_source_forces_read_only_mounts() {
+        let pod = from(serde_json::json!({"spec": {"containers": [], "volumes": [
+            {"name": "ro", "persistentVolumeClaim": {"claimName": "c", "readOnly": true}},
+            {"name": "rw", "persistentVolumeClaim": {"claimName": "c"}},
+            {"name": "tmp", "emptyDir": {}}]}}));
+        assert!(read_only_source(&pod, "ro"));
+        assert!(!read_only_source(&pod, "rw"));
+        assert!(!read_only_source(&pod, "tmp"));
+        assert!(!read_only_source(&pod, "missing"));
+    }
+
+    #[test]
+    fn a_claim_pinned_to_another_node_is_not_mounted_here() {
+        let claim = |node: &str| -> PersistentVolumeClaim {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "c",
+                "annotations": {SELECTED_NODE: node}}}))
+            .unwrap()
+        };
+        assert_eq!(pinned_elsewhere(&claim("n2"), "n1"), Some("n2"));
+        assert_eq!(pinned_elsewhere(&claim("n1"), "n1"), None);
+        assert_eq!(pinned_elsewhere(&claim(""), "n1"), None);
+        assert_eq!(
+            pinned_elsewhere(&PersistentVolumeClaim::default(), "n1"),
+            None
+        );
+    }
 }

@@ -194,7 +194,11 @@ impl Worker {
             let state = &self.ctx.cfg.state_dir;
             let dir = layout::volumes_dir(state, &self.uid);
             let claims = layout::claims_dir(state);
-            match volumes::prepare(&self.ctx.client, pod, &dir, &claims).await {
+            let store = volumes::ClaimStore {
+                dir: &claims,
+                node: &self.ctx.cfg.node_name,
+            };
+            match volumes::prepare(&self.ctx.client, pod, &dir, &store).await {
                 Ok(v) => self.volumes = Some(v),
                 Err(e) => {
                     self.ctx

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::super::env::{self, EnvInputs, Sources};
 use super::super::layout;
-use super::super::volumes::{config_map_data, secret_data};
+use super::super::volumes::{self, config_map_data, secret_data};
 use super::slot::Instance;
 use super::{ns_name, Worker};
 use crate::cpclient::{CpClient, Gettable};
@@ -197,7 +197,7 @@ impl Worker {
             out.push(VolumeMount {
                 host_path: host,
                 container_path: PathBuf::from(&m.mount_path),
-                read_only: m.read_only.unwrap_or(false),
+                read_only: m.read_only.unwrap_or(false) || volumes::read_only_source(pod, &m.name),
             });
         }
         let host_network = pod
