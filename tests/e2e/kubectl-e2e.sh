@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Drives a running demo cluster (`cargo xtask demo`) with the real kubectl only:
-# apply, get, describe, logs, scale, rollout (status/history/undo), a Job, a DaemonSet,
+# apply, get, describe, logs, port-forward, scale, rollout (status/history/undo), a Job, a DaemonSet,
 # a PersistentVolumeClaim that outlives its pod, a StatefulSet (stable names in DNS, its
 # volume following a replaced pod), a HorizontalPodAutoscaler and kubectl top, delete.
 # Usage: tests/e2e/kubectl-e2e.sh [kubeconfig]   (default: target/demo/kubeconfig)
@@ -13,7 +13,11 @@ NS="e2e-$$"
 k() { kubectl --request-timeout=20s "$@"; }
 step() { printf '\n== %s\n' "$*"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
-cleanup() { k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true; }
+PF_PID=""
+cleanup() {
+  [ -z "$PF_PID" ] || kill "$PF_PID" 2>/dev/null || true
+  k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 # wait_for <seconds> <description> <command...>: retry until the command succeeds.
@@ -70,6 +74,30 @@ step "logs"
 wait_for 30 "the pod's log" sh -c "kubectl logs -n '$NS' '$POD' | grep -q 'hello from $POD'"
 k logs -n "$NS" "$POD" --tail=1
 k logs -n "$NS" deployment/hello --timestamps | head -1
+
+step "port-forward reaches a port the pod serves on its own loopback"
+cat <<YAML | k apply -n "$NS" -f -
+apiVersion: v1
+kind: Pod
+metadata: {name: web-pf}
+spec:
+  containers:
+  - name: httpd
+    image: skiff.local/busybox:latest
+    command: ["sh", "-c", "mkdir -p /www && echo forwarded-from-pod > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www"]
+YAML
+k wait --for=condition=Ready pod/web-pf -n "$NS" --timeout=120s
+PF_LOG=$(mktemp)
+kubectl port-forward -n "$NS" pod/web-pf :8080 >"$PF_LOG" 2>&1 &
+PF_PID=$!
+wait_for 30 "port-forward to listen" grep -q "Forwarding from 127.0.0.1:" "$PF_LOG"
+LPORT=$(sed -n 's/^Forwarding from 127.0.0.1:\([0-9]*\) .*/\1/p' "$PF_LOG" | head -1)
+for i in 1 2; do   # two connections through the same tunnel
+  body=$(timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$LPORT; printf 'GET / HTTP/1.0\r\n\r\n' >&3; cat <&3" || true)
+  echo "$body" | grep -q forwarded-from-pod || { cat "$PF_LOG"; fail "port-forward request $i: $body"; }
+done
+kill "$PF_PID"; PF_PID=""
+k delete pod web-pf -n "$NS" --wait=false
 
 step "scale"
 k scale deployment hello -n "$NS" --replicas=3

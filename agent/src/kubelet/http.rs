@@ -5,6 +5,8 @@
 //!   `sinceTime`, `limitBytes`), streamed as `text/plain`;
 //! - `GET|POST /exec/{ns}/{pod}/{container}`: `kubectl exec` over a
 //!   WebSocket ([`exec`]);
+//! - `GET /portForward/{ns}/{pod}`: `kubectl port-forward`, SPDY/3.1 in a
+//!   WebSocket ([`portforward`]);
 //! - `GET /metrics` (and `/metrics/resource`): Prometheus text;
 //! - `GET /healthz`.
 //!
@@ -15,6 +17,8 @@
 pub mod exec;
 pub mod metrics;
 pub mod node_usage;
+pub mod portforward;
+pub mod spdy;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -59,6 +63,10 @@ pub fn router(s: KubeletHttp) -> Router {
         .route(
             "/exec/{ns}/{pod}/{container}",
             get(exec::handler).post(exec::handler),
+        )
+        .route(
+            "/portForward/{ns}/{pod}",
+            get(portforward::handler).post(portforward::handler),
         )
         .with_state(s)
 }

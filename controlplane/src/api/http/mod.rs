@@ -4,8 +4,8 @@
 mod access_review;
 mod autoscaling_v1;
 mod metrics_api;
-mod pod_exec;
 mod pod_log;
+mod pod_streams;
 pub(crate) use pod_log::{kubelet_address, kubelet_client};
 mod request;
 mod resource;
@@ -43,6 +43,10 @@ pub(super) fn router(objects: Objects, address: String) -> Router {
             "/api/v1/namespaces/{ns}/pods/{name}/exec",
             axum::routing::any(exec),
         )
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/portforward",
+            axum::routing::any(port_forward),
+        )
         .fallback(dispatch)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(App {
@@ -52,14 +56,33 @@ pub(super) fn router(objects: Objects, address: String) -> Router {
         })
 }
 
-/// `pods/exec`: relayed to the kubelet (see [`pod_exec`]).
+/// `pods/exec`: relayed to the kubelet (see [`pod_streams`]).
 async fn exec(
     State(app): State<App>,
     Path((ns, name)): Path<(String, String)>,
     req: Request,
 ) -> Response {
+    relay(app, ns, name, req, pod_streams::Stream::Exec).await
+}
+
+/// `pods/portforward`: relayed to the kubelet (see [`pod_streams`]).
+async fn port_forward(
+    State(app): State<App>,
+    Path((ns, name)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    relay(app, ns, name, req, pod_streams::Stream::PortForward).await
+}
+
+async fn relay(
+    app: App,
+    ns: String,
+    name: String,
+    req: Request,
+    stream: pod_streams::Stream,
+) -> Response {
     let what = format!("{} {}", req.method(), req.uri());
-    pod_exec::serve(&app.objects, &ns, &name, req)
+    pod_streams::serve(&app.objects, &ns, &name, req, stream)
         .await
         .unwrap_or_else(|e| {
             if e.code >= 500 {

@@ -145,20 +145,33 @@ pub(super) async fn locate(
     name: &str,
     raw_query: Option<&str>,
 ) -> Result<(String, String), ApiError> {
-    let pods =
-        registry::lookup("", "v1", "pods").ok_or_else(|| ApiError::internal("no pods resource"))?;
+    let pod = objects.get(pods_resource()?, Some(ns), name).await?;
+    let container = {
+        let requested = raw_query.unwrap_or("").split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == "container").then(|| {
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+        });
+        pick_container(&pod, name, requested.as_deref())?
+    };
+    Ok((container, kubelet_of(objects, &pod, name).await?))
+}
+
+pub(super) fn pods_resource() -> Result<&'static registry::ResourceInfo, ApiError> {
+    registry::lookup("", "v1", "pods").ok_or_else(|| ApiError::internal("no pods resource"))
+}
+
+/// The `host:port` of the kubelet of `pod` (named `name`).
+pub(super) async fn kubelet_of(
+    objects: &Objects,
+    pod: &Value,
+    name: &str,
+) -> Result<String, ApiError> {
     let nodes = registry::lookup("", "v1", "nodes")
         .ok_or_else(|| ApiError::internal("no nodes resource"))?;
-    let pod = objects.get(pods, Some(ns), name).await?;
-    let requested = raw_query.unwrap_or("").split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k == "container").then(|| {
-            percent_encoding::percent_decode_str(v)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-    });
-    let container = pick_container(&pod, name, requested.as_deref())?;
     let node_name = pod
         .pointer("/spec/nodeName")
         .and_then(Value::as_str)
@@ -167,7 +180,7 @@ pub(super) async fn locate(
             ApiError::bad_request(format!("pod {name} does not have a host assigned"))
         })?;
     let node = objects.get(nodes, None, node_name).await?;
-    Ok((container, kubelet_address(&node)?))
+    kubelet_address(&node)
 }
 
 /// Serves the log of pod `ns/name` with the request's raw query.

@@ -1,11 +1,13 @@
-//! `GET|POST /api/v1/namespaces/{ns}/pods/{name}/exec`: `kubectl exec`. As
-//! the kube-apiserver does, the API server relays the upgrade: it sends the
-//! client's WebSocket handshake to the kubelet of the pod's node
-//! (`/exec/{ns}/{pod}/{container}?…`), returns the kubelet's `101 Switching
+//! `GET|POST /api/v1/namespaces/{ns}/pods/{name}/exec` (`kubectl exec`) and
+//! `…/portforward` (`kubectl port-forward`). As the kube-apiserver does, the
+//! API server relays the upgrade: it sends the client's WebSocket handshake to
+//! the kubelet of the pod's node (`/exec/{ns}/{pod}/{container}?…` or
+//! `/portForward/{ns}/{pod}?…`), returns the kubelet's `101 Switching
 //! Protocols` to the client, then copies bytes both ways until either side
-//! closes. The kubelet answers the handshake itself (accept key, channel
-//! subprotocol), so the relay does not read the frames. SPDY, kubectl's
-//! fallback, is not served: a request without a WebSocket upgrade gets 400.
+//! closes. The kubelet answers the handshake itself (accept key, channel or
+//! SPDY-tunnel subprotocol), so the relay does not read the frames. Plain
+//! SPDY, kubectl's fallback, is not served: a request without a WebSocket
+//! upgrade gets 400.
 
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::pod_log::{forwarded_query, locate, reason, segment};
+use super::pod_log::{forwarded_query, kubelet_of, locate, pods_resource, reason, segment};
 use crate::api::error::ApiError;
 use crate::api::objects::Objects;
 
@@ -52,27 +54,44 @@ fn is_websocket_upgrade(h: &HeaderMap) -> bool {
     has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
 }
 
-/// Relays the exec of pod `ns/name`.
+/// The pod subresources relayed to the kubelet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Exec,
+    PortForward,
+}
+
+/// Relays the exec or port-forward of pod `ns/name`.
 pub async fn serve(
     objects: &Objects,
     ns: &str,
     name: &str,
     req: Request,
+    stream: Stream,
 ) -> Result<Response, ApiError> {
     if !is_websocket_upgrade(req.headers()) {
-        return Err(ApiError::bad_request(
-            "pods/exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not supported",
-        ));
+        return Err(ApiError::bad_request(match stream {
+            Stream::Exec => "pods/exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not supported",
+            Stream::PortForward => "pods/portforward needs a WebSocket upgrade (SPDY/3.1+portforward.k8s.io); plain SPDY is not supported",
+        }));
     }
     let raw_query = req.uri().query().map(str::to_string);
-    let (container, addr) = locate(objects, ns, name, raw_query.as_deref()).await?;
-    let path = format!(
-        "/exec/{}/{}/{}{}",
-        segment(ns),
-        segment(name),
-        segment(&container),
-        forwarded_query(raw_query.as_deref())
-    );
+    let query = forwarded_query(raw_query.as_deref());
+    let (path, addr, what) = match stream {
+        Stream::Exec => {
+            let (container, addr) = locate(objects, ns, name, raw_query.as_deref()).await?;
+            let (n, p, c) = (segment(ns), segment(name), segment(&container));
+            let what = format!("exec {ns}/{name}/{container}");
+            (format!("/exec/{n}/{p}/{c}{query}"), addr, what)
+        }
+        Stream::PortForward => {
+            let pod = objects.get(pods_resource()?, Some(ns), name).await?;
+            let addr = kubelet_of(objects, &pod, name).await?;
+            let (n, p) = (segment(ns), segment(name));
+            let what = format!("port-forward {ns}/{name}");
+            (format!("/portForward/{n}/{p}{query}"), addr, what)
+        }
+    };
     let mut head = format!(
         "{} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n",
         req.method()
@@ -90,7 +109,7 @@ pub async fn serve(
     let (mut kubelet, status, headers, rest) =
         tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&addr, head.as_bytes()))
             .await
-            .map_err(|_| unreachable("no answer to the exec handshake".into()))?
+            .map_err(|_| unreachable(format!("no answer to the {what} handshake")))?
             .map_err(|e| unreachable(e.to_string()))?;
     if status != 101 {
         let body = String::from_utf8_lossy(&rest).trim().to_string();
@@ -98,7 +117,7 @@ pub async fn serve(
             status,
             reason(status),
             if body.is_empty() {
-                format!("kubelet {addr} refused the exec with status {status}")
+                format!("kubelet {addr} refused the {what} with status {status}")
             } else {
                 body
             },
@@ -111,7 +130,6 @@ pub async fn serve(
             resp.headers_mut().append(k, v);
         }
     }
-    let what = format!("exec {ns}/{name}/{container}");
     tokio::spawn(async move {
         let upgraded = match hyper::upgrade::on(req).await {
             Ok(u) => u,
