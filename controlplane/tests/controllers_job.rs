@@ -192,3 +192,70 @@ async fn suspend_stops_the_pods_without_counting_them_failed() {
         .iter()
         .all(|c| c.type_ != "Failed"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_past_its_deadline_fails_and_stops_its_pods() {
+    let (c, _ctrl) = ctrl::start().await;
+    let api = c.server.client();
+    let job = WORK.replace(
+        "parallelism: 2",
+        "parallelism: 2\n  activeDeadlineSeconds: 2",
+    );
+    assert!(c.apply(&job, &[]).await.ok);
+    wait_running(&api, "work", 2).await;
+    c.ok(&[
+        "wait",
+        "--for=condition=failed",
+        "job/work",
+        "--timeout=30s",
+    ])
+    .await;
+    let j: Job = api.get(Some("default"), "work").await.unwrap();
+    let failed = j
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Failed")
+        .unwrap();
+    assert_eq!(failed.reason.as_deref(), Some("DeadlineExceeded"));
+    wait_running(&api, "work", 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_job_is_deleted_after_its_ttl() {
+    let (c, _ctrl) = ctrl::start().await;
+    let api = c.server.client();
+    let job = WORK.replace("completions: 3", "completions: 1").replace(
+        "parallelism: 2",
+        "parallelism: 1\n  ttlSecondsAfterFinished: 2",
+    );
+    assert!(c.apply(&job, &[]).await.ok);
+    let pods = wait_running(&api, "work", 1).await;
+    finish(&api, &pods[0], "Succeeded").await;
+    c.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/work",
+        "--timeout=30s",
+    ])
+    .await;
+    let done = std::time::Instant::now();
+    ctrl::eventually("the Job deleted after its TTL", || async {
+        api.get::<Job>(Some("default"), "work")
+            .await
+            .is_err_and(|e| e.code == 404)
+            .then_some(())
+    })
+    .await;
+    // completionTime has whole seconds: up to one less than the TTL.
+    assert!(done.elapsed().as_secs_f64() > 0.9, "{:?}", done.elapsed());
+    ctrl::eventually("its pods deleted with it", || async {
+        ctrl::live_pods(&api, "default", "job-name=work")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+}

@@ -7,9 +7,14 @@
 //! `SuccessCriteriaMet`/`Complete` or `FailureTarget`/`Failed` conditions
 //! `kubectl wait --for=condition=complete` reads.
 //!
-//! Not yet: `activeDeadlineSeconds`, Indexed completion mode, pod failure and success
-//! policies, per-index backoff, `ttlSecondsAfterFinished`, and the pod-tracking finalizer
-//! (a pod deleted before this controller saw it finish is not counted).
+//! A Job running longer than `activeDeadlineSeconds` (from `startTime`; not while
+//! suspended) fails with `DeadlineExceeded` and its pods are stopped. A finished Job with
+//! `ttlSecondsAfterFinished` is deleted that long after it finished (the TTL-after-finished
+//! controller's work), its pods with it.
+//!
+//! Not yet: Indexed completion mode, pod failure and success policies, per-index backoff,
+//! and the pod-tracking finalizer (a pod deleted before this controller saw it finish is
+//! not counted).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +29,7 @@ use super::replicas::{create_pods, delete_pods, pod_from_template, BURST, EXPECT
 use super::runtime::{Action, Controller, Expectations};
 use super::ControllerError;
 use crate::api::meta;
-use crate::api::objects::Objects;
+use crate::api::objects::{DeleteOptions, Objects};
 use crate::api::registry::Subresource;
 
 pub struct Jobs {
@@ -61,6 +66,8 @@ pub enum Verdict {
     Complete,
     /// More failed pods than `backoffLimit`.
     Failed,
+    /// Active longer than `activeDeadlineSeconds`.
+    DeadlineExceeded,
 }
 
 fn has_phase(pod: &Value, phase: &str) -> bool {
@@ -107,6 +114,39 @@ pub fn verdict(job: &Value, c: &Counts) -> Verdict {
         None if c.succeeded > 0 => Verdict::Drain,
         None => Verdict::Run { want: parallelism },
     }
+}
+
+fn parse_time(v: Option<&Value>) -> Option<chrono::DateTime<chrono::Utc>> {
+    let t = chrono::DateTime::parse_from_rfc3339(v?.as_str()?).ok()?;
+    Some(t.with_timezone(&chrono::Utc))
+}
+
+/// How long a running Job has left before `activeDeadlineSeconds`: `Some(ZERO)` once past,
+/// `None` without a deadline, a start time, or while suspended.
+pub fn deadline_left(job: &Value, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let deadline = spec_i64(job, "activeDeadlineSeconds")?.max(0);
+    if job.pointer("/spec/suspend") == Some(&json!(true)) {
+        return None;
+    }
+    let start = parse_time(job.pointer("/status/startTime"))?;
+    let due = start + chrono::Duration::seconds(deadline);
+    Some((due - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// When a finished Job may be deleted (`ttlSecondsAfterFinished` after it finished):
+/// `Some(ZERO)` once due, `None` if it is unfinished or has no TTL.
+pub fn ttl_left(job: &Value, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let ttl = spec_i64(job, "ttlSecondsAfterFinished")?.max(0);
+    let kind = end_condition(job)?;
+    let ended = parse_time(job.pointer("/status/completionTime")).or_else(|| {
+        job.pointer("/status/conditions")?
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == json!(kind))
+            .and_then(|c| parse_time(c.get("lastTransitionTime")))
+    })?;
+    let due = ended + chrono::Duration::seconds(ttl);
+    Some((due - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 /// The delay before a replacement after the `failed`-th failure: 10 s, doubling, at most
@@ -228,6 +268,11 @@ impl Jobs {
                 conditions.push(condition("FailureTarget", "BackoffLimitExceeded", msg, &at));
                 conditions.push(condition("Failed", "BackoffLimitExceeded", msg, &at));
             }
+            Some(Verdict::DeadlineExceeded) => {
+                let msg = "Job was active longer than specified deadline";
+                conditions.push(condition("FailureTarget", "DeadlineExceeded", msg, &at));
+                conditions.push(condition("Failed", "DeadlineExceeded", msg, &at));
+            }
             _ => {}
         }
         if !conditions.is_empty() {
@@ -258,9 +303,15 @@ impl Controller for Jobs {
             self.finished.lock().unwrap().remove(key);
             return Ok(Action::Done);
         };
+        if meta::is_deleting(&job) {
+            return Ok(Action::Done);
+        }
+        if end_condition(&job).is_some() {
+            return self.expire(&job).await;
+        }
         let written_finished =
             self.finished.lock().unwrap().get(key).map(String::as_str) == Some(owners::uid(&job));
-        if written_finished || end_condition(&job).is_some() || meta::is_deleting(&job) {
+        if written_finished {
             return Ok(Action::Done);
         }
         if !self.expectations.satisfied(key, &self.pods) {
@@ -289,13 +340,17 @@ impl Controller for Jobs {
             failed: finished_as("Failed", "failed"),
             restarts: active.iter().map(restart_count).sum(),
         };
-        let v = verdict(&job, &counts);
+        let mut v = verdict(&job, &counts);
+        let deadline = deadline_left(&job, chrono::Utc::now());
+        if matches!(v, Verdict::Run { .. } | Verdict::Drain) && deadline == Some(Duration::ZERO) {
+            v = Verdict::DeadlineExceeded;
+        }
         let want = match v {
             Verdict::Run { want } => want,
             Verdict::Drain => active.len(),
             // A finished Job stops what still runs (a work queue's stragglers, or the
             // pods of a failed one).
-            Verdict::Complete | Verdict::Failed => 0,
+            Verdict::Complete | Verdict::Failed | Verdict::DeadlineExceeded => 0,
         };
         let info = self.jobs.info;
         if active.len() < want {
@@ -322,13 +377,45 @@ impl Controller for Jobs {
             counts.active -= surplus;
             counts.ready = counts.ready.min(counts.active);
         }
-        let end = matches!(v, Verdict::Complete | Verdict::Failed).then_some(&v);
+        let end = matches!(
+            v,
+            Verdict::Complete | Verdict::Failed | Verdict::DeadlineExceeded
+        )
+        .then_some(&v);
         self.write_status(&job, &counts, end).await?;
         if end.is_some() {
             let uid = owners::uid(&job).to_string();
             self.finished.lock().unwrap().insert(key.to_string(), uid);
         }
-        Ok(Action::Done)
+        // Look again when the deadline passes (a Job's own events may not come by then).
+        Ok(match deadline.filter(|_| end.is_none()) {
+            Some(left) => Action::RequeueAfter(left.max(Duration::from_millis(100))),
+            None => Action::Done,
+        })
+    }
+}
+
+impl Jobs {
+    /// A finished Job: deleted once its `ttlSecondsAfterFinished` has passed.
+    async fn expire(&self, job: &Value) -> Result<Action, ControllerError> {
+        match ttl_left(job, chrono::Utc::now()) {
+            None => Ok(Action::Done),
+            Some(left) if !left.is_zero() => Ok(Action::RequeueAfter(left)),
+            Some(_) => {
+                let opts = DeleteOptions {
+                    precondition_uid: Some(owners::uid(job).to_string()),
+                    propagation_policy: Some("Background".into()),
+                    ..Default::default()
+                };
+                let (ns, name) = (owners::namespace(job), meta::name(job));
+                match self.objects.delete(self.jobs.info, ns, name, &opts).await {
+                    Ok(_) => log::info!("jobs: deleted {name}, finished past its TTL"),
+                    Err(e) if e.code == 404 || e.code == 409 => {}
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(Action::Done)
+            }
+        }
     }
 }
 
@@ -433,5 +520,37 @@ mod tests {
         assert_eq!(verdict(&j, &counts(3, 0, 0)), Verdict::Run { want: 0 });
         let q = job(json!({"parallelism": 3, "suspend": true}));
         assert_eq!(verdict(&q, &counts(3, 0, 0)), Verdict::Run { want: 0 });
+    }
+
+    #[test]
+    fn the_deadline_runs_from_the_start_and_not_while_suspended() {
+        let now: chrono::DateTime<chrono::Utc> = "2026-01-01T00:01:00Z".parse().unwrap();
+        let mut j = json!({"spec": {"activeDeadlineSeconds": 90},
+                           "status": {"startTime": "2026-01-01T00:00:00Z"}});
+        assert_eq!(deadline_left(&j, now), Some(Duration::from_secs(30)));
+        j["spec"]["activeDeadlineSeconds"] = json!(30);
+        assert_eq!(deadline_left(&j, now), Some(Duration::ZERO));
+        j["spec"]["suspend"] = json!(true);
+        assert_eq!(deadline_left(&j, now), None);
+        assert_eq!(deadline_left(&json!({"spec": {}}), now), None);
+    }
+
+    #[test]
+    fn the_ttl_runs_from_when_the_job_finished() {
+        let now: chrono::DateTime<chrono::Utc> = "2026-01-01T00:01:00Z".parse().unwrap();
+        let done = |kind: &str| {
+            json!({"spec": {"ttlSecondsAfterFinished": 100},
+                   "status": {"conditions": [{"type": kind, "status": "True",
+                              "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})
+        };
+        assert_eq!(
+            ttl_left(&done("Failed"), now),
+            Some(Duration::from_secs(40))
+        );
+        let mut complete = done("Complete");
+        complete["status"]["completionTime"] = json!("2025-12-31T23:00:00Z");
+        assert_eq!(ttl_left(&complete, now), Some(Duration::ZERO));
+        let running = json!({"spec": {"ttlSecondsAfterFinished": 0}, "status": {}});
+        assert_eq!(ttl_left(&running, now), None);
     }
 }
