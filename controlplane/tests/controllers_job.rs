@@ -57,6 +57,13 @@ async fn finish(api: &ApiClient, pod: &Pod, phase: &str) {
         .unwrap_or_else(|e| panic!("finishing {name}: {e}"));
 }
 
+/// `kubectl wait --for=condition=<condition> job/<job>`.
+async fn wait_condition(c: &kube::Cluster, condition: &str, job: &str) {
+    let cond = format!("--for=condition={condition}");
+    let job = format!("job/{job}");
+    c.ok(&["wait", &cond, &job, "--timeout=30s"]).await;
+}
+
 async fn wait_running(api: &ApiClient, job: &str, n: usize) -> Vec<Pod> {
     ctrl::eventually(&format!("{n} running pods of {job}"), || async {
         let pods = running(api, job).await;
@@ -92,13 +99,7 @@ async fn a_job_runs_its_completions_parallelism_at_a_time() {
     })
     .await;
     finish(&api, &last[0], "Succeeded").await;
-    c.ok(&[
-        "wait",
-        "--for=condition=complete",
-        "job/work",
-        "--timeout=30s",
-    ])
-    .await;
+    wait_condition(&c, "complete", "work").await;
     let j: Job = api.get(Some("default"), "work").await.unwrap();
     let s = j.status.unwrap();
     assert_eq!(
@@ -135,13 +136,7 @@ async fn failed_pods_beyond_the_backoff_limit_fail_the_job() {
         t.elapsed()
     );
     finish(&api, &pods[0], "Failed").await;
-    c.ok(&[
-        "wait",
-        "--for=condition=failed",
-        "job/flaky",
-        "--timeout=30s",
-    ])
-    .await;
+    wait_condition(&c, "failed", "flaky").await;
     let j: Job = api.get(Some("default"), "flaky").await.unwrap();
     let s = j.status.unwrap();
     assert_eq!((s.failed, s.active), (Some(2), Some(0)));
@@ -203,13 +198,7 @@ async fn a_job_past_its_deadline_fails_and_stops_its_pods() {
     );
     assert!(c.apply(&job, &[]).await.ok);
     wait_running(&api, "work", 2).await;
-    c.ok(&[
-        "wait",
-        "--for=condition=failed",
-        "job/work",
-        "--timeout=30s",
-    ])
-    .await;
+    wait_condition(&c, "failed", "work").await;
     let j: Job = api.get(Some("default"), "work").await.unwrap();
     let failed = j
         .status
@@ -234,13 +223,7 @@ async fn a_finished_job_is_deleted_after_its_ttl() {
     assert!(c.apply(&job, &[]).await.ok);
     let pods = wait_running(&api, "work", 1).await;
     finish(&api, &pods[0], "Succeeded").await;
-    c.ok(&[
-        "wait",
-        "--for=condition=complete",
-        "job/work",
-        "--timeout=30s",
-    ])
-    .await;
+    wait_condition(&c, "complete", "work").await;
     let done = std::time::Instant::now();
     ctrl::eventually("the Job deleted after its TTL", || async {
         api.get::<Job>(Some("default"), "work")
