@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Drives a running demo cluster (`cargo xtask demo`) with the real kubectl only:
-# apply, get, describe, logs, port-forward, scale, rollout (status/history/undo), a Job, a DaemonSet,
+# apply, get, describe, logs, port-forward, run -i (attach), scale, rollout (status/history/undo), a Job, a DaemonSet,
 # a PersistentVolumeClaim that outlives its pod, a StatefulSet (stable names in DNS, its
 # volume following a replaced pod), a HorizontalPodAutoscaler and kubectl top, delete.
 # Usage: tests/e2e/kubectl-e2e.sh [kubeconfig]   (default: target/demo/kubeconfig)
@@ -98,6 +98,16 @@ for i in 1 2; do   # two connections through the same tunnel
 done
 kill "$PF_PID"; PF_PID=""
 k delete pod web-pf -n "$NS" --wait=false
+
+step "run -i --rm: the pod's output through attach until it ends, then it is removed"
+out=$(timeout 120 kubectl --request-timeout=0 run -i --rm --restart=Never att -n "$NS" \
+  --image=skiff.local/busybox:latest -- sh -c 'echo first; sleep 3; echo second; echo oops >&2' 2>&1 </dev/null) \
+  || fail "kubectl run -i: $out"
+for want in first second oops; do
+  echo "$out" | grep -q "^$want" || fail "kubectl run -i lost '$want': $out"
+done
+if echo "$out" | grep -q "falling back"; then fail "attach fell back to logs: $out"; fi
+wait_for 30 "the run pod removed" sh -c "! kubectl get pod att -n '$NS'"
 
 step "scale"
 k scale deployment hello -n "$NS" --replicas=3

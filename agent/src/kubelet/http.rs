@@ -5,6 +5,8 @@
 //!   `sinceTime`, `limitBytes`), streamed as `text/plain`;
 //! - `GET|POST /exec/{ns}/{pod}/{container}`: `kubectl exec` over a
 //!   WebSocket ([`exec`]);
+//! - `GET|POST /attach/{ns}/{pod}/{container}`: `kubectl attach` (and `run -i`),
+//!   the container's output over the same channels ([`attach`]);
 //! - `GET /portForward/{ns}/{pod}`: `kubectl port-forward`, SPDY/3.1 in a
 //!   WebSocket ([`portforward`]);
 //! - `GET /metrics` (and `/metrics/resource`): Prometheus text;
@@ -14,6 +16,7 @@
 //! [`metrics::StatsSource`], both implemented by the pod manager
 //! ([`super::lookup`]).
 
+pub mod attach;
 pub mod exec;
 pub mod metrics;
 pub mod node_usage;
@@ -65,6 +68,10 @@ pub fn router(s: KubeletHttp) -> Router {
             get(exec::handler).post(exec::handler),
         )
         .route(
+            "/attach/{ns}/{pod}/{container}",
+            get(attach::handler).post(attach::handler),
+        )
+        .route(
             "/portForward/{ns}/{pod}",
             get(portforward::handler).post(portforward::handler),
         )
@@ -92,6 +99,25 @@ async fn metrics_handler(State(s): State<KubeletHttp>) -> Response {
 
 fn error(code: StatusCode, message: String) -> Response {
     (code, message).into_response()
+}
+
+/// Whether instance `restart` of `container` in pod `ns/pod` (uid `uid`) still runs.
+pub(super) fn instance_running(
+    s: &KubeletHttp,
+    (ns, pod): (String, String),
+    uid: String,
+    container: String,
+    restart: u32,
+) -> Arc<dyn Fn() -> bool + Send + Sync> {
+    let pods = s.pods.clone();
+    Arc::new(move || {
+        pods.pod(&ns, &pod).is_some_and(|p| {
+            p.uid == uid
+                && p.containers
+                    .iter()
+                    .any(|x| x.name == container && x.restart_count == restart && x.running)
+        })
+    })
 }
 
 /// `a=b&c=d` percent-decoded (the last of a repeated key wins).
@@ -159,6 +185,7 @@ pub fn log_options(
         timestamps: flag("timestamps"),
         since,
         limit_bytes: limit.map(|l| l as u64),
+        channels: false,
     };
     Ok((opts, flag("previous")))
 }
@@ -221,15 +248,7 @@ async fn logs_handler(
         opts.follow = opts.follow && !previous && c.running;
         Arc::new(|| false)
     } else {
-        let (pods, uid) = (s.pods.clone(), info.uid.clone());
-        Arc::new(move || {
-            pods.pod(&ns, &pod).is_some_and(|p| {
-                p.uid == uid
-                    && p.containers
-                        .iter()
-                        .any(|x| x.name == container && x.restart_count == restart && x.running)
-            })
-        })
+        instance_running(&s, (ns, pod), info.uid.clone(), container, restart)
     };
     let rx = logs::stream(path, opts, running);
     let body = futures_util::stream::unfold(rx, |mut rx| async move {

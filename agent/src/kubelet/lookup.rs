@@ -17,6 +17,9 @@ pub struct ContainerInfo {
     pub restart_count: u32,
     /// Whether that instance is running (a followed log ends when not).
     pub running: bool,
+    /// The spec keeps stdin open (`kubectl run -i`): an attach shows the instance's
+    /// output from its start, not only what comes after.
+    pub stdin: bool,
 }
 
 /// A pod on this node.
@@ -64,6 +67,8 @@ pub struct ContainerEntry {
     /// The running instance's main process: host pid and its start time
     /// (what `kubectl exec` enters).
     pub process: Option<(u32, u64)>,
+    /// The spec keeps stdin open (see [`ContainerInfo::stdin`]).
+    pub stdin: bool,
 }
 
 /// One pod's entry.
@@ -130,6 +135,7 @@ impl PodLookup for PodRegistry {
                     name: c.name.clone(),
                     restart_count: c.restart_count,
                     running: c.running,
+                    stdin: c.stdin,
                 })
                 .collect(),
         })
@@ -196,6 +202,7 @@ mod tests {
             running: cgroup.is_some(),
             cgroup: cgroup.map(Into::into),
             process: cgroup.map(|_| (4242, 7)),
+            stdin: false,
         };
         r.set(
             "u1",
@@ -213,12 +220,14 @@ mod tests {
                 ContainerInfo {
                     name: "init".into(),
                     restart_count: 0,
-                    running: false
+                    running: false,
+                    stdin: false,
                 },
                 ContainerInfo {
                     name: "app".into(),
                     restart_count: 2,
-                    running: true
+                    running: true,
+                    stdin: false,
                 }
             ]
         );

@@ -366,7 +366,11 @@ async fn session(mut socket: WebSocket, target: ExecTarget, opts: ExecOptions) {
             let _ = socket.send(frame(stream_of(s), &data)).await;
         }
     }
-    let status = final_status(&opts.command, &result);
+    finish(&mut socket, &final_status(&opts.command, &result)).await;
+}
+
+/// Ends a channel session: the final `status` on the error stream, then a normal close.
+pub(super) async fn finish(socket: &mut WebSocket, status: &serde_json::Value) {
     let _ = socket
         .send(frame(ERROR, status.to_string().as_bytes()))
         .await;

@@ -23,11 +23,13 @@ impl PodLookup for Pods {
                     name: "app".into(),
                     restart_count: 1,
                     running: self.running.load(Ordering::SeqCst),
+                    stdin: false,
                 },
                 ContainerInfo {
                     name: "sidecar".into(),
                     restart_count: 0,
                     running: false,
+                    stdin: false,
                 },
             ],
         })

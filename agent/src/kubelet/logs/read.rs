@@ -28,6 +28,9 @@ pub struct LogOptions {
     pub since: Option<Timestamp>,
     /// Stop after this many bytes.
     pub limit_bytes: Option<u64>,
+    /// Frame chunks for the channel protocols (`kubectl attach`): each chunk starts with
+    /// its stream, 1 for stdout or 2 for stderr, and holds lines of that stream only.
+    pub channels: bool,
 }
 
 /// The files of one instance's log, oldest first: `<log>.N` … `<log>.1`,
@@ -66,11 +69,13 @@ struct Sink {
 impl Sink {
     /// Sends the lines; false once the limit is reached or the reader left.
     async fn send(&mut self, lines: &[Line]) -> bool {
+        let since = self.opts.since;
+        let shown = lines.iter().filter(|l| since.is_none_or(|s| l.ts >= s));
+        if self.opts.channels {
+            return self.send_framed(shown).await;
+        }
         let mut out = Vec::new();
-        for l in lines {
-            if self.opts.since.is_some_and(|s| l.ts < s) {
-                continue;
-            }
+        for l in shown {
             render(l, self.opts.timestamps, &mut out);
         }
         if out.is_empty() {
@@ -89,6 +94,26 @@ impl Sink {
             return false;
         }
         more
+    }
+}
+
+impl Sink {
+    /// One chunk per run of lines from the same stream, led by its channel byte.
+    async fn send_framed<'a>(&mut self, lines: impl Iterator<Item = &'a Line>) -> bool {
+        let mut chunk: Vec<u8> = Vec::new();
+        for l in lines {
+            let channel = if l.stderr { 2 } else { 1 };
+            if chunk.first().is_some_and(|c| *c != channel)
+                && self.tx.send(std::mem::take(&mut chunk)).await.is_err()
+            {
+                return false;
+            }
+            if chunk.is_empty() {
+                chunk.push(channel);
+            }
+            render(l, self.opts.timestamps, &mut chunk);
+        }
+        chunk.is_empty() || self.tx.send(chunk).await.is_ok()
     }
 }
 

@@ -430,6 +430,7 @@ impl Worker {
                     let st = i.container.state();
                     (st.pid, st.pid_start)
                 }),
+                stdin: wants_stdin(pod, &s.name),
             })
             .collect();
         self.ctx.registry.set(
@@ -441,4 +442,16 @@ impl Worker {
             },
         );
     }
+}
+
+/// Whether container `name` of `pod` asks for stdin (`stdin: true`).
+fn wants_stdin(pod: &Pod, name: &str) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return false;
+    };
+    let init = spec.init_containers.iter().flatten();
+    init.chain(spec.containers.iter())
+        .find(|c| c.name == name)
+        .and_then(|c| c.stdin)
+        .unwrap_or(false)
 }

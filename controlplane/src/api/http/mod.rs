@@ -44,6 +44,10 @@ pub(super) fn router(objects: Objects, address: String) -> Router {
             axum::routing::any(exec),
         )
         .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/attach",
+            axum::routing::any(attach),
+        )
+        .route(
             "/api/v1/namespaces/{ns}/pods/{name}/portforward",
             axum::routing::any(port_forward),
         )
@@ -63,6 +67,15 @@ async fn exec(
     req: Request,
 ) -> Response {
     relay(app, ns, name, req, pod_streams::Stream::Exec).await
+}
+
+/// `pods/attach`: relayed to the kubelet (see [`pod_streams`]).
+async fn attach(
+    State(app): State<App>,
+    Path((ns, name)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    relay(app, ns, name, req, pod_streams::Stream::Attach).await
 }
 
 /// `pods/portforward`: relayed to the kubelet (see [`pod_streams`]).

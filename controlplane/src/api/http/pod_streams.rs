@@ -1,7 +1,8 @@
-//! `GET|POST /api/v1/namespaces/{ns}/pods/{name}/exec` (`kubectl exec`) and
-//! `…/portforward` (`kubectl port-forward`). As the kube-apiserver does, the
-//! API server relays the upgrade: it sends the client's WebSocket handshake to
-//! the kubelet of the pod's node (`/exec/{ns}/{pod}/{container}?…` or
+//! `GET|POST /api/v1/namespaces/{ns}/pods/{name}/exec` (`kubectl exec`),
+//! `…/attach` (`kubectl attach`, `kubectl run -i`) and `…/portforward`
+//! (`kubectl port-forward`). As the kube-apiserver does, the API server relays
+//! the upgrade: it sends the client's WebSocket handshake to the kubelet of the
+//! pod's node (`/exec/{ns}/{pod}/{container}?…`, `/attach/…` or
 //! `/portForward/{ns}/{pod}?…`), returns the kubelet's `101 Switching
 //! Protocols` to the client, then copies bytes both ways until either side
 //! closes. The kubelet answers the handshake itself (accept key, channel or
@@ -58,6 +59,7 @@ fn is_websocket_upgrade(h: &HeaderMap) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
     Exec,
+    Attach,
     PortForward,
 }
 
@@ -71,18 +73,23 @@ pub async fn serve(
 ) -> Result<Response, ApiError> {
     if !is_websocket_upgrade(req.headers()) {
         return Err(ApiError::bad_request(match stream {
-            Stream::Exec => "pods/exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not supported",
+            Stream::Exec | Stream::Attach => "pods/exec and pods/attach need a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not supported",
             Stream::PortForward => "pods/portforward needs a WebSocket upgrade (SPDY/3.1+portforward.k8s.io); plain SPDY is not supported",
         }));
     }
     let raw_query = req.uri().query().map(str::to_string);
     let query = forwarded_query(raw_query.as_deref());
     let (path, addr, what) = match stream {
-        Stream::Exec => {
+        Stream::Exec | Stream::Attach => {
             let (container, addr) = locate(objects, ns, name, raw_query.as_deref()).await?;
             let (n, p, c) = (segment(ns), segment(name), segment(&container));
-            let what = format!("exec {ns}/{name}/{container}");
-            (format!("/exec/{n}/{p}/{c}{query}"), addr, what)
+            let verb = if stream == Stream::Exec {
+                "exec"
+            } else {
+                "attach"
+            };
+            let what = format!("{verb} {ns}/{name}/{container}");
+            (format!("/{verb}/{n}/{p}/{c}{query}"), addr, what)
         }
         Stream::PortForward => {
             let pod = objects.get(pods_resource()?, Some(ns), name).await?;

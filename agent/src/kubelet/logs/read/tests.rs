@@ -178,3 +178,32 @@ async fn follow_reads_new_lines_across_rotations_until_the_container_ends() {
     );
     assert_eq!(n.last(), Some(&59));
 }
+
+#[tokio::test]
+async fn channel_framing_keeps_stdout_and_stderr_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("c/0.log");
+    let mut w = LogWriter::open(&log, 1 << 20, 3).unwrap();
+    w.write_chunk(Stream::Stdout, b"one\ntwo\n", (1, 0))
+        .unwrap();
+    w.write_chunk(Stream::Stderr, b"oops\n", (2, 0)).unwrap();
+    w.write_chunk(Stream::Stdout, b"three\n", (3, 0)).unwrap();
+    drop(w);
+    let opts = LogOptions {
+        channels: true,
+        ..LogOptions::default()
+    };
+    let mut rx = stream(log, opts, Arc::new(|| false));
+    let mut chunks = Vec::new();
+    while let Some(c) = rx.recv().await {
+        chunks.push(c);
+    }
+    assert_eq!(
+        chunks,
+        [
+            b"\x01one\ntwo\n".to_vec(),
+            b"\x02oops\n".to_vec(),
+            b"\x01three\n".to_vec()
+        ]
+    );
+}
