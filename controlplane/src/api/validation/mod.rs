@@ -151,10 +151,14 @@ mod tests {
         );
         assert_eq!(fields(json!({"schedule": "* * *"})), ["spec.schedule"]);
         assert_eq!(fields(json!({})), ["spec.schedule"]);
-        assert_eq!(
-            fields(json!({"schedule": "@daily", "timeZone": "Europe/Paris"})),
-            ["spec.timeZone"]
-        );
+        assert!(fields(json!({"schedule": "@daily", "timeZone": "Europe/Paris"})).is_empty());
+        for bad in ["Mars/Olympus_Mons", "Local", ""] {
+            assert_eq!(
+                fields(json!({"schedule": "@daily", "timeZone": bad})),
+                ["spec.timeZone"],
+                "{bad:?}"
+            );
+        }
         assert_eq!(
             fields(
                 json!({"schedule": "@daily", "concurrencyPolicy": "Sometimes",

@@ -1,5 +1,5 @@
 //! The CronJob controller (Kubernetes' `cronjob_controllerv2`): at each time of
-//! `spec.schedule` ([`schedule`], UTC) it creates a Job from `spec.jobTemplate`, named
+//! `spec.schedule` ([`schedule`], read in `spec.timeZone`, UTC by default) it creates a Job from `spec.jobTemplate`, named
 //! `<cronjob>-<scheduled time in unix minutes>` so that a run is never started twice, with a
 //! controller reference to the CronJob and the `batch.kubernetes.io/cronjob-scheduled-timestamp`
 //! annotation. It honours `suspend`, `startingDeadlineSeconds` and `concurrencyPolicy`
@@ -8,8 +8,7 @@
 //! `lastScheduleTime` and `lastSuccessfulTime`. The decisions are pure ([`plan`]); this file
 //! reads the caches and writes.
 //!
-//! Not yet: time zones other than UTC (validation rejects them), `@every`, and events
-//! (skipped runs are logged).
+//! Not yet: `@every`, and events (skipped runs are logged).
 
 pub mod plan;
 pub mod schedule;

@@ -7,11 +7,17 @@
 //! Days match as in robfig/cron: when day-of-month or day-of-week is unrestricted (`*`,
 //! `?`, or `*/1`), both must match; when both are restricted, either does.
 //!
-//! Times are evaluated in UTC, the only `spec.timeZone` supported ([`time_zone`]).
+//! Times are evaluated in the CronJob's `spec.timeZone` (an IANA name, [`time_zone`]; UTC
+//! when unset), from the tz database built into the binary. Across a daylight-saving change
+//! a scheduled local time that does not exist (the skipped hour) does not run, and one
+//! that occurs twice (the repeated hour) runs once, at its first occurrence.
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc,
+};
+use chrono_tz::Tz;
 
 /// Set in a field's bits when it was written `*` or `?` (robfig/cron's `starBit`).
 const STAR: u64 = 1 << 63;
@@ -45,22 +51,26 @@ pub enum ScheduleError {
     Reversed(u32, u32, String),
 }
 
-/// An unsupported `spec.timeZone`.
+/// A `spec.timeZone` that names no zone.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TimeZoneError {
     #[error("timeZone must be nil or non-empty string")]
     Empty,
-    #[error("unsupported time zone {0:?}: only \"UTC\" and \"Etc/UTC\" are supported")]
-    Unsupported(String),
+    #[error("unknown time zone {0}")]
+    Unknown(String),
 }
 
-/// Check a `spec.timeZone`: only UTC is supported (an unset zone is UTC too).
-pub fn time_zone(tz: &str) -> Result<(), TimeZoneError> {
-    match tz {
-        "" => Err(TimeZoneError::Empty),
-        "UTC" | "Etc/UTC" => Ok(()),
-        other => Err(TimeZoneError::Unsupported(other.to_string())),
+/// The zone a `spec.timeZone` names (an IANA name such as `Europe/Paris`, or `UTC`).
+pub fn time_zone(tz: &str) -> Result<Tz, TimeZoneError> {
+    if tz.is_empty() {
+        return Err(TimeZoneError::Empty);
     }
+    // Kubernetes refuses `Local` (the controller's own zone) and names with spaces.
+    if tz == "Local" || tz.contains(' ') {
+        return Err(TimeZoneError::Unknown(tz.to_string()));
+    }
+    tz.parse()
+        .map_err(|_| TimeZoneError::Unknown(tz.to_string()))
 }
 
 /// The allowed values of one field.
@@ -111,6 +121,7 @@ pub struct Schedule {
     dom: u64,
     month: u64,
     dow: u64,
+    zone: Tz,
 }
 
 impl FromStr for Schedule {
@@ -148,6 +159,7 @@ impl FromStr for Schedule {
             dom: field(dom, &DOM)?,
             month: field(month, &MONTH)?,
             dow,
+            zone: Tz::UTC,
         })
     }
 }
@@ -246,14 +258,32 @@ fn first_of_next_month(t: NaiveDateTime) -> NaiveDateTime {
     midnight(NaiveDate::from_ymd_opt(y, m, 1).expect("day 1 exists"))
 }
 
-fn truncate_to_minute(t: DateTime<Utc>) -> NaiveDateTime {
-    let t = t.naive_utc();
+fn truncate_to_minute(t: NaiveDateTime) -> NaiveDateTime {
     t.with_second(0)
         .and_then(|t| t.with_nanosecond(0))
         .unwrap_or(t)
 }
 
 impl Schedule {
+    /// The same schedule read in `zone`.
+    pub fn in_zone(self, zone: Tz) -> Self {
+        Self { zone, ..self }
+    }
+
+    fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
+        truncate_to_minute(t.with_timezone(&self.zone).naive_local())
+    }
+
+    /// The instant a scheduled local minute runs at: none in a skipped hour, the first
+    /// in a repeated one.
+    fn instant(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+        match self.zone.from_local_datetime(&local) {
+            LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+            LocalResult::Ambiguous(a, b) => Some(a.min(b).with_timezone(&Utc)),
+            LocalResult::None => None,
+        }
+    }
+
     fn day_matches(&self, d: NaiveDate) -> bool {
         let dom = has(self.dom, d.day());
         let dow = has(self.dow, d.weekday().num_days_from_sunday());
@@ -266,7 +296,10 @@ impl Schedule {
 
     /// Whether the minute starting at `t` is scheduled.
     pub fn matches(&self, t: DateTime<Utc>) -> bool {
-        let t = truncate_to_minute(t);
+        self.matches_local(self.local(t))
+    }
+
+    fn matches_local(&self, t: NaiveDateTime) -> bool {
         has(self.month, t.month())
             && self.day_matches(t.date())
             && has(self.hour, t.hour())
@@ -276,7 +309,31 @@ impl Schedule {
     /// The first scheduled time strictly after `t` (`None`: none in the next 5 years, as
     /// for `0 0 30 2 *`).
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut t = truncate_to_minute(t) + Duration::minutes(1);
+        let mut local = self.local(t);
+        loop {
+            let cand = self.next_local_after(local)?;
+            match self.instant(cand) {
+                Some(at) if at > t => return Some(at),
+                _ => local = cand,
+            }
+        }
+    }
+
+    /// The last scheduled time at or before `t` (`None`: none in the 5 years before).
+    pub fn latest_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut local = self.local(t);
+        loop {
+            let cand = self.latest_local_at_or_before(local)?;
+            match self.instant(cand) {
+                Some(at) if at <= t => return Some(at),
+                _ => local = cand - Duration::minutes(1),
+            }
+        }
+    }
+
+    /// The first scheduled local minute strictly after `t`.
+    fn next_local_after(&self, t: NaiveDateTime) -> Option<NaiveDateTime> {
+        let mut t = t + Duration::minutes(1);
         let limit = t.year() + YEARS;
         while t.year() <= limit {
             if !has(self.month, t.month()) {
@@ -288,15 +345,14 @@ impl Schedule {
             } else if !has(self.minute, t.minute()) {
                 t += Duration::minutes(1);
             } else {
-                return Some(t.and_utc());
+                return Some(t);
             }
         }
         None
     }
 
-    /// The last scheduled time at or before `t` (`None`: none in the 5 years before).
-    pub fn latest_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut t = truncate_to_minute(t);
+    /// The last scheduled local minute at or before `t`.
+    fn latest_local_at_or_before(&self, mut t: NaiveDateTime) -> Option<NaiveDateTime> {
         let limit = t.year() - YEARS;
         let minute = Duration::minutes(1);
         while t.year() >= limit {
@@ -309,7 +365,7 @@ impl Schedule {
             } else if !has(self.minute, t.minute()) {
                 t -= minute;
             } else {
-                return Some(t.and_utc());
+                return Some(t);
             }
         }
         None
@@ -537,12 +593,68 @@ mod tests {
 
     #[test]
     fn time_zones() {
-        assert_eq!(time_zone("UTC"), Ok(()));
-        assert_eq!(time_zone("Etc/UTC"), Ok(()));
+        assert_eq!(time_zone("UTC"), Ok(Tz::UTC));
+        assert_eq!(time_zone("Etc/UTC"), Ok(Tz::Etc__UTC));
+        assert_eq!(time_zone("Europe/Paris"), Ok(Tz::Europe__Paris));
         assert_eq!(time_zone(""), Err(TimeZoneError::Empty));
-        assert!(matches!(
-            time_zone("Europe/Paris"),
-            Err(TimeZoneError::Unsupported(_))
-        ));
+        assert_eq!(
+            time_zone("Europe/Pariss"),
+            Err(TimeZoneError::Unknown("Europe/Pariss".into()))
+        );
+    }
+
+    fn zoned(s: &str, zone: &str) -> Schedule {
+        sched(s).in_zone(time_zone(zone).unwrap())
+    }
+
+    fn next_times(s: &Schedule, from: &str, n: usize) -> Vec<String> {
+        let mut t = at(from);
+        (0..n)
+            .map(|_| {
+                t = s.next_after(t).unwrap();
+                t.format("%Y-%m-%dT%H:%M").to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn times_are_read_in_the_zone() {
+        let nine = zoned("0 9 * * *", "Europe/Paris");
+        // CET is UTC+1 in winter, CEST UTC+2 in summer.
+        assert_eq!(
+            next_times(&nine, "2026-01-01T00:00:00Z", 1),
+            ["2026-01-01T08:00"]
+        );
+        assert_eq!(
+            next_times(&nine, "2026-07-01T00:00:00Z", 1),
+            ["2026-07-01T07:00"]
+        );
+        assert_eq!(
+            nine.latest_at_or_before(at("2026-07-01T07:30:00Z")),
+            Some(at("2026-07-01T07:00:00Z"))
+        );
+        assert!(nine.matches(at("2026-01-01T08:00:30Z")));
+        assert!(!nine.matches(at("2026-01-01T09:00:00Z")));
+        assert!(time_zone("Mars/Olympus_Mons").is_err());
+        assert!(time_zone("Local").is_err());
+    }
+
+    #[test]
+    fn daylight_saving_skips_the_missing_hour_and_runs_the_repeated_one_once() {
+        // New York, 2026: clocks go 02:00 → 03:00 on 8 March, 02:00 → 01:00 on 1 November.
+        let two_thirty = zoned("30 2 * * *", "America/New_York");
+        assert_eq!(
+            next_times(&two_thirty, "2026-03-07T12:00:00Z", 2),
+            ["2026-03-09T06:30", "2026-03-10T06:30"]
+        );
+        let one_thirty = zoned("30 1 * * *", "America/New_York");
+        assert_eq!(
+            next_times(&one_thirty, "2026-10-31T12:00:00Z", 2),
+            ["2026-11-01T05:30", "2026-11-02T06:30"]
+        );
+        assert_eq!(
+            one_thirty.latest_at_or_before(at("2026-11-01T07:00:00Z")),
+            Some(at("2026-11-01T05:30:00Z"))
+        );
     }
 }
