@@ -129,3 +129,12 @@ async fn auth_can_i_answers_yes() {
         assert_eq!(c.ok(args).await.trim(), "yes", "{args:?}");
     }
 }
+
+/// No authentication: `kubectl auth whoami` names the administrator every caller acts as.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_whoami_names_the_administrator() {
+    let c = kube::start().await;
+    let out = c.ok(&["auth", "whoami"]).await;
+    assert!(out.contains("system:admin"), "{out}");
+    assert!(out.contains("system:masters"), "{out}");
+}

@@ -1,12 +1,30 @@
-//! `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews` (`kubectl auth can-i`).
-//! Skiff does not authorize requests (as Kubernetes' `AlwaysAllow` mode), so every review
-//! is answered allowed; the review itself is not stored, as in Kubernetes.
+//! `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews` (`kubectl auth can-i`) and
+//! `POST /apis/authentication.k8s.io/v1/selfsubjectreviews` (`kubectl auth whoami`).
+//! Skiff neither authenticates nor authorizes requests (as Kubernetes' `AlwaysAllow` mode):
+//! every caller acts as the cluster's administrator, so every access review is answered
+//! allowed and whoami names `system:admin` in `system:masters`. Reviews are not stored, as
+//! in Kubernetes.
 
 use serde_json::{json, Value};
 
 use crate::api::error::ApiError;
 
 pub const PATH: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+/// Where `kubectl auth whoami` asks first (then v1beta1, v1alpha1).
+pub const WHOAMI_PATH: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+
+/// The SelfSubjectReview of every caller.
+pub fn whoami() -> Value {
+    json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "SelfSubjectReview",
+        "metadata": {"creationTimestamp": null},
+        "status": {"userInfo": {
+            "username": "system:admin",
+            "groups": ["system:masters", "system:authenticated"],
+        }},
+    })
+}
 
 /// The review `body` with its `status` filled in. kubectl sends it as protobuf, which is
 /// not decoded: the answer does not depend on it, so the reply's `spec` is then empty.
@@ -49,5 +67,12 @@ mod tests {
         assert_eq!(review("", b"nope").unwrap_err().code, 400);
         let pb = review("application/vnd.kubernetes.protobuf", b"k8s\0...").unwrap();
         assert_eq!(pb["status"]["allowed"], true);
+    }
+
+    #[test]
+    fn whoami_names_the_administrator() {
+        let v = whoami();
+        assert_eq!(v["kind"], "SelfSubjectReview");
+        assert_eq!(v["status"]["userInfo"]["username"], "system:admin");
     }
 }

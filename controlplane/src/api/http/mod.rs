@@ -138,6 +138,12 @@ async fn dispatch(
             access_review::review(ct, &body)
                 .map(|v| response::json_response(201, &v, &[], "application/json"))
         }
+        access_review::WHOAMI_PATH if method == Method::POST => Ok(response::json_response(
+            201,
+            &access_review::whoami(),
+            &[],
+            "application/json",
+        )),
         "/openapi/v2" | "/openapi/v2/" => Ok(openapi_v2_response(&headers)),
         "/openapi/v3" | "/openapi/v3/" => Ok(ok_json(&openapi::root())),
         p if p.starts_with("/openapi/v3/") => openapi::group_version(&p["/openapi/v3/".len()..])
