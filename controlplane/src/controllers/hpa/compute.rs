@@ -1,15 +1,20 @@
 //! The autoscaling arithmetic, as the HorizontalPodAutoscaler controller does it: per
 //! metric a usage ratio against its target and the replicas it asks for (within a 10 %
-//! tolerance nothing changes), the largest of them, then the default behaviour: scale-up at
-//! most to `max(2 × current, current + 4)` per step, scale-down to the highest
-//! recommendation of the last 5 minutes, all within `[minReplicas, maxReplicas]`.
+//! tolerance nothing changes), the largest of them, then `spec.behavior`
+//! ([`Behavior`], Kubernetes' defaults where unset): stabilization — scale up only as far
+//! as every recommendation of the scale-up window agrees (default 0 s), down only as far
+//! as every one of the scale-down window does (default 300 s) — then the rate policies —
+//! per period at most so many pods or percent more or fewer than at the period's start,
+//! the most permissive policy (`selectPolicy: Max`, the default), the least (`Min`), or
+//! none (`Disabled`); defaults: up `max(+4 pods, +100 %)` per 15 s, down `-100 %` per
+//! 15 s — all within `[minReplicas, maxReplicas]`.
 
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 /// Ratios this close to 1 change nothing.
 pub const TOLERANCE: f64 = 0.1;
-/// Scale-down looks back this far (`behavior.scaleDown.stabilizationWindowSeconds`).
-pub const DOWN_WINDOW: Duration = Duration::from_secs(300);
 
 /// The replicas one metric asks for: `ceil(ratio × pods)` outside the tolerance.
 pub fn replicas_for(current: u32, pods_measured: u32, ratio: f64) -> u32 {
@@ -26,34 +31,229 @@ pub enum Limit {
     TooMany,
     TooFew,
     ScaleUpLimit,
+    ScaleDownLimit,
 }
 
-/// The replicas to set, from the metrics' `wanted`, the earlier recommendations
-/// (`history`, updated here), and the bounds.
+/// How several policies combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Select {
+    /// The policy allowing the largest change.
+    Max,
+    /// The policy allowing the smallest change.
+    Min,
+    /// No change in this direction.
+    Disabled,
+}
+
+/// At most `value` pods (or percent) of change per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub percent: bool,
+    pub value: u32,
+    pub period: Duration,
+}
+
+/// One direction of `spec.behavior`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    pub window: Duration,
+    pub select: Select,
+    pub policies: Vec<Policy>,
+}
+
+/// `spec.behavior` with Kubernetes' defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Behavior {
+    pub up: Rules,
+    pub down: Rules,
+}
+
+fn secs(v: Option<&Value>) -> Option<Duration> {
+    v?.as_u64().map(Duration::from_secs)
+}
+
+fn rules(v: Option<&Value>, default: Rules) -> Rules {
+    let Some(v) = v else {
+        return default;
+    };
+    let policies: Vec<Policy> = v
+        .get("policies")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some(Policy {
+                percent: p.get("type")?.as_str()? == "Percent",
+                value: u32::try_from(p.get("value")?.as_u64()?).ok()?,
+                period: secs(p.get("periodSeconds"))?,
+            })
+        })
+        .collect();
+    Rules {
+        window: secs(v.get("stabilizationWindowSeconds")).unwrap_or(default.window),
+        select: match v.get("selectPolicy").and_then(Value::as_str) {
+            Some("Min") => Select::Min,
+            Some("Disabled") => Select::Disabled,
+            _ => Select::Max,
+        },
+        policies: if policies.is_empty() {
+            default.policies
+        } else {
+            policies
+        },
+    }
+}
+
+impl Behavior {
+    /// From the autoscaler's `spec.behavior` (absent: the defaults).
+    pub fn from_spec(behavior: Option<&Value>) -> Self {
+        let period = Duration::from_secs(15);
+        let up = Rules {
+            window: Duration::ZERO,
+            select: Select::Max,
+            policies: vec![
+                Policy {
+                    percent: false,
+                    value: 4,
+                    period,
+                },
+                Policy {
+                    percent: true,
+                    value: 100,
+                    period,
+                },
+            ],
+        };
+        let down = Rules {
+            window: Duration::from_secs(300),
+            select: Select::Max,
+            policies: vec![Policy {
+                percent: true,
+                value: 100,
+                period,
+            }],
+        };
+        Self {
+            up: rules(behavior.and_then(|b| b.get("scaleUp")), up),
+            down: rules(behavior.and_then(|b| b.get("scaleDown")), down),
+        }
+    }
+
+    /// How long recommendations and scale events matter.
+    fn horizon(&self) -> Duration {
+        let periods = self.up.policies.iter().chain(&self.down.policies);
+        periods
+            .map(|p| p.period)
+            .chain([self.up.window, self.down.window])
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+/// What the controller remembers of one autoscaler.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// Recommendations (what the metrics asked for), for stabilization.
+    recommendations: Vec<(Instant, u32)>,
+    /// Replicas added and removed by this controller, for the rate policies.
+    added: Vec<(Instant, u32)>,
+    removed: Vec<(Instant, u32)>,
+}
+
+impl Memory {
+    fn within(events: &[(Instant, u32)], now: Instant, period: Duration) -> u32 {
+        events
+            .iter()
+            .filter(|(t, _)| now.duration_since(*t) <= period)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// The replicas at the start of the period ending `now`.
+    fn period_start(&self, current: u32, now: Instant, period: Duration) -> u32 {
+        let added = Self::within(&self.added, now, period);
+        let removed = Self::within(&self.removed, now, period);
+        (current + removed).saturating_sub(added)
+    }
+}
+
+/// The most replicas `rules` allow now.
+fn scale_up_limit(current: u32, rules: &Rules, mem: &Memory, now: Instant) -> u32 {
+    let proposals = rules.policies.iter().map(|p| {
+        let start = mem.period_start(current, now, p.period);
+        if p.percent {
+            (f64::from(start) * (1.0 + f64::from(p.value) / 100.0)).ceil() as u32
+        } else {
+            start.saturating_add(p.value)
+        }
+    });
+    match rules.select {
+        Select::Disabled => current,
+        Select::Max => proposals.max().unwrap_or(current),
+        Select::Min => proposals.min().unwrap_or(current),
+    }
+}
+
+/// The fewest replicas `rules` allow now.
+fn scale_down_limit(current: u32, rules: &Rules, mem: &Memory, now: Instant) -> u32 {
+    let proposals = rules.policies.iter().map(|p| {
+        let start = mem.period_start(current, now, p.period);
+        if p.percent {
+            (f64::from(start) * (1.0 - f64::from(p.value.min(100)) / 100.0)) as u32
+        } else {
+            start.saturating_sub(p.value)
+        }
+    });
+    match rules.select {
+        Select::Disabled => current,
+        // The most permissive policy allows the lowest count.
+        Select::Max => proposals.min().unwrap_or(current),
+        Select::Min => proposals.max().unwrap_or(current),
+    }
+}
+
+/// The replicas to set, from the metrics' `wanted`, the bounds, the behaviour and what
+/// happened before (`mem`, updated here: the recommendation, and the scale event if any).
 pub fn normalize(
     current: u32,
     wanted: u32,
     (min, max): (u32, u32),
-    history: &mut Vec<(Instant, u32)>,
+    behavior: &Behavior,
+    mem: &mut Memory,
     now: Instant,
 ) -> (u32, Limit) {
-    history.retain(|(t, _)| now.duration_since(*t) <= DOWN_WINDOW);
-    history.push((now, wanted));
-    let mut desired = wanted;
-    if wanted < current {
-        // Scale down only as far as every recent recommendation agrees.
-        desired = history
-            .iter()
-            .map(|(_, r)| *r)
-            .max()
-            .unwrap_or(wanted)
-            .min(current);
+    let horizon = behavior.horizon();
+    mem.recommendations
+        .retain(|(t, _)| now.duration_since(*t) <= horizon);
+    mem.added.retain(|(t, _)| now.duration_since(*t) <= horizon);
+    mem.removed
+        .retain(|(t, _)| now.duration_since(*t) <= horizon);
+    // Stabilization: up no further than the lowest, down no further than the highest
+    // recommendation of its window.
+    let (mut up, mut down) = (wanted, wanted);
+    for (t, r) in &mem.recommendations {
+        let age = now.duration_since(*t);
+        if age <= behavior.up.window {
+            up = up.min(*r);
+        }
+        if age <= behavior.down.window {
+            down = down.max(*r);
+        }
     }
-    let mut limit = Limit::Within;
-    let up_limit = (current.saturating_mul(2)).max(current + 4);
-    if desired > up_limit {
-        desired = up_limit;
-        limit = Limit::ScaleUpLimit;
+    mem.recommendations.push((now, wanted));
+    let stabilized = current.max(up).min(down);
+
+    let (mut desired, mut limit) = (stabilized, Limit::Within);
+    if stabilized > current {
+        let up_limit = scale_up_limit(current, &behavior.up, mem, now).max(current);
+        if up_limit < max && stabilized > up_limit {
+            (desired, limit) = (up_limit, Limit::ScaleUpLimit);
+        }
+    } else if stabilized < current {
+        let down_limit = scale_down_limit(current, &behavior.down, mem, now).min(current);
+        if down_limit > min && stabilized < down_limit {
+            (desired, limit) = (down_limit, Limit::ScaleDownLimit);
+        }
     }
     if desired > max {
         (desired, limit) = (max, Limit::TooMany);
@@ -61,46 +261,13 @@ pub fn normalize(
     if desired < min.max(1) {
         (desired, limit) = (min.max(1), Limit::TooFew);
     }
+    if desired > current {
+        mem.added.push((now, desired - current));
+    } else if desired < current {
+        mem.removed.push((now, current - desired));
+    }
     (desired, limit)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ratios_inside_the_tolerance_change_nothing() {
-        assert_eq!(replicas_for(3, 3, 1.05), 3);
-        assert_eq!(replicas_for(3, 3, 0.95), 3);
-        assert_eq!(replicas_for(3, 3, 1.5), 5);
-        assert_eq!(replicas_for(4, 4, 0.5), 2);
-        assert_eq!(replicas_for(2, 2, f64::NAN), 2);
-    }
-
-    #[test]
-    fn bounds_rate_limit_and_stabilization() {
-        let t0 = Instant::now();
-        let mut h = Vec::new();
-        assert_eq!(
-            normalize(1, 20, (1, 10), &mut h, t0),
-            (5, Limit::ScaleUpLimit)
-        );
-        assert_eq!(normalize(5, 20, (1, 8), &mut h, t0), (8, Limit::TooMany));
-        // A dip right after does not scale down: the window still holds 20.
-        assert_eq!(
-            normalize(10, 2, (1, 10), &mut h, t0 + Duration::from_secs(60)).0,
-            10
-        );
-        // Five minutes later only the low recommendations are left.
-        let later = t0 + Duration::from_secs(400);
-        let mut h2 = vec![(t0 + Duration::from_secs(350), 3)];
-        assert_eq!(
-            normalize(10, 2, (1, 10), &mut h2, later),
-            (3, Limit::Within)
-        );
-        assert_eq!(
-            normalize(3, 0, (2, 10), &mut Vec::new(), later),
-            (2, Limit::TooFew)
-        );
-    }
-}
+mod tests;

@@ -28,7 +28,7 @@ use crate::api::patch::PatchType;
 use crate::api::registry::{self, Subresource};
 use crate::api::selector::LabelSelector;
 use crate::scheduler::Quantity;
-use compute::{normalize, replicas_for, Limit};
+use compute::{normalize, replicas_for, Behavior, Limit, Memory};
 use usage::{PodKey, Rates, Sample};
 
 /// How often each autoscaler is evaluated (`--horizontal-pod-autoscaler-sync-period`).
@@ -47,8 +47,9 @@ pub struct Autoscalers {
 #[derive(Default)]
 pub struct State {
     rates: Rates,
-    /// Recent recommendations per autoscaler (scale-down stabilization).
-    history: HashMap<String, Vec<(Instant, u32)>>,
+    /// Recent recommendations and scale events per autoscaler (the behaviour's windows
+    /// and rate policies).
+    memory: HashMap<String, Memory>,
 }
 
 /// One metric's reading against its target.
@@ -198,7 +199,7 @@ impl Controller for Autoscalers {
 
     async fn reconcile(&self, key: &str) -> Result<Action, ControllerError> {
         let Some(hpa) = self.hpas.get(key) else {
-            self.state.lock().unwrap().history.remove(key);
+            self.state.lock().unwrap().memory.remove(key);
             return Ok(Action::Done);
         };
         let ns = owners::namespace(&hpa);
@@ -343,8 +344,9 @@ impl Controller for Autoscalers {
         let (desired, limit) = {
             let mut st = self.state.lock().unwrap();
             st.rates.expire(now);
-            let history = st.history.entry(key.to_string()).or_default();
-            normalize(current, wanted, (min, max), history, now)
+            let behavior = Behavior::from_spec(hpa.pointer("/spec/behavior"));
+            let memory = st.memory.entry(key.to_string()).or_default();
+            normalize(current, wanted, (min, max), &behavior, memory, now)
         };
         if desired != current {
             let patch = json!({"spec": {"replicas": desired}});
@@ -390,6 +392,12 @@ impl Controller for Autoscalers {
                 true,
                 "ScaleUpLimit",
                 "the desired replica count is increasing faster than the maximum scale rate",
+            ),
+            Limit::ScaleDownLimit => condition(
+                "ScalingLimited",
+                true,
+                "ScaleDownLimit",
+                "the desired replica count is decreasing faster than the maximum scale rate",
             ),
         };
         let active = condition(
