@@ -379,3 +379,53 @@ async fn rolling_update_from_the_highest_ordinal_and_partition() {
         "{table}"
     );
 }
+
+async fn claim_names(api: &ApiClient) -> Vec<String> {
+    let claims = api
+        .list::<PersistentVolumeClaim>(Some("default"), &Selectors::default())
+        .await
+        .unwrap();
+    let mut names: Vec<String> = claims
+        .items
+        .into_iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// `persistentVolumeClaimRetentionPolicy: Delete`: a scaled-away pod's claim goes with it,
+/// and the rest go with the set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_follow_the_retention_policy() {
+    let (c, _ctrl) = ctrl::start().await;
+    let api = c.server.client();
+    let web = WEB
+        .replace(
+            "replicas: 3",
+            "replicas: 2\n  podManagementPolicy: Parallel",
+        )
+        .replace(
+            "serviceName: nginx",
+            "serviceName: nginx\n  persistentVolumeClaimRetentionPolicy: \
+             {whenDeleted: Delete, whenScaled: Delete}",
+        );
+    assert!(c.apply(&web, &[]).await.ok, "apply");
+    settled(&api, "web", 2).await;
+    ctrl::eventually("two claims", || async {
+        (claim_names(&api).await == ["www-web-0", "www-web-1"]).then_some(())
+    })
+    .await;
+    c.ok(&["scale", "statefulset/web", "--replicas=1"]).await;
+    settled(&api, "web", 1).await;
+    ctrl::eventually("the scaled-away pod's claim deleted", || async {
+        (claim_names(&api).await == ["www-web-0"]).then_some(())
+    })
+    .await;
+    c.ok(&["delete", "statefulset", "web"]).await;
+    ctrl::eventually("the set's claims deleted with it", || async {
+        claim_names(&api).await.is_empty().then_some(())
+    })
+    .await;
+}

@@ -1,6 +1,6 @@
 //! The StatefulSet controller: pods with stable names (`<set>-<ordinal>`), hostnames and
-//! PersistentVolumeClaims (created from `volumeClaimTemplates`, kept on scale-down and
-//! delete), created in ordinal order once their predecessors are Running and Ready
+//! PersistentVolumeClaims (created from `volumeClaimTemplates`; kept on scale-down and
+//! delete unless [`retention`] says otherwise), created in ordinal order once their predecessors are Running and Ready
 //! (`OrderedReady`) or all at once (`Parallel`), scaled down highest first, replaced when
 //! finished, and rolled to a new template highest first down to the partition
 //! (`RollingUpdate`) or only as they are deleted (`OnDelete`). Each template is recorded as
@@ -8,12 +8,13 @@
 //! `kubectl rollout status` reads.
 //!
 //! The decisions are pure ([`plan`], [`status`], [`identity`]); this module does the
-//! writes. Not yet: `persistentVolumeClaimRetentionPolicy: Delete`, `maxUnavailable`,
+//! writes. Not yet: `maxUnavailable`,
 //! hash collisions (`collisionCount` stays 0), and status conditions.
 
 pub mod history;
 pub mod identity;
 pub mod plan;
+pub mod retention;
 pub mod status;
 
 use std::collections::HashSet;
@@ -44,11 +45,20 @@ pub struct StatefulSets {
 
 impl StatefulSets {
     /// Create the missing PersistentVolumeClaims of pod `ordinal`.
-    async fn create_claims(&self, set: &Value, ordinal: i64) -> Result<(), ControllerError> {
+    async fn create_claims(
+        &self,
+        set: &Value,
+        spec: &Spec,
+        ordinal: i64,
+    ) -> Result<(), ControllerError> {
         let ns = owners::namespace(set);
-        for claim in identity::claims(set, ordinal) {
+        for mut claim in identity::claims(set, ordinal) {
             if self.claims.get_named(ns, meta::name(&claim)).is_some() {
                 continue;
+            }
+            let owners = retention::wanted(set, spec, None, ordinal);
+            if !owners.is_empty() {
+                claim["metadata"]["ownerReferences"] = Value::Array(owners);
             }
             let info = self.claims.info;
             match self
@@ -58,6 +68,34 @@ impl StatefulSets {
             {
                 Err(e) if e.code != 409 => return Err(e.into()),
                 _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Give the claims of `pods` the owner references the retention policy asks for
+    /// (before a condemned pod is deleted, so its claims go with it).
+    async fn sync_claim_owners(
+        &self,
+        set: &Value,
+        spec: &Spec,
+        pods: &[Value],
+    ) -> Result<(), ControllerError> {
+        let ns = owners::namespace(set);
+        for pod in pods.iter().filter(|p| !meta::is_deleting(p)) {
+            let Some(ordinal) = identity::ordinal(&spec.name, pod) else {
+                continue;
+            };
+            let wanted = retention::wanted(set, spec, Some(pod), ordinal);
+            for template in identity::claims(set, ordinal) {
+                let Some(claim) = self.claims.get_named(ns, meta::name(&template)) else {
+                    continue;
+                };
+                if let Some(refs) = retention::updated(&claim, set, Some(pod), &wanted) {
+                    let patch = serde_json::json!({"metadata": {"ownerReferences": refs}});
+                    owners::merge_patch(&self.objects, self.claims.info, &claim, &patch, None)
+                        .await?;
+                }
             }
         }
         Ok(())
@@ -128,10 +166,11 @@ impl Controller for StatefulSets {
                     &revs.update,
                 ),
             };
-            self.create_claims(&set, ord).await?;
+            self.create_claims(&set, &spec, ord).await?;
             let pod = identity::pod(&set, template, ord, name, controller_ref_to(info, &set));
             self.create_pod(key, &set, pod).await?;
         }
+        self.sync_claim_owners(&set, &spec, &pods).await?;
         let pods_info = self.pods.info;
         delete_pods(
             &self.objects,
