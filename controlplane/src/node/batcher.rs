@@ -6,10 +6,13 @@
 //! than one entry to group: writes were serialised on the disk, the server mostly idle.
 //! The batcher groups above openraft instead: writes queue here; while [`MAX_IN_FLIGHT`]
 //! entries are being proposed the queue grows, and the next proposal takes all of it (up to
-//! [`MAX_BATCH`]) as one [`Command::Many`] entry. A lone write is proposed as it is. Each
+//! [`MAX_BATCH`]) as one [`Command::Many`] entry. A lone write is proposed as it is, by
+//! its own task when a slot is free and nothing waits (no hop through the batching task:
+//! at low concurrency that hop is most of what a write costs above its fsync). Each
 //! packed write still gets a revision and a response of its own, and none is answered before
 //! its entry is committed (fsync'd on a quorum) and applied, as when proposed alone.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -29,27 +32,54 @@ type Reply = oneshot::Sender<Result<CommandResponse, Error>>;
 /// Handle of the batching task; it stops when the handle is dropped.
 pub(crate) struct WriteBatcher {
     tx: mpsc::UnboundedSender<(Command, Reply)>,
+    raft: Raft,
+    /// Entries being proposed (by the batching task or by a lone writer).
+    slots: Arc<Semaphore>,
+    /// Writes in the channel, not yet taken by the batching task.
+    queued: Arc<AtomicUsize>,
 }
 
 impl WriteBatcher {
     /// Start the batching task on the current tokio runtime.
     pub(crate) fn start(raft: Raft) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(raft, rx));
-        Self { tx }
+        let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let queued = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(drive(raft.clone(), rx, slots.clone(), queued.clone()));
+        Self {
+            tx,
+            raft,
+            slots,
+            queued,
+        }
     }
 
     /// Propose `cmd` on this replica (packed with whatever else is waiting); `NotLeader` if
     /// it does not lead.
     pub(crate) async fn write(&self, cmd: Command) -> Result<CommandResponse, Error> {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+                let res = self.raft.client_write(cmd).await;
+                drop(slot);
+                return res.map(|r| r.data).map_err(|e| write_error(&e));
+            }
+        }
         let (reply, rx) = oneshot::channel();
-        self.tx.send((cmd, reply)).map_err(|_| Error::Stopped)?;
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        if self.tx.send((cmd, reply)).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(Error::Stopped);
+        }
         rx.await.map_err(|_| Error::Stopped)?
     }
 }
 
-async fn drive(raft: Raft, mut rx: mpsc::UnboundedReceiver<(Command, Reply)>) {
-    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+async fn drive(
+    raft: Raft,
+    mut rx: mpsc::UnboundedReceiver<(Command, Reply)>,
+    slots: Arc<Semaphore>,
+    queued: Arc<AtomicUsize>,
+) {
     while let Some(first) = rx.recv().await {
         // Wait for a free slot first: what arrives meanwhile joins this batch.
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -62,6 +92,7 @@ async fn drive(raft: Raft, mut rx: mpsc::UnboundedReceiver<(Command, Reply)>) {
                 Err(_) => break,
             }
         }
+        queued.fetch_sub(batch.len(), Ordering::AcqRel);
         let raft = raft.clone();
         tokio::spawn(async move {
             propose(&raft, batch).await;
