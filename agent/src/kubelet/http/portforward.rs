@@ -24,13 +24,15 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 use super::spdy::{header, Decoder, Encoder, Frame, RST_CANCEL};
 use super::{error, KubeletHttp};
+use crate::runtime::proc_start_time;
 use crate::sandbox::PodNetns;
 
 /// The WebSocket subprotocol: SPDY/3.1 tunnelled in binary messages (KEP-4006).
@@ -77,24 +79,32 @@ pub async fn handler(
             format!("pod {ns}/{pod} has no running container"),
         );
     };
-    let netns = format!("/proc/{}/ns/net", target.pid);
+    // The pod's network namespace, held open for the session: it outlives container
+    // restarts, and a pid reused later cannot redirect a dial.
+    let netns_path = std::path::PathBuf::from(format!("/proc/{}/ns/net", target.pid));
+    let netns = match PodNetns::open(&netns_path) {
+        Ok(Some(n)) if proc_start_time(target.pid) == Some(target.pid_start) => Arc::new(n),
+        Ok(_) => {
+            let msg = format!("pod {ns}/{pod}: its container is no longer running");
+            return error(StatusCode::BAD_REQUEST, msg);
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
     let what = format!("port-forward {ns}/{pod}");
-    let dial: Dial = Arc::new(move |port| Box::pin(dial_in(netns.clone().into(), port)));
+    let dial: Dial = Arc::new(move |port| Box::pin(dial_in(netns.clone(), port)));
     ws.protocols([PROTOCOL])
         .on_upgrade(move |socket| relay(socket, dial, what))
 }
 
-/// Connects to `127.0.0.1:port` in the network namespace at `netns`.
-async fn dial_in(netns: std::path::PathBuf, port: u16) -> io::Result<TcpStream> {
+/// Connects to `127.0.0.1:port` in the network namespace `netns`.
+async fn dial_in(netns: Arc<PodNetns>, port: u16) -> io::Result<TcpStream> {
     let std_stream = tokio::task::spawn_blocking(move || {
-        let ns = PodNetns::open(&netns)
+        netns
+            .run(|| {
+                let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                std::net::TcpStream::connect_timeout(&to, DIAL_TIMEOUT)
+            })
             .map_err(io::Error::other)?
-            .ok_or_else(|| io::Error::other("the pod's network namespace is gone"))?;
-        ns.run(|| {
-            let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-            std::net::TcpStream::connect_timeout(&to, DIAL_TIMEOUT)
-        })
-        .map_err(io::Error::other)?
     })
     .await
     .map_err(io::Error::other)??;
@@ -102,33 +112,38 @@ async fn dial_in(netns: std::path::PathBuf, port: u16) -> io::Result<TcpStream> 
     TcpStream::from_std(std_stream)
 }
 
-/// Moves the WebSocket's bytes in and out of a [`session`].
-async fn relay(mut socket: WebSocket, dial: Dial, what: String) {
+/// Moves the WebSocket's bytes in and out of a [`session`]. Reading and writing are
+/// separate tasks, so frames towards the client always drain while the session waits on
+/// a pod connection.
+async fn relay(socket: WebSocket, dial: Dial, what: String) {
     let (to_session, incoming) = mpsc::channel::<Vec<u8>>(QUEUE);
     let (outgoing, mut from_session) = mpsc::channel::<Vec<u8>>(QUEUE);
-    let session = tokio::spawn(session(incoming, outgoing, dial, what.clone()));
-    loop {
-        tokio::select! {
-            msg = socket.recv() => match msg {
-                Some(Ok(Message::Binary(b))) => {
-                    if to_session.send(b.to_vec()).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
-            },
-            out = from_session.recv() => match out {
-                Some(frame) => {
-                    if socket.send(Message::Binary(frame.into())).await.is_err() {
-                        break;
-                    }
-                }
-                None => break,
-            },
+    let mut session = tokio::spawn(session(incoming, outgoing, dial, what.clone()));
+    let (mut sink, mut stream) = socket.split();
+    let mut writer = tokio::spawn(async move {
+        while let Some(frame) = from_session.recv().await {
+            if sink.send(Message::Binary(frame.into())).await.is_err() {
+                break;
+            }
         }
+        let _ = sink.close().await;
+    });
+    let reader = async {
+        while let Some(Ok(msg)) = stream.next().await {
+            match msg {
+                Message::Binary(b) if to_session.send(b.to_vec()).await.is_err() => break,
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    };
+    tokio::select! {
+        _ = reader => {}
+        _ = &mut writer => {}
+        _ = &mut session => {}
     }
     session.abort();
+    writer.abort();
     log::debug!("{what}: closed");
 }
 
@@ -144,10 +159,30 @@ pub async fn session(
     let mut encoder = Encoder::default();
     // Error streams by request, until their data stream comes.
     let mut errors: HashMap<String, u32> = HashMap::new();
-    // Data streams: where the client's bytes for the pod go.
+    // Data streams: where the client's bytes for the pod go, and their tasks.
     let mut to_pod: HashMap<u32, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut tasks: HashMap<u32, AbortHandle> = HashMap::new();
     let mut forwards = JoinSet::new();
-    while let Some(bytes) = incoming.recv().await {
+    loop {
+        let bytes = tokio::select! {
+            b = incoming.recv() => match b {
+                Some(b) => b,
+                None => return,
+            },
+            // Finished connections leave the set (and the maps).
+            Some(done) = forwards.join_next() => {
+                let id = match &done {
+                    Ok(stream) => *stream,
+                    Err(e) => {
+                        let gone = e.id();
+                        tasks.iter().find(|(_, h)| h.id() == gone).map_or(0, |(s, _)| *s)
+                    }
+                };
+                tasks.remove(&id);
+                to_pod.remove(&id);
+                continue;
+            }
+        };
         decoder.push(&bytes);
         loop {
             let frame = match decoder.next_frame() {
@@ -178,7 +213,8 @@ pub async fn session(
                                 error: errors.remove(&request),
                                 out: outgoing.clone(),
                             };
-                            forwards.spawn(stream.forward(port, rx, dial.clone()));
+                            let task = forwards.spawn(stream.forward(port, rx, dial.clone()));
+                            tasks.insert(id, task);
                             None
                         }
                         _ => Some(Encoder::rst_stream(id, RST_CANCEL)),
@@ -195,8 +231,12 @@ pub async fn session(
                     }
                     None
                 }
+                // A reset stream is gone both ways: its pod connection closes.
                 Frame::RstStream { id } => {
                     to_pod.remove(&id);
+                    if let Some(task) = tasks.remove(&id) {
+                        task.abort();
+                    }
                     None
                 }
                 Frame::Ping(n) => Some(Encoder::ping(n)),
@@ -221,12 +261,13 @@ struct Stream {
 }
 
 impl Stream {
+    /// Forwards one connection; returns its data stream's id when done.
     async fn forward(
         self,
         port: Option<u16>,
         mut from_client: mpsc::Receiver<Vec<u8>>,
         dial: Dial,
-    ) {
+    ) -> u32 {
         let conn = match port {
             None => Err(io::Error::other("no valid port requested")),
             Some(p) => tokio::time::timeout(DIAL_TIMEOUT, dial(p))
@@ -239,7 +280,7 @@ impl Stream {
                 let port = port.map_or("?".to_string(), |p| p.to_string());
                 let msg = format!("error forwarding port {port} to pod: {e}");
                 self.close(Some(&msg)).await;
-                return;
+                return self.data;
             }
         };
         let _ = conn.set_nodelay(true);
@@ -281,6 +322,7 @@ impl Stream {
             }
         }
         self.close(None).await;
+        self.data
     }
 
     /// Ends the data stream, and the error stream with `error` written on it.

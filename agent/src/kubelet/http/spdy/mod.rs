@@ -151,7 +151,10 @@ impl Decoder {
     /// Inflates one header block (the stream's dictionary on first use) and parses it.
     fn headers(&mut self, block: &[u8]) -> Result<Vec<(String, String)>, SpdyError> {
         let err = |e: &dyn std::fmt::Display| SpdyError::Headers(e.to_string());
-        let mut out = Vec::with_capacity(4 * block.len() + 256);
+        if block.len() > MAX_HEADERS {
+            return Err(SpdyError::Headers("larger than 64 KiB".into()));
+        }
+        let mut out = Vec::with_capacity((4 * block.len() + 256).min(MAX_HEADERS));
         let mut used = 0;
         loop {
             let (in0, out0) = (self.inflate.total_in(), self.inflate.total_out());
