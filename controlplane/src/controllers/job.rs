@@ -129,9 +129,23 @@ pub fn deadline_left(job: &Value, now: chrono::DateTime<chrono::Utc>) -> Option<
         return None;
     }
     let start = parse_time(job.pointer("/status/startTime"))?;
-    let due = start + chrono::Duration::seconds(deadline);
+    left_until(start, deadline, now)
+}
+
+/// The time from `now` to `seconds` after `from` (zero once past; `None` if that is
+/// beyond the calendar, i.e. never).
+fn left_until(
+    from: chrono::DateTime<chrono::Utc>,
+    seconds: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Duration> {
+    let due = from.checked_add_signed(chrono::TimeDelta::try_seconds(seconds)?)?;
     Some((due - now).to_std().unwrap_or(Duration::ZERO))
 }
+
+/// The longest a deadline or TTL requeue waits: later ones look again (the periodic
+/// resync would too) rather than pile up timers.
+const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// When a finished Job may be deleted (`ttlSecondsAfterFinished` after it finished):
 /// `Some(ZERO)` once due, `None` if it is unfinished or has no TTL.
@@ -145,8 +159,7 @@ pub fn ttl_left(job: &Value, now: chrono::DateTime<chrono::Utc>) -> Option<Durat
             .find(|c| c["type"] == json!(kind))
             .and_then(|c| parse_time(c.get("lastTransitionTime")))
     })?;
-    let due = ended + chrono::Duration::seconds(ttl);
-    Some((due - now).to_std().unwrap_or(Duration::ZERO))
+    left_until(ended, ttl, now)
 }
 
 /// The delay before a replacement after the `failed`-th failure: 10 s, doubling, at most
@@ -238,12 +251,20 @@ impl Jobs {
         end: Option<&Verdict>,
     ) -> Result<(), ControllerError> {
         let old = job.get("status").cloned().unwrap_or(json!({}));
+        // A suspended Job has not started (its deadline does not run); it starts anew
+        // when resumed.
+        let suspended = job.pointer("/spec/suspend") == Some(&json!(true));
+        let start_time = match old.get("startTime").filter(|t| !t.is_null()) {
+            _ if suspended && end.is_none() => Value::Null,
+            Some(t) => t.clone(),
+            None => json!(now()),
+        };
         let mut status = json!({
             "active": c.active,
             "ready": c.ready,
             "succeeded": c.succeeded,
             "failed": c.failed,
-            "startTime": old.get("startTime").cloned().unwrap_or_else(|| json!(now())),
+            "startTime": start_time,
         });
         let at = now();
         let mut conditions = old
@@ -389,7 +410,7 @@ impl Controller for Jobs {
         }
         // Look again when the deadline passes (a Job's own events may not come by then).
         Ok(match deadline.filter(|_| end.is_none()) {
-            Some(left) => Action::RequeueAfter(left.max(Duration::from_millis(100))),
+            Some(left) => Action::RequeueAfter(left.clamp(Duration::from_millis(100), MAX_WAIT)),
             None => Action::Done,
         })
     }
@@ -400,7 +421,7 @@ impl Jobs {
     async fn expire(&self, job: &Value) -> Result<Action, ControllerError> {
         match ttl_left(job, chrono::Utc::now()) {
             None => Ok(Action::Done),
-            Some(left) if !left.is_zero() => Ok(Action::RequeueAfter(left)),
+            Some(left) if !left.is_zero() => Ok(Action::RequeueAfter(left.min(MAX_WAIT))),
             Some(_) => {
                 let opts = DeleteOptions {
                     precondition_uid: Some(owners::uid(job).to_string()),
@@ -552,5 +573,12 @@ mod tests {
         assert_eq!(ttl_left(&complete, now), Some(Duration::ZERO));
         let running = json!({"spec": {"ttlSecondsAfterFinished": 0}, "status": {}});
         assert_eq!(ttl_left(&running, now), None);
+        // Beyond the calendar: never, not a panic.
+        let mut forever = done("Complete");
+        forever["spec"]["ttlSecondsAfterFinished"] = json!(i64::MAX);
+        assert_eq!(ttl_left(&forever, now), None);
+        let far = json!({"spec": {"activeDeadlineSeconds": 10_000_000_000_000i64},
+                         "status": {"startTime": "2026-01-01T00:00:00Z"}});
+        assert_eq!(deadline_left(&far, now), None);
     }
 }

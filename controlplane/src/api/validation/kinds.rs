@@ -241,7 +241,46 @@ pub fn job(obj: &Value) -> Vec<FieldError> {
         .map(LabelSelector::from_object);
     template_selector(&mut errs, obj, sel);
     template_spec(&mut errs, obj, &["OnFailure", "Never"]);
+    job_timing(&mut errs, obj, "spec");
     errs
+}
+
+/// `activeDeadlineSeconds` (positive) and `ttlSecondsAfterFinished` (non-negative, an
+/// int32) of a Job spec at `at` (`spec`, or a CronJob's `spec.jobTemplate.spec`).
+fn job_timing(errs: &mut Vec<FieldError>, obj: &Value, at: &str) {
+    let ptr = |f: &str| format!("/{}/{f}", at.replace('.', "/"));
+    if let Some(d) = obj
+        .pointer(&ptr("activeDeadlineSeconds"))
+        .and_then(Value::as_i64)
+    {
+        if d <= 0 {
+            let field = format!("{at}.activeDeadlineSeconds");
+            errs.push(FieldError::invalid(
+                field,
+                &d.to_string(),
+                "must be greater than 0",
+            ));
+        }
+    }
+    if let Some(t) = obj
+        .pointer(&ptr("ttlSecondsAfterFinished"))
+        .and_then(Value::as_i64)
+    {
+        let field = format!("{at}.ttlSecondsAfterFinished");
+        if t < 0 {
+            errs.push(FieldError::invalid(
+                field,
+                &t.to_string(),
+                "must be greater than or equal to 0",
+            ));
+        } else if t > i64::from(i32::MAX) {
+            errs.push(FieldError::invalid(
+                field,
+                &t.to_string(),
+                "must be less than or equal to 2147483647",
+            ));
+        }
+    }
 }
 
 /// Longest CronJob name: its Jobs add `-` and the scheduled time in minutes (11 chars).
@@ -301,6 +340,7 @@ pub fn cron_job(obj: &Value) -> Vec<FieldError> {
         )),
         None => errs.push(FieldError::required("spec.jobTemplate.spec.template")),
     }
+    job_timing(&mut errs, obj, "spec.jobTemplate.spec");
     errs
 }
 

@@ -125,6 +125,28 @@ mod tests {
     }
 
     #[test]
+    fn job_deadlines_and_ttls_are_bounded() {
+        let job = by_kind("batch/v1", "Job").unwrap();
+        let fields = |extra: Value| -> Vec<String> {
+            let mut spec = json!({"selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}}, "spec": {
+                    "restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}});
+            spec.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let obj = json!({"metadata": {"name": "j"}, "spec": spec});
+            validate(job, &obj).into_iter().map(|e| e.field).collect()
+        };
+        let ok = json!({"activeDeadlineSeconds": 60, "ttlSecondsAfterFinished": 0});
+        assert!(fields(ok).is_empty());
+        let bad = json!({"activeDeadlineSeconds": 0, "ttlSecondsAfterFinished": 4_000_000_000i64});
+        assert_eq!(
+            fields(bad),
+            ["spec.activeDeadlineSeconds", "spec.ttlSecondsAfterFinished"]
+        );
+    }
+
+    #[test]
     fn cron_job_schedules_and_time_zones() {
         let cj = by_kind("batch/v1", "CronJob").unwrap();
         let obj = |spec: Value| {

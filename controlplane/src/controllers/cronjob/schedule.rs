@@ -10,7 +10,7 @@
 //! Times are evaluated in the CronJob's `spec.timeZone` (an IANA name, [`time_zone`]; UTC
 //! when unset), from the tz database built into the binary. Across a daylight-saving change
 //! a scheduled local time that does not exist (the skipped hour) does not run, and one
-//! that occurs twice (the repeated hour) runs once, at its first occurrence.
+//! that occurs twice (the repeated hour) runs at both, as robfig/cron runs it.
 
 use std::str::FromStr;
 
@@ -274,13 +274,16 @@ impl Schedule {
         truncate_to_minute(t.with_timezone(&self.zone).naive_local())
     }
 
-    /// The instant a scheduled local minute runs at: none in a skipped hour, the first
-    /// in a repeated one.
-    fn instant(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    /// The instants a scheduled local minute runs at, in order: none in a skipped hour,
+    /// both in a repeated one (as robfig/cron runs it).
+    fn instants(&self, local: NaiveDateTime) -> Vec<DateTime<Utc>> {
         match self.zone.from_local_datetime(&local) {
-            LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
-            LocalResult::Ambiguous(a, b) => Some(a.min(b).with_timezone(&Utc)),
-            LocalResult::None => None,
+            LocalResult::Single(t) => vec![t.with_timezone(&Utc)],
+            LocalResult::Ambiguous(a, b) => {
+                let (a, b) = (a.with_timezone(&Utc), b.with_timezone(&Utc));
+                vec![a.min(b), a.max(b)]
+            }
+            LocalResult::None => Vec::new(),
         }
     }
 
@@ -309,25 +312,27 @@ impl Schedule {
     /// The first scheduled time strictly after `t` (`None`: none in the next 5 years, as
     /// for `0 0 30 2 *`).
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut local = self.local(t);
+        // From the minute before: in a repeated hour `t`'s local minute may come again.
+        let mut local = self.local(t) - Duration::hours(1);
         loop {
             let cand = self.next_local_after(local)?;
-            match self.instant(cand) {
-                Some(at) if at > t => return Some(at),
-                _ => local = cand,
+            if let Some(at) = self.instants(cand).into_iter().find(|at| *at > t) {
+                return Some(at);
             }
+            local = cand;
         }
     }
 
     /// The last scheduled time at or before `t` (`None`: none in the 5 years before).
     pub fn latest_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut local = self.local(t);
+        // From an hour on: in a repeated hour a later local minute may be an earlier instant.
+        let mut local = self.local(t) + Duration::hours(1);
         loop {
             let cand = self.latest_local_at_or_before(local)?;
-            match self.instant(cand) {
-                Some(at) if at <= t => return Some(at),
-                _ => local = cand - Duration::minutes(1),
+            if let Some(at) = self.instants(cand).into_iter().rev().find(|at| *at <= t) {
+                return Some(at);
             }
+            local = cand - Duration::minutes(1);
         }
     }
 
@@ -640,7 +645,7 @@ mod tests {
     }
 
     #[test]
-    fn daylight_saving_skips_the_missing_hour_and_runs_the_repeated_one_once() {
+    fn daylight_saving_skips_the_missing_hour_and_repeats_the_repeated_one() {
         // New York, 2026: clocks go 02:00 → 03:00 on 8 March, 02:00 → 01:00 on 1 November.
         let two_thirty = zoned("30 2 * * *", "America/New_York");
         assert_eq!(
@@ -649,12 +654,22 @@ mod tests {
         );
         let one_thirty = zoned("30 1 * * *", "America/New_York");
         assert_eq!(
-            next_times(&one_thirty, "2026-10-31T12:00:00Z", 2),
-            ["2026-11-01T05:30", "2026-11-02T06:30"]
+            next_times(&one_thirty, "2026-10-31T12:00:00Z", 3),
+            ["2026-11-01T05:30", "2026-11-01T06:30", "2026-11-02T06:30"]
         );
         assert_eq!(
             one_thirty.latest_at_or_before(at("2026-11-01T07:00:00Z")),
+            Some(at("2026-11-01T06:30:00Z"))
+        );
+        assert_eq!(
+            one_thirty.latest_at_or_before(at("2026-11-01T06:00:00Z")),
             Some(at("2026-11-01T05:30:00Z"))
+        );
+        // Every 15 minutes through the repeated hour: both passes.
+        let quarter = zoned("*/15 1 * * *", "America/New_York");
+        assert_eq!(
+            next_times(&quarter, "2026-11-01T05:50:00Z", 3),
+            ["2026-11-01T06:00", "2026-11-01T06:15", "2026-11-01T06:30"]
         );
     }
 }

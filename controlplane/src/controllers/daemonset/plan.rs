@@ -112,7 +112,10 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let mut occupied: BTreeSet<&str> = BTreeSet::new();
     for pod in input.pods {
         let node = target_node(pod).unwrap_or("");
-        occupied.insert(node);
+        // A finished pod on its way out (a finalizer may hold it) holds nothing up.
+        if !(is_finished(pod) && meta::is_deleting(pod)) {
+            occupied.insert(node);
+        }
         if is_failed(pod) && !meta::is_deleting(pod) {
             out.failed.push((node.to_string(), pod.clone()));
         } else if is_finished(pod) && !meta::is_deleting(pod) {

@@ -213,7 +213,8 @@ fn scale_down_limit(current: u32, rules: &Rules, mem: &Memory, now: Instant) -> 
 }
 
 /// The replicas to set, from the metrics' `wanted`, the bounds, the behaviour and what
-/// happened before (`mem`, updated here: the recommendation, and the scale event if any).
+/// happened before (`mem`: the recommendation is recorded here, the scale event by
+/// [`Memory::scaled`] once it is written).
 pub fn normalize(
     current: u32,
     wanted: u32,
@@ -261,12 +262,19 @@ pub fn normalize(
     if desired < min.max(1) {
         (desired, limit) = (min.max(1), Limit::TooFew);
     }
-    if desired > current {
-        mem.added.push((now, desired - current));
-    } else if desired < current {
-        mem.removed.push((now, current - desired));
-    }
     (desired, limit)
+}
+
+impl Memory {
+    /// Records that the target was scaled from `from` to `to` (once the write succeeded:
+    /// a failed one spends nothing of the rate policies).
+    pub fn scaled(&mut self, from: u32, to: u32, now: Instant) {
+        if to > from {
+            self.added.push((now, to - from));
+        } else if to < from {
+            self.removed.push((now, from - to));
+        }
+    }
 }
 
 #[cfg(test)]

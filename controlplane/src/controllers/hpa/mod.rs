@@ -359,6 +359,11 @@ impl Controller for Autoscalers {
                     WriteOptions::default(),
                 )
                 .await?;
+            let mut st = self.state.lock().unwrap();
+            if let Some(memory) = st.memory.get_mut(key) {
+                memory.scaled(current, desired, now);
+            }
+            drop(st);
             status["lastScaleTime"] =
                 json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             log::info!("autoscaler {key}: {kind}/{name} {current} -> {desired} replicas");
