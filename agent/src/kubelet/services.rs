@@ -18,7 +18,7 @@ use crate::cpclient::{CpClient, WatchItem, WatchObject};
 type Key = (String, String);
 
 /// The label naming an EndpointSlice's Service.
-const SERVICE_NAME: &str = "kubernetes.io/service-name";
+use crate::proxy::translate::SERVICE_NAME_LABEL as SERVICE_NAME;
 
 #[derive(Debug, Default)]
 struct Known {

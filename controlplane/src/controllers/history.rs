@@ -18,15 +18,8 @@ use crate::controllers::deployment::hash::template_hash;
 
 /// The label holding a ControllerRevision's hash.
 pub const HASH: &str = "controller.kubernetes.io/hash";
-
-/// A set's revisions as one pass uses them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Revisions {
-    pub current: String,
-    pub update: String,
-    /// The pod template of the current revision.
-    pub current_template: Value,
-}
+/// The label naming the revision a pod was made from (StatefulSets, DaemonSets).
+pub const REVISION_LABEL: &str = "controller-revision-hash";
 
 pub fn template(set: &Value) -> Value {
     set.pointer("/spec/template").cloned().unwrap_or(json!({}))
@@ -90,13 +83,7 @@ pub async fn sync(
 ) -> Result<Vec<Value>, ControllerError> {
     let (info, ns) = (revisions.info, owners::namespace(owner));
     let uid = owners::uid(owner);
-    let owned: Vec<Value> = revisions
-        .list(ns)
-        .into_iter()
-        .filter(|r| {
-            controller_ref(r).is_some_and(|c| c.get("uid").and_then(Value::as_str) == Some(uid))
-        })
-        .collect();
+    let owned = owners::controlled(revisions, owner);
     let (update, _) = update_name(owner);
     let newest = owned.iter().map(number).max().unwrap_or(0);
     match owned.iter().find(|r| meta::name(r) == update) {

@@ -24,11 +24,11 @@ use serde_json::{json, Value};
 
 use super::cache::Cache;
 use super::owners::{self, controller_ref_to};
-use super::pods::{is_active, is_ready};
+use super::pods::{has_phase, is_active, is_ready, time as parse_time};
 use super::replicas::{create_pods, delete_pods, pod_from_template, BURST, EXPECTATION_WAIT};
 use super::runtime::{Action, Controller, Expectations};
 use super::ControllerError;
-use crate::api::meta;
+use crate::api::meta::{self, now};
 use crate::api::objects::{DeleteOptions, Objects};
 use crate::api::registry::Subresource;
 
@@ -68,10 +68,6 @@ pub enum Verdict {
     Failed,
     /// Active longer than `activeDeadlineSeconds`.
     DeadlineExceeded,
-}
-
-fn has_phase(pod: &Value, phase: &str) -> bool {
-    pod.pointer("/status/phase").and_then(Value::as_str) == Some(phase)
 }
 
 fn spec_i64(job: &Value, field: &str) -> Option<i64> {
@@ -114,11 +110,6 @@ pub fn verdict(job: &Value, c: &Counts) -> Verdict {
         None if c.succeeded > 0 => Verdict::Drain,
         None => Verdict::Run { want: parallelism },
     }
-}
-
-fn parse_time(v: Option<&Value>) -> Option<chrono::DateTime<chrono::Utc>> {
-    let t = chrono::DateTime::parse_from_rfc3339(v?.as_str()?).ok()?;
-    Some(t.with_timezone(&chrono::Utc))
 }
 
 /// How long a running Job has left before `activeDeadlineSeconds`: `Some(ZERO)` once past,
@@ -219,10 +210,6 @@ fn restart_count(pod: &Value) -> usize {
         .flatten()
         .filter_map(|c| c.get("restartCount")?.as_u64())
         .sum::<u64>() as usize
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn condition(type_: &str, reason: &str, message: &str, at: &str) -> Value {

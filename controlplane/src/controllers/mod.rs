@@ -219,11 +219,14 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     watch_primary(&sets, &q);
     watch_owned(&pods, &sets, &q, true);
     watch_owned(&revisions, &sets, &q, false);
-    // Any node change may add or remove a daemon pod of any set.
+    // A node added or removed, or with new labels or spec (taints, unschedulable), may
+    // add or remove a daemon pod of any set; its status (heartbeats) does not.
     let (q2, s2) = (q.clone(), sets.clone());
-    nodes.on_change(Arc::new(move |_, _| {
-        for k in s2.keys() {
-            q2.add(&k);
+    nodes.on_change(Arc::new(move |old, new| {
+        if node_placement(old) != node_placement(new) {
+            for k in s2.keys() {
+                q2.add(&k);
+            }
         }
     }));
     let c = daemonset::DaemonSets {
@@ -358,4 +361,9 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         tasks.push(tokio::spawn(cache::reflect(c, objects.clone())));
     }
     Controllers { tasks }
+}
+
+/// What of a node decides where daemon pods go: that it exists, its labels and its spec.
+fn node_placement(n: Option<&Value>) -> Option<(Option<&Value>, Option<&Value>)> {
+    n.map(|n| (n.pointer("/metadata/labels"), n.get("spec")))
 }

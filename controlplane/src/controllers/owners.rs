@@ -132,3 +132,24 @@ pub async fn remove_finalizer(
     merge_patch(objects, info, obj, &patch, None).await?;
     Ok(())
 }
+
+/// Merge-patches `status` (an object) into `obj`'s status subresource if any of its fields
+/// differs from what `obj` has.
+pub async fn write_status_if_changed(
+    objects: &Objects,
+    info: &ResourceInfo,
+    obj: &Value,
+    status: Value,
+) -> Result<(), ControllerError> {
+    let old = obj.get("status");
+    let changed = status
+        .as_object()
+        .expect("a status object")
+        .iter()
+        .any(|(k, v)| old.and_then(|o| o.get(k)) != Some(v));
+    if changed {
+        let patch = json!({ "status": status });
+        merge_patch(objects, info, obj, &patch, Some(Subresource::Status)).await?;
+    }
+    Ok(())
+}

@@ -8,6 +8,11 @@ use serde_json::{json, Value};
 
 use crate::api::meta;
 
+/// In phase `phase`.
+pub fn has_phase(pod: &Value, phase: &str) -> bool {
+    pod.pointer("/status/phase").and_then(Value::as_str) == Some(phase)
+}
+
 /// Phase Succeeded or Failed.
 pub fn is_finished(pod: &Value) -> bool {
     matches!(

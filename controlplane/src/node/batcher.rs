@@ -58,10 +58,8 @@ impl WriteBatcher {
     /// it does not lead.
     pub(crate) async fn write(&self, cmd: Command) -> Result<CommandResponse, Error> {
         if self.queued.load(Ordering::Acquire) == 0 {
-            if let Ok(slot) = self.slots.clone().try_acquire_owned() {
-                let res = self.raft.client_write(cmd).await;
-                drop(slot);
-                return res.map(|r| r.data).map_err(|e| write_error(&e));
+            if let Ok(_slot) = self.slots.clone().try_acquire_owned() {
+                return propose_one(&self.raft, cmd).await;
             }
         }
         let (reply, rx) = oneshot::channel();
@@ -104,8 +102,7 @@ async fn drive(
 async fn propose(raft: &Raft, mut batch: Vec<(Command, Reply)>) {
     if batch.len() == 1 {
         let (cmd, reply) = batch.remove(0);
-        let res = raft.client_write(cmd).await;
-        let _ = reply.send(res.map(|r| r.data).map_err(|e| write_error(&e)));
+        let _ = reply.send(propose_one(raft, cmd).await);
         return;
     }
     let (cmds, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
@@ -125,6 +122,12 @@ async fn propose(raft: &Raft, mut batch: Vec<(Command, Reply)>) {
             }
         }
     }
+}
+
+/// `cmd` as an entry of its own.
+async fn propose_one(raft: &Raft, cmd: Command) -> Result<CommandResponse, Error> {
+    let res = raft.client_write(cmd).await;
+    res.map(|r| r.data).map_err(|e| write_error(&e))
 }
 
 /// `NotLeader` (naming the leader, so the caller forwards) or the Raft error as text.

@@ -71,18 +71,16 @@ impl Catalog for ServiceCache {
     }
 }
 
-/// `10-244-1-5` for 10.244.1.5: the name CoreDNS gives an endpoint without a hostname.
-fn dashed(ip: Ipv4Addr) -> String {
-    ip.to_string().replace('.', "-")
-}
-
 /// A headless Service's answer: every ready endpoint, or (`label`) the one of that
 /// hostname or dashed address.
 fn headless(eps: &[ReadyEndpoint], label: Option<&str>, qtype: u16) -> Lookup {
+    // A label may name an endpoint by its address, dashed (`10-244-1-5` for 10.244.1.5,
+    // the name CoreDNS gives an endpoint without a hostname).
+    let dashed_ip: Option<Ipv4Addr> = label.and_then(|l| l.replace('-', ".").parse().ok());
     let mut ips: Vec<Ipv4Addr> = Vec::new();
-    let named = eps
-        .iter()
-        .filter(|e| label.is_none_or(|l| e.hostname.as_deref() == Some(l) || dashed(e.ip) == l));
+    let named = eps.iter().filter(|e| {
+        label.is_none_or(|l| e.hostname.as_deref() == Some(l) || dashed_ip == Some(e.ip))
+    });
     for e in named {
         if !ips.contains(&e.ip) {
             ips.push(e.ip);

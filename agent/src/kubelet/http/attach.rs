@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
-use super::exec::{finish, PROTOCOLS};
+use super::exec::{finish, stream_flags, PROTOCOLS};
 use super::{error, instance_running, parse_query_all, KubeletHttp};
 use crate::kubelet::logs::{self, LogOptions};
 
@@ -35,18 +35,11 @@ struct Streams {
 
 impl Streams {
     fn from_query(pairs: &[(String, String)]) -> Result<Self, String> {
-        let flag = |k: &str| {
-            pairs
-                .iter()
-                .any(|(key, v)| key == k && matches!(v.as_str(), "true" | "True" | "1" | "t"))
-        };
-        if !(flag("stdin") || flag("stdout") || flag("stderr")) {
-            return Err("you must specify at least 1 of stdin, stdout, stderr".into());
-        }
+        let [_, stdout, stderr, tty] = stream_flags(pairs)?;
         Ok(Self {
-            stdout: flag("stdout"),
-            stderr: flag("stderr"),
-            tty: flag("tty"),
+            stdout,
+            stderr,
+            tty,
         })
     }
 

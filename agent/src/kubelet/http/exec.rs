@@ -47,14 +47,24 @@ pub struct ExecOptions {
     pub tty: bool,
 }
 
+/// The streams a channel session asks for (exec, attach): `(stdin, stdout, stderr, tty)`,
+/// at least one of the first three.
+pub(super) fn stream_flags(pairs: &[(String, String)]) -> Result<[bool; 4], String> {
+    let flag = |k: &str| {
+        pairs.iter().any(|(key, v)| {
+            key == k && matches!(v.as_str(), "true" | "True" | "TRUE" | "1" | "t" | "T")
+        })
+    };
+    let [stdin, stdout, stderr, tty] = ["stdin", "stdout", "stderr", "tty"].map(flag);
+    if !(stdin || stdout || stderr) {
+        return Err("you must specify at least 1 of stdin, stdout, stderr".into());
+    }
+    Ok([stdin, stdout, stderr, tty])
+}
+
 impl ExecOptions {
     /// From the query's pairs (`command` repeated, one per argument).
     pub fn from_pairs(pairs: &[(String, String)]) -> Result<Self, String> {
-        let flag = |k: &str| {
-            pairs.iter().any(|(key, v)| {
-                key == k && matches!(v.as_str(), "true" | "True" | "TRUE" | "1" | "t" | "T")
-            })
-        };
         let command: Vec<String> = pairs
             .iter()
             .filter(|(k, _)| k == "command")
@@ -63,17 +73,14 @@ impl ExecOptions {
         if command.is_empty() {
             return Err("you must specify at least 1 command".into());
         }
-        let o = Self {
+        let [stdin, stdout, stderr, tty] = stream_flags(pairs)?;
+        Ok(Self {
             command,
-            stdin: flag("stdin"),
-            stdout: flag("stdout"),
-            stderr: flag("stderr"),
-            tty: flag("tty"),
-        };
-        if !(o.stdin || o.stdout || o.stderr) {
-            return Err("you must specify at least 1 of stdin, stdout, stderr".into());
-        }
-        Ok(o)
+            stdin,
+            stdout,
+            stderr,
+            tty,
+        })
     }
 }
 

@@ -121,7 +121,7 @@ async fn claim_dir(
         ));
     }
     let uid = claim.metadata.uid.as_deref().unwrap_or_default();
-    if uid.is_empty() || uid.contains(['/', '.']) {
+    if !crate::sandbox::valid_uid(uid) {
         return Err(format!("persistentvolumeclaim {name:?} has no usable uid"));
     }
     let path = store.dir.join(uid);

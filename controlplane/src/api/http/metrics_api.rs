@@ -62,10 +62,11 @@ fn usage(r: Rate) -> Value {
 pub struct Sampler {
     objects: Objects,
     started: AtomicBool,
+    /// Nodes read at least twice.
     nodes: Mutex<HashMap<String, Reads>>,
+    /// Nodes read once so far.
     pending: Mutex<HashMap<String, (Instant, Scrape)>>,
     first: Notify,
-    has_window: AtomicBool,
 }
 
 impl Sampler {
@@ -76,7 +77,6 @@ impl Sampler {
             nodes: Mutex::default(),
             pending: Mutex::default(),
             first: Notify::new(),
-            has_window: AtomicBool::new(false),
         })
     }
 
@@ -85,7 +85,7 @@ impl Sampler {
         if !self.started.swap(true, Ordering::SeqCst) {
             tokio::spawn(run(Arc::downgrade(self)));
         }
-        if !self.has_window.load(Ordering::SeqCst) {
+        if !self.has_window() {
             let wait = self.first.notified();
             let _ = tokio::time::timeout(FIRST_WINDOW * 3, wait).await;
         }
@@ -104,24 +104,31 @@ impl Sampler {
         let now = Instant::now();
         for (name, r) in futures_util::future::join_all(reads).await {
             let Ok(scrape) = r else { continue };
-            let prev = self
-                .pending
-                .lock()
-                .unwrap()
-                .insert(name.clone(), (now, scrape.clone()));
-            if let Some(prev) = prev {
-                let reads = Reads {
-                    prev,
-                    last: (now, scrape),
-                    at: Utc::now(),
-                };
-                self.nodes.lock().unwrap().insert(name, reads);
-                self.has_window.store(true, Ordering::SeqCst);
+            let last = (now, scrape);
+            let mut nodes = self.nodes.lock().unwrap();
+            if let Some(r) = nodes.get_mut(&name) {
+                r.prev = std::mem::replace(&mut r.last, last);
+                r.at = Utc::now();
+                continue;
+            }
+            let mut pending = self.pending.lock().unwrap();
+            match pending.remove(&name) {
+                Some(prev) => {
+                    let at = Utc::now();
+                    nodes.insert(name, Reads { prev, last, at });
+                }
+                None => {
+                    pending.insert(name, last);
+                }
             }
         }
-        if self.has_window.load(Ordering::SeqCst) {
+        if self.has_window() {
             self.first.notify_waiters();
         }
+    }
+
+    fn has_window(&self) -> bool {
+        !self.nodes.lock().unwrap().is_empty()
     }
 }
 

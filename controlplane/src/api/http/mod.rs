@@ -156,7 +156,10 @@ async fn dispatch(
                 resp
             })
             .ok_or_else(not_found),
-        p if p == metrics_api::PREFIX || p.starts_with(&format!("{}/", metrics_api::PREFIX)) => {
+        p if p
+            .strip_prefix(metrics_api::PREFIX)
+            .is_some_and(|r| r.is_empty() || r.starts_with('/')) =>
+        {
             if method != Method::GET {
                 return ApiError::method_not_allowed("the metrics API is read-only")
                     .into_response();

@@ -9,13 +9,14 @@ use crate::scheduler::quantity::Quantity;
 /// The pattern Kubernetes names when a quantity does not parse.
 const QUANTITY_PATTERN: &str = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$";
 
-/// The parsed quantities of `resources.<list>` (limits or requests), errors into `errs`.
+/// The parsed quantities of `resources.<list>` (limits or requests) as (name, text,
+/// millis), errors into `errs`.
 fn quantities(
     errs: &mut Vec<FieldError>,
     res: &Value,
     list: &str,
     field: &str,
-) -> Vec<(String, i64)> {
+) -> Vec<(String, String, i64)> {
     let Some(map) = res.get(list).and_then(Value::as_object) else {
         return Vec::new();
     };
@@ -24,7 +25,6 @@ fn quantities(
         let f = format!("{field}.{list}[{name}]");
         let text = match v {
             Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
             other => other.to_string(),
         };
         match Quantity::parse(&text) {
@@ -38,7 +38,7 @@ fn quantities(
                 &text,
                 "must be greater than or equal to 0",
             )),
-            Ok(q) => out.push((name.clone(), q.milli_value())),
+            Ok(q) => out.push((name.clone(), text, q.milli_value())),
         }
     }
     out
@@ -52,31 +52,16 @@ pub fn container(errs: &mut Vec<FieldError>, c: &Value, field: &str) {
     let field = format!("{field}.resources");
     let limits = quantities(errs, res, "limits", &field);
     let requests = quantities(errs, res, "requests", &field);
-    for (name, req) in &requests {
-        if let Some((_, lim)) = limits.iter().find(|(n, _)| n == name) {
+    for (name, text, req) in &requests {
+        if let Some((_, limit, lim)) = limits.iter().find(|(n, _, _)| n == name) {
             if req > lim {
-                let shown = res.pointer(&format!("/requests/{name}")).map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                });
                 errs.push(FieldError::invalid(
                     format!("{field}.requests"),
-                    &shown.unwrap_or_default(),
-                    format!(
-                        "must be less than or equal to {name} limit of {}",
-                        limit_text(res, name)
-                    ),
+                    text,
+                    format!("must be less than or equal to {name} limit of {limit}"),
                 ));
             }
         }
-    }
-}
-
-fn limit_text(res: &Value, name: &str) -> String {
-    match res.pointer(&format!("/limits/{name}")) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
     }
 }
 

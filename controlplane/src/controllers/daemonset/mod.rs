@@ -25,7 +25,6 @@ use super::runtime::{Action, Controller, Expectations};
 use super::ControllerError;
 use crate::api::meta;
 use crate::api::objects::Objects;
-use crate::api::registry::Subresource;
 use plan::{Input, HASH_LABEL};
 
 pub struct DaemonSets {
@@ -151,18 +150,7 @@ impl Controller for DaemonSets {
         } else {
             self.sync_pods(key, &ds, &pods, &hash, &pod, &p).await
         };
-        let old = ds.get("status").cloned().unwrap_or(json!({}));
-        let changed = p
-            .status
-            .as_object()
-            .expect("an object")
-            .iter()
-            .any(|(k, v)| old.get(k) != Some(v));
-        if changed {
-            let patch = json!({ "status": p.status });
-            owners::merge_patch(&self.objects, info, &ds, &patch, Some(Subresource::Status))
-                .await?;
-        }
+        owners::write_status_if_changed(&self.objects, info, &ds, p.status).await?;
         synced?;
         Ok(requeue.map_or(Action::Done, Action::RequeueAfter))
     }

@@ -15,10 +15,12 @@ use serde_json::{json, Value};
 use super::placement::{target_node, Fit};
 use crate::api::meta;
 use crate::controllers::deployment::rolling::resolve;
-use crate::controllers::pods::{is_active, is_available, is_finished, is_ready, secs_to_available};
+use crate::controllers::pods::{
+    has_phase, is_active, is_available, is_finished, is_ready, secs_to_available,
+};
 
 /// The label carrying the template hash a daemon pod was made from.
-pub const HASH_LABEL: &str = "controller-revision-hash";
+pub use crate::controllers::history::REVISION_LABEL as HASH_LABEL;
 
 /// The inputs: the set, its nodes (with the fit of its pod), its pods, the current hash.
 pub struct Input<'a> {
@@ -45,10 +47,6 @@ fn created(pod: &Value) -> &str {
     pod.pointer("/metadata/creationTimestamp")
         .and_then(Value::as_str)
         .unwrap_or("")
-}
-
-fn is_failed(pod: &Value) -> bool {
-    pod.pointer("/status/phase") == Some(&json!("Failed"))
 }
 
 fn is_updated(pod: &Value, hash: &str) -> bool {
@@ -116,7 +114,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         if !(is_finished(pod) && meta::is_deleting(pod)) {
             occupied.insert(node);
         }
-        if is_failed(pod) && !meta::is_deleting(pod) {
+        if has_phase(pod, "Failed") && !meta::is_deleting(pod) {
             out.failed.push((node.to_string(), pod.clone()));
         } else if is_finished(pod) && !meta::is_deleting(pod) {
             out.delete.push(pod.clone());

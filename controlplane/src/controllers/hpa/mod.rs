@@ -176,19 +176,7 @@ impl Autoscalers {
     }
 
     async fn write_status(&self, hpa: &Value, status: Value) -> Result<(), ControllerError> {
-        let old = hpa.get("status").cloned().unwrap_or(json!({}));
-        let changed = status
-            .as_object()
-            .expect("an object")
-            .iter()
-            .any(|(k, v)| old.get(k) != Some(v));
-        if changed {
-            let patch = json!({ "status": status });
-            let info = self.hpas.info;
-            owners::merge_patch(&self.objects, info, hpa, &patch, Some(Subresource::Status))
-                .await?;
-        }
-        Ok(())
+        owners::write_status_if_changed(&self.objects, self.hpas.info, hpa, status).await
     }
 }
 
@@ -364,8 +352,7 @@ impl Controller for Autoscalers {
                 memory.scaled(current, desired, now);
             }
             drop(st);
-            status["lastScaleTime"] =
-                json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            status["lastScaleTime"] = json!(crate::api::meta::now());
             log::info!("autoscaler {key}: {kind}/{name} {current} -> {desired} replicas");
         }
         status["desiredReplicas"] = json!(desired);

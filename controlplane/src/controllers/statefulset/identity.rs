@@ -9,7 +9,7 @@ use crate::controllers::replicas::pod_of;
 
 pub const POD_NAME: &str = "statefulset.kubernetes.io/pod-name";
 pub const POD_INDEX: &str = "apps.kubernetes.io/pod-index";
-pub const REVISION: &str = "controller-revision-hash";
+pub use crate::controllers::history::REVISION_LABEL as REVISION;
 
 /// The ordinal of a pod named `<set>-<n>` (`n` written without sign or leading zeros).
 pub fn ordinal(set_name: &str, pod: &Value) -> Option<i64> {

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::identity::{ordinal, revision};
 use crate::api::meta;
-use crate::controllers::pods::{is_finished, is_ready, secs_to_available};
+use crate::controllers::pods::{has_phase, is_finished, is_ready, secs_to_available};
 
 /// The parts of a StatefulSet's spec the decisions read (with Kubernetes' defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +61,6 @@ pub struct Plan {
     /// Ordinals to create, with the revision of each.
     pub create: Vec<(i64, Rev)>,
     pub delete: Vec<Value>,
-}
-
-fn has_phase(pod: &Value, phase: &str) -> bool {
-    pod.pointer("/status/phase").and_then(Value::as_str) == Some(phase)
 }
 
 /// Phase Running with a true Ready condition.

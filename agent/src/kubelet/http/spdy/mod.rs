@@ -97,15 +97,16 @@ impl Decoder {
             return Ok(None);
         }
         let flags = self.buf[4];
-        let frame: Vec<u8> = self.buf.drain(..8 + len).collect();
-        let body = &frame[8..];
+        let frame: [u8; 8] = self.buf[..8].try_into().expect("8 bytes");
+        let body: Vec<u8> = self.buf.drain(..8 + len).skip(8).collect();
         if frame[0] & 0x80 == 0 {
             return Ok(Some(Frame::Data {
                 id: u32_at(&frame, 0) & 0x7fff_ffff,
                 fin: flags & FIN != 0,
-                data: body.to_vec(),
+                data: body,
             }));
         }
+        let body = &body[..];
         let version = u16::from_be_bytes([frame[0] & 0x7f, frame[1]]);
         if version != VERSION {
             return Err(SpdyError::Version(version));
