@@ -56,6 +56,19 @@ async fn metrics(api: ApiClient, start: Instant) -> String {
     out
 }
 
+/// Play the kubelet: bind every `app=burn` pod to n1 and mark it ready.
+async fn play_kubelet(api: &ApiClient) {
+    for p in ctrl::live_pods(api, "default", "app=burn").await {
+        let name = p.metadata.name.clone().unwrap();
+        if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
+            let _ = api.bind("default", &name, "n1").await;
+        }
+        if !ctrl::is_ready(&p) {
+            ctrl::mark_ready(api, "default", &name).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cpu_above_the_target_scales_the_deployment_up_to_max_replicas() {
     let (c, _ctrl) = ctrl::start().await;
@@ -76,21 +89,13 @@ async fn cpu_above_the_target_scales_the_deployment_up_to_max_replicas() {
     assert!(c.apply(&node, &[]).await.ok);
     assert!(c.apply(BURN, &[]).await.ok);
 
-    // Play the kubelet: bind every pod to n1 and mark it ready, until the HPA scaled.
+    // Play the kubelet until the HPA scaled.
     let api2 = api.clone();
     ctrl::eventually_within(
         "the Deployment scaled to 3 by the HPA",
         std::time::Duration::from_secs(60),
         || async {
-            for p in ctrl::live_pods(&api2, "default", "app=burn").await {
-                let name = p.metadata.name.clone().unwrap();
-                if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
-                    let _ = api2.bind("default", &name, "n1").await;
-                }
-                if !ctrl::is_ready(&p) {
-                    ctrl::mark_ready(&api2, "default", &name).await;
-                }
-            }
+            play_kubelet(&api2).await;
             let d: Deployment = api2.get(Some("default"), "burn").await.ok()?;
             let h: HorizontalPodAutoscaler = api2.get(Some("default"), "burn").await.ok()?;
             let written = h.status?.desired_replicas == 3;
@@ -121,12 +126,21 @@ async fn cpu_above_the_target_scales_the_deployment_up_to_max_replicas() {
     let table = c.ok(&["get", "hpa", "burn"]).await;
     assert!(table.contains("%/50%"), "{table}");
 
-    // The same reads serve the metrics API: kubectl top.
-    let top = c
-        .ok(&["top", "pod", "-l", "app=burn", "--no-headers"])
-        .await;
+    // The same reads serve the metrics API: kubectl top. The third pod shows once it is
+    // bound and has been sampled twice (a rate needs two points).
+    let top = ctrl::eventually_within(
+        "kubectl top lists the three pods",
+        std::time::Duration::from_secs(60),
+        || async {
+            play_kubelet(&api).await;
+            let top = c
+                .kubectl(&["top", "pod", "-l", "app=burn", "--no-headers"])
+                .await;
+            (top.ok && top.stdout.lines().count() == 3).then_some(top.stdout)
+        },
+    )
+    .await;
     let lines: Vec<&str> = top.lines().collect();
-    assert_eq!(lines.len(), 3, "{top}");
     for l in lines {
         let cpu: u32 = l
             .split_whitespace()
