@@ -147,7 +147,7 @@ impl Shared {
         Fut: std::future::Future<Output = Result<T, Error>>,
     {
         let deadline = Instant::now() + self.request_timeout;
-        let mut metrics = self.raft.metrics();
+        let mut metrics = self.raft.server_metrics();
         loop {
             let target = {
                 let m = metrics.borrow_and_update();

@@ -83,7 +83,7 @@ pub async fn supervise(
     lifecycle: nodelifecycle::Config,
     api: (Ipv4Addr, u16),
 ) {
-    let mut metrics = cp.raft().metrics();
+    let mut metrics = cp.raft().server_metrics();
     let mut running: Option<Running> = None;
     loop {
         let leading = {

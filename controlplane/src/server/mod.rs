@@ -88,7 +88,7 @@ pub enum ServerError {
 /// back one server at a time) waits here for a quorum of its peers instead of failing: it
 /// already serves Raft, so its votes count.
 async fn wait_for_leader(cp: &ControlPlane) {
-    let mut metrics = cp.raft().metrics();
+    let mut metrics = cp.raft().server_metrics();
     let started = std::time::Instant::now();
     let mut next_note = Duration::from_secs(2);
     loop {
@@ -98,7 +98,7 @@ async fn wait_for_leader(cp: &ControlPlane) {
             }
             return;
         }
-        // Woken by every change of the Raft metrics; the timeout only paces the notes.
+        // Woken by a change of role, leader or membership; the timeout only paces the notes.
         let changed = tokio::time::timeout(Duration::from_secs(1), metrics.changed()).await;
         if let Ok(Err(_)) = changed {
             return; // Raft stopped: the next store call reports why.
