@@ -4,8 +4,12 @@
 //! last `capacity` events so a watch can resume from a recent revision; a revision older than
 //! the ring gives [`Error::Gone`] (HTTP 410: the client relists). After a restart or a snapshot
 //! install the ring starts empty at the replica's applied revision.
+//!
+//! The live fan-out is split by resource (`/registry/<group>/<resource>/`): a watch of pods
+//! is not woken by a ConfigMap write. With one channel for everything, each write woke every
+//! informer of the controllers, only for all but one or two to drop the event.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -51,7 +55,57 @@ struct HubState {
     compacted: u64,
     next_seq: u64,
     /// `None` once the replica stopped: receivers then see `Closed`.
-    tx: Option<broadcast::Sender<HubMsg>>,
+    tx: Option<Fanout>,
+}
+
+/// The live channels: one per resource, made when first watched, and one for watches wider
+/// than a resource. Every event goes to its resource's channel and to the wide one.
+struct Fanout {
+    wide: broadcast::Sender<HubMsg>,
+    by_resource: HashMap<String, broadcast::Sender<HubMsg>>,
+}
+
+impl Fanout {
+    fn new() -> Self {
+        Self {
+            wide: broadcast::channel(FANOUT_CAPACITY).0,
+            by_resource: HashMap::new(),
+        }
+    }
+
+    /// A receiver of every event a watch of `prefix` can match.
+    fn subscribe(&mut self, prefix: &str) -> broadcast::Receiver<HubMsg> {
+        match resource_of(prefix) {
+            Some(r) => self
+                .by_resource
+                .entry(r.to_string())
+                .or_insert_with(|| broadcast::channel(FANOUT_CAPACITY).0)
+                .subscribe(),
+            None => self.wide.subscribe(),
+        }
+    }
+
+    fn send(&self, key: &str, msg: HubMsg) {
+        // No receivers is fine.
+        if let Some(tx) = resource_of(key).and_then(|r| self.by_resource.get(r)) {
+            let _ = tx.send(msg.clone());
+        }
+        let _ = self.wide.send(msg);
+    }
+
+    fn send_all(&self, msg: HubMsg) {
+        for tx in self.by_resource.values() {
+            let _ = tx.send(msg.clone());
+        }
+        let _ = self.wide.send(msg);
+    }
+}
+
+/// `/registry/<group>/<resource>/` of a key or prefix: everything up to its fourth `/`.
+/// `None` when it is shorter. A key under a prefix shares the prefix's resource, so a
+/// watch subscribed to that resource's channel misses none of its keys.
+fn resource_of(key: &str) -> Option<&str> {
+    key.match_indices('/').nth(3).map(|(i, _)| &key[..=i])
 }
 
 pub(crate) struct WatchHub {
@@ -61,13 +115,12 @@ pub(crate) struct WatchHub {
 
 impl WatchHub {
     pub(crate) fn new(capacity: usize, applied_revision: u64) -> Self {
-        let (tx, _) = broadcast::channel(FANOUT_CAPACITY);
         Self {
             state: Mutex::new(HubState {
                 history: VecDeque::with_capacity(capacity.min(16_384)),
                 compacted: applied_revision,
                 next_seq: 1,
-                tx: Some(tx),
+                tx: Some(Fanout::new()),
             }),
             capacity: capacity.max(1),
         }
@@ -91,8 +144,7 @@ impl WatchHub {
                 }
             }
             if let Some(tx) = &st.tx {
-                // No receivers is fine.
-                let _ = tx.send(HubMsg::Event(seq, ev));
+                tx.send(&ev.kv.key, HubMsg::Event(seq, ev.clone()));
             }
         }
     }
@@ -103,7 +155,7 @@ impl WatchHub {
         st.history.clear();
         st.compacted = revision;
         if let Some(tx) = &st.tx {
-            let _ = tx.send(HubMsg::Reset(revision));
+            tx.send_all(HubMsg::Reset(revision));
         }
     }
 
@@ -122,8 +174,9 @@ impl WatchHub {
         prefix: &str,
         from_revision: u64,
     ) -> Result<Watcher, Error> {
-        let st = self.lock();
-        let Some(tx) = &st.tx else {
+        let mut st = self.lock();
+        let st = &mut *st;
+        let Some(tx) = &mut st.tx else {
             return Err(Error::Stopped);
         };
         if from_revision < st.compacted {
@@ -142,7 +195,7 @@ impl WatchHub {
             hub: self.clone(),
             prefix: prefix.to_string(),
             backlog,
-            rx: tx.subscribe(),
+            rx: tx.subscribe(prefix),
             last_seq: st.next_seq - 1,
             last_revision: from_revision,
         })
@@ -201,8 +254,9 @@ impl Watcher {
 
     /// Refill the backlog from the ring after falling behind the live channel.
     fn catch_up(&mut self) -> Result<(), Error> {
-        let st = self.hub.lock();
-        let Some(tx) = &st.tx else {
+        let mut st = self.hub.lock();
+        let st = &mut *st;
+        let Some(tx) = &mut st.tx else {
             return Err(Error::Stopped);
         };
         let first = st.history.front().map(|(s, _)| *s).unwrap_or(st.next_seq);
@@ -219,7 +273,114 @@ impl Watcher {
             .map(|(_, e)| e.clone())
             .collect();
         self.last_seq = st.next_seq - 1;
-        self.rx = tx.subscribe();
+        self.rx = tx.subscribe(&self.prefix);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn added(revision: u64, key: &str) -> Event {
+        Event {
+            revision,
+            kind: EventKind::Added,
+            kv: KeyValue {
+                key: key.to_string(),
+                value: "{}".to_string(),
+                create_revision: revision,
+                mod_revision: revision,
+            },
+            prev: None,
+        }
+    }
+
+    async fn keys(w: &mut Watcher, n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(w.next().await.unwrap().unwrap().kv.key.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn resource_of_a_key_or_prefix() {
+        assert_eq!(
+            resource_of("/registry/core/pods/default/web"),
+            Some("/registry/core/pods/")
+        );
+        assert_eq!(
+            resource_of("/registry/core/pods/"),
+            Some("/registry/core/pods/")
+        );
+        assert_eq!(resource_of("/registry/core/pods"), None);
+        assert_eq!(resource_of("/registry/"), None);
+        assert_eq!(resource_of(""), None);
+    }
+
+    #[tokio::test]
+    async fn a_watch_sees_its_resource_and_a_wide_one_sees_all_in_order() {
+        let hub = Arc::new(WatchHub::new(100, 0));
+        let mut pods = hub.watch("/registry/core/pods/default/", 0).unwrap();
+        let mut all = hub.watch("/registry/", 0).unwrap();
+        hub.publish(vec![
+            added(1, "/registry/core/configmaps/default/a"),
+            added(2, "/registry/core/pods/default/p"),
+            added(3, "/registry/core/pods/other/q"),
+            added(4, "/registry/core/pods/default/r"),
+        ]);
+        assert_eq!(
+            keys(&mut pods, 2).await,
+            [
+                "/registry/core/pods/default/p",
+                "/registry/core/pods/default/r"
+            ]
+        );
+        assert_eq!(
+            keys(&mut all, 4).await[0],
+            "/registry/core/configmaps/default/a"
+        );
+        // A ConfigMap write is not even queued for the pods watch.
+        hub.publish(vec![added(5, "/registry/core/configmaps/default/b")]);
+        assert!(matches!(
+            pods.rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Empty)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_lagging_resource_watch_catches_up_from_the_ring() {
+        let n = FANOUT_CAPACITY as u64 + 50;
+        let hub = Arc::new(WatchHub::new(4 * n as usize, 0));
+        let mut pods = hub.watch("/registry/core/pods/", 0).unwrap();
+        for i in 1..=n {
+            hub.publish(vec![
+                added(i, &format!("/registry/core/configmaps/default/c{i}")),
+                added(i, &format!("/registry/core/pods/default/p{i}")),
+            ]);
+        }
+        let got = keys(&mut pods, n as usize).await;
+        let want: Vec<String> = (1..=n)
+            .map(|i| format!("/registry/core/pods/default/p{i}"))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn a_reset_ends_every_resource_watch_with_gone() {
+        let hub = Arc::new(WatchHub::new(10, 0));
+        let mut pods = hub.watch("/registry/core/pods/", 0).unwrap();
+        let mut cms = hub.watch("/registry/core/configmaps/", 0).unwrap();
+        hub.reset(7);
+        for w in [&mut pods, &mut cms] {
+            assert!(matches!(
+                w.next().await,
+                Some(Err(Error::Gone { oldest: 7, .. }))
+            ));
+        }
+        hub.close();
+        assert!(hub.watch("/registry/core/pods/", 0).is_err());
+        assert!(pods.next().await.is_none());
     }
 }
