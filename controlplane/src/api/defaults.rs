@@ -211,8 +211,14 @@ fn job(obj: &mut Value) {
         set_default(labels, "job-name", json!(name));
     }
     let spec = obj_at(obj, "spec");
+    // As upstream: one completion only when neither is given; `parallelism` alone makes a
+    // work queue (no `completions`).
+    let unset =
+        |spec: &serde_json::Map<String, Value>, f: &str| spec.get(f).is_none_or(Value::is_null);
+    if unset(spec, "completions") && unset(spec, "parallelism") {
+        spec.insert("completions".into(), json!(1));
+    }
     set_default(spec, "parallelism", json!(1));
-    set_default(spec, "completions", json!(1));
     set_default(spec, "backoffLimit", json!(6));
     set_default(spec, "completionMode", json!("NonIndexed"));
     set_default(spec, "suspend", json!(false));
@@ -226,4 +232,32 @@ fn cron_job(obj: &mut Value) {
     set_default(spec, "successfulJobsHistoryLimit", json!(3));
     set_default(spec, "failedJobsHistoryLimit", json!(1));
     pod_spec(obj_at(obj, "spec/jobTemplate/spec/template/spec"), "Never");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job_spec(spec: Value) -> Value {
+        let mut obj = json!({"metadata": {"name": "j", "uid": "u"}, "spec": spec});
+        default("Job", &mut obj);
+        obj["spec"].clone()
+    }
+
+    #[test]
+    fn a_job_gets_one_completion_only_when_it_gives_neither_count() {
+        let s = job_spec(json!({}));
+        assert_eq!(
+            (&s["completions"], &s["parallelism"]),
+            (&json!(1), &json!(1))
+        );
+        // A work queue: parallelism alone, completions stays unset.
+        let s = job_spec(json!({"parallelism": 3}));
+        assert_eq!((s.get("completions"), &s["parallelism"]), (None, &json!(3)));
+        let s = job_spec(json!({"completions": 5}));
+        assert_eq!(
+            (&s["completions"], &s["parallelism"]),
+            (&json!(5), &json!(1))
+        );
+    }
 }
