@@ -242,3 +242,92 @@ async fn a_finished_job_is_deleted_after_its_ttl() {
     })
     .await;
 }
+
+const INDEXED: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: shards}
+spec:
+  completions: 3
+  parallelism: 2
+  completionMode: Indexed
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: "busybox:1", command: ["true"]}]
+"#;
+
+/// The completion index a pod carries.
+fn index(p: &Pod) -> String {
+    let a = p.metadata.annotations.as_ref().unwrap();
+    a["batch.kubernetes.io/job-completion-index"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_indexed_job_runs_each_index_once() {
+    let (c, _ctrl) = ctrl::start().await;
+    let api = c.server.client();
+    assert!(c.apply(INDEXED, &[]).await.ok);
+    let mut pods = wait_running(&api, "shards", 2).await;
+    pods.sort_by_key(index);
+    assert_eq!(pods.iter().map(index).collect::<Vec<_>>(), ["0", "1"]);
+    let p0 = &pods[0];
+    assert!(p0
+        .metadata
+        .name
+        .as_deref()
+        .unwrap()
+        .starts_with("shards-0-"));
+    let spec = p0.spec.as_ref().unwrap();
+    assert_eq!(spec.hostname.as_deref(), Some("shards-0"));
+    let env = spec.containers[0].env.as_ref().unwrap();
+    let var = env
+        .iter()
+        .find(|e| e.name == "JOB_COMPLETION_INDEX")
+        .unwrap();
+    let field = var.value_from.as_ref().unwrap().field_ref.as_ref().unwrap();
+    assert_eq!(
+        field.field_path,
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    );
+
+    // Index 0 succeeds: the next free index (2) starts, index 1 keeps running.
+    finish(&api, p0, "Succeeded").await;
+    let now = ctrl::eventually("indexes 1 and 2 running", || async {
+        let mut pods = running(&api, "shards").await;
+        pods.sort_by_key(index);
+        (pods.iter().map(index).collect::<Vec<_>>() == ["1", "2"]).then_some(pods)
+    })
+    .await;
+    ctrl::eventually("completedIndexes 0", || async {
+        let j: Job = api.get(Some("default"), "shards").await.ok()?;
+        let s = j.status?;
+        (s.completed_indexes.as_deref() == Some("0") && s.succeeded == Some(1)).then_some(())
+    })
+    .await;
+    for p in &now {
+        finish(&api, p, "Succeeded").await;
+    }
+    wait_condition(&c, "complete", "shards").await;
+    let s = api
+        .get::<Job>(Some("default"), "shards")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(s.completed_indexes.as_deref(), Some("0-2"));
+    assert_eq!((s.succeeded, s.active), (Some(3), Some(0)));
+    let all = ctrl::live_pods(&api, "default", "job-name=shards").await;
+    assert_eq!(all.len(), 3, "one pod per index, none repeated");
+
+    // Without completions an Indexed Job is refused, with the field named.
+    let bad = INDEXED
+        .replace("name: shards", "name: nocount")
+        .replace("  completions: 3\n", "");
+    let out = c.apply(&bad, &[]).await;
+    assert!(
+        !out.ok && out.stderr.contains("spec.completions"),
+        "{}",
+        out.stderr
+    );
+}

@@ -12,8 +12,10 @@
 //! `ttlSecondsAfterFinished` is deleted that long after it finished (the TTL-after-finished
 //! controller's work), its pods with it.
 //!
-//! Not yet: Indexed completion mode, pod failure and success policies, per-index backoff,
-//! and the pod-tracking finalizer (a pod deleted before this controller saw it finish is
+//! Indexed Jobs (one success per index) are in [`super::job_indexed`].
+//!
+//! Not yet: pod failure and success policies, per-index backoff, and the pod-tracking
+//! finalizer (a pod deleted before this controller saw it finish is
 //! not counted).
 
 use std::collections::HashMap;
@@ -23,9 +25,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::cache::Cache;
+use super::job_indexed;
 use super::owners::{self, controller_ref_to};
 use super::pods::{has_phase, is_active, is_ready, time as parse_time};
-use super::replicas::{create_pods, delete_pods, pod_from_template, BURST, EXPECTATION_WAIT};
+use super::replicas::{create_all, delete_pods, pod_from_template, BURST, EXPECTATION_WAIT};
 use super::runtime::{Action, Controller, Expectations};
 use super::ControllerError;
 use crate::api::meta::{self, now};
@@ -52,6 +55,8 @@ pub struct Counts {
     /// Container restarts (init containers included) in running pods: under an
     /// `OnFailure` template they count against `backoffLimit` (not in `status.failed`).
     pub restarts: usize,
+    /// An Indexed Job's succeeded indexes, as `status.completedIndexes` writes them.
+    pub completed_indexes: Option<String>,
 }
 
 /// Where a Job stands, from its spec and its pods' counts.
@@ -253,6 +258,9 @@ impl Jobs {
             "failed": c.failed,
             "startTime": start_time,
         });
+        if let Some(done) = &c.completed_indexes {
+            status["completedIndexes"] = json!(done);
+        }
         let at = now();
         let mut conditions = old
             .get("conditions")
@@ -341,12 +349,23 @@ impl Controller for Jobs {
                 .and_then(Value::as_u64);
             live.max(recorded.unwrap_or(0) as usize)
         };
+        // An Indexed Job counts succeeded indexes, not pods.
+        let indexed = job_indexed::is_indexed(&job).then(|| {
+            let n = spec_i64(&job, "completions").unwrap_or(0).max(0) as usize;
+            (n, job_indexed::succeeded(&job, &pods, n))
+        });
         let mut counts = Counts {
             active: active.len(),
             ready: active.iter().filter(|p| is_ready(p)).count(),
-            succeeded: finished_as("Succeeded", "succeeded"),
+            succeeded: match &indexed {
+                Some((_, done)) => done.len(),
+                None => finished_as("Succeeded", "succeeded"),
+            },
             failed: finished_as("Failed", "failed"),
             restarts: active.iter().map(restart_count).sum(),
+            completed_indexes: indexed
+                .as_ref()
+                .map(|(_, done)| job_indexed::format_ranges(done)),
         };
         let mut v = verdict(&job, &counts);
         let deadline = deadline_left(&job, chrono::Utc::now());
@@ -368,9 +387,16 @@ impl Controller for Jobs {
             }
             let pod = pod_from_template(&job, controller_ref_to(info, &job));
             let n = (want - active.len()).min(BURST);
+            let new = match &indexed {
+                Some((completions, done)) => job_indexed::to_start(*completions, done, &pods, n)
+                    .into_iter()
+                    .map(|i| job_indexed::pod_for(&job, &pod, i))
+                    .collect(),
+                None => vec![pod; n],
+            };
+            counts.active += new.len();
             let to = (self.pods.info, owners::namespace(&job));
-            create_pods(&self.objects, to, &self.expectations, key, &pod, n).await?;
-            counts.active += n;
+            create_all(&self.objects, to, &self.expectations, key, new).await?;
         } else if active.len() > want {
             active.sort_by(super::pods::deletion_order);
             let surplus = (active.len() - want).min(BURST);

@@ -20,6 +20,7 @@ pub mod gc;
 pub mod history;
 pub mod hpa;
 pub mod job;
+pub mod job_indexed;
 pub mod namespace;
 pub mod owners;
 pub mod pods;

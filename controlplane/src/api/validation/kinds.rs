@@ -249,6 +249,20 @@ pub fn job(obj: &Value) -> Vec<FieldError> {
 /// int32) of a Job spec at `at` (`spec`, or a CronJob's `spec.jobTemplate.spec`).
 fn job_timing(errs: &mut Vec<FieldError>, obj: &Value, at: &str) {
     let ptr = |f: &str| format!("/{}/{f}", at.replace('.', "/"));
+    // An Indexed Job has one index per completion: it needs their number.
+    match obj.pointer(&ptr("completionMode")).and_then(Value::as_str) {
+        None | Some("NonIndexed") => {}
+        Some("Indexed") => {
+            if obj.pointer(&ptr("completions")).is_none_or(Value::is_null) {
+                errs.push(FieldError::required(format!("{at}.completions")));
+            }
+        }
+        Some(other) => errs.push(FieldError::not_supported(
+            format!("{at}.completionMode"),
+            other,
+            &["NonIndexed", "Indexed"],
+        )),
+    }
     if let Some(d) = obj
         .pointer(&ptr("activeDeadlineSeconds"))
         .and_then(Value::as_i64)

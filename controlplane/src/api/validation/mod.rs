@@ -144,6 +144,16 @@ mod tests {
             fields(bad),
             ["spec.activeDeadlineSeconds", "spec.ttlSecondsAfterFinished"]
         );
+        let indexed = json!({"completionMode": "Indexed", "completions": 3});
+        assert!(fields(indexed).is_empty());
+        assert_eq!(
+            fields(json!({"completionMode": "Indexed"})),
+            ["spec.completions"]
+        );
+        assert_eq!(
+            fields(json!({"completionMode": "Sparse"})),
+            ["spec.completionMode"]
+        );
     }
 
     #[test]
