@@ -134,6 +134,30 @@ k wait --for=condition=complete job/once -n "$NS" --timeout=60s
 [ "$(k logs -n "$NS" job/once)" = "job done" ] || fail "the Job's log"
 k get job once -n "$NS"
 
+step "an Indexed Job runs each index once, its pods knowing their index"
+k apply -n "$NS" -f - <<'YAML'
+apiVersion: batch/v1
+kind: Job
+metadata: {name: shards}
+spec:
+  completions: 3
+  parallelism: 2
+  completionMode: Indexed
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: c
+        image: skiff.local/busybox:latest
+        command: ["sh", "-c", "echo index=$JOB_COMPLETION_INDEX host=$(hostname)"]
+YAML
+k wait --for=condition=complete job/shards -n "$NS" --timeout=90s
+[ "$(k get job shards -n "$NS" -o jsonpath='{.status.completedIndexes}')" = "0-2" ] || fail "completedIndexes"
+for i in 0 1 2; do
+  pod=$(k get pods -n "$NS" -l "batch.kubernetes.io/job-completion-index=$i,job-name=shards" -o name)
+  [ "$(k logs -n "$NS" "$pod")" = "index=$i host=shards-$i" ] || fail "the log of index $i"
+done
+
 step "a DaemonSet runs one pod on every node"
 cat <<YAML | k apply -n "$NS" -f -
 apiVersion: apps/v1
