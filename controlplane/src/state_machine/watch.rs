@@ -54,8 +54,25 @@ struct HubState {
     /// Every event with a revision greater than this is in `history`.
     compacted: u64,
     next_seq: u64,
+    /// The newest seq dropped from `history`, per resource and over all: a lagging watch
+    /// can catch up from the ring unless an event it could match was dropped after it.
+    dropped: HashMap<String, u64>,
+    dropped_any: u64,
+    /// Seq of the last reset (the history replaced): a watch from before it must relist.
+    reset_at: u64,
     /// `None` once the replica stopped: receivers then see `Closed`.
     tx: Option<Fanout>,
+}
+
+impl HubState {
+    /// Whether an event a watch of `prefix` could match was dropped after `seq`.
+    fn lost_after(&self, prefix: &str, seq: u64) -> bool {
+        let dropped = match resource_of(prefix) {
+            Some(r) => self.dropped.get(r).copied().unwrap_or(0),
+            None => self.dropped_any,
+        };
+        dropped > seq || self.reset_at > seq
+    }
 }
 
 /// The live channels: one per resource, made when first watched, and one for watches wider
@@ -120,6 +137,9 @@ impl WatchHub {
                 history: VecDeque::with_capacity(capacity.min(16_384)),
                 compacted: applied_revision,
                 next_seq: 1,
+                dropped: HashMap::new(),
+                dropped_any: 0,
+                reset_at: 0,
                 tx: Some(Fanout::new()),
             }),
             capacity: capacity.max(1),
@@ -139,8 +159,17 @@ impl WatchHub {
             let ev = Arc::new(ev);
             st.history.push_back((seq, ev.clone()));
             while st.history.len() > self.capacity {
-                if let Some((_, old)) = st.history.pop_front() {
+                if let Some((old_seq, old)) = st.history.pop_front() {
                     st.compacted = st.compacted.max(old.revision);
+                    st.dropped_any = old_seq;
+                    if let Some(r) = resource_of(&old.kv.key) {
+                        match st.dropped.get_mut(r) {
+                            Some(s) => *s = old_seq,
+                            None => {
+                                st.dropped.insert(r.to_string(), old_seq);
+                            }
+                        }
+                    }
                 }
             }
             if let Some(tx) = &st.tx {
@@ -154,6 +183,9 @@ impl WatchHub {
         let mut st = self.lock();
         st.history.clear();
         st.compacted = revision;
+        // A seq of its own: a watch that lags across the reset cannot miss it.
+        st.reset_at = st.next_seq;
+        st.next_seq += 1;
         if let Some(tx) = &st.tx {
             tx.send_all(HubMsg::Reset(revision));
         }
@@ -256,11 +288,12 @@ impl Watcher {
     fn catch_up(&mut self) -> Result<(), Error> {
         let mut st = self.hub.lock();
         let st = &mut *st;
-        let Some(tx) = &mut st.tx else {
+        if st.tx.is_none() {
             return Err(Error::Stopped);
-        };
-        let first = st.history.front().map(|(s, _)| *s).unwrap_or(st.next_seq);
-        if first > self.last_seq + 1 {
+        }
+        // A watch of one resource only sees its channel's seqs, so its `last_seq` may be
+        // far behind the ring's start with nothing of its resource dropped since.
+        if st.lost_after(&self.prefix, self.last_seq) {
             return Err(Error::Gone {
                 requested: self.last_revision,
                 oldest: st.compacted,
@@ -273,7 +306,9 @@ impl Watcher {
             .map(|(_, e)| e.clone())
             .collect();
         self.last_seq = st.next_seq - 1;
-        self.rx = tx.subscribe(&self.prefix);
+        if let Some(tx) = &mut st.tx {
+            self.rx = tx.subscribe(&self.prefix);
+        }
         Ok(())
     }
 }
@@ -352,19 +387,50 @@ mod tests {
     #[tokio::test]
     async fn a_lagging_resource_watch_catches_up_from_the_ring() {
         let n = FANOUT_CAPACITY as u64 + 50;
-        let hub = Arc::new(WatchHub::new(4 * n as usize, 0));
+        let hub = Arc::new(WatchHub::new(2 * n as usize, 0));
         let mut pods = hub.watch("/registry/core/pods/", 0).unwrap();
+        hub.publish(vec![added(1, "/registry/core/pods/default/p0")]);
+        keys(&mut pods, 1).await;
+        // Other kinds push the pod watch's last event out of the ring...
+        for i in 2..=3 * n {
+            hub.publish(vec![added(
+                i,
+                &format!("/registry/core/configmaps/default/c{i}"),
+            )]);
+        }
+        // ...then more pods arrive than its channel holds: it catches up, no relist.
         for i in 1..=n {
-            hub.publish(vec![
-                added(i, &format!("/registry/core/configmaps/default/c{i}")),
-                added(i, &format!("/registry/core/pods/default/p{i}")),
-            ]);
+            let rev = 3 * n + i;
+            hub.publish(vec![added(
+                rev,
+                &format!("/registry/core/pods/default/p{i}"),
+            )]);
         }
         let got = keys(&mut pods, n as usize).await;
         let want: Vec<String> = (1..=n)
             .map(|i| format!("/registry/core/pods/default/p{i}"))
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn a_watch_that_lags_past_its_own_dropped_events_or_a_reset_is_gone() {
+        let n = FANOUT_CAPACITY as u64 + 50;
+        let hub = Arc::new(WatchHub::new(n as usize, 0));
+        let mut pods = hub.watch("/registry/core/pods/", 0).unwrap();
+        for i in 1..=2 * n {
+            hub.publish(vec![added(i, &format!("/registry/core/pods/default/p{i}"))]);
+        }
+        assert!(matches!(pods.next().await, Some(Err(Error::Gone { .. }))));
+
+        let hub = Arc::new(WatchHub::new(4 * n as usize, 0));
+        let mut pods = hub.watch("/registry/core/pods/", 0).unwrap();
+        hub.reset(0);
+        for i in 1..=n {
+            hub.publish(vec![added(i, &format!("/registry/core/pods/default/p{i}"))]);
+        }
+        // The Reset was overwritten in its channel; the catch-up still sees it.
+        assert!(matches!(pods.next().await, Some(Err(Error::Gone { .. }))));
     }
 
     #[tokio::test]
