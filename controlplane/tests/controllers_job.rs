@@ -288,7 +288,7 @@ async fn an_indexed_job_runs_each_index_once() {
     let field = var.value_from.as_ref().unwrap().field_ref.as_ref().unwrap();
     assert_eq!(
         field.field_path,
-        "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+        "metadata.labels['batch.kubernetes.io/job-completion-index']"
     );
 
     // Index 0 succeeds: the next free index (2) starts, index 1 keeps running.

@@ -154,7 +154,8 @@ YAML
 k wait --for=condition=complete job/shards -n "$NS" --timeout=90s
 [ "$(k get job shards -n "$NS" -o jsonpath='{.status.completedIndexes}')" = "0-2" ] || fail "completedIndexes"
 for i in 0 1 2; do
-  pod=$(k get pods -n "$NS" -l "batch.kubernetes.io/job-completion-index=$i,job-name=shards" -o name)
+  pod=$(k get pods -n "$NS" -l "batch.kubernetes.io/job-completion-index=$i,job-name=shards" \
+    --field-selector=status.phase=Succeeded -o name | head -n 1)
   [ "$(k logs -n "$NS" "$pod")" = "index=$i host=shards-$i" ] || fail "the log of index $i"
 done
 

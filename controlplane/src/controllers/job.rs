@@ -380,6 +380,19 @@ impl Controller for Jobs {
             Verdict::Complete | Verdict::Failed | Verdict::DeadlineExceeded => 0,
         };
         let info = self.jobs.info;
+        if let Some((completions, done)) = &indexed {
+            let strays: Vec<Value> = job_indexed::strays(*completions, done, &active)
+                .into_iter()
+                .cloned()
+                .collect();
+            if !strays.is_empty() {
+                let (objects, pods_info) = (&self.objects, self.pods.info);
+                delete_pods(objects, pods_info, &self.expectations, key, &strays).await?;
+                active.retain(|p| !strays.iter().any(|s| meta::name(s) == meta::name(p)));
+                counts.active = active.len();
+                counts.ready = active.iter().filter(|p| is_ready(p)).count();
+            }
+        }
         if active.len() < want {
             if let Some(wait) = backoff_left(&pods, counts.failed, chrono::Utc::now()) {
                 self.write_status(&job, &counts, None).await?;

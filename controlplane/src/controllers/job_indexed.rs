@@ -1,10 +1,11 @@
 //! Indexed Jobs (`completionMode: Indexed`): each of the `completions` indexes must succeed
 //! once. Every pod carries its index (annotation and label
 //! `batch.kubernetes.io/job-completion-index`, the `JOB_COMPLETION_INDEX` variable read from
-//! that annotation, hostname `<job>-<index>`, name `<job>-<index>-<random>`); the Job
-//! starts the lowest indexes that have neither succeeded nor a pod running, and records the
-//! succeeded ones in `status.completedIndexes` (`"0,2-4"`), so they stay counted after their
-//! pods are gone.
+//! that label, hostname `<job>-<index>`, name `<job>-<index>-<random>`); the Job starts the
+//! lowest indexes that have neither succeeded nor a pod running, removes running pods that
+//! hold no index of its own or one another pod holds, and records the succeeded ones in
+//! `status.completedIndexes` (`"0,1,3-5"`, as upstream writes it), so they stay counted
+//! after their pods are gone.
 
 use std::collections::BTreeSet;
 
@@ -43,7 +44,7 @@ pub fn parse_ranges(s: &str, completions: usize) -> BTreeSet<usize> {
     out
 }
 
-/// {1, 3, 4, 5} → `"1,3-5"`.
+/// {0, 1, 3, 4, 5} → `"0,1,3-5"` (a run of two is written as two numbers, as upstream).
 pub fn format_ranges(set: &BTreeSet<usize>) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut iter = set.iter().copied().peekable();
@@ -53,10 +54,10 @@ pub fn format_ranges(set: &BTreeSet<usize>) -> String {
             hi += 1;
             iter.next();
         }
-        parts.push(if lo == hi {
-            lo.to_string()
-        } else {
-            format!("{lo}-{hi}")
+        parts.push(match hi - lo {
+            0 => lo.to_string(),
+            1 => format!("{lo},{hi}"),
+            _ => format!("{lo}-{hi}"),
         });
     }
     parts.join(",")
@@ -95,12 +96,43 @@ pub fn to_start(
         .collect()
 }
 
+/// Running pods to remove: without an index of the Job, on an index already succeeded, or
+/// on one an earlier pod (by name) holds.
+pub fn strays<'a>(
+    completions: usize,
+    done: &BTreeSet<usize>,
+    active: &'a [Value],
+) -> Vec<&'a Value> {
+    let mut sorted: Vec<&Value> = active.iter().collect();
+    sorted.sort_by_key(|p| meta::name(p));
+    let mut held = BTreeSet::new();
+    sorted
+        .into_iter()
+        .filter(|p| match index_of(p, completions) {
+            Some(i) => done.contains(&i) || !held.insert(i),
+            None => true,
+        })
+        .collect()
+}
+
+/// Longest `generateName` (a name is at most 63 characters; 5 random ones are added).
+const MAX_GENERATE_NAME: usize = 58;
+
 /// The Job's pod `template` (from `pod_from_template`) for index `i`.
 pub fn pod_for(job: &Value, template: &Value, i: usize) -> Value {
     let mut pod = template.clone();
     let name = meta::name(job);
     let index = i.to_string();
-    pod["metadata"]["generateName"] = json!(format!("{name}-{index}-"));
+    // A long Job name is cut, never the index (as upstream).
+    let suffix = format!("-{index}-");
+    let keep = MAX_GENERATE_NAME
+        .saturating_sub(suffix.len())
+        .min(name.len());
+    let keep = (0..=keep)
+        .rev()
+        .find(|k| name.is_char_boundary(*k))
+        .unwrap_or(0);
+    pod["metadata"]["generateName"] = json!(format!("{}{suffix}", &name[..keep]));
     for f in ["annotations", "labels"] {
         if !pod["metadata"][f].is_object() {
             pod["metadata"][f] = json!({});
@@ -108,11 +140,9 @@ pub fn pod_for(job: &Value, template: &Value, i: usize) -> Value {
         pod["metadata"][f][INDEX_KEY] = json!(index);
     }
     let spec = &mut pod["spec"];
-    if spec.get("hostname").is_none_or(Value::is_null) {
-        spec["hostname"] = json!(format!("{name}-{index}"));
-    }
-    let from_annotation = json!({"name": INDEX_ENV, "valueFrom": {"fieldRef": {
-        "fieldPath": format!("metadata.annotations['{INDEX_KEY}']")}}});
+    spec["hostname"] = json!(format!("{name}-{index}"));
+    let from_label = json!({"name": INDEX_ENV, "valueFrom": {"fieldRef": {
+        "fieldPath": format!("metadata.labels['{INDEX_KEY}']")}}});
     for list in ["initContainers", "containers"] {
         let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
             continue;
@@ -122,8 +152,10 @@ pub fn pod_for(job: &Value, template: &Value, i: usize) -> Value {
                 c["env"] = json!([]);
             }
             let env = c["env"].as_array_mut().expect("just made an array");
-            env.retain(|e| e["name"] != json!(INDEX_ENV));
-            env.push(from_annotation.clone());
+            // A variable of that name the user set wins (as upstream).
+            if !env.iter().any(|e| e["name"] == json!(INDEX_ENV)) {
+                env.push(from_label.clone());
+            }
         }
     }
     pod
@@ -142,6 +174,8 @@ mod tests {
         let set = parse_ranges("0,2-4,7", 10);
         assert_eq!(set.iter().copied().collect::<Vec<_>>(), [0, 2, 3, 4, 7]);
         assert_eq!(format_ranges(&set), "0,2-4,7");
+        assert_eq!(format_ranges(&parse_ranges("0,1,3-5", 9)), "0,1,3-5");
+        assert_eq!(format_ranges(&parse_ranges("0-1", 9)), "0,1");
         assert_eq!(format_ranges(&BTreeSet::new()), "");
         // Beyond completions, reversed or malformed parts are dropped.
         assert_eq!(format_ranges(&parse_ranges("1-9,x,5-3", 4)), "1-3");
@@ -176,7 +210,30 @@ mod tests {
         assert_eq!(env[0]["name"], "A");
         assert_eq!(
             env[1]["valueFrom"]["fieldRef"]["fieldPath"],
-            format!("metadata.annotations['{INDEX_KEY}']")
+            format!("metadata.labels['{INDEX_KEY}']")
         );
+        // A long Job name is cut, the index kept.
+        let long = json!({"metadata": {"name": "j".repeat(70)}});
+        let g = pod_for(&long, &template, 12)["metadata"]["generateName"].clone();
+        assert_eq!(g.as_str().unwrap().len(), MAX_GENERATE_NAME);
+        assert!(g.as_str().unwrap().ends_with("j-12-"));
+    }
+
+    #[test]
+    fn strays_are_foreign_done_or_duplicate_indexes() {
+        let named = |name: &str, index: &str| json!({"metadata": {"name": name, "annotations": {INDEX_KEY: index}}});
+        let active = [
+            named("a", "0"),
+            named("b", "0"),
+            named("c", "1"),
+            named("d", "7"),
+            json!({"metadata": {"name": "e"}}),
+        ];
+        let done = BTreeSet::from([1]);
+        let names: Vec<&str> = strays(3, &done, &active)
+            .into_iter()
+            .map(meta::name)
+            .collect();
+        assert_eq!(names, ["b", "c", "d", "e"]);
     }
 }

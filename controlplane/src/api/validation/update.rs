@@ -119,6 +119,15 @@ pub fn stateful_set(old: &Value, new: &Value) -> Vec<FieldError> {
 
 pub fn job(old: &Value, new: &Value) -> Vec<FieldError> {
     let mut errs = unchanged(old, new, &["/spec/selector", "/spec/completionMode"]);
+    // `completions` is fixed, but for an elastic Indexed Job: it may change with
+    // `parallelism`, the two equal (as upstream).
+    let completions = new.pointer("/spec/completions");
+    let elastic = new.pointer("/spec/completionMode").and_then(Value::as_str) == Some("Indexed")
+        && completions.is_some_and(|c| !c.is_null())
+        && completions == new.pointer("/spec/parallelism");
+    if !elastic {
+        errs.extend(unchanged(old, new, &["/spec/completions"]));
+    }
     if old.pointer("/spec/template/spec") != new.pointer("/spec/template/spec") {
         errs.push(immutable("spec.template"));
     }
@@ -154,5 +163,25 @@ mod tests {
             service(&svc("10.0.0.1"), &svc("10.0.0.2"))[0].field,
             "spec.clusterIP"
         );
+    }
+
+    #[test]
+    fn job_completions_change_only_elastically() {
+        let spec = |mode: &str, c: Value, p: i64| json!({"spec": {"completionMode": mode, "completions": c, "parallelism": p}});
+        let old = spec("NonIndexed", json!(3), 1);
+        let fields =
+            |new: &Value| -> Vec<String> { job(&old, new).into_iter().map(|e| e.field).collect() };
+        assert!(fields(&spec("NonIndexed", json!(3), 2)).is_empty());
+        assert_eq!(
+            fields(&spec("NonIndexed", json!(5), 1)),
+            ["spec.completions"]
+        );
+        assert_eq!(
+            fields(&spec("NonIndexed", Value::Null, 1)),
+            ["spec.completions"]
+        );
+        let old = spec("Indexed", json!(3), 3);
+        assert!(job(&old, &spec("Indexed", json!(5), 5)).is_empty());
+        assert_eq!(job(&old, &spec("Indexed", json!(5), 3)).len(), 1);
     }
 }
