@@ -258,6 +258,14 @@ async fn kubectl_apply_server_side() {
     );
     let got = c.json(&["get", "cm", "ssa"]).await;
     assert_eq!(got["data"], serde_json::json!({"a": "2"}));
+    // What was applied diffs empty, server-side or not (no stored `annotations: {}`).
+    for args in [
+        &["diff", "--server-side", "-f", "-"][..],
+        &["diff", "-f", "-"],
+    ] {
+        let diff = c.kubectl_in(args, &v2).await;
+        assert!(diff.ok && diff.stdout.is_empty(), "{args:?}: {diff:?}");
+    }
 }
 
 /// A `v1/List` (what `kubectl get -o yaml` writes) applies item by item: kubectl validates

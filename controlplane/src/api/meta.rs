@@ -12,6 +12,26 @@ pub fn name(obj: &Value) -> &str {
 }
 
 /// The `metadata` map, created if missing.
+/// Drops empty `labels`, `annotations`, `finalizers` and `ownerReferences` from the
+/// metadata, as the Kubernetes API (Go `omitempty`) never stores or returns them:
+/// `kubectl diff` would otherwise show a stored `annotations: {}` as a change.
+pub fn omit_empty(obj: &mut Value) {
+    let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for key in ["labels", "annotations", "finalizers", "ownerReferences"] {
+        let empty = match m.get(key) {
+            Some(Value::Object(o)) => o.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Null) => true,
+            _ => false,
+        };
+        if empty {
+            m.remove(key);
+        }
+    }
+}
+
 pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.is_object() {
         *obj = Value::Object(Map::new());
@@ -124,5 +144,16 @@ mod tests {
         assert_eq!(&u[14..15], "4");
         let n = generate_name("web-");
         assert!(n.starts_with("web-") && n.len() == 9);
+    }
+
+    #[test]
+    fn empty_metadata_maps_and_lists_are_omitted() {
+        let mut obj = serde_json::json!({"metadata": {"name": "a", "labels": {},
+            "annotations": {"k": "v"}, "finalizers": [], "ownerReferences": null}});
+        omit_empty(&mut obj);
+        assert_eq!(
+            obj,
+            serde_json::json!({"metadata": {"name": "a", "annotations": {"k": "v"}}})
+        );
     }
 }

@@ -262,6 +262,7 @@ impl Objects {
                 meta::meta_mut(&mut obj).insert("name".into(), json!(meta::generate_name(g)));
             }
             let mut obj = obj.clone();
+            meta::omit_empty(&mut obj);
             defaults::default(info.kind, &mut obj);
             let name = meta::name(&obj).to_string();
             let errs = validation::validate(info, &obj);

@@ -126,6 +126,7 @@ impl Objects {
                     .insert("generation".into(), json!(generation.unwrap_or(0) + 1));
             }
             crate::alloc::hooks::carry(info.kind, &cur, &mut new);
+            meta::omit_empty(&mut new);
             defaults::default(info.kind, &mut new);
             let mut errs = validation::validate(info, &new);
             if !own_meta {
