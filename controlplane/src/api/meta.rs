@@ -96,10 +96,13 @@ pub fn uid() -> String {
     )
 }
 
+/// Longest `generateName` kept: a name is at most 63 characters, 5 random ones are added.
+pub const MAX_GENERATE_PREFIX: usize = 58;
+
 /// `generateName` + 5 random lower-case alphanumerics (no vowels, as Kubernetes does).
 pub fn generate_name(prefix: &str) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let prefix: String = prefix.chars().take(58).collect();
+    let prefix: String = prefix.chars().take(MAX_GENERATE_PREFIX).collect();
     let suffix: String = (0..5)
         .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
         .collect();

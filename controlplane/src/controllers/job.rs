@@ -381,14 +381,12 @@ impl Controller for Jobs {
         };
         let info = self.jobs.info;
         if let Some((completions, done)) = &indexed {
-            let strays: Vec<Value> = job_indexed::strays(*completions, done, &active)
-                .into_iter()
-                .cloned()
-                .collect();
+            let (kept, strays) =
+                job_indexed::split_strays(*completions, done, std::mem::take(&mut active));
+            active = kept;
             if !strays.is_empty() {
                 let (objects, pods_info) = (&self.objects, self.pods.info);
                 delete_pods(objects, pods_info, &self.expectations, key, &strays).await?;
-                active.retain(|p| !strays.iter().any(|s| meta::name(s) == meta::name(p)));
                 counts.active = active.len();
                 counts.ready = active.iter().filter(|p| is_ready(p)).count();
             }
@@ -401,7 +399,7 @@ impl Controller for Jobs {
             let pod = pod_from_template(&job, controller_ref_to(info, &job));
             let n = (want - active.len()).min(BURST);
             let new = match &indexed {
-                Some((completions, done)) => job_indexed::to_start(*completions, done, &pods, n)
+                Some((completions, done)) => job_indexed::to_start(*completions, done, &active, n)
                     .into_iter()
                     .map(|i| job_indexed::pod_for(&job, &pod, i))
                     .collect(),

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use super::pods::{has_phase, is_active};
+use super::pods::has_phase;
 use crate::api::meta;
 
 pub const INDEX_KEY: &str = "batch.kubernetes.io/job-completion-index";
@@ -78,16 +78,16 @@ pub fn succeeded(job: &Value, pods: &[Value], completions: usize) -> BTreeSet<us
     done
 }
 
-/// Up to `n` indexes to start, lowest first: not succeeded, no active pod holding them.
+/// Up to `n` indexes to start, lowest first: not succeeded, none of the `active` pods
+/// holding them.
 pub fn to_start(
     completions: usize,
     done: &BTreeSet<usize>,
-    pods: &[Value],
+    active: &[Value],
     n: usize,
 ) -> Vec<usize> {
-    let held: BTreeSet<usize> = pods
+    let held: BTreeSet<usize> = active
         .iter()
-        .filter(|p| is_active(p))
         .filter_map(|p| index_of(p, completions))
         .collect();
     (0..completions)
@@ -96,27 +96,19 @@ pub fn to_start(
         .collect()
 }
 
-/// Running pods to remove: without an index of the Job, on an index already succeeded, or
-/// on one an earlier pod (by name) holds.
-pub fn strays<'a>(
+/// `active` split into the pods to keep and the strays to remove: those without an index
+/// of the Job, on an index already succeeded, or on one an earlier pod (by name) holds.
+pub fn split_strays(
     completions: usize,
     done: &BTreeSet<usize>,
-    active: &'a [Value],
-) -> Vec<&'a Value> {
-    let mut sorted: Vec<&Value> = active.iter().collect();
-    sorted.sort_by_key(|p| meta::name(p));
+    mut active: Vec<Value>,
+) -> (Vec<Value>, Vec<Value>) {
+    active.sort_by(|a, b| meta::name(a).cmp(meta::name(b)));
     let mut held = BTreeSet::new();
-    sorted
-        .into_iter()
-        .filter(|p| match index_of(p, completions) {
-            Some(i) => done.contains(&i) || !held.insert(i),
-            None => true,
-        })
-        .collect()
+    active.into_iter().partition(|p| {
+        index_of(p, completions).is_some_and(|i| !done.contains(&i) && held.insert(i))
+    })
 }
-
-/// Longest `generateName` (a name is at most 63 characters; 5 random ones are added).
-const MAX_GENERATE_NAME: usize = 58;
 
 /// The Job's pod `template` (from `pod_from_template`) for index `i`.
 pub fn pod_for(job: &Value, template: &Value, i: usize) -> Value {
@@ -125,7 +117,7 @@ pub fn pod_for(job: &Value, template: &Value, i: usize) -> Value {
     let index = i.to_string();
     // A long Job name is cut, never the index (as upstream).
     let suffix = format!("-{index}-");
-    let keep = MAX_GENERATE_NAME
+    let keep = meta::MAX_GENERATE_PREFIX
         .saturating_sub(suffix.len())
         .min(name.len());
     let keep = (0..=keep)
@@ -215,7 +207,7 @@ mod tests {
         // A long Job name is cut, the index kept.
         let long = json!({"metadata": {"name": "j".repeat(70)}});
         let g = pod_for(&long, &template, 12)["metadata"]["generateName"].clone();
-        assert_eq!(g.as_str().unwrap().len(), MAX_GENERATE_NAME);
+        assert_eq!(g.as_str().unwrap().len(), meta::MAX_GENERATE_PREFIX);
         assert!(g.as_str().unwrap().ends_with("j-12-"));
     }
 
@@ -230,10 +222,8 @@ mod tests {
             json!({"metadata": {"name": "e"}}),
         ];
         let done = BTreeSet::from([1]);
-        let names: Vec<&str> = strays(3, &done, &active)
-            .into_iter()
-            .map(meta::name)
-            .collect();
+        let (_, strays) = split_strays(3, &done, active.to_vec());
+        let names: Vec<&str> = strays.iter().map(meta::name).collect();
         assert_eq!(names, ["b", "c", "d", "e"]);
     }
 }

@@ -163,11 +163,11 @@ impl WatchHub {
                     st.compacted = st.compacted.max(old.revision);
                     st.dropped_any = old_seq;
                     if let Some(r) = resource_of(&old.kv.key) {
-                        match st.dropped.get_mut(r) {
-                            Some(s) => *s = old_seq,
-                            None => {
-                                st.dropped.insert(r.to_string(), old_seq);
-                            }
+                        // Per event once the ring is full: allocate only for a new resource.
+                        if let Some(s) = st.dropped.get_mut(r) {
+                            *s = old_seq;
+                        } else {
+                            st.dropped.insert(r.to_string(), old_seq);
                         }
                     }
                 }
