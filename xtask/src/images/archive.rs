@@ -30,10 +30,10 @@ fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(e.finish()?)
 }
 
-/// An OCI image layout as a tar: gzip layers, one manifest, named `name`.
+/// An OCI image layout as a tar: gzip layers, one manifest, named by each of `names`.
 pub fn oci_archive(
     out: &Path,
-    name: &str,
+    names: &[&str],
     layers: &[Vec<u8>],
     entrypoint: &[&str],
     cmd: &[&str],
@@ -56,14 +56,15 @@ pub fn oci_archive(
         "layers": descs,
     }))?;
     let m_d = sha(&manifest);
-    let index = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "manifests": [{
+    let entries: Vec<_> = names
+        .iter()
+        .map(|name| json!({
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": format!("sha256:{m_d}"), "size": manifest.len(),
             "annotations": {"org.opencontainers.image.ref.name": name, "io.containerd.image.name": name},
-        }],
-    }))?;
+        }))
+        .collect();
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": entries}))?;
     blobs.insert(cfg_d, cfg);
     blobs.insert(m_d, manifest);
     let mut t = Layer::new();

@@ -158,3 +158,15 @@ pub fn parent_dirs(l: &mut Layer, dirs: &mut BTreeSet<PathBuf>, path: &Path) -> 
     }
     Ok(())
 }
+
+/// The version of the host's busybox (`1.35.0` from its banner `BusyBox v1.35.0 (...)`).
+pub fn busybox_version() -> Result<String> {
+    // `busybox` with no applet prints its banner and exits non-zero.
+    let (_, banner) = cmd::output(BUSYBOX, &[]).context("running busybox")?;
+    banner
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix('v'))
+        .filter(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .map(str::to_owned)
+        .context("busybox printed no version")
+}

@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use crate::build::cargo_messages;
 use crate::cmd::{self, progress};
 use archive::{docker_archive, oci_archive};
-use layer::{binary_layer, busybox_layer};
+use layer::{binary_layer, busybox_layer, busybox_version};
 
 const BUSYBOX: &str = "/bin/busybox";
 
@@ -92,14 +92,21 @@ pub fn run(args: &Args) -> Result<()> {
     let mut archives = Vec::new();
     let busybox = out_dir.join("busybox.oci.tar");
     progress("images", format!("writing {}", busybox.display()));
+    // Also under Docker Hub's name, so `kubectl run --image=busybox` finds it: it is
+    // Debian's busybox, tagged with the version it is as well.
+    let hub_version = format!("docker.io/library/busybox:{}", busybox_version()?);
     oci_archive(
         &busybox,
-        "skiff.local/busybox:latest",
+        &[
+            "skiff.local/busybox:latest",
+            "docker.io/library/busybox:latest",
+            &hub_version,
+        ],
         std::slice::from_ref(&base),
         &[],
         &["sh"],
     )?;
-    archives.push((busybox, vec!["busybox:latest"]));
+    archives.push((busybox, vec![]));
     if args.echo {
         let exe = bins
             .get("skiff-echo")
@@ -122,7 +129,7 @@ pub fn run(args: &Args) -> Result<()> {
         let layers = [base.clone(), mariadb::layer(&out_dir.join("mariadb"))?];
         oci_archive(
             &db,
-            "skiff.local/mariadb:10.11",
+            &["skiff.local/mariadb:10.11"],
             &layers,
             &["/bin/sh", mariadb::INIT_PATH],
             &[],
