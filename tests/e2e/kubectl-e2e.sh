@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Drives a running demo cluster (`cargo xtask demo`) with the real kubectl only:
-# apply, get, describe, logs, port-forward, run -i (attach), scale, rollout (status/history/undo), a Job, a DaemonSet,
+# apply, get, describe, logs, port-forward, run -i (attach, stdin), scale, rollout (status/history/undo), a Job, a DaemonSet,
 # a PersistentVolumeClaim that outlives its pod, a StatefulSet (stable names in DNS, its
 # volume following a replaced pod), a HorizontalPodAutoscaler and kubectl top, delete.
 # Usage: tests/e2e/kubectl-e2e.sh [kubeconfig]   (default: target/demo/kubeconfig)
@@ -108,6 +108,13 @@ for want in first second oops; do
 done
 if echo "$out" | grep -q "falling back"; then fail "attach fell back to logs: $out"; fi
 wait_for 30 "the run pod removed" sh -c "! kubectl get pod att -n '$NS'"
+
+step "run -i with piped stdin: the input reaches the container, which ends at its EOF"
+out=$(printf 'one\ntwo\n' | timeout 120 kubectl --request-timeout=0 run -i --rm --restart=Never cat -n "$NS" \
+  --image=busybox -- sh -c 'cat; echo eof' 2>&1) || fail "kubectl run -i with stdin: $out"
+for want in one two eof; do
+  echo "$out" | grep -q "^$want\$" || fail "kubectl run -i with stdin lost '$want': $out"
+done
 
 step "scale"
 k scale deployment hello -n "$NS" --replicas=3

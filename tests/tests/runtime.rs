@@ -12,12 +12,13 @@ use skiff_agent::image::{ImageConfig, ImageStore};
 use skiff_agent::runtime::cgroups::{
     host_manager, CgroupManager, CgroupResources, CgroupTree, QosClass,
 };
+use skiff_agent::runtime::console::{self, frame::Frame, Stdio};
 use skiff_agent::runtime::{Container, ContainerSpec, ExitStatus, Runtime, VolumeMount};
 use skiff_tests::wait;
 
 const T: Duration = Duration::from_secs(10);
 const APPLETS: &[&str] = &[
-    "sh", "echo", "sleep", "cat", "hostname", "ls", "dd", "true", "id", "touch",
+    "sh", "echo", "sleep", "cat", "hostname", "ls", "dd", "true", "id", "touch", "stty",
 ];
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
@@ -139,9 +140,24 @@ impl Fixture {
             log_max_bytes: 1 << 20,
             log_max_files: 2,
             cgroup: Some(self.cgroup(id)),
+            stdio: Default::default(),
         };
         tweak(&mut spec);
         self.runtime.start(&spec).unwrap()
+    }
+
+    /// Starts `args` with `stdio` and connects to its console.
+    fn start_attached(&mut self, id: &str, args: &[&str], stdio: Stdio) -> (Container, Attach) {
+        let c = self.start_with(id, args, CgroupResources::default(), |s| s.stdio = stdio);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = self.dir.join("containers").join(id);
+        let conn = rt
+            .block_on(console::connect(&dir))
+            .expect("the console listens");
+        (c, Attach(conn.into_std().unwrap()))
     }
 
     /// The lines the container wrote (the content of the CRI records).
@@ -180,6 +196,21 @@ impl Drop for Fixture {
     }
 }
 
+/// One attach session's input side.
+struct Attach(std::os::unix::net::UnixStream);
+
+impl Attach {
+    fn send(&mut self, f: Frame) {
+        use std::io::Write as _;
+        self.0.set_nonblocking(false).unwrap();
+        self.0.write_all(&f.encode()).unwrap();
+    }
+
+    fn line(&mut self, text: &str) {
+        self.send(Frame::Stdin(format!("{text}\n").into_bytes()));
+    }
+}
+
 fn run_to_end(fx: &mut Fixture, id: &str, args: &[&str]) -> ExitStatus {
     let mut c = fx.start(id, args, CgroupResources::default());
     c.wait_timeout(T)
@@ -202,6 +233,85 @@ fn echo_logs_and_exit_codes() {
 }
 
 #[test]
+fn stdin_reaches_the_container_and_closes_with_its_attach() {
+    let mut fx = Fixture::new();
+    let once = Stdio {
+        stdin: true,
+        stdin_once: true,
+        tty: false,
+    };
+    let script = "read x; echo got:$x; cat; echo done";
+    let (mut c, mut a) = fx.start_attached("in", &["sh", "-c", script], once);
+    a.line("hello");
+    a.line("more");
+    a.send(Frame::CloseStdin);
+    let end = c.wait_timeout(T).unwrap();
+    assert_eq!(end, Some(ExitStatus::Code(0)), "stdin closed: cat ends");
+    assert_eq!(fx.lines("in"), ["got:hello", "more", "done"]);
+
+    // stdinOnce: the first session's end (here, a disconnect) closes stdin.
+    let script = "read a; read b || echo eof; echo a=$a";
+    let (mut c, mut a) = fx.start_attached("once", &["sh", "-c", script], once);
+    a.line("first");
+    drop(a);
+    assert_eq!(c.wait_timeout(T).unwrap(), Some(ExitStatus::Code(0)));
+    assert_eq!(fx.lines("once"), ["eof", "a=first"]);
+
+    // Without it, stdin outlives a session: the next attach writes on.
+    let open = Stdio {
+        stdin_once: false,
+        ..once
+    };
+    let script = "read a; read b; echo $a+$b";
+    let (mut c, mut a) = fx.start_attached("open", &["sh", "-c", script], open);
+    a.line("one");
+    a.send(Frame::CloseStdin);
+    drop(a);
+    let dir = fx.dir.join("containers").join("open");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let conn = rt.block_on(console::connect(&dir)).unwrap();
+    Attach(conn.into_std().unwrap()).line("two");
+    assert_eq!(c.wait_timeout(T).unwrap(), Some(ExitStatus::Code(0)));
+    assert_eq!(fx.lines("open"), ["one+two"]);
+}
+
+#[test]
+fn a_terminal_is_the_containers_controlling_tty_and_takes_resizes() {
+    let mut fx = Fixture::new();
+    let tty = Stdio {
+        stdin: true,
+        stdin_once: true,
+        tty: true,
+    };
+    let script = "test -t 0 && test -t 1 && echo isatty; read x; stty size; echo got:$x";
+    let (mut c, mut a) = fx.start_attached("tty", &["sh", "-c", script], tty);
+    // Typed before the shell got there, the echo of the input would come first.
+    wait::until(T, "the shell to find its terminal", || {
+        fx.lines("tty")
+            .into_iter()
+            .find(|l| l.starts_with("isatty"))
+    });
+    a.send(Frame::Resize {
+        cols: 100,
+        rows: 30,
+    });
+    a.line("hi");
+    assert_eq!(c.wait_timeout(T).unwrap(), Some(ExitStatus::Code(0)));
+    // A terminal echoes the input and ends lines with \r\n; all of it is stdout.
+    let lines: Vec<String> = fx
+        .lines("tty")
+        .iter()
+        .map(|l| l.trim_end_matches('\r').to_owned())
+        .collect();
+    assert_eq!(lines, ["isatty", "hi", "30 100", "got:hi"]);
+    let log = std::fs::read_to_string(fx.log("tty")).unwrap();
+    assert!(log.lines().all(|l| l.contains(" stdout ")), "{log}");
+}
+
+#[test]
 fn a_missing_command_fails_start_with_the_reason() {
     let mut fx = Fixture::new();
     let image = fx.store.resolve("skiff.local/busybox").unwrap();
@@ -221,6 +331,7 @@ fn a_missing_command_fails_start_with_the_reason() {
         log_max_bytes: 1 << 20,
         log_max_files: 1,
         cgroup: None,
+        stdio: Default::default(),
     };
     let err = fx.runtime.start(&spec).unwrap_err().to_string();
     assert!(err.contains("exec") && err.contains("/bin/nope"), "{err}");

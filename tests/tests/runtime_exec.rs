@@ -121,6 +121,7 @@ impl Fixture {
             log_max_bytes: 1 << 20,
             log_max_files: 1,
             cgroup: Some(self.cgroup()),
+            stdio: Default::default(),
         };
         self.runtime.start(&spec).unwrap()
     }

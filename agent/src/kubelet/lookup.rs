@@ -17,8 +17,9 @@ pub struct ContainerInfo {
     pub restart_count: u32,
     /// Whether that instance is running (a followed log ends when not).
     pub running: bool,
-    /// The spec keeps stdin open (`kubectl run -i`): an attach shows the instance's
-    /// output from its start, not only what comes after.
+    /// The spec asks for stdin or a terminal (`kubectl run -i`, `-t`): an attach reaches
+    /// its console and shows the instance's output from its start, not only what comes
+    /// after.
     pub stdin: bool,
 }
 

@@ -118,6 +118,8 @@ impl Runtime {
             log_max_files: spec.log_max_files,
             exit_path: dir.join("exit.json"),
             exit_tmp: dir.join("exit.json.tmp"),
+            stdio: spec.stdio,
+            dir: dir.clone(),
         };
         // The shim comes from the spawner (see there why) if there is one; if
         // it fails, this start fails (it may have forked a shim before it broke:

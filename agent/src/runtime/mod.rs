@@ -8,9 +8,11 @@
 //! - [`Runtime::adopt`] finds a container again after an agent restart.
 //! - [`cgroups`]: the v1/v2 managers, QoS classes, conversions.
 //! - [`logs`]: CRI-format log files with size rotation.
+//! - [`console`]: a container's stdin or terminal, served to attaches by its shim.
 
 pub mod cgroups;
 mod child;
+pub mod console;
 mod container;
 mod error;
 pub mod exec;
@@ -25,4 +27,4 @@ pub use container::{Container, Runtime};
 pub use error::RuntimeError;
 pub use spec::{ContainerSpec, VolumeMount};
 pub use state::{ContainerState, ExitStatus};
-pub use sys::proc_start_time;
+pub use sys::{openpty, proc_start_time};

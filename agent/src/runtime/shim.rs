@@ -2,7 +2,8 @@
 //! outside the container, in its own session, so containers survive agent
 //! restarts. It unshares a pid namespace for its child, forks the container
 //! process (pid 1 there, see [`super::child`]), pumps that process's
-//! stdout/stderr into the log file, reaps it and records its exit status in
+//! stdout/stderr (or terminal) into the log file, serves its console to attaches
+//! ([`super::console`]), reaps it and records its exit status in
 //! `exit.json` — which is how an agent that re-adopted the container (and so
 //! cannot waitpid it) learns how it ended.
 //!
@@ -18,6 +19,8 @@ use std::os::fd::RawFd;
 use std::path::PathBuf;
 
 use super::child::{self, Plan};
+use super::console::serve::Console;
+use super::console::Stdio;
 use super::logs::{LogWriter, Stream};
 use super::sys;
 
@@ -37,6 +40,89 @@ pub struct ShimArgs {
     /// `<state>/<id>/exit.json` and its temporary name.
     pub exit_path: PathBuf,
     pub exit_tmp: PathBuf,
+    /// What the container's stdin is; with one, its console is served in `dir`.
+    pub stdio: Stdio,
+    /// The container's state directory.
+    pub dir: PathBuf,
+}
+
+/// The container's stdio, made before the fork: what the container gets as 0, 1 and 2
+/// (`child` side) and what the shim keeps (`ours`: output to pump, stdin to feed).
+struct Streams {
+    child: [RawFd; 3],
+    out: RawFd,
+    err: RawFd,
+    input: RawFd,
+    master: RawFd,
+}
+
+impl Streams {
+    fn open(stdio: Stdio) -> std::io::Result<Self> {
+        if stdio.tty {
+            let (master, slave) = sys::openpty()?;
+            let input = if stdio.stdin { dup(master)? } else { -1 };
+            return Ok(Self {
+                child: [slave; 3],
+                out: master,
+                err: -1,
+                input,
+                master: dup(master)?,
+            });
+        }
+        let (out_r, out_w) = sys::pipe()?;
+        let (err_r, err_w) = sys::pipe()?;
+        let (stdin_r, input) = if stdio.stdin {
+            sys::pipe()?
+        } else {
+            // SAFETY: opening /dev/null.
+            let null =
+                unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            (sys::check(null)?, -1)
+        };
+        Ok(Self {
+            child: [stdin_r, out_w, err_w],
+            out: out_r,
+            err: err_r,
+            input,
+            master: -1,
+        })
+    }
+
+    /// In the container process: its ends onto 0, 1, 2 (a terminal also becomes its
+    /// controlling tty, in a session of its own); ours closed.
+    fn install_in_child(&self, tty: bool) {
+        for fd in [self.out, self.err, self.input, self.master] {
+            if fd >= 0 {
+                sys::close(fd);
+            }
+        }
+        // SAFETY: duplicating descriptors we own onto stdio; setsid and TIOCSCTTY in
+        // the forked child, which is no process group leader.
+        unsafe {
+            if tty {
+                libc::setsid();
+            }
+            for (target, fd) in self.child.iter().enumerate() {
+                libc::dup2(*fd, target as RawFd);
+            }
+            if tty {
+                libc::ioctl(0, libc::TIOCSCTTY, 0);
+            }
+        }
+        let mut fds = self.child;
+        fds.sort_unstable();
+        for (i, fd) in fds.iter().enumerate() {
+            if *fd > 2 && (i == 0 || fds[i - 1] != *fd) {
+                sys::close(*fd);
+            }
+        }
+    }
+}
+
+/// A close-on-exec duplicate of `fd`.
+fn dup(fd: RawFd) -> std::io::Result<RawFd> {
+    // SAFETY: fcntl on a descriptor we own.
+    sys::check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })
 }
 
 /// The shim's body; never returns.
@@ -50,28 +136,24 @@ pub fn run(plan: &Plan, a: &ShimArgs) -> ! {
     // of containers other threads are starting right now (see `close_fds_except`).
     sys::close_fds_except([a.ready_w, a.go_r, a.err_w, a.netns.unwrap_or(-1)]);
     let mut log = LogWriter::open(&a.log_path, a.log_max_bytes, a.log_max_files).ok();
-    let (Ok((out_r, out_w)), Ok((err_r, err_w))) = (sys::pipe(), sys::pipe()) else {
+    let Ok(streams) = Streams::open(a.stdio) else {
         exit(127)
     };
     // SAFETY: fork in the single-threaded shim.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         // The container process.
-        for fd in [out_r, err_r, a.ready_w] {
-            sys::close(fd);
-        }
-        // SAFETY: duplicating descriptors we own onto stdio.
-        unsafe {
-            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
-            libc::dup2(null, 0);
-            libc::dup2(out_w, 1);
-            libc::dup2(err_w, 2);
-        }
+        sys::close(a.ready_w);
+        streams.install_in_child(a.stdio.tty);
         let message = child::run(plan, a.go_r, a.netns);
         let _ = sys::write_all(a.err_w, message.as_bytes());
         exit(127);
     }
-    for fd in [out_w, err_w, a.go_r, a.err_w] {
+    let mut closing = vec![a.go_r, a.err_w];
+    closing.extend(streams.child);
+    closing.sort_unstable();
+    closing.dedup();
+    for fd in closing {
         sys::close(fd);
     }
     if let Some(fd) = a.netns {
@@ -80,9 +162,16 @@ pub fn run(plan: &Plan, a: &ShimArgs) -> ! {
     if pid < 0 {
         exit(127);
     }
+    // Listening before the agent hears of the container: an attach right after its
+    // start finds the socket. Without one the container still runs; attaches fail.
+    let console = if a.stdio.attachable() {
+        Console::listen(&a.dir, a.stdio, streams.input, streams.master).ok()
+    } else {
+        None
+    };
     let _ = sys::write_all(a.ready_w, &(pid as u32).to_le_bytes());
     sys::close(a.ready_w);
-    pump(&mut log, out_r, err_r);
+    pump(&mut log, streams.out, streams.err, console);
     let mut status = 0;
     // SAFETY: waiting for our own child.
     while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
@@ -101,39 +190,42 @@ pub fn run(plan: &Plan, a: &ShimArgs) -> ! {
     exit(0)
 }
 
-/// Copies both pipes into the log until both reach EOF (every process of
-/// the container has exited or closed them).
-fn pump(log: &mut Option<LogWriter>, out_r: RawFd, err_r: RawFd) {
-    let mut fds = [
-        libc::pollfd {
-            fd: out_r,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: err_r,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
+/// Copies the output (both pipes, or the terminal) into the log until it reaches EOF
+/// (every process of the container has exited or closed it), serving the console
+/// meanwhile.
+fn pump(log: &mut Option<LogWriter>, out_r: RawFd, err_r: RawFd, mut console: Option<Console>) {
+    let mut outs = [out_r, err_r];
     let mut buf = vec![0u8; 32 * 1024];
-    while fds.iter().any(|p| p.fd >= 0) {
-        // SAFETY: two valid pollfds (negative fds are ignored by poll).
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+    let mut fds = Vec::with_capacity(16);
+    while outs.iter().any(|fd| *fd >= 0) {
+        fds.clear();
+        fds.extend(outs.iter().map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }));
+        if let Some(c) = console.as_mut() {
+            c.register(&mut fds);
+        }
+        // SAFETY: valid pollfds (negative fds are ignored by poll).
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
         if n < 0 {
             if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                 continue;
             }
             return;
         }
-        for (i, p) in fds.iter_mut().enumerate() {
-            if p.fd < 0 || p.revents == 0 {
+        for (i, fd) in outs.iter_mut().enumerate() {
+            if *fd < 0 || fds[i].revents == 0 {
                 continue;
             }
-            match sys::read(p.fd, &mut buf) {
+            match sys::read(*fd, &mut buf) {
+                // A terminal's master shares the console's non-blocking input.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // EOF; a terminal reports EIO once no process holds its slave side.
                 Ok(0) | Err(_) => {
-                    sys::close(p.fd);
-                    p.fd = -1;
+                    sys::close(*fd);
+                    *fd = -1;
                 }
                 Ok(k) => {
                     let stream = if i == 0 {
@@ -146,6 +238,9 @@ fn pump(log: &mut Option<LogWriter>, out_r: RawFd, err_r: RawFd) {
                     }
                 }
             }
+        }
+        if let Some(c) = console.as_mut() {
+            c.handle(&fds[2..]);
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct ContainerSpec {
     /// The container's cgroup, relative to the hierarchy root (see
     /// `CgroupTree::container_path`); created by the caller.
     pub cgroup: Option<String>,
+    /// Its stdin: none, a pipe, or a terminal (the pod spec's stdin, stdinOnce, tty).
+    pub stdio: super::console::Stdio,
 }
 
 /// PATH when neither the image nor the container sets one (containerd's).

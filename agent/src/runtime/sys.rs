@@ -27,6 +27,26 @@ pub fn pipe() -> io::Result<(RawFd, RawFd)> {
     Ok((fds[0], fds[1]))
 }
 
+/// A terminal: (master, slave), both close-on-exec.
+pub fn openpty() -> io::Result<(RawFd, RawFd)> {
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two descriptors; the other arguments may be null.
+    check(unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    })?;
+    for fd in [master, slave] {
+        // SAFETY: fcntl on a fresh descriptor.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok((master, slave))
+}
+
 /// Calls `f(first, last)` for each range of descriptors from 3 up to `u32::MAX` not
 /// in `keep` (sorted in place; negative entries ignored). No allocation.
 pub fn for_each_fd_gap(keep: &mut [RawFd], mut f: impl FnMut(u32, u32)) {

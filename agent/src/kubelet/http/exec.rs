@@ -176,38 +176,14 @@ fn spawn_stdin_writer(
 /// A terminal for the command: (master, slave), both close-on-exec.
 fn open_terminal() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     use std::os::fd::FromRawFd;
-    let (mut master, mut slave) = (-1, -1);
-    // SAFETY: openpty writes two descriptors; the other arguments may be null.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let (master, slave) = crate::runtime::openpty()?;
     // SAFETY: fresh descriptors from openpty, owned from here on.
-    let (master, slave) = unsafe {
+    Ok(unsafe {
         (
             std::os::fd::OwnedFd::from_raw_fd(master),
             std::os::fd::OwnedFd::from_raw_fd(slave),
         )
-    };
-    for fd in [&master, &slave] {
-        // SAFETY: fcntl on a valid descriptor.
-        unsafe {
-            libc::fcntl(
-                std::os::fd::AsRawFd::as_raw_fd(fd),
-                libc::F_SETFD,
-                libc::FD_CLOEXEC,
-            )
-        };
-    }
-    Ok((master, slave))
+    })
 }
 
 /// Applies a stream-4 resize (`{"Width": w, "Height": h}`) to the terminal.

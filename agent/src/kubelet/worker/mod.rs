@@ -452,6 +452,5 @@ fn wants_stdin(pod: &Pod, name: &str) -> bool {
     let init = spec.init_containers.iter().flatten();
     init.chain(spec.containers.iter())
         .find(|c| c.name == name)
-        .and_then(|c| c.stdin)
-        .unwrap_or(false)
+        .is_some_and(|c| c.stdin == Some(true) || c.tty == Some(true))
 }

@@ -19,6 +19,7 @@ use super::{ns_name, Worker};
 use crate::cpclient::{CpClient, Gettable};
 use crate::image::ImageRecord;
 use crate::runtime::cgroups::container_resources;
+use crate::runtime::console::Stdio;
 use crate::runtime::spec::{merge_env, resolve_argv};
 use crate::runtime::{ContainerSpec, VolumeMount};
 use crate::sandbox::PodFiles;
@@ -303,6 +304,11 @@ impl Worker {
             log_max_bytes: cfg.log_max_bytes,
             log_max_files: cfg.log_max_files,
             cgroup: Some(cgroup.clone()),
+            stdio: Stdio {
+                stdin: c.stdin.unwrap_or(false),
+                stdin_once: c.stdin_once.unwrap_or(false),
+                tty: c.tty.unwrap_or(false),
+            },
         };
         let resources = container_resources(&c);
         let ctx = self.ctx.clone();
