@@ -90,6 +90,7 @@ impl Gettable for k8s_openapi::api::core::v1::Service {}
 impl Gettable for Pod {}
 impl Gettable for Node {}
 impl Gettable for k8s_openapi::api::core::v1::PersistentVolumeClaim {}
+impl Gettable for k8s_openapi::api::core::v1::PersistentVolume {}
 
 impl CpClient {
     /// Connect to `addr` (`host:port` or `http://host:port`), retrying with exponential
@@ -205,7 +206,8 @@ impl CpClient {
         from_json(CALL, "Event", &obj.json)
     }
 
-    /// Read one ConfigMap, Secret, Service, Pod (namespaced) or Node (`ns` ignored).
+    /// Read one ConfigMap, Secret, Service, Pod, PersistentVolumeClaim (namespaced), Node or
+    /// PersistentVolume (`ns` ignored).
     pub async fn get<K: Gettable>(&self, ns: &str, name: &str) -> Result<K, CpError> {
         const CALL: &str = "GetObject";
         let req = self.request(GetObjectRequest {

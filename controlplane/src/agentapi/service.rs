@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Event, Node, PersistentVolumeClaim, Pod, PodStatus, Secret, Service,
+    ConfigMap, Event, Node, PersistentVolume, PersistentVolumeClaim, Pod, PodStatus, Secret,
+    Service,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -155,10 +156,12 @@ impl Agent for AgentService {
             "Pod" => self.get::<Pod>(ns()?, name).await?,
             "Node" => self.get::<Node>(None, name).await?,
             "PersistentVolumeClaim" => self.get::<PersistentVolumeClaim>(ns()?, name).await?,
+            "PersistentVolume" => self.get::<PersistentVolume>(None, name).await?,
             other => {
                 return Err(Status::invalid_argument(format!(
                     "kind: Unsupported value: {other:?}: supported values: \"ConfigMap\", \
-                     \"Secret\", \"Service\", \"Pod\", \"Node\", \"PersistentVolumeClaim\""
+                     \"Secret\", \"Service\", \"Pod\", \"Node\", \"PersistentVolumeClaim\", \
+                     \"PersistentVolume\""
                 )))
             }
         };

@@ -18,6 +18,8 @@ pub const DEFAULTERS: &[(&str, Defaulter)] = &[
     ("DaemonSet", daemonset),
     ("Job", job),
     ("CronJob", cron_job),
+    ("PersistentVolume", persistent_volume),
+    ("PersistentVolumeClaim", persistent_volume_claim),
 ];
 
 /// Apply the kind's defaults to `obj`.
@@ -53,6 +55,17 @@ fn set_default(m: &mut Map<String, Value>, key: &str, v: Value) {
         }
         _ => {}
     }
+}
+
+/// A volume made by hand is kept when its claim goes (Retain), and is a filesystem.
+fn persistent_volume(obj: &mut Value) {
+    let spec = obj_at(obj, "spec");
+    set_default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+    set_default(spec, "volumeMode", json!("Filesystem"));
+}
+
+fn persistent_volume_claim(obj: &mut Value) {
+    set_default(obj_at(obj, "spec"), "volumeMode", json!("Filesystem"));
 }
 
 fn namespace(obj: &mut Value) {

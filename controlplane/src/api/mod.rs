@@ -83,6 +83,9 @@ pub async fn serve(cp: Arc<ControlPlane>, listen: SocketAddr) -> Result<ApiServe
     bootstrap::ensure_namespaces(&client)
         .await
         .map_err(ServeError::Bootstrap)?;
+    bootstrap::ensure_storage_class(&client)
+        .await
+        .map_err(ServeError::Bootstrap)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind {

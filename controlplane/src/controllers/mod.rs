@@ -1,7 +1,7 @@
 //! The workload controllers (kube-controller-manager's share of Skiff): ReplicationController
 //! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), DaemonSet ([`daemonset`]),
 //! StatefulSet ([`statefulset`]), Job ([`job`]), CronJob ([`cronjob`]: Jobs on a schedule),
-//! HorizontalPodAutoscaler ([`hpa`]), node-local volume claims ([`volume_claims`]), the
+//! HorizontalPodAutoscaler ([`hpa`]), PersistentVolumes and their claims ([`volumes`]), the
 //! garbage collector ([`gc`]) and
 //! namespace deletion ([`namespace`]). Controllers of pods share adoption and release
 //! ([`claim`]).
@@ -29,7 +29,7 @@ pub mod replica_status;
 pub mod replicas;
 pub mod runtime;
 pub mod statefulset;
-pub mod volume_claims;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -146,7 +146,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     let objects = client.objects().clone();
     // The kinds the controllers below read in full; the garbage collector needs only
     // metadata of the others.
-    const FULL: [(&str, &str); 13] = [
+    const FULL: [(&str, &str); 15] = [
         ("v1", "Pod"),
         ("batch/v1", "Job"),
         ("batch/v1", "CronJob"),
@@ -156,6 +156,8 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         ("apps/v1", "DaemonSet"),
         ("v1", "Node"),
         ("v1", "PersistentVolumeClaim"),
+        ("v1", "PersistentVolume"),
+        ("storage.k8s.io/v1", "StorageClass"),
         ("autoscaling/v2", "HorizontalPodAutoscaler"),
         ("apps/v1", "StatefulSet"),
         ("apps/v1", "ControllerRevision"),
@@ -330,13 +332,28 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     );
 
     let claims = cache("v1", "PersistentVolumeClaim");
-    let q = WorkQueue::new();
-    watch_primary(&claims, &q);
-    let c = volume_claims::VolumeClaims {
+    let (pvs, classes) = (
+        cache("v1", "PersistentVolume"),
+        cache("storage.k8s.io/v1", "StorageClass"),
+    );
+    let (claim_q, volume_q) = (WorkQueue::new(), WorkQueue::new());
+    volumes::watch(&claims, &pvs, &classes, &claim_q, &volume_q);
+    let c = volumes::Claims {
         objects: objects.clone(),
         claims: claims.clone(),
+        volumes: pvs.clone(),
+        classes: classes.clone(),
+        events: cache("v1", "Event").info,
+        reported: Default::default(),
     };
-    start(&mut tasks, c, q, &claims, vec![claims.clone()], same);
+    let all = vec![claims.clone(), pvs.clone(), classes.clone()];
+    start(&mut tasks, c, claim_q, &claims, all.clone(), same);
+    let c = volumes::Volumes {
+        objects: objects.clone(),
+        volumes: pvs.clone(),
+        claims: claims.clone(),
+    };
+    start(&mut tasks, c, volume_q, &pvs, all, same);
 
     let q = WorkQueue::new();
     watch_primary(&nss, &q);

@@ -71,7 +71,12 @@ impl Scheduler {
             }
             Err(fit) => {
                 Stats::inc(&self.stats.unschedulable);
-                self.queue.mark_unschedulable(pod_uid(&pod));
+                if volumes.is_err() {
+                    // Claims change without a cluster change this queue hears of.
+                    self.queue.requeue_after_error(pod.clone(), Instant::now());
+                } else {
+                    self.queue.mark_unschedulable(pod_uid(&pod));
+                }
                 let message = fit.to_string();
                 log::debug!("scheduler: {} unschedulable: {message}", pod_key(&pod));
                 io.spawn_report(pod, message).await;

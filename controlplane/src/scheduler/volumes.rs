@@ -1,8 +1,8 @@
 //! Node-local volume claims in scheduling (the share of kube-scheduler's VolumeBinding
 //! plugin that applies to them): a claim lives on the node of the first pod that used it,
 //! recorded as `volume.kubernetes.io/selected-node` just before that pod is bound, and
-//! every later pod of the claim goes to that node. A pod whose claim does not exist is
-//! unschedulable.
+//! every later pod of the claim goes to that node. A pod whose claim does not exist or is
+//! not bound yet is unschedulable (and retried after a back-off: claims bind on their own).
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 
@@ -41,6 +41,10 @@ pub fn placement(claims: &[(String, Option<PersistentVolumeClaim>)]) -> Result<P
         let Some(claim) = claim else {
             return Err(format!("persistentvolumeclaim {name:?} not found"));
         };
+        let phase = claim.status.as_ref().and_then(|s| s.phase.as_deref());
+        if phase != Some("Bound") {
+            return Err("pod has unbound immediate PersistentVolumeClaims".into());
+        }
         let pinned = claim
             .metadata
             .annotations
@@ -79,7 +83,8 @@ mod tests {
     use serde_json::json;
 
     fn claim(node: Option<&str>) -> Option<PersistentVolumeClaim> {
-        let mut c = PersistentVolumeClaim::default();
+        let mut c: PersistentVolumeClaim =
+            serde_json::from_value(json!({"status": {"phase": "Bound"}})).unwrap();
         if let Some(n) = node {
             c.metadata.annotations = Some([(SELECTED_NODE.to_string(), n.to_string())].into());
         }
@@ -101,6 +106,11 @@ mod tests {
             ("b".into(), claim(Some("n2"))),
         ]);
         assert!(conflict.unwrap_err().contains("conflict"));
+        let pending = placement(&[("p".into(), Some(PersistentVolumeClaim::default()))]);
+        assert_eq!(
+            pending.unwrap_err(),
+            "pod has unbound immediate PersistentVolumeClaims"
+        );
         let missing = placement(&[("gone".into(), None)]);
         assert_eq!(
             missing.unwrap_err(),

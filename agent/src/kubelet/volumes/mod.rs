@@ -1,14 +1,17 @@
 //! Pod volumes: emptyDir (a directory under the pod's), hostPath, configMap and secret
-//! (read through the control plane's GetObject), downwardAPI, and persistentVolumeClaim
-//! (a node-local directory per claim, kept across pods). Each becomes a directory the
-//! runtime bind-mounts at every `volumeMount`.
+//! (read through the control plane's GetObject), downwardAPI, and persistentVolumeClaim:
+//! the claim's PersistentVolume, a `hostPath` or `local` path, or a node-local directory
+//! per claim kept across pods (what the built-in `local-path` provisioner's volumes are).
+//! Each becomes a directory the runtime bind-mounts at every `volumeMount`.
 
 pub mod files;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Volume};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, HostPathVolumeSource, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Volume,
+};
 
 use crate::cpclient::{CpClient, CpError};
 
@@ -79,6 +82,28 @@ fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> String {
     move |e| format!("{what} {path}: {e}")
 }
 
+/// The driver of the built-in provisioner's volumes (`csi.volumeHandle`: the claim uid).
+const LOCAL_PATH_DRIVER: &str = "skiff.io/local-path";
+
+/// A hostPath source as Kubernetes treats it: `DirectoryOrCreate`, and no type at all
+/// (as container runtimes do), make a missing directory; another type must exist.
+fn host_path(h: &HostPathVolumeSource) -> Result<PathBuf, String> {
+    let p = PathBuf::from(&h.path);
+    match h.type_.as_deref().unwrap_or("") {
+        "DirectoryOrCreate" | "" if !p.exists() => {
+            std::fs::create_dir_all(&p).map_err(io("creating", &p))?;
+        }
+        "FileOrCreate" if !p.exists() => {
+            std::fs::File::create(&p).map_err(io("creating", &p))?;
+        }
+        t if !p.exists() && t != "DirectoryOrCreate" && t != "FileOrCreate" => {
+            return Err(format!("hostPath {} does not exist", p.display()));
+        }
+        _ => {}
+    }
+    Ok(p)
+}
+
 /// The annotation with which the scheduler pins a claim to a node.
 const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 
@@ -120,11 +145,41 @@ async fn claim_dir(
             "persistentvolumeclaim {name:?} is on node {other:?}, not on this node"
         ));
     }
-    let uid = claim.metadata.uid.as_deref().unwrap_or_default();
-    if !crate::sandbox::valid_uid(uid) {
-        return Err(format!("persistentvolumeclaim {name:?} has no usable uid"));
+    let volume_name = claim.spec.as_ref().and_then(|s| s.volume_name.as_deref());
+    let mut key = claim.metadata.uid.as_deref().unwrap_or_default();
+    let pv;
+    if let Some(v) = volume_name.filter(|v| !v.is_empty()) {
+        pv = fetch::<PersistentVolume>(client, "", v)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("persistentvolume {v:?} not found"))?;
+        let spec = pv.spec.as_ref();
+        if let Some(h) = spec.and_then(|s| s.host_path.as_ref()) {
+            return host_path(h);
+        }
+        if let Some(l) = spec.and_then(|s| s.local.as_ref()) {
+            let p = PathBuf::from(&l.path);
+            return match p.exists() {
+                true => Ok(p),
+                false => Err(format!("local volume path {} does not exist", p.display())),
+            };
+        }
+        match spec.and_then(|s| s.csi.as_ref()) {
+            Some(c) if c.driver == LOCAL_PATH_DRIVER => key = c.volume_handle.as_str(),
+            _ => {
+                return Err(format!(
+                    "persistentvolume {v:?}: unsupported source (hostPath, local and \
+                     {LOCAL_PATH_DRIVER} volumes are)"
+                ))
+            }
+        }
     }
-    let path = store.dir.join(uid);
+    if !crate::sandbox::valid_uid(key) {
+        return Err(format!(
+            "persistentvolumeclaim {name:?} has no usable volume id"
+        ));
+    }
+    let path = store.dir.join(key);
     std::fs::create_dir_all(&path).map_err(io("creating", &path))?;
     Ok(path)
 }
@@ -148,15 +203,7 @@ pub async fn prepare(
         let path = dir.join(&v.name);
         let err = |e: String| format!("volume {:?}: {e}", v.name);
         if let Some(h) = &v.host_path {
-            let p = PathBuf::from(&h.path);
-            if matches!(h.type_.as_deref(), Some("DirectoryOrCreate")) {
-                std::fs::create_dir_all(&p)
-                    .map_err(io("creating", &p))
-                    .map_err(err)?;
-            } else if !p.exists() && h.type_.as_deref().is_some_and(|t| !t.is_empty()) {
-                return Err(err(format!("hostPath {} does not exist", p.display())));
-            }
-            out.insert(v.name.clone(), p);
+            out.insert(v.name.clone(), host_path(h).map_err(err)?);
             continue;
         }
         if let Some(c) = &v.persistent_volume_claim {

@@ -79,6 +79,11 @@ fn ingress_hosts(o: &Value) -> String {
     hosts.join(",")
 }
 
+/// `<unset>` for an empty field, as kubectl prints an unset class.
+fn unset(v: &str) -> Value {
+    json!(if v.is_empty() { "<unset>" } else { v })
+}
+
 pub const PRINTERS: &[(&str, Printer)] = &[
     (
         "PersistentVolumeClaim",
@@ -90,6 +95,7 @@ pub const PRINTERS: &[(&str, Printer)] = &[
                 ("Capacity", "string", 0),
                 ("Access Modes", "string", 0),
                 ("StorageClass", "string", 0),
+                ("VolumeAttributesClass", "string", 0),
                 ("Age", "string", 0),
             ],
             cells: |o| {
@@ -103,6 +109,7 @@ pub const PRINTERS: &[(&str, Printer)] = &[
                     json!(s(o, "/status/capacity/storage")),
                     access_modes(o, "/status/accessModes"),
                     or_none(s(o, "/spec/storageClassName")),
+                    unset(s(o, "/spec/volumeAttributesClassName")),
                     json!(age(o)),
                 ]
             },
@@ -117,17 +124,30 @@ pub const PRINTERS: &[(&str, Printer)] = &[
                 ("Access Modes", "string", 0),
                 ("Reclaim Policy", "string", 0),
                 ("Status", "string", 0),
+                ("Claim", "string", 0),
                 ("StorageClass", "string", 0),
+                ("VolumeAttributesClass", "string", 0),
+                ("Reason", "string", 0),
                 ("Age", "string", 0),
             ],
             cells: |o| {
+                let claim = match (
+                    s(o, "/spec/claimRef/namespace"),
+                    s(o, "/spec/claimRef/name"),
+                ) {
+                    (ns, n) if !n.is_empty() => format!("{ns}/{n}"),
+                    _ => String::new(),
+                };
                 vec![
                     json!(name(o)),
                     json!(s(o, "/spec/capacity/storage")),
                     access_modes(o, "/spec/accessModes"),
                     json!(s(o, "/spec/persistentVolumeReclaimPolicy")),
                     json!(s(o, "/status/phase")),
+                    json!(claim),
                     json!(s(o, "/spec/storageClassName")),
+                    unset(s(o, "/spec/volumeAttributesClassName")),
+                    json!(s(o, "/status/reason")),
                     json!(age(o)),
                 ]
             },
@@ -269,8 +289,16 @@ pub const PRINTERS: &[(&str, Printer)] = &[
             ],
             cells: |o| {
                 let or = |v: &str, d: &'static str| json!(if v.is_empty() { d } else { v });
+                let default = s(
+                    o,
+                    "/metadata/annotations/storageclass.kubernetes.io~1is-default-class",
+                );
+                let shown = match default {
+                    "true" => format!("{} (default)", name(o)),
+                    _ => name(o).to_string(),
+                };
                 vec![
-                    json!(name(o)),
+                    json!(shown),
                     json!(s(o, "/provisioner")),
                     or(s(o, "/reclaimPolicy"), "Delete"),
                     or(s(o, "/volumeBindingMode"), "Immediate"),

@@ -324,9 +324,27 @@ async fn a_claim_keeps_its_pods_on_the_node_that_first_used_it() {
     let mut claim = k8s_openapi::api::core::v1::PersistentVolumeClaim::default();
     claim.metadata.name = Some("data".into());
     claim.metadata.namespace = Some("default".into());
+    api.put_claim(claim.clone());
+    // Not bound yet: still unschedulable, now for that.
+    let ok = api
+        .wait_for(WAIT, |a| {
+            a.pod("default", "first")
+                .and_then(|p| unschedulable_message(&p))
+                .is_some_and(|m| m.contains("unbound immediate PersistentVolumeClaims"))
+        })
+        .await;
+    assert!(
+        ok,
+        "{:?}",
+        api.pod("default", "first").and_then(|p| p.status)
+    );
+    // Bound: the back-off retries it (no cluster change needed); the node it lands on
+    // pins the claim.
+    claim.status = Some(k8s_openapi::api::core::v1::PersistentVolumeClaimStatus {
+        phase: Some("Bound".into()),
+        ..Default::default()
+    });
     api.put_claim(claim);
-    // A node change retries it; the node it lands on pins the claim.
-    api.put_node(node("n3", "1", "1Gi", 110));
     r.wait_bound(&["first"]).await;
     let node = r.node_of("first").unwrap();
     let pinned = api
