@@ -43,6 +43,7 @@ async fn a_bundle_of_stored_kinds_applies_and_prints_like_kubernetes() {
                 "CAPACITY",
                 "ACCESS MODES",
                 "STORAGECLASS",
+                "VOLUMEATTRIBUTESCLASS",
                 "AGE",
             ][..],
         ),
