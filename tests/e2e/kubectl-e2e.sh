@@ -111,7 +111,7 @@ wait_for 30 "the run pod removed" sh -c "! kubectl get pod att -n '$NS'"
 
 step "run -i with piped stdin: the input reaches the container, which ends at its EOF"
 out=$(printf 'one\ntwo\n' | timeout 120 kubectl --request-timeout=0 run -i --rm --restart=Never cat -n "$NS" \
-  --image=busybox -- sh -c 'cat; echo eof' 2>&1) || fail "kubectl run -i with stdin: $out"
+  --image=skiff.local/busybox:latest -- sh -c 'cat; echo eof' 2>&1) || fail "kubectl run -i with stdin: $out"
 for want in one two eof; do
   echo "$out" | grep -q "^$want\$" || fail "kubectl run -i with stdin lost '$want': $out"
 done
