@@ -149,6 +149,11 @@ impl Fixture {
     /// Starts `args` with `stdio` and connects to its console.
     fn start_attached(&mut self, id: &str, args: &[&str], stdio: Stdio) -> (Container, Attach) {
         let c = self.start_with(id, args, CgroupResources::default(), |s| s.stdio = stdio);
+        (c, self.attach(id))
+    }
+
+    /// A new attach session to the console of `id`.
+    fn attach(&self, id: &str) -> Attach {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -157,7 +162,7 @@ impl Fixture {
         let conn = rt
             .block_on(console::connect(&dir))
             .expect("the console listens");
-        (c, Attach(conn.into_std().unwrap()))
+        Attach(conn.into_std().unwrap())
     }
 
     /// The lines the container wrote (the content of the CRI records).
@@ -267,13 +272,7 @@ fn stdin_reaches_the_container_and_closes_with_its_attach() {
     a.line("one");
     a.send(Frame::CloseStdin);
     drop(a);
-    let dir = fx.dir.join("containers").join("open");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let conn = rt.block_on(console::connect(&dir)).unwrap();
-    Attach(conn.into_std().unwrap()).line("two");
+    fx.attach("open").line("two");
     assert_eq!(c.wait_timeout(T).unwrap(), Some(ExitStatus::Code(0)));
     assert_eq!(fx.lines("open"), ["one+two"]);
 }

@@ -101,7 +101,8 @@ impl Console {
     /// Acts on what `poll` reported for the descriptors [`Self::register`] added.
     pub fn handle(&mut self, fds: &[libc::pollfd]) {
         let mut gone = Vec::new();
-        for (slot, p) in self.registered.clone().into_iter().zip(fds) {
+        let registered = std::mem::take(&mut self.registered);
+        for (&slot, p) in registered.iter().zip(fds) {
             if p.revents == 0 {
                 continue;
             }
@@ -115,6 +116,7 @@ impl Console {
                 }
             }
         }
+        self.registered = registered;
         for i in gone.into_iter().rev() {
             sys::close(self.clients.remove(i).fd);
             if self.once {

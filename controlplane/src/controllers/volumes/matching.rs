@@ -22,8 +22,13 @@ pub const BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
 pub const BOUND_BY_CONTROLLER: &str = "pv.kubernetes.io/bound-by-controller";
 pub const PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
 
-fn s<'a>(obj: &'a Value, ptr: &str) -> Option<&'a str> {
+pub(super) fn s<'a>(obj: &'a Value, ptr: &str) -> Option<&'a str> {
     obj.pointer(ptr).and_then(Value::as_str)
+}
+
+/// The annotation `key` of `obj`.
+pub(super) fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.pointer("/metadata/annotations")?.get(key)?.as_str()
 }
 
 /// The claim's class: `""` for none.
@@ -166,15 +171,7 @@ pub fn provisioned_volume(claim: &Value, class: &Value) -> Value {
 pub fn default_class(classes: &[Value]) -> Option<&Value> {
     classes
         .iter()
-        .filter(|c| {
-            s(
-                c,
-                &format!(
-                    "/metadata/annotations/{}",
-                    IS_DEFAULT_CLASS.replace('/', "~1")
-                ),
-            ) == Some("true")
-        })
+        .filter(|c| annotation(c, IS_DEFAULT_CLASS) == Some("true"))
         .max_by_key(|c| s(c, "/metadata/creationTimestamp").unwrap_or("").to_owned())
 }
 

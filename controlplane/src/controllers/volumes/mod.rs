@@ -32,8 +32,8 @@ use crate::api::meta;
 use crate::api::objects::{Objects, WriteOptions};
 use crate::api::registry::ResourceInfo;
 use matching::{
-    best, bound_status, claim_class, claimed_by, default_class, provisioned_volume, volume_phase,
-    BIND_COMPLETED, BOUND_BY_CONTROLLER, PROVISIONED_BY, PROVISIONER,
+    annotation, best, bound_status, claim_class, claimed_by, default_class, provisioned_volume, s,
+    volume_phase, BIND_COMPLETED, BOUND_BY_CONTROLLER, PROVISIONED_BY, PROVISIONER,
 };
 
 const COMPONENT: &str = "persistentvolume-controller";
@@ -46,10 +46,6 @@ pub struct Claims {
     pub events: &'static ResourceInfo,
     /// The last event reported per claim uid, so a resync does not repeat it.
     pub reported: Mutex<HashMap<String, String>>,
-}
-
-fn s<'a>(obj: &'a Value, ptr: &str) -> Option<&'a str> {
-    obj.pointer(ptr).and_then(Value::as_str)
 }
 
 impl Claims {
@@ -261,13 +257,7 @@ impl Controller for Volumes {
                 self.claims.get_named(Some(ns), s(r, "/name")?)
             });
         let phase = volume_phase(&pv, claim.as_ref());
-        let ours = s(
-            &pv,
-            &format!(
-                "/metadata/annotations/{}",
-                PROVISIONED_BY.replace('/', "~1")
-            ),
-        ) == Some(PROVISIONER);
+        let ours = annotation(&pv, PROVISIONED_BY) == Some(PROVISIONER);
         let delete = s(&pv, "/spec/persistentVolumeReclaimPolicy") == Some("Delete");
         if phase == "Released" && ours && delete {
             let opts = Default::default();
