@@ -114,9 +114,15 @@ impl Shared {
         req: ReadRequest,
     ) -> Result<ReadResponse, Error> {
         self.read_barrier
-            .ensure(&self.raft, |e| match e.forward_to_leader() {
-                Some(fwd) => not_leader(fwd),
-                None => raft_err(e),
+            .ensure(|| async {
+                self.raft
+                    .ensure_linearizable()
+                    .await
+                    .map(drop)
+                    .map_err(|e| match e.forward_to_leader() {
+                        Some(fwd) => not_leader(fwd),
+                        None => raft_err(e),
+                    })
             })
             .await?;
         self.read_local(req)
