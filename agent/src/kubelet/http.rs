@@ -98,6 +98,7 @@ async fn metrics_handler(State(s): State<KubeletHttp>) -> Response {
 }
 
 fn error(code: StatusCode, message: String) -> Response {
+    log::info!("kubelet http: refused ({code}): {message}");
     (code, message).into_response()
 }
 

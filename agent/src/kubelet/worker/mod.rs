@@ -176,8 +176,10 @@ impl Worker {
         };
         // Probe workers for the containers just started.
         self.check_probes(&pod).await;
-        self.push_status().await;
+        // The HTTP side (attach, exec, logs) learns of a started container before the API
+        // does: a client that sees the pod Running and attaches at once finds it.
         self.publish(&pod);
+        self.push_status().await;
         Flow::Again(wake)
     }
 
