@@ -62,10 +62,13 @@ fn persistent_volume(obj: &mut Value) {
     let spec = obj_at(obj, "spec");
     set_default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
     set_default(spec, "volumeMode", json!("Filesystem"));
+    // Until the volume controller sees it (Available, Bound ...), as in Kubernetes.
+    set_default(obj_at(obj, "status"), "phase", json!("Pending"));
 }
 
 fn persistent_volume_claim(obj: &mut Value) {
     set_default(obj_at(obj, "spec"), "volumeMode", json!("Filesystem"));
+    set_default(obj_at(obj, "status"), "phase", json!("Pending"));
 }
 
 fn namespace(obj: &mut Value) {

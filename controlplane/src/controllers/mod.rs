@@ -343,10 +343,11 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         claims: claims.clone(),
         volumes: pvs.clone(),
         classes: classes.clone(),
+        nodes: nodes.clone(),
         events: cache("v1", "Event").info,
         reported: Default::default(),
     };
-    let all = vec![claims.clone(), pvs.clone(), classes.clone()];
+    let all = vec![claims.clone(), pvs.clone(), classes.clone(), nodes.clone()];
     start(&mut tasks, c, claim_q, &claims, all.clone(), same);
     let c = volumes::Volumes {
         objects: objects.clone(),

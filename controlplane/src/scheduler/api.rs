@@ -4,7 +4,8 @@
 
 use std::future::Future;
 
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 use tokio::sync::mpsc;
 
 /// One change seen by a watch. A closed channel ends the watch: the loop relists.
@@ -121,6 +122,12 @@ pub trait SchedulerApi: Send + Sync + 'static {
         ns: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<PersistentVolumeClaim>, ApiError>> + Send;
+
+    /// Every PersistentVolume (for the node affinity of the pod's volumes).
+    fn volumes(&self) -> impl Future<Output = Result<Vec<PersistentVolume>, ApiError>> + Send;
+
+    /// Every StorageClass (does an unbound claim wait for its first consumer?).
+    fn storage_classes(&self) -> impl Future<Output = Result<Vec<StorageClass>, ApiError>> + Send;
 
     /// Pin claim `name` in `ns` to `node` (see [`super::volumes`]).
     fn select_node(

@@ -2,8 +2,9 @@
 //! the same request logic (defaulting, validation, subresources) as HTTP clients.
 
 use k8s_openapi::api::core::v1::{
-    Event, EventSource, Node, ObjectReference, PersistentVolumeClaim, Pod,
+    Event, EventSource, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
 };
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::chrono::Utc;
 use serde::de::DeserializeOwned;
@@ -140,6 +141,16 @@ impl SchedulerApi for ApiClient {
             Err(e) if e.code == 404 => Ok(None),
             Err(e) => Err(convert(&format!("persistentvolumeclaim {ns}/{name}"), e)),
         }
+    }
+
+    async fn volumes(&self) -> Result<Vec<PersistentVolume>, ApiError> {
+        Ok(list::<PersistentVolume>(self, "persistentvolumes")
+            .await?
+            .items)
+    }
+
+    async fn storage_classes(&self) -> Result<Vec<StorageClass>, ApiError> {
+        Ok(list::<StorageClass>(self, "storageclasses").await?.items)
     }
 
     async fn select_node(&self, ns: &str, name: &str, node: &str) -> Result<(), ApiError> {

@@ -47,6 +47,7 @@ impl Scheduler {
                 if let Some(node) = &placement.node {
                     info.node_name = Some(node.clone());
                 }
+                info.volume_terms = placement.node_terms.clone();
                 self.algo.schedule(&self.cache, &info)
             }
             (Err(e), _) => Err(FitError::invalid(self.cache.num_nodes(), e.to_string())),
@@ -66,8 +67,8 @@ impl Scheduler {
         match placed {
             Ok(node) => {
                 self.queue.remove(pod_uid(&pod));
-                let unpinned = volumes.map(|v| v.unpinned).unwrap_or_default();
-                io.spawn_bind(pod, node, unpinned, started).await;
+                let claims = volumes.map(|v| (v.unpinned, v.delayed)).unwrap_or_default();
+                io.spawn_bind(pod, node, claims, started).await;
             }
             Err(fit) => {
                 Stats::inc(&self.stats.unschedulable);
@@ -109,12 +110,13 @@ impl Scheduler {
 }
 
 impl<A: SchedulerApi> Io<A> {
-    /// Pins `unpinned` claims to `node`, then binds the pod there.
+    /// Pins `unpinned` claims to `node` and waits for the `delayed` ones among them to
+    /// bind, then binds the pod there.
     async fn spawn_bind(
         &self,
         pod: Arc<Pod>,
         node: Arc<str>,
-        unpinned: Vec<String>,
+        (unpinned, delayed): (Vec<String>, Vec<String>),
         started: Instant,
     ) {
         let permit = self.permits.clone().acquire_owned().await;
@@ -127,6 +129,7 @@ impl<A: SchedulerApi> Io<A> {
                     log::warn!("scheduler: pinning claim {ns}/{claim} to {node}: {e}");
                 }
             }
+            volumes::wait_bound(&*api, ns, &delayed).await;
             let result = api.bind(&pod, &node).await;
             let latency = started.elapsed();
             drop(permit);

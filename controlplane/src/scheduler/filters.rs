@@ -26,10 +26,11 @@ pub enum Reason {
     InsufficientCpu = 1 << 6,
     InsufficientMemory = 1 << 7,
     TooManyPods = 1 << 8,
+    VolumeNodeAffinity = 1 << 9,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::NotReady,
         Reason::Unschedulable,
         Reason::NodeName,
@@ -39,6 +40,7 @@ impl Reason {
         Reason::InsufficientCpu,
         Reason::InsufficientMemory,
         Reason::TooManyPods,
+        Reason::VolumeNodeAffinity,
     ];
 
     /// The message fragment (the taint reason is completed with the taint itself).
@@ -53,6 +55,7 @@ impl Reason {
             Reason::InsufficientCpu => "Insufficient cpu",
             Reason::InsufficientMemory => "Insufficient memory",
             Reason::TooManyPods => "Too many pods",
+            Reason::VolumeNodeAffinity => "node(s) had volume node affinity conflict",
         }
     }
 }
@@ -118,6 +121,10 @@ pub const FILTERS: &[FilterPlugin] = &[
     FilterPlugin {
         name: "NodeResourcesFit",
         run: resources_fit,
+    },
+    FilterPlugin {
+        name: "VolumeBinding",
+        run: volume_binding,
     },
 ];
 
@@ -195,6 +202,20 @@ pub fn node_affinity(pod: &PodInfo, c: Candidate<'_>) -> Result<(), Failure> {
         Ok(())
     } else {
         Err(Failure::of(Reason::NodeAffinity))
+    }
+}
+
+/// Every volume of the pod is reachable from the node (its node affinity matches).
+pub fn volume_binding(pod: &PodInfo, c: Candidate<'_>) -> Result<(), Failure> {
+    let reachable = pod.volume_terms.iter().all(|terms| {
+        terms
+            .iter()
+            .any(|t| t.matches(&c.node.labels, &c.node.name))
+    });
+    if reachable {
+        Ok(())
+    } else {
+        Err(Failure::of(Reason::VolumeNodeAffinity))
     }
 }
 

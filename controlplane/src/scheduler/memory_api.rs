@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, PodCondition, PodStatus};
+use k8s_openapi::api::core::v1::{
+    Node, PersistentVolume, PersistentVolumeClaim, Pod, PodCondition, PodStatus,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
 use tokio::sync::Notify;
 
 use super::api::{ApiError, Listed, SchedulerApi, SchedulingEvent, WatchEvent, WatchStream};
@@ -23,6 +26,8 @@ struct State {
     events: Vec<SchedulingEvent>,
     /// By `namespace/name`.
     claims: BTreeMap<String, PersistentVolumeClaim>,
+    volumes: BTreeMap<String, PersistentVolume>,
+    classes: BTreeMap<String, StorageClass>,
     binds: u64,
     fail_binds: u32,
 }
@@ -54,6 +59,8 @@ impl InMemoryApi {
                 pod_kind: Kind::default(),
                 events: Vec::new(),
                 claims: BTreeMap::new(),
+                volumes: BTreeMap::new(),
+                classes: BTreeMap::new(),
                 binds: 0,
                 fail_binds: 0,
             }),
@@ -126,6 +133,18 @@ impl InMemoryApi {
         let ns = claim.metadata.namespace.as_deref().unwrap_or("default");
         let key = format!("{ns}/{}", claim.metadata.name.as_deref().unwrap_or(""));
         self.lock().claims.insert(key, claim);
+    }
+
+    /// Adds or replaces a PersistentVolume (read, not watched, as claims).
+    pub fn put_volume(&self, pv: PersistentVolume) {
+        let name = pv.metadata.name.clone().unwrap_or_default();
+        self.lock().volumes.insert(name, pv);
+    }
+
+    /// Adds or replaces a StorageClass.
+    pub fn put_class(&self, class: StorageClass) {
+        let name = class.metadata.name.clone().unwrap_or_default();
+        self.lock().classes.insert(name, class);
     }
 
     /// A claim as stored now.
@@ -314,6 +333,14 @@ impl SchedulerApi for InMemoryApi {
 
     async fn claim(&self, ns: &str, name: &str) -> Result<Option<PersistentVolumeClaim>, ApiError> {
         Ok(self.lock().claims.get(&format!("{ns}/{name}")).cloned())
+    }
+
+    async fn volumes(&self) -> Result<Vec<PersistentVolume>, ApiError> {
+        Ok(self.lock().volumes.values().cloned().collect())
+    }
+
+    async fn storage_classes(&self) -> Result<Vec<StorageClass>, ApiError> {
+        Ok(self.lock().classes.values().cloned().collect())
     }
 
     async fn select_node(&self, ns: &str, name: &str, node: &str) -> Result<(), ApiError> {

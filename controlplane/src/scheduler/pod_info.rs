@@ -25,6 +25,8 @@ pub struct PodInfo {
     /// Preferred node affinity: `(weight, term)`.
     pub preferred: Vec<(i64, Term)>,
     pub tolerations: Vec<Toleration>,
+    /// From the pod's volumes (see [`super::volumes`]): of each list, some term must match.
+    pub volume_terms: Vec<Vec<Term>>,
 }
 
 impl PodInfo {
@@ -82,6 +84,7 @@ impl PodInfo {
                 .flatten()
                 .map(Toleration::from)
                 .collect(),
+            volume_terms: Vec::new(),
         })
     }
 }

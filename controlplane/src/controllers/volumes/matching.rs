@@ -4,13 +4,18 @@
 //! matches only no class), it offers every access mode the claim asks for, at least the
 //! storage requested, the same volume mode, and the labels of the claim's selector. Of
 //! the fitting volumes the smallest wins; a volume pre-bound to the claim (its
-//! `claimRef` names it) wins over all.
+//! `claimRef` names it) wins over all. A volume with node affinity is only reachable from
+//! the nodes it names: a claim of a class that waits for its first consumer binds only to
+//! a volume reachable from the node chosen for that consumer.
 
+use k8s_openapi::api::core::v1::NodeSelectorTerm;
 use serde_json::{json, Value};
 
 use crate::api::meta;
 use crate::api::selector::{labels, LabelSelector};
 use crate::scheduler::quantity::Quantity;
+use crate::scheduler::selector::{Labels, Term};
+pub use crate::scheduler::volumes::SELECTED_NODE;
 
 /// The provisioner of the built-in class: a directory on the node of the first pod
 /// that uses the claim (k3s' `local-path`).
@@ -21,6 +26,10 @@ pub const IS_DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class"
 pub const BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
 pub const BOUND_BY_CONTROLLER: &str = "pv.kubernetes.io/bound-by-controller";
 pub const PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
+/// The provisioner of classes whose volumes are all made by hand (local volumes).
+pub const NO_PROVISIONER: &str = "kubernetes.io/no-provisioner";
+/// The label the provisioned volume's node affinity names.
+const HOSTNAME: &str = "kubernetes.io/hostname";
 
 pub(super) fn s<'a>(obj: &'a Value, ptr: &str) -> Option<&'a str> {
     obj.pointer(ptr).and_then(Value::as_str)
@@ -69,7 +78,7 @@ pub fn claimed_by(pv: &Value, claim: &Value) -> bool {
 }
 
 /// Whether the volume is free: no claimRef and not on its way out.
-fn available(pv: &Value) -> bool {
+pub fn available(pv: &Value) -> bool {
     pv.pointer("/spec/claimRef").is_none_or(Value::is_null) && !meta::is_deleting(pv)
 }
 
@@ -99,8 +108,37 @@ pub fn fits(claim: &Value, pv: &Value) -> bool {
     }
 }
 
-/// The volume for `claim` among `pvs`: one pre-bound to it, else the smallest free fit.
-pub fn best<'a>(claim: &Value, pvs: &'a [Value]) -> Option<&'a Value> {
+/// The volume's required node affinity, compiled: some term must match a node for the
+/// volume to be reachable there (`None`: reachable from every node).
+pub fn node_affinity(pv: &Value) -> Option<Vec<Term>> {
+    let terms = pv.pointer("/spec/nodeAffinity/required/nodeSelectorTerms")?;
+    let terms: Vec<NodeSelectorTerm> = serde_json::from_value(terms.clone()).ok()?;
+    Some(terms.iter().map(Term::compile).collect())
+}
+
+/// Whether `pv` is reachable from `node` (the Node object).
+pub fn reachable_from(pv: &Value, node: &Value) -> bool {
+    let Some(terms) = node_affinity(pv) else {
+        return true;
+    };
+    let labels = Labels::new(
+        node.pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))),
+    );
+    terms.iter().any(|t| t.matches(&labels, meta::name(node)))
+}
+
+/// Whether the class binds its claims only once a pod using them is scheduled.
+pub fn waits_for_consumer(class: &Value) -> bool {
+    s(class, "/volumeBindingMode") == Some("WaitForFirstConsumer")
+}
+
+/// The volume for `claim` among `pvs`: one pre-bound to it, else the smallest free fit;
+/// with `node`, only volumes reachable from it.
+pub fn best<'a>(claim: &Value, pvs: &'a [Value], node: Option<&Value>) -> Option<&'a Value> {
     let fitting =
         |pv: &&Value| fits(claim, pv) || s(claim, "/spec/volumeName") == Some(meta::name(pv));
     if let Some(pre) = pvs.iter().filter(fitting).find(|pv| claimed_by(pv, claim)) {
@@ -108,6 +146,7 @@ pub fn best<'a>(claim: &Value, pvs: &'a [Value]) -> Option<&'a Value> {
     }
     pvs.iter()
         .filter(|pv| available(pv) && fits(claim, pv))
+        .filter(|pv| node.is_none_or(|n| reachable_from(pv, n)))
         .min_by_key(|pv| {
             (
                 bytes(s(pv, "/spec/capacity/storage")).unwrap_or(i64::MAX),
@@ -140,15 +179,16 @@ pub fn bound_status(pv: &Value) -> Value {
 /// The volume the built-in provisioner makes for `claim` of `class` (pre-bound to it):
 /// named `pvc-<claim uid>`, the size and modes asked, the class's reclaim policy. Its
 /// source names the provisioner's driver and the claim's uid, which the kubelet of the
-/// pod's node turns into a directory of its own.
-pub fn provisioned_volume(claim: &Value, class: &Value) -> Value {
+/// pod's node turns into a directory of its own. Made for the node chosen for the claim's
+/// first consumer (`node`), it is reachable from that node only.
+pub fn provisioned_volume(claim: &Value, class: &Value, node: Option<&str>) -> Value {
     let uid = s(claim, "/metadata/uid").unwrap_or("");
     let size = s(claim, "/spec/resources/requests/storage").unwrap_or("1Gi");
     let mut access = modes(claim, "/spec/accessModes");
     if access.is_empty() {
         access.push("ReadWriteOnce".into());
     }
-    json!({
+    let mut pv = json!({
         "apiVersion": "v1",
         "kind": "PersistentVolume",
         "metadata": {
@@ -164,7 +204,13 @@ pub fn provisioned_volume(claim: &Value, class: &Value) -> Value {
             "claimRef": claim_ref(claim),
             "csi": {"driver": PROVISIONER, "volumeHandle": uid},
         },
-    })
+    });
+    if let Some(node) = node {
+        pv["spec"]["nodeAffinity"] = json!({"required": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": HOSTNAME, "operator": "In", "values": [node]}]}
+        ]}});
+    }
+    pv
 }
 
 /// The default class among `classes` (annotated so; the newest wins, as in Kubernetes).
@@ -220,9 +266,9 @@ mod tests {
             pv("wrong-mode", "manual", "4Gi", &["ReadOnlyMany"]),
             pv("fits", "manual", "5Gi", &["ReadWriteOnce"]),
         ];
-        assert_eq!(best(&c, &pvs).map(meta::name), Some("fits"));
+        assert_eq!(best(&c, &pvs, None).map(meta::name), Some("fits"));
         let none = claim(Some("manual"), "20Gi", &["ReadWriteOnce"]);
-        assert!(best(&none, &pvs).is_none());
+        assert!(best(&none, &pvs, None).is_none());
     }
 
     #[test]
@@ -249,10 +295,13 @@ mod tests {
         mine["spec"]["claimRef"] = json!({"namespace": "default", "name": "c"});
         let free = pv("free", "manual", "2Gi", &["ReadWriteOnce"]);
         assert_eq!(
-            best(&c, &[taken.clone(), free.clone()]).map(meta::name),
+            best(&c, &[taken.clone(), free.clone()], None).map(meta::name),
             Some("free")
         );
-        assert_eq!(best(&c, &[taken, free, mine]).map(meta::name), Some("mine"));
+        assert_eq!(
+            best(&c, &[taken, free, mine], None).map(meta::name),
+            Some("mine")
+        );
     }
 
     #[test]
@@ -275,8 +324,9 @@ mod tests {
     fn a_provisioned_volume_is_pre_bound_with_what_was_asked() {
         let c = claim(Some("local-path"), "2Gi", &["ReadWriteOnce"]);
         let class = json!({"metadata": {"name": "local-path"}, "provisioner": PROVISIONER});
-        let v = provisioned_volume(&c, &class);
+        let v = provisioned_volume(&c, &class, None);
         assert_eq!(meta::name(&v), "pvc-u1");
+        assert!(v["spec"].get("nodeAffinity").is_none());
         assert!(claimed_by(&v, &c) && fits(&c, &v));
         assert_eq!(v["spec"]["persistentVolumeReclaimPolicy"], "Delete");
         assert_eq!(
@@ -284,6 +334,34 @@ mod tests {
             json!({"phase": "Bound", "accessModes": ["ReadWriteOnce"],
                    "capacity": {"storage": "2Gi"}})
         );
+    }
+
+    #[test]
+    fn a_volume_with_node_affinity_binds_only_for_its_nodes() {
+        let node = |name: &str, zone: &str| {
+            json!({"metadata": {"name": name,
+                                "labels": {HOSTNAME: name, "zone": zone}}})
+        };
+        let local = |name: &str, host: &str| {
+            let mut v = pv(name, "local", "5Gi", &["ReadWriteOnce"]);
+            v["spec"]["nodeAffinity"] = json!({"required": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": HOSTNAME, "operator": "In", "values": [host]}]}]}});
+            v
+        };
+        let anywhere = pv("shared", "local", "9Gi", &["ReadWriteOnce"]);
+        let (n1, n2, n3) = (node("n1", "a"), node("n2", "b"), node("n3", "b"));
+        assert!(reachable_from(&local("v1", "n1"), &n1));
+        assert!(!reachable_from(&local("v1", "n1"), &n2));
+        assert!(reachable_from(&anywhere, &n2));
+        let c = claim(Some("local"), "1Gi", &["ReadWriteOnce"]);
+        let pvs = [local("v1", "n1"), local("v2", "n2"), anywhere];
+        assert_eq!(best(&c, &pvs, Some(&n2)).map(meta::name), Some("v2"));
+        assert_eq!(best(&c, &pvs, Some(&n3)).map(meta::name), Some("shared"));
+        assert_eq!(best(&c, &pvs[..2], Some(&n3)).map(meta::name), None);
+        // Provisioned for a chosen node: reachable from that node only.
+        let class = json!({"metadata": {"name": "local"}, "provisioner": PROVISIONER});
+        let v = provisioned_volume(&c, &class, Some("n3"));
+        assert!(reachable_from(&v, &n3) && !reachable_from(&v, &n2));
     }
 
     #[test]

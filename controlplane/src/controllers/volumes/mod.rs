@@ -11,10 +11,15 @@
 //! - [`Volumes`] keeps each volume's phase (Available, Bound, Released) and deletes a
 //!   provisioned volume whose claim is gone when its reclaim policy says Delete.
 //!
+//! A claim of a class with `volumeBindingMode: WaitForFirstConsumer` stays Pending until the
+//! scheduler places a pod that uses it and names that pod's node on the claim
+//! (`volume.kubernetes.io/selected-node`); it then binds to a volume reachable from that
+//! node, or gets one provisioned there.
+//!
 //! A provisioned volume is a directory the kubelet of the node running the claim's
-//! first pod makes under its state directory (the scheduler pins the claim to that node,
-//! `volume.kubernetes.io/selected-node`); a `hostPath` or `local` volume is that path.
-//! Not yet: removing a deleted volume's directory, dynamic resizing, WaitForFirstConsumer.
+//! first pod makes under its state directory (the scheduler pins the claim to that node);
+//! a `hostPath` or `local` volume is that path.
+//! Not yet: removing a deleted volume's directory, dynamic resizing.
 
 pub mod matching;
 
@@ -33,7 +38,8 @@ use crate::api::objects::{Objects, WriteOptions};
 use crate::api::registry::ResourceInfo;
 use matching::{
     annotation, best, bound_status, claim_class, claimed_by, default_class, provisioned_volume, s,
-    volume_phase, BIND_COMPLETED, BOUND_BY_CONTROLLER, PROVISIONED_BY, PROVISIONER,
+    volume_phase, waits_for_consumer, BIND_COMPLETED, BOUND_BY_CONTROLLER, PROVISIONED_BY,
+    PROVISIONER, SELECTED_NODE,
 };
 
 const COMPONENT: &str = "persistentvolume-controller";
@@ -43,6 +49,8 @@ pub struct Claims {
     pub claims: Arc<Cache>,
     pub volumes: Arc<Cache>,
     pub classes: Arc<Cache>,
+    /// For the labels of the node chosen for a waiting claim's first consumer.
+    pub nodes: Arc<Cache>,
     pub events: &'static ResourceInfo,
     /// The last event reported per claim uid, so a resync does not repeat it.
     pub reported: Mutex<HashMap<String, String>>,
@@ -84,15 +92,20 @@ impl Claims {
         Ok(())
     }
 
-    /// No volume fits: provision one if the class is ours, else say why the claim waits.
-    async fn provision_or_wait(&self, claim: &Value) -> Result<(), ControllerError> {
+    /// No volume fits: provision one if the class is ours (on `node`, when the claim waited
+    /// for its first consumer), else say why the claim waits.
+    async fn provision_or_wait(
+        &self,
+        claim: &Value,
+        node: Option<&str>,
+    ) -> Result<(), ControllerError> {
         let class = claim_class(claim);
         let found = (!class.is_empty())
             .then(|| self.classes.get_named(None, class))
             .flatten();
         let (reason, message, warning) = match &found {
             Some(k) if s(k, "/provisioner") == Some(PROVISIONER) => {
-                let pv = provisioned_volume(claim, k);
+                let pv = provisioned_volume(claim, k, node);
                 let written = self
                     .objects
                     .create(self.volumes.info, None, pv, WriteOptions::default())
@@ -223,9 +236,39 @@ impl Controller for Claims {
             }
         }
         let volumes = self.volumes.list(None);
-        match best(&claim, &volumes) {
+        let delayed = self
+            .classes
+            .get_named(None, claim_class(&claim))
+            .is_some_and(|k| waits_for_consumer(&k));
+        let selected = annotation(&claim, SELECTED_NODE).filter(|n| !n.is_empty());
+        let node = match (delayed, selected) {
+            (false, _) => None,
+            (true, None) => {
+                // Only a volume pre-bound to the claim binds before a consumer exists.
+                if let Some(pv) = volumes.iter().find(|pv| claimed_by(pv, &claim)) {
+                    self.bind(&claim, pv).await?;
+                } else {
+                    let msg = "waiting for first consumer to be created before binding";
+                    self.report(&claim, "WaitForFirstConsumer", msg, false)
+                        .await?;
+                }
+                return Ok(Action::Done);
+            }
+            (true, Some(name)) => match self.nodes.get_named(None, name) {
+                Some(node) => Some(node),
+                None => {
+                    let msg = format!("the node {name:?} chosen for the claim's consumer is gone");
+                    self.report(&claim, "FailedBinding", &msg, true).await?;
+                    return Ok(Action::Done);
+                }
+            },
+        };
+        match best(&claim, &volumes, node.as_ref()) {
             Some(pv) => self.bind(&claim, pv).await?,
-            None => self.provision_or_wait(&claim).await?,
+            None => {
+                self.provision_or_wait(&claim, node.as_ref().map(meta::name))
+                    .await?
+            }
         }
         Ok(Action::Done)
     }

@@ -168,5 +168,5 @@ fn table_stops_at_first_failure() {
         err.reasons().collect::<Vec<_>>(),
         vec![Reason::Unschedulable]
     );
-    assert_eq!(FILTERS.len(), 7);
+    assert_eq!(FILTERS.len(), 8);
 }
