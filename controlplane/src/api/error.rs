@@ -136,6 +136,19 @@ impl ApiError {
         err
     }
 
+    /// A path the server does not serve (no such resource or subresource). As the
+    /// kube-apiserver's, its `details` is present and empty: clients (kubectl debug) tell
+    /// it from a missing object by the empty name.
+    pub fn no_such_resource() -> Self {
+        let mut e = Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+        e.details = Some(json!({}));
+        e
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }

@@ -82,14 +82,6 @@ pub fn to_v1(v2: &Value) -> Value {
     out
 }
 
-fn not_found() -> ApiError {
-    ApiError::new(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    )
-}
-
 /// `(namespace, name)` from the path after [`PREFIX`].
 fn parse(rest: &str) -> Result<(Option<String>, Option<String>), ApiError> {
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
@@ -99,7 +91,7 @@ fn parse(rest: &str) -> Result<(Option<String>, Option<String>), ApiError> {
         ["namespaces", ns, "horizontalpodautoscalers", name] => {
             Ok((Some(ns.to_string()), Some(name.to_string())))
         }
-        _ => Err(not_found()),
+        _ => Err(ApiError::no_such_resource()),
     }
 }
 

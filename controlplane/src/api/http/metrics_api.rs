@@ -257,11 +257,7 @@ pub async fn serve(
                 .collect();
             respond("Pod", "pods", want, items)
         }
-        _ => Err(ApiError::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        )),
+        _ => Err(ApiError::no_such_resource()),
     }
 }
 

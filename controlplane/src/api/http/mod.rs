@@ -155,7 +155,7 @@ async fn dispatch(
                 );
                 resp
             })
-            .ok_or_else(not_found),
+            .ok_or_else(ApiError::no_such_resource),
         p if p
             .strip_prefix(metrics_api::PREFIX)
             .is_some_and(|r| r.is_empty() || r.starts_with('/')) =>
@@ -174,7 +174,7 @@ async fn dispatch(
             autoscaling_v1::serve(&app.objects, &method, p, ct, body).await
         }
         p if p.starts_with("/api") => serve_api(&app, &method, &uri, &headers, body).await,
-        _ => Err(not_found()),
+        _ => Err(ApiError::no_such_resource()),
     };
     result.unwrap_or_else(|e| {
         if e.code >= 500 {
@@ -201,14 +201,6 @@ fn openapi_v2_response(headers: &HeaderMap) -> Response {
     resp
 }
 
-fn not_found() -> ApiError {
-    ApiError::new(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    )
-}
-
 async fn serve_api(
     app: &App,
     method: &Method,
@@ -230,7 +222,8 @@ async fn serve_api(
                 ["apis", g, v] => discovery::resource_list(g, v),
                 _ => None,
             };
-            doc.map(|d| ok_json(&d)).ok_or_else(not_found)
+            doc.map(|d| ok_json(&d))
+                .ok_or_else(ApiError::no_such_resource)
         }
         Route::Resource(path)
             if path.info.kind == "Pod"
@@ -238,7 +231,7 @@ async fn serve_api(
                 && path.subresource.as_deref() == Some("log") =>
         {
             let (Some(ns), Some(name)) = (path.namespace.as_deref(), path.name.as_deref()) else {
-                return Err(not_found());
+                return Err(ApiError::no_such_resource());
             };
             if method != Method::GET {
                 return Err(ApiError::method_not_allowed("pods/log supports only GET"));

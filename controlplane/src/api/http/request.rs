@@ -71,14 +71,6 @@ pub enum Route {
     Resource(ResourcePath),
 }
 
-fn not_found() -> ApiError {
-    ApiError::new(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    )
-}
-
 /// Route a path under `/api` or `/apis`.
 pub fn route(path: &str) -> Result<Route, ApiError> {
     let segs: Vec<String> = path
@@ -91,13 +83,15 @@ pub fn route(path: &str) -> Result<Route, ApiError> {
         Some("api") => ("", segs[1].as_str(), &segs[2..]),
         Some("apis") if segs.len() <= 3 => return Ok(Route::Discovery(segs)),
         Some("apis") => (segs[1].as_str(), segs[2].as_str(), &segs[3..]),
-        _ => return Err(not_found()),
+        _ => return Err(ApiError::no_such_resource()),
     };
     let (legacy_watch, rest) = match rest.first().map(String::as_str) {
         Some("watch") => (true, &rest[1..]),
         _ => (false, rest),
     };
-    let lookup = |plural: &str| registry::lookup(group, version, plural).ok_or_else(not_found);
+    let lookup = |plural: &str| {
+        registry::lookup(group, version, plural).ok_or_else(ApiError::no_such_resource)
+    };
     // `namespaces/{ns}/{plural}...` addresses a namespaced resource when {plural} is one.
     let namespaced = rest.len() >= 3
         && rest[0] == "namespaces"
@@ -108,10 +102,10 @@ pub fn route(path: &str) -> Result<Route, ApiError> {
         (None, rest)
     };
     let Some(plural) = rest.first() else {
-        return Err(not_found());
+        return Err(ApiError::no_such_resource());
     };
     if rest.len() > 3 {
-        return Err(not_found());
+        return Err(ApiError::no_such_resource());
     }
     let info = lookup(plural)?;
     Ok(Route::Resource(ResourcePath {

@@ -154,13 +154,7 @@ pub async fn handle(
         None => None,
         Some(s) => match Subresource::parse(s).filter(|s| info.has(*s)) {
             Some(s) => Some(s),
-            None => {
-                return Err(ApiError::new(
-                    404,
-                    "NotFound",
-                    "the server could not find the requested resource",
-                ))
-            }
+            None => return Err(ApiError::no_such_resource()),
         },
     };
     let name = path.name.as_deref();
