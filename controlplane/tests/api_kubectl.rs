@@ -307,3 +307,60 @@ async fn kubectl_watch_sees_new_pod() {
     assert!(line.contains("ADDED") && line.contains("Pending"), "{line}");
     child.kill().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_debug_adds_an_ephemeral_container_and_only_that() {
+    let c = start().await;
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: app}\nspec:\n  containers:\n  \
+               - {name: app, image: nginx:1.27}\n";
+    assert!(c.apply(pod, &[]).await.ok);
+    let out = c
+        .kubectl(&[
+            "debug",
+            "app",
+            "-c",
+            "dbg",
+            "--image=busybox",
+            "--profile=general",
+            "--",
+            "true",
+        ])
+        .await;
+    assert!(out.ok, "kubectl debug: {}\n{}", out.stdout, out.stderr);
+    let got = c.json(&["get", "pod", "app"]).await;
+    let eph = &got["spec"]["ephemeralContainers"];
+    assert_eq!(eph[0]["name"], "dbg", "{got}");
+    assert_eq!(eph[0]["image"], "busybox");
+    assert_eq!(eph[0]["command"], serde_json::json!(["true"]));
+
+    // Through the pod itself, ephemeral containers do not change.
+    let mut replaced = got.clone();
+    replaced["spec"]["ephemeralContainers"] = serde_json::json!([]);
+    let out = c
+        .kubectl_in(&["replace", "-f", "-"], &replaced.to_string())
+        .await;
+    assert!(out.ok, "{}", out.stderr);
+    let again = c.json(&["get", "pod", "app"]).await;
+    assert_eq!(again["spec"]["ephemeralContainers"][0]["name"], "dbg");
+
+    // Through the subresource, one with a port is refused with its field.
+    let patch = r#"{"spec":{"ephemeralContainers":[{"name":"dbg","image":"busybox","command":["true"],"terminationMessagePolicy":"File","imagePullPolicy":"Always","terminationMessagePath":"/dev/termination-log"},{"name":"web","image":"busybox","ports":[{"containerPort":80}]}]}}"#;
+    let out = c
+        .kubectl(&[
+            "patch",
+            "pod",
+            "app",
+            "--subresource=ephemeralcontainers",
+            "--type=merge",
+            "-p",
+            patch,
+        ])
+        .await;
+    assert!(!out.ok);
+    assert!(
+        out.stderr
+            .contains("spec.ephemeralContainers[1].ports: Forbidden"),
+        "{}",
+        out.stderr
+    );
+}

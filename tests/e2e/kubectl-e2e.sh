@@ -116,6 +116,14 @@ for want in one two eof; do
   echo "$out" | grep -q "^$want\$" || fail "kubectl run -i with stdin lost '$want': $out"
 done
 
+step "debug: an ephemeral container joins a running pod"
+pod=$(k get pods -n "$NS" -l app=hello -o jsonpath='{.items[0].metadata.name}')
+k debug "$pod" -n "$NS" -c dbg --profile=general --image=skiff.local/busybox:latest -- sh -c 'echo debug-ok; sleep 30'
+wait_for 60 "the debug container's output" sh -c "kubectl logs '$pod' -n '$NS' -c dbg | grep -q debug-ok"
+k get pod "$pod" -n "$NS" -o jsonpath='{.status.ephemeralContainerStatuses[0].name}' | grep -q dbg \
+  || fail "no status for the ephemeral container"
+[ "$(k get pod "$pod" -n "$NS" -o jsonpath='{.status.phase}')" = Running ] || fail "the debugged pod is not Running"
+
 step "scale"
 k scale deployment hello -n "$NS" --replicas=3
 k rollout status deployment/hello -n "$NS" --timeout=120s
@@ -216,6 +224,57 @@ claim_pod reader "$node" "cat /data/file"
 wait_for 60 "the reader to finish" sh -c "[ \"\$(kubectl get pod reader -n '$NS' -o jsonpath='{.status.phase}')\" = Succeeded ]"
 [ "$(k logs -n "$NS" reader)" = "kept" ] || fail "the claim's data did not outlive its pod"
 k delete pod reader -n "$NS"
+
+step "a claim that waits for its first consumer binds where its pod goes"
+node=$(k get nodes -o jsonpath='{.items[1].metadata.name}')
+cat <<YAML | k apply -n "$NS" -f -
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: $NS-local}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: $NS-local}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  storageClassName: $NS-local
+  hostPath: {path: /tmp/$NS-local, type: DirectoryOrCreate}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+      - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [$node]}]
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: local}
+spec:
+  storageClassName: $NS-local
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+YAML
+wait_for 30 "the claim to wait for its consumer" sh -c "kubectl describe pvc local -n '$NS' | grep -q WaitForFirstConsumer"
+[ "$(k get pvc local -n "$NS" -o jsonpath='{.status.phase}')" = Pending ] || fail "the claim bound before a consumer"
+cat <<YAML | k apply -n "$NS" -f -
+apiVersion: v1
+kind: Pod
+metadata: {name: local-user}
+spec:
+  restartPolicy: Never
+  volumes: [{name: d, persistentVolumeClaim: {claimName: local}}]
+  containers:
+  - {name: c, image: skiff.local/busybox:latest, command: [sh, -c, "echo here > /data/f && cat /data/f"], volumeMounts: [{name: d, mountPath: /data}]}
+YAML
+wait_for 60 "the consumer to finish" sh -c "[ \"\$(kubectl get pod local-user -n '$NS' -o jsonpath='{.status.phase}')\" = Succeeded ]"
+[ "$(k get pod local-user -n "$NS" -o jsonpath='{.spec.nodeName}')" = "$node" ] || fail "the consumer ran away from the volume's node"
+[ "$(k get pvc local -n "$NS" -o jsonpath='{.spec.volumeName}')" = "$NS-local" ] || fail "the claim did not bind to the local volume"
+k delete pod local-user -n "$NS"
+k delete pvc local -n "$NS"
+k delete pv "$NS-local"
+k delete storageclass "$NS-local"
+rm -rf "/tmp/$NS-local"
 
 step "a StatefulSet: ordered pods, stable DNS names, volumes that follow them"
 cat <<YAML | k apply -n "$NS" -f -

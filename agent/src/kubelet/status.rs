@@ -58,6 +58,8 @@ pub struct ContainerView {
 pub struct PodView {
     pub init: Vec<ContainerView>,
     pub containers: Vec<ContainerView>,
+    /// Ephemeral containers: reported, not part of the pod's phase or readiness.
+    pub ephemeral: Vec<ContainerView>,
     pub pod_ip: Option<Ipv4Addr>,
     pub host_ip: Option<Ipv4Addr>,
     pub start_time: Option<DateTime<Utc>>,
@@ -280,6 +282,7 @@ pub fn compute(
         conditions: Some(conditions),
         container_statuses: statuses(&view.containers),
         init_container_statuses: statuses(&view.init),
+        ephemeral_container_statuses: statuses(&view.ephemeral),
         pod_ips: pod_ip.clone().map(|ip| vec![PodIP { ip }]),
         pod_ip,
         host_ips: host_ip.clone().map(|ip| vec![HostIP { ip }]),

@@ -59,6 +59,7 @@ fn pv(init: Vec<ContainerView>, apps: Vec<ContainerView>) -> PodView {
     PodView {
         init,
         containers: apps,
+        ephemeral: Vec::new(),
         pod_ip: Some(Ipv4Addr::new(10, 244, 0, 5)),
         host_ip: Some(Ipv4Addr::new(192, 168, 200, 10)),
         start_time: Some(t(0)),
@@ -169,6 +170,21 @@ fn a_running_pod_is_ready_with_ips_and_statuses() {
     );
     assert_eq!(cs.container_id.as_deref(), Some("skiff://u_a_0"));
     assert!(cs.state.as_ref().unwrap().running.is_some());
+}
+
+#[test]
+fn an_ephemeral_container_is_reported_apart_and_leaves_readiness_alone() {
+    let p = pod("Always", &[], &["a"]);
+    let a = view("a", CState::Running { started_at: t(2) });
+    let mut v = pv(vec![], vec![a]);
+    v.ephemeral = vec![view("debugger", exited(1))];
+    let s = compute(&p, &v, None, t(5));
+    assert_eq!(s.phase.as_deref(), Some("Running"));
+    assert_eq!(condition_map(&s)["Ready"], "True");
+    assert_eq!(s.container_statuses.as_ref().unwrap().len(), 1);
+    let e = &s.ephemeral_container_statuses.as_ref().unwrap()[0];
+    assert_eq!(e.name, "debugger");
+    assert!(e.state.as_ref().unwrap().terminated.is_some());
 }
 
 #[test]

@@ -72,7 +72,9 @@ fn sub_entry(r: &ResourceInfo, sub: Subresource) -> Value {
         Subresource::Binding => ("Binding", "", "v1", &["create"]),
         Subresource::Eviction => ("Eviction", "policy", "v1", &["create"]),
         Subresource::Finalize => (r.kind, r.group, r.version, &["update"]),
-        Subresource::Status => (r.kind, r.group, r.version, &["get", "patch", "update"]),
+        Subresource::Status | Subresource::EphemeralContainers => {
+            (r.kind, r.group, r.version, &["get", "patch", "update"])
+        }
     };
     let mut e = json!({
         "name": format!("{}/{}", r.plural, sub.name()),

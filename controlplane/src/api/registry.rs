@@ -20,6 +20,9 @@ pub enum Subresource {
     Finalize,
     /// `pods/eviction`: a delete that honours PodDisruptionBudgets.
     Eviction,
+    /// `pods/ephemeralcontainers`: reads the pod, writes only `spec.ephemeralContainers`
+    /// (`kubectl debug`).
+    EphemeralContainers,
 }
 
 impl Subresource {
@@ -30,6 +33,7 @@ impl Subresource {
             "binding" => Self::Binding,
             "finalize" => Self::Finalize,
             "eviction" => Self::Eviction,
+            "ephemeralcontainers" => Self::EphemeralContainers,
             _ => return None,
         })
     }
@@ -41,6 +45,7 @@ impl Subresource {
             Self::Binding => "binding",
             Self::Finalize => "finalize",
             Self::Eviction => "eviction",
+            Self::EphemeralContainers => "ephemeralcontainers",
         }
     }
 }
@@ -120,7 +125,7 @@ impl ResourceInfo {
     }
 }
 
-use Subresource::{Binding, Eviction, Finalize, Scale, Status};
+use Subresource::{Binding, EphemeralContainers, Eviction, Finalize, Scale, Status};
 
 macro_rules! res {
     ($ty:ty, $plural:literal, $singular:literal, [$($short:literal),*], $ns:literal,
@@ -158,7 +163,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         "pod",
         ["po"],
         true,
-        [Status, Binding, Eviction],
+        [Status, Binding, Eviction, EphemeralContainers],
         ["all"]
     ),
     res!(

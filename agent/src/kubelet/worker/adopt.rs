@@ -117,8 +117,8 @@ impl Worker {
                 }
                 Ok(Some(st)) => {
                     let t = terminated(&mut latest, st, &dir);
-                    let restart =
-                        super::super::reconcile::should_restart(&policy, slot.init, t.exit_code);
+                    let restart = !slot.ephemeral
+                        && super::super::reconcile::should_restart(&policy, slot.init, t.exit_code);
                     slot.before_last = slot.last.replace(t);
                     slot.done = !restart;
                     slot.restart_at = restart.then_some(now);

@@ -236,27 +236,42 @@ impl Worker {
         let Some(spec) = self.pod.as_ref().and_then(|p| p.spec.clone()) else {
             return;
         };
-        let wanted: Vec<(bool, String, String)> = spec
+        let image = |i: &Option<String>| i.clone().unwrap_or_default();
+        // (init, ephemeral, name, image)
+        let wanted: Vec<(bool, bool, String, String)> = spec
             .init_containers
             .iter()
             .flatten()
-            .map(|c| (true, c))
-            .chain(spec.containers.iter().map(|c| (false, c)))
-            .map(|(init, c)| (init, c.name.clone(), c.image.clone().unwrap_or_default()))
+            .map(|c| (true, false, c.name.clone(), image(&c.image)))
+            .chain(
+                spec.containers
+                    .iter()
+                    .map(|c| (false, false, c.name.clone(), image(&c.image))),
+            )
+            .chain(
+                spec.ephemeral_containers
+                    .iter()
+                    .flatten()
+                    .map(|c| (false, true, c.name.clone(), image(&c.image))),
+            )
             .collect();
         let same = wanted.len() == self.slots.len()
             && wanted
                 .iter()
                 .zip(&self.slots)
-                .all(|((i, n, _), s)| *i == s.init && *n == s.name);
+                .all(|((i, e, n, _), s)| *i == s.init && *e == s.ephemeral && *n == s.name);
         if same {
             return;
         }
         let mut old: Vec<Slot> = std::mem::take(&mut self.slots);
-        for (init, name, image) in wanted {
+        for (init, ephemeral, name, image) in wanted {
             match old.iter().position(|s| s.name == name) {
                 Some(i) => self.slots.push(old.swap_remove(i)),
-                None => self.slots.push(Slot::new(&name, init, &image)),
+                None => {
+                    let mut slot = Slot::new(&name, init, &image);
+                    slot.ephemeral = ephemeral;
+                    self.slots.push(slot);
+                }
             }
         }
     }
@@ -376,17 +391,19 @@ impl Worker {
             }
             v
         };
-        let views = |init: bool| {
+        let views = |init: bool, ephemeral: bool| {
             self.slots
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| s.init == init)
-                .map(|(i, s)| blocked(s.view(self.ready(i), initializing, now)))
+                .filter(|(_, s)| s.init == init && s.ephemeral == ephemeral)
+                // An ephemeral container is never ready: it serves nothing.
+                .map(|(i, s)| blocked(s.view(self.ready(i) && !ephemeral, initializing, now)))
                 .collect()
         };
         PodView {
-            init: views(true),
-            containers: views(false),
+            init: views(true, false),
+            containers: views(false, false),
+            ephemeral: views(false, true),
             pod_ip: self.sandbox.as_ref().map(Sandbox::ip),
             host_ip: Some(self.ctx.node_ip),
             start_time: self.start_time,
@@ -452,7 +469,14 @@ fn wants_stdin(pod: &Pod, name: &str) -> bool {
         return false;
     };
     let init = spec.init_containers.iter().flatten();
-    init.chain(spec.containers.iter())
-        .find(|c| c.name == name)
-        .is_some_and(|c| c.stdin == Some(true) || c.tty == Some(true))
+    let asks = |stdin: Option<bool>, tty: Option<bool>| stdin == Some(true) || tty == Some(true);
+    match init.chain(spec.containers.iter()).find(|c| c.name == name) {
+        Some(c) => asks(c.stdin, c.tty),
+        None => spec
+            .ephemeral_containers
+            .iter()
+            .flatten()
+            .find(|c| c.name == name)
+            .is_some_and(|c| asks(c.stdin, c.tty)),
+    }
 }

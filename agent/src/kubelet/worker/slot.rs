@@ -22,6 +22,9 @@ pub struct Instance {
 pub struct Slot {
     pub name: String,
     pub init: bool,
+    /// An ephemeral container (`kubectl debug`): started once, never restarted, not part
+    /// of the pod's readiness.
+    pub ephemeral: bool,
     pub image: String,
     pub image_id: String,
     pub current: Option<Instance>,
@@ -107,7 +110,7 @@ impl Slot {
             container_id: Some(container_id_uri(inst.container.id())),
         };
         self.before_last = self.last.replace(t);
-        if should_restart(policy, self.init, code) {
+        if !self.ephemeral && should_restart(policy, self.init, code) {
             let ran = (finished - inst.started_at).to_std().unwrap_or_default();
             let delay = self.backoff.on_exit(cfg, ran);
             self.done = false;

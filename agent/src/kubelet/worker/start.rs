@@ -86,14 +86,25 @@ impl Worker {
         s.pull_failures += 1;
     }
 
+    /// The spec of container `name`; an ephemeral container's as a [`Container`] (it has
+    /// the same fields, and the ones it may not set are empty).
     pub(super) fn container_spec(&self, pod: &Pod, init: bool, name: &str) -> Option<Container> {
         let spec = pod.spec.as_ref()?;
-        let list = if init {
-            spec.init_containers.as_ref()?
-        } else {
-            &spec.containers
-        };
-        list.iter().find(|c| c.name == name).cloned()
+        if init {
+            let list = spec.init_containers.as_ref()?;
+            return list.iter().find(|c| c.name == name).cloned();
+        }
+        if let Some(c) = spec.containers.iter().find(|c| c.name == name) {
+            return Some(c.clone());
+        }
+        let e = spec
+            .ephemeral_containers
+            .as_ref()?
+            .iter()
+            .find(|c| c.name == name)?;
+        serde_json::to_value(e)
+            .and_then(serde_json::from_value)
+            .ok()
     }
 
     fn resolve_image(&mut self, i: usize, pod: &Pod, c: &Container) -> Option<ImageRecord> {

@@ -48,6 +48,14 @@ pub(super) fn merge_for(
                     };
                 }
             }
+            if info.has(Subresource::EphemeralContainers) {
+                copy_ephemeral(old, &mut out);
+            }
+            out
+        }
+        Some(Subresource::EphemeralContainers) => {
+            let mut out = old.clone();
+            copy_ephemeral(&new, &mut out);
             out
         }
         Some(Subresource::Status) => {
@@ -67,6 +75,17 @@ pub(super) fn merge_for(
         }
         Some(_) => new,
     }
+}
+
+/// Sets `to`'s `spec.ephemeralContainers` to `from`'s (only the subresource changes them).
+fn copy_ephemeral(from: &Value, to: &mut Value) {
+    let Some(spec) = to.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    match from.pointer("/spec/ephemeralContainers") {
+        Some(v) => spec.insert("ephemeralContainers".into(), v.clone()),
+        None => spec.remove("ephemeralContainers"),
+    };
 }
 
 /// `true` once nothing holds a deleting object: its metadata finalizers (and, for

@@ -71,11 +71,61 @@ fn containers(errs: &mut Vec<FieldError>, spec: &Value, field: &str, list: &str,
     }
 }
 
+/// What an ephemeral container may not set: it joins a running pod, without ports, probes,
+/// hooks or resources of its own.
+const NOT_FOR_EPHEMERAL: &[&str] = &[
+    "ports",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+    "resources",
+];
+
+/// Container names are unique across the pod's lists; ephemeral containers set nothing of
+/// [`NOT_FOR_EPHEMERAL`].
+fn across_lists(errs: &mut Vec<FieldError>, spec: &Value, field: &str) {
+    let mut seen: Vec<&str> = Vec::new();
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        let mut own: Vec<&str> = Vec::new();
+        for (i, c) in arr(spec, &format!("/{list}")).iter().enumerate() {
+            let f = format!("{field}.{list}[{i}]");
+            if let Some(n) = s(c, "/name") {
+                if seen.contains(&n) {
+                    errs.push(FieldError::duplicate(format!("{f}.name"), n));
+                }
+                own.push(n);
+            }
+            if list != "ephemeralContainers" {
+                continue;
+            }
+            for key in NOT_FOR_EPHEMERAL {
+                let set = match c.get(*key) {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Object(m)) => !m.is_empty(),
+                    Some(Value::Array(a)) => !a.is_empty(),
+                    Some(_) => true,
+                };
+                if set {
+                    errs.push(FieldError {
+                        reason: "FieldValueForbidden",
+                        field: format!("{f}.{key}"),
+                        message: "Forbidden: cannot be set for an Ephemeral Container".into(),
+                    });
+                }
+            }
+        }
+        seen.extend(own);
+    }
+}
+
 /// A pod spec at `field` (`spec` or `spec.template.spec`).
 fn pod_spec(spec: &Value, field: &str, restart: &[&str]) -> Vec<FieldError> {
     let mut errs = Vec::new();
     containers(&mut errs, spec, field, "containers", true);
     containers(&mut errs, spec, field, "initContainers", false);
+    containers(&mut errs, spec, field, "ephemeralContainers", false);
+    across_lists(&mut errs, spec, field);
     if let Some(r) = s(spec, "/restartPolicy") {
         if !restart.contains(&r) {
             errs.push(FieldError::not_supported(

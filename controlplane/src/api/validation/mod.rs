@@ -125,6 +125,32 @@ mod tests {
     }
 
     #[test]
+    fn ephemeral_containers_set_no_ports_or_probes_and_names_stay_unique() {
+        let pod = by_kind("v1", "Pod").unwrap();
+        let errs = validate(
+            pod,
+            &json!({"metadata": {"name": "p"}, "spec": {
+                "containers": [{"name": "app", "image": "i"}],
+                "ephemeralContainers": [
+                    {"name": "app", "image": "busybox"},
+                    {"name": "dbg", "image": "busybox", "resources": {},
+                     "ports": [{"containerPort": 80}], "readinessProbe": {"tcpSocket": {"port": 80}}}]}}),
+        );
+        let got: Vec<(&str, &str)> = errs.iter().map(|e| (e.field.as_str(), e.reason)).collect();
+        assert_eq!(
+            got,
+            [
+                ("spec.ephemeralContainers[0].name", "FieldValueDuplicate"),
+                ("spec.ephemeralContainers[1].ports", "FieldValueForbidden"),
+                (
+                    "spec.ephemeralContainers[1].readinessProbe",
+                    "FieldValueForbidden"
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn job_deadlines_and_ttls_are_bounded() {
         let job = by_kind("batch/v1", "Job").unwrap();
         let fields = |extra: Value| -> Vec<String> {

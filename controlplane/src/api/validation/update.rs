@@ -65,7 +65,12 @@ fn masked(spec: &Value, from: &Value) -> Value {
             }
         }
     }
-    for field in ["activeDeadlineSeconds", "tolerations", "schedulingGates"] {
+    for field in [
+        "activeDeadlineSeconds",
+        "tolerations",
+        "schedulingGates",
+        "ephemeralContainers",
+    ] {
         if let Some(m) = s.as_object_mut() {
             match from.get(field) {
                 Some(v) => m.insert(field.into(), v.clone()),
@@ -80,6 +85,20 @@ pub fn pod(old: &Value, new: &Value) -> Vec<FieldError> {
     let (o, n) = (&old["spec"], &new["spec"]);
     if masked(n, o) != *o {
         return vec![forbidden("spec", POD_MUTABLE)];
+    }
+    // Ephemeral containers are only ever added.
+    let list = |spec: &Value| {
+        spec.get("ephemeralContainers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (was, now) = (list(o), list(n));
+    if now.len() < was.len() || now[..was.len()] != was[..] {
+        return vec![forbidden(
+            "spec.ephemeralContainers",
+            "existing ephemeral containers may not be changed or removed",
+        )];
     }
     Vec::new()
 }
@@ -162,6 +181,28 @@ mod tests {
         assert_eq!(
             service(&svc("10.0.0.1"), &svc("10.0.0.2"))[0].field,
             "spec.clusterIP"
+        );
+    }
+
+    #[test]
+    fn ephemeral_containers_are_only_added() {
+        let with = |names: &[&str]| {
+            let eph: Vec<Value> = names
+                .iter()
+                .map(|n| json!({"name": n, "image": "busybox"}))
+                .collect();
+            json!({"spec": {"containers": [{"name": "a", "image": "x"}],
+                            "ephemeralContainers": eph}})
+        };
+        assert!(pod(&with(&[]), &with(&["d1"])).is_empty());
+        assert!(pod(&with(&["d1"]), &with(&["d1", "d2"])).is_empty());
+        let removed = pod(&with(&["d1", "d2"]), &with(&["d1"]));
+        assert_eq!(removed[0].field, "spec.ephemeralContainers");
+        let mut changed = with(&["d1"]);
+        changed["spec"]["ephemeralContainers"][0]["image"] = json!("other");
+        assert_eq!(
+            pod(&with(&["d1"]), &changed)[0].reason,
+            "FieldValueForbidden"
         );
     }
 
