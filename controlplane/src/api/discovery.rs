@@ -71,6 +71,7 @@ fn sub_entry(r: &ResourceInfo, sub: Subresource) -> Value {
         Subresource::Scale => ("Scale", "autoscaling", "v1", &["get", "patch", "update"]),
         Subresource::Binding => ("Binding", "", "v1", &["create"]),
         Subresource::Eviction => ("Eviction", "policy", "v1", &["create"]),
+        Subresource::Token => ("TokenRequest", "authentication.k8s.io", "v1", &["create"]),
         Subresource::Finalize => (r.kind, r.group, r.version, &["update"]),
         Subresource::Status | Subresource::EphemeralContainers => {
             (r.kind, r.group, r.version, &["get", "patch", "update"])

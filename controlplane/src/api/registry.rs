@@ -23,6 +23,8 @@ pub enum Subresource {
     /// `pods/ephemeralcontainers`: reads the pod, writes only `spec.ephemeralContainers`
     /// (`kubectl debug`).
     EphemeralContainers,
+    /// `serviceaccounts/token`: issues a TokenRequest (`kubectl create token`).
+    Token,
 }
 
 impl Subresource {
@@ -34,6 +36,7 @@ impl Subresource {
             "finalize" => Self::Finalize,
             "eviction" => Self::Eviction,
             "ephemeralcontainers" => Self::EphemeralContainers,
+            "token" => Self::Token,
             _ => return None,
         })
     }
@@ -46,6 +49,7 @@ impl Subresource {
             Self::Finalize => "finalize",
             Self::Eviction => "eviction",
             Self::EphemeralContainers => "ephemeralcontainers",
+            Self::Token => "token",
         }
     }
 }
@@ -125,7 +129,7 @@ impl ResourceInfo {
     }
 }
 
-use Subresource::{Binding, EphemeralContainers, Eviction, Finalize, Scale, Status};
+use Subresource::{Binding, EphemeralContainers, Eviction, Finalize, Scale, Status, Token};
 
 macro_rules! res {
     ($ty:ty, $plural:literal, $singular:literal, [$($short:literal),*], $ns:literal,
@@ -211,7 +215,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         "serviceaccount",
         ["sa"],
         true,
-        [],
+        [Token],
         []
     ),
     res!(

@@ -358,11 +358,22 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
 
     let q = WorkQueue::new();
     watch_primary(&nss, &q);
+    let accounts = cache("v1", "ServiceAccount");
+    let q2 = q.clone();
+    // A deleted default ServiceAccount is made again.
+    accounts.on_change(Arc::new(move |old, new| {
+        if let (Some(gone), None) = (old, new) {
+            if crate::api::meta::name(gone) == namespace::DEFAULT_ACCOUNT {
+                q2.add(owners::namespace(gone).unwrap_or("default"));
+            }
+        }
+    }));
     let c = namespace::Namespaces {
         objects: objects.clone(),
         namespaces: nss.clone(),
+        accounts: accounts.clone(),
     };
-    start(&mut tasks, c, q, &nss, vec![nss.clone()], same);
+    start(&mut tasks, c, q, &nss, vec![nss.clone(), accounts], same);
 
     let q = WorkQueue::new();
     let gc = Arc::new(gc::GarbageCollector::new(objects.clone(), caches.clone()));

@@ -1,6 +1,8 @@
-//! Namespace deletion: once a namespace has a deletionTimestamp, delete every namespaced
-//! object in it (every served kind), and when none is left remove `kubernetes` from
-//! `spec.finalizers` through the `finalize` subresource, so the store drops the namespace.
+//! Namespaces: every live namespace has its `default` ServiceAccount (made again if
+//! deleted, as kube-controller-manager's serviceaccount controller does). Once a namespace
+//! has a deletionTimestamp, delete every namespaced object in it (every served kind), and
+//! when none is left remove `kubernetes` from `spec.finalizers` through the `finalize`
+//! subresource, so the store drops the namespace.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,12 +19,44 @@ use crate::api::registry::{self, Subresource};
 /// Re-check a namespace whose objects are still going away.
 const POLL: Duration = Duration::from_millis(500);
 
+/// The ServiceAccount every namespace has.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
 pub struct Namespaces {
     pub objects: Objects,
     pub namespaces: Arc<Cache>,
+    pub accounts: Arc<Cache>,
 }
 
 impl Namespaces {
+    /// Creates the namespace's `default` ServiceAccount if it has none.
+    async fn ensure_account(&self, ns: &str) -> Result<(), ControllerError> {
+        if self.accounts.get_named(Some(ns), DEFAULT_ACCOUNT).is_some() {
+            return Ok(());
+        }
+        let account = json!({
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": DEFAULT_ACCOUNT, "namespace": ns},
+        });
+        match self
+            .objects
+            .create(
+                self.accounts.info,
+                Some(ns),
+                account,
+                WriteOptions::default(),
+            )
+            .await
+        {
+            Ok(_) => log::info!("namespace {ns}: created ServiceAccount {DEFAULT_ACCOUNT}"),
+            // Exists already, or the namespace began terminating meanwhile.
+            Err(e) if e.code == 409 || e.code == 403 || e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
     /// Delete what is left in `ns`; returns how many objects still exist.
     async fn empty(&self, ns: &str) -> Result<usize, ControllerError> {
         let mut left = 0;
@@ -62,6 +96,7 @@ impl Controller for Namespaces {
             return Ok(Action::Done);
         };
         if !meta::is_deleting(&ns) {
+            self.ensure_account(key).await?;
             return Ok(Action::Done);
         }
         if self.empty(key).await? > 0 {

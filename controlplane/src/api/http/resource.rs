@@ -192,6 +192,16 @@ pub async fn handle(
             objects.evict(info, ns, n, &body, dry_run).await?;
             Ok(response::success(info, n, None, 201))
         }
+        ("POST", Some(n), Some(Subresource::Token)) => {
+            let body = decode::parse_body(content_type(headers), &body)?;
+            let issued = objects.token_request(info, ns, n, &body).await?;
+            Ok(response::json_response(
+                201,
+                &issued,
+                &[],
+                "application/json",
+            ))
+        }
         ("POST", Some(n), Some(Subresource::Binding)) => {
             let body = decode::parse_body(content_type(headers), &body)?;
             objects.bind(info, ns, n, &body).await?;

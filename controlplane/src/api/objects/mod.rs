@@ -5,6 +5,7 @@
 mod delete;
 mod eviction;
 mod subresource;
+mod token;
 mod update;
 mod watch;
 

@@ -1,6 +1,6 @@
 //! Protobuf field tables of the kinds typed Go clients (`kubectl create namespace|configmap|
 //! secret|service|deployment|job|cronjob|serviceaccount|quota|role|rolebinding|clusterrole|
-//! clusterrolebinding|poddisruptionbudget|priorityclass`, `create job --from=cronjob`,
+//! clusterrolebinding|poddisruptionbudget|priorityclass|token`, `create job --from=cronjob`,
 //! `autoscale`) send as
 //! `application/vnd.kubernetes.protobuf`. Field numbers follow the `protobuf:` struct tags of
 //! the Kubernetes API types. A field missing here makes the decoder refuse the body (415) so
@@ -473,6 +473,23 @@ static EVICTION: &[Field] = &[
     f(2, "deleteOptions", Msg(DELETE_OPTIONS)),
 ];
 
+// authentication/v1 TokenRequest (`kubectl create token`).
+static BOUND_OBJECT_REF: &[Field] = &[
+    f(1, "kind", Str),
+    f(2, "apiVersion", Str),
+    f(3, "name", Str),
+    f(4, "uid", Str),
+];
+static TOKEN_REQUEST_SPEC: &[Field] = &[
+    r(1, "audiences", Str),
+    f(3, "boundObjectRef", Msg(BOUND_OBJECT_REF)),
+    p(4, "expirationSeconds", Int),
+];
+static TOKEN_REQUEST: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    f(2, "spec", Msg(TOKEN_REQUEST_SPEC)),
+];
+
 static CROSS_VERSION_REF: &[Field] = &[
     f(1, "kind", Str),
     f(2, "name", Str),
@@ -508,6 +525,7 @@ pub fn kind(api_version: &str, kind: &str) -> Option<&'static [Field]> {
         ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => ROLE_BINDING,
         ("policy/v1", "PodDisruptionBudget") => PDB,
         ("policy/v1", "Eviction") => EVICTION,
+        ("authentication.k8s.io/v1", "TokenRequest") => TOKEN_REQUEST,
         ("scheduling.k8s.io/v1", "PriorityClass") => PRIORITY_CLASS,
         ("autoscaling/v1", "HorizontalPodAutoscaler") => HPA_V1,
         _ => return None,
