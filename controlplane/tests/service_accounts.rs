@@ -56,6 +56,19 @@ async fn namespaces_have_a_default_account_that_issues_tokens() {
         "{}",
         short.stderr
     );
+    // The subresource takes only its verb: a read is refused, not served the account.
+    let read = c
+        .kubectl(&[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/team/serviceaccounts/default/token",
+        ])
+        .await;
+    assert!(
+        !read.ok && read.stderr.contains("MethodNotAllowed"),
+        "{}",
+        read.stderr
+    );
     let missing = c
         .kubectl(&["create", "token", "nobody", "-n", "team"])
         .await;

@@ -41,6 +41,17 @@ impl Subresource {
         })
     }
 
+    /// Whether HTTP `method` is a verb of this subresource (see discovery).
+    pub fn allows(self, method: &str) -> bool {
+        match self {
+            Self::Status | Self::Scale | Self::EphemeralContainers => {
+                matches!(method, "GET" | "PUT" | "PATCH")
+            }
+            Self::Binding | Self::Eviction | Self::Token => method == "POST",
+            Self::Finalize => method == "PUT",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Status => "status",

@@ -157,6 +157,13 @@ pub async fn handle(
             None => return Err(ApiError::no_such_resource()),
         },
     };
+    if let Some(s) = sub.filter(|s| !s.allows(method.as_str())) {
+        return Err(ApiError::method_not_allowed(format!(
+            "{method} is not supported on {}/{}",
+            info.plural,
+            s.name()
+        )));
+    }
     let name = path.name.as_deref();
     let watch = path.legacy_watch || query.flag("watch");
     match (method.as_str(), name, sub) {

@@ -21,6 +21,7 @@ pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 /// `spec.expirationSeconds` when not given, and its floor (Kubernetes' values).
 const DEFAULT_EXPIRY: i64 = 3600;
 const MIN_EXPIRY: i64 = 600;
+const MAX_EXPIRY: i64 = 1 << 32;
 
 /// The token's claims for ServiceAccount `account` (its object) at `now`.
 fn claims(account: &Value, audiences: &[Value], expiry: i64, now: i64) -> Value {
@@ -69,17 +70,24 @@ impl Objects {
     ) -> Result<Value, ApiError> {
         let expiry = match request.pointer("/spec/expirationSeconds") {
             None | Some(Value::Null) => DEFAULT_EXPIRY,
-            Some(v) => match v.as_i64() {
-                Some(s) if s >= MIN_EXPIRY => s,
-                _ => {
-                    let err = FieldError::invalid(
-                        "spec.expirationSeconds",
-                        &v.to_string(),
-                        "may not specify a duration less than 10 minutes",
-                    );
-                    return Err(ApiError::invalid(info, name, &[err]));
+            Some(v) => {
+                let why = match v.as_i64() {
+                    Some(s) if (MIN_EXPIRY..=MAX_EXPIRY).contains(&s) => None,
+                    Some(s) if s < MIN_EXPIRY => {
+                        Some("may not specify a duration less than 10 minutes")
+                    }
+                    Some(_) => Some("may not specify a duration larger than 2^32 seconds"),
+                    None => Some("must be an integer number of seconds"),
+                };
+                match why {
+                    None => v.as_i64().unwrap_or(DEFAULT_EXPIRY),
+                    Some(why) => {
+                        let field = "spec.expirationSeconds";
+                        let err = FieldError::invalid(field, &v.to_string(), why);
+                        return Err(ApiError::invalid(info, name, &[err]));
+                    }
                 }
-            },
+            }
         };
         let account = self.get(info, ns, name).await?;
         let audiences = match request.pointer("/spec/audiences").and_then(Value::as_array) {
