@@ -6,11 +6,13 @@ mod autoscaling_v1;
 mod metrics_api;
 mod pod_log;
 mod pod_streams;
+mod proxy;
 pub(crate) use pod_log::{kubelet_address, kubelet_client};
 mod request;
 mod resource;
 mod response;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -38,19 +40,24 @@ struct App {
 }
 
 pub(super) fn router(objects: Objects, address: String) -> Router {
-    Router::new()
-        .route(
-            "/api/v1/namespaces/{ns}/pods/{name}/exec",
-            axum::routing::any(exec),
-        )
-        .route(
-            "/api/v1/namespaces/{ns}/pods/{name}/attach",
-            axum::routing::any(attach),
-        )
-        .route(
-            "/api/v1/namespaces/{ns}/pods/{name}/portforward",
-            axum::routing::any(port_forward),
-        )
+    use axum::routing::{any, MethodRouter};
+    const POD: &str = "/api/v1/namespaces/{ns}/pods/{name}";
+    const SERVICE: &str = "/api/v1/namespaces/{ns}/services/{name}";
+    let streams: [(&str, MethodRouter<App>); 3] = [
+        ("exec", any(exec)),
+        ("attach", any(attach)),
+        ("portforward", any(port_forward)),
+    ];
+    let mut router = Router::new();
+    for (sub, handler) in streams {
+        router = router.route(&format!("{POD}/{sub}"), handler);
+    }
+    for (base, handler) in [(POD, any(pod_proxy)), (SERVICE, any(service_proxy))] {
+        for tail in ["/proxy", "/proxy/", "/proxy/{*rest}"] {
+            router = router.route(&format!("{base}{tail}"), handler.clone());
+        }
+    }
+    router
         .fallback(dispatch)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(App {
@@ -85,6 +92,41 @@ async fn port_forward(
     req: Request,
 ) -> Response {
     relay(app, ns, name, req, pod_streams::Stream::PortForward).await
+}
+
+/// `pods/proxy` and `services/proxy` (see [`proxy`]).
+async fn forward(
+    app: App,
+    target: proxy::Target,
+    params: HashMap<String, String>,
+    req: Request,
+) -> Response {
+    let what = format!("{} {}", req.method(), req.uri());
+    let param = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
+    proxy::serve(&app.objects, target, param("ns"), param("name"), req)
+        .await
+        .unwrap_or_else(|e| {
+            if e.code >= 500 {
+                log::warn!("{what}: {e}");
+            }
+            e.into_response()
+        })
+}
+
+async fn pod_proxy(
+    State(app): State<App>,
+    Path(params): Path<HashMap<String, String>>,
+    req: Request,
+) -> Response {
+    forward(app, proxy::Target::Pod, params, req).await
+}
+
+async fn service_proxy(
+    State(app): State<App>,
+    Path(params): Path<HashMap<String, String>>,
+    req: Request,
+) -> Response {
+    forward(app, proxy::Target::Service, params, req).await
 }
 
 async fn relay(
