@@ -72,8 +72,11 @@ impl Scheduler {
             }
             Err(fit) => {
                 Stats::inc(&self.stats.unschedulable);
-                if volumes.is_err() {
-                    // Claims change without a cluster change this queue hears of.
+                let claims_decide = !volumes
+                    .as_ref()
+                    .is_ok_and(|p| p.delayed.is_empty() && p.node_terms.is_empty());
+                if claims_decide {
+                    // Claims and volumes change without a cluster change this queue hears of.
                     self.queue.requeue_after_error(pod.clone(), Instant::now());
                 } else {
                     self.queue.mark_unschedulable(pod_uid(&pod));
@@ -124,13 +127,23 @@ impl<A: SchedulerApi> Io<A> {
         let events = self.emit_scheduled.then(|| self.events.clone());
         tokio::spawn(async move {
             let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+            let mut result = Ok(());
             for claim in &unpinned {
                 if let Err(e) = api.select_node(ns, claim, &node).await {
-                    log::warn!("scheduler: pinning claim {ns}/{claim} to {node}: {e}");
+                    result = Err(e);
+                    break;
                 }
             }
-            volumes::wait_bound(&*api, ns, &delayed).await;
-            let result = api.bind(&pod, &node).await;
+            // The pod goes to its node only with its delayed claims bound there; else it is
+            // scheduled again (the volume controller un-pins a claim it cannot bind there).
+            if result.is_ok() {
+                result = volumes::wait_bound(&*api, ns, &delayed, &node)
+                    .await
+                    .map_err(|why| ApiError::Other(format!("pod {}", pod_key(&pod)), why));
+            }
+            if result.is_ok() {
+                result = api.bind(&pod, &node).await;
+            }
             let latency = started.elapsed();
             drop(permit);
             if let (Ok(()), Some(events)) = (&result, events) {

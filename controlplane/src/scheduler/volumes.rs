@@ -27,8 +27,8 @@ use crate::controllers::volumes::matching::{
 
 /// The annotation naming the node a claim's volume lives on.
 pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
-/// How long a pod's binding waits for its delayed claims to bind (then the pod is bound
-/// anyway; its kubelet waits for the claims).
+/// How long a pod's binding waits for its delayed claims to bind (then the pod is scheduled
+/// again).
 const CLAIM_BIND_WAIT: Duration = Duration::from_secs(30);
 const CLAIM_POLL: Duration = Duration::from_millis(100);
 
@@ -145,23 +145,46 @@ fn json(object: &impl serde::Serialize) -> Value {
 }
 
 /// Waits (bounded by [`CLAIM_BIND_WAIT`]) until the `delayed` claims in `ns`, just given
-/// the pod's node, are bound: the pod reaches its node with its volumes there, as after
-/// kube-scheduler's PreBind.
-pub async fn wait_bound<A: SchedulerApi>(api: &A, ns: &str, delayed: &[String]) {
+/// `node`, are bound: the pod reaches its node with its volumes there, as after
+/// kube-scheduler's PreBind. An error says why not (a claim gone, given another node or
+/// none — the volume controller un-pins a claim it cannot bind there — or not bound in
+/// time).
+pub async fn wait_bound<A: SchedulerApi>(
+    api: &A,
+    ns: &str,
+    delayed: &[String],
+    node: &str,
+) -> Result<(), String> {
     let deadline = Instant::now() + CLAIM_BIND_WAIT;
     for name in delayed {
         loop {
-            let claim = api.claim(ns, name).await;
-            let phase = |c: &k8s_openapi::api::core::v1::PersistentVolumeClaim| {
-                c.status.as_ref().and_then(|s| s.phase.clone())
-            };
-            let bound = matches!(&claim, Ok(Some(c)) if phase(c).as_deref() == Some("Bound"));
-            if bound || matches!(claim, Ok(None)) || Instant::now() >= deadline {
+            let claim = api
+                .claim(ns, name)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("persistentvolumeclaim {name:?} is gone"))?;
+            let claim = json(&claim);
+            if claim.pointer("/status/phase").and_then(Value::as_str) == Some("Bound") {
                 break;
+            }
+            let selected = claim
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(SELECTED_NODE))
+                .and_then(Value::as_str);
+            if selected != Some(node) {
+                return Err(format!(
+                    "persistentvolumeclaim {name:?} cannot be bound on node {node:?}"
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "persistentvolumeclaim {name:?} was not bound within {CLAIM_BIND_WAIT:?}"
+                ));
             }
             tokio::time::sleep(CLAIM_POLL).await;
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -275,6 +298,31 @@ mod tests {
         let mut immediate = classes[0].clone();
         immediate["volumeBindingMode"] = json!("Immediate");
         assert!(placement(&claims, &pvs, &[immediate]).is_err());
+    }
+
+    #[tokio::test]
+    async fn binding_waits_for_delayed_claims_and_gives_up_when_unpinned() {
+        use crate::scheduler::memory_api::InMemoryApi;
+        let api = InMemoryApi::new();
+        let put = |phase: &str, node: Option<&str>| {
+            let mut c = json!({"metadata": {"name": "data", "namespace": "default"},
+                               "status": {"phase": phase}});
+            if let Some(n) = node {
+                c["metadata"]["annotations"] = json!({SELECTED_NODE: n});
+            }
+            api.put_claim(serde_json::from_value(c).unwrap());
+        };
+        let delayed = ["data".to_string()];
+        put("Bound", Some("n1"));
+        assert_eq!(wait_bound(&api, "default", &delayed, "n1").await, Ok(()));
+        // The volume controller dropped the pin: no waiting out the deadline.
+        put("Pending", None);
+        let err = wait_bound(&api, "default", &delayed, "n1")
+            .await
+            .unwrap_err();
+        assert!(err.contains("cannot be bound on node \"n1\""), "{err}");
+        let gone = wait_bound(&api, "default", &["other".to_string()], "n1").await;
+        assert!(gone.unwrap_err().contains("is gone"));
     }
 
     #[test]

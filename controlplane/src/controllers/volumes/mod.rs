@@ -38,8 +38,8 @@ use crate::api::objects::{Objects, WriteOptions};
 use crate::api::registry::ResourceInfo;
 use matching::{
     annotation, best, bound_status, claim_class, claimed_by, default_class, provisioned_volume, s,
-    volume_phase, waits_for_consumer, BIND_COMPLETED, BOUND_BY_CONTROLLER, PROVISIONED_BY,
-    PROVISIONER, SELECTED_NODE,
+    volume_phase, waits_for_consumer, BIND_COMPLETED, BOUND_BY_CONTROLLER, NO_PROVISIONER,
+    PROVISIONED_BY, PROVISIONER, SELECTED_NODE,
 };
 
 const COMPONENT: &str = "persistentvolume-controller";
@@ -142,6 +142,15 @@ impl Claims {
             ),
         };
         self.report(claim, reason, &message, warning).await
+    }
+
+    /// Drops the claim's selected node (the scheduler places its consumer again) and
+    /// says why.
+    async fn unpin(&self, claim: &Value, why: &str) -> Result<Action, ControllerError> {
+        let patch = json!({"metadata": {"annotations": {SELECTED_NODE: null}}});
+        owners::merge_patch(&self.objects, self.claims.info, claim, &patch, None).await?;
+        self.report(claim, "FailedBinding", why, true).await?;
+        Ok(Action::Done)
     }
 
     /// A Warning or Normal event on the claim, once per message.
@@ -258,14 +267,25 @@ impl Controller for Claims {
                 Some(node) => Some(node),
                 None => {
                     let msg = format!("the node {name:?} chosen for the claim's consumer is gone");
-                    self.report(&claim, "FailedBinding", &msg, true).await?;
-                    return Ok(Action::Done);
+                    return self.unpin(&claim, &msg).await;
                 }
             },
         };
         match best(&claim, &volumes, node.as_ref()) {
             Some(pv) => self.bind(&claim, pv).await?,
             None => {
+                let class = self.classes.get_named(None, claim_class(&claim));
+                let made_by_hand = class
+                    .as_ref()
+                    .is_some_and(|k| s(k, "/provisioner") == Some(NO_PROVISIONER));
+                if let (Some(node), true) = (&node, made_by_hand) {
+                    // Taken meanwhile by another claim: the consumer must go elsewhere.
+                    let msg = format!(
+                        "no available persistent volume is reachable from node {:?}",
+                        meta::name(node)
+                    );
+                    return self.unpin(&claim, &msg).await;
+                }
                 self.provision_or_wait(&claim, node.as_ref().map(meta::name))
                     .await?
             }
