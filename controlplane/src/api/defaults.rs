@@ -114,6 +114,7 @@ fn pod_spec(spec: &mut Map<String, Value>, restart: &str) {
     set_default(spec, "enableServiceLinks", json!(true));
     containers(spec, "containers");
     containers(spec, "initContainers");
+    containers(spec, "ephemeralContainers");
 }
 
 fn pod(obj: &mut Value) {

@@ -47,6 +47,14 @@ impl FieldError {
         }
     }
 
+    pub fn forbidden(field: impl Into<String>, detail: impl AsRef<str>) -> Self {
+        Self {
+            reason: "FieldValueForbidden",
+            field: field.into(),
+            message: format!("Forbidden: {}", detail.as_ref()),
+        }
+    }
+
     pub fn duplicate(field: impl Into<String>, value: &str) -> Self {
         Self {
             reason: "FieldValueDuplicate",

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::lookup::{ContainerEntry, PodEntry};
-use super::reconcile::{self, Plan};
+use super::reconcile::{self, Observed, Plan};
 use super::status::{self, PodView};
 use super::volumes::VolumePaths;
 use super::{layout, volumes, Ctx};
@@ -213,19 +213,33 @@ impl Worker {
         }
         self.blocked = None;
         let now = Instant::now();
-        let (init, apps): (Vec<_>, Vec<_>) = self.slots.iter().partition(|s| s.init);
-        let plan = reconcile::plan(
-            &init.iter().map(|s| s.observed(now)).collect::<Vec<_>>(),
-            &apps.iter().map(|s| s.observed(now)).collect::<Vec<_>>(),
-        );
-        let n_init = init.len();
-        match plan {
+        let observe = |f: &dyn Fn(&Slot) -> bool| -> Vec<Observed> {
+            self.slots
+                .iter()
+                .filter(|s| f(s))
+                .map(|s| s.observed(now))
+                .collect()
+        };
+        let init = observe(&|s| s.init);
+        let apps = observe(&|s| !s.init && !s.ephemeral);
+        let ephemeral = observe(&|s| s.ephemeral);
+        let (n_init, n_apps) = (init.len(), apps.len());
+        // Ephemeral containers start whatever the init containers do (debugging a stuck
+        // init is what they are for), but not in a pod whose containers have all ended.
+        let finished = n_apps > 0 && apps.iter().all(|o| matches!(o, Observed::Done { .. }));
+        match reconcile::plan(&init, &apps) {
             Plan::StartInit(i) => self.start(i, pod).await,
             Plan::WaitInit | Plan::InitFailed(_) => {}
             Plan::StartApps(list) => {
                 for i in list {
                     self.start(n_init + i, pod).await;
                 }
+            }
+        }
+        for (j, o) in ephemeral.iter().enumerate() {
+            let due = matches!(o, Observed::NotStarted | Observed::Restarting { due: true });
+            if due && !finished {
+                self.start(n_init + n_apps + j, pod).await;
             }
         }
         Ok(())

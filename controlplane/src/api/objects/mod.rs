@@ -266,7 +266,7 @@ impl Objects {
             meta::omit_empty(&mut obj);
             defaults::default(info.kind, &mut obj);
             let name = meta::name(&obj).to_string();
-            let errs = validation::validate(info, &obj);
+            let errs = validation::validate_create(info, &obj);
             if !errs.is_empty() {
                 return Err(ApiError::invalid(info, &name, &errs));
             }

@@ -74,6 +74,7 @@ fn containers(errs: &mut Vec<FieldError>, spec: &Value, field: &str, list: &str,
 /// What an ephemeral container may not set: it joins a running pod, without ports, probes,
 /// hooks or resources of its own.
 const NOT_FOR_EPHEMERAL: &[&str] = &[
+    "restartPolicy",
     "ports",
     "livenessProbe",
     "readinessProbe",
@@ -107,11 +108,10 @@ fn across_lists(errs: &mut Vec<FieldError>, spec: &Value, field: &str) {
                     Some(_) => true,
                 };
                 if set {
-                    errs.push(FieldError {
-                        reason: "FieldValueForbidden",
-                        field: format!("{f}.{key}"),
-                        message: "Forbidden: cannot be set for an Ephemeral Container".into(),
-                    });
+                    errs.push(FieldError::forbidden(
+                        format!("{f}.{key}"),
+                        "cannot be set for an Ephemeral Container",
+                    ));
                 }
             }
         }
@@ -126,6 +126,12 @@ fn pod_spec(spec: &Value, field: &str, restart: &[&str]) -> Vec<FieldError> {
     containers(&mut errs, spec, field, "initContainers", false);
     containers(&mut errs, spec, field, "ephemeralContainers", false);
     across_lists(&mut errs, spec, field);
+    if field != "spec" && !arr(spec, "/ephemeralContainers").is_empty() {
+        errs.push(FieldError::forbidden(
+            format!("{field}.ephemeralContainers"),
+            "cannot be set in a pod template",
+        ));
+    }
     if let Some(r) = s(spec, "/restartPolicy") {
         if !restart.contains(&r) {
             errs.push(FieldError::not_supported(

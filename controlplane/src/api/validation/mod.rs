@@ -50,6 +50,23 @@ pub fn validate(info: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
     errs
 }
 
+/// Validate a new object: [`validate`], and what only an update may set (a pod's
+/// ephemeral containers are added to a running pod, never created with it).
+pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
+    let mut errs = validate(info, obj);
+    let ephemeral = obj
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    if info.kind == "Pod" && ephemeral {
+        errs.push(FieldError::forbidden(
+            "spec.ephemeralContainers",
+            "cannot be set on create",
+        ));
+    }
+    errs
+}
+
 /// Validate an update of `old` to `new` (both defaulted): immutable fields.
 pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value) -> Vec<FieldError> {
     update::UPDATE_VALIDATORS
@@ -148,6 +165,24 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn ephemeral_containers_come_only_through_an_update() {
+        let pod = by_kind("v1", "Pod").unwrap();
+        let obj = json!({"metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "app", "image": "i"}],
+            "ephemeralContainers": [{"name": "dbg", "image": "busybox"}]}});
+        assert!(validate(pod, &obj).is_empty());
+        let errs = validate_create(pod, &obj);
+        assert_eq!(errs[0].field, "spec.ephemeralContainers");
+        assert_eq!(errs[0].message, "Forbidden: cannot be set on create");
+        let deploy = by_kind("apps/v1", "Deployment").unwrap();
+        let d = json!({"metadata": {"name": "d"}, "spec": {
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": obj["spec"]}}});
+        let fields: Vec<String> = validate(deploy, &d).into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["spec.template.spec.ephemeralContainers"]);
     }
 
     #[test]

@@ -21,14 +21,6 @@ pub const UPDATE_VALIDATORS: &[(&str, UpdateValidator)] = &[
     ("Secret", immutable_data),
 ];
 
-fn forbidden(field: &str, message: &str) -> FieldError {
-    FieldError {
-        reason: "FieldValueForbidden",
-        field: field.into(),
-        message: format!("Forbidden: {message}"),
-    }
-}
-
 fn immutable(field: &str) -> FieldError {
     FieldError {
         reason: "FieldValueInvalid",
@@ -84,7 +76,7 @@ fn masked(spec: &Value, from: &Value) -> Value {
 pub fn pod(old: &Value, new: &Value) -> Vec<FieldError> {
     let (o, n) = (&old["spec"], &new["spec"]);
     if masked(n, o) != *o {
-        return vec![forbidden("spec", POD_MUTABLE)];
+        return vec![FieldError::forbidden("spec", POD_MUTABLE)];
     }
     // Ephemeral containers are only ever added.
     let list = |spec: &Value| {
@@ -95,7 +87,7 @@ pub fn pod(old: &Value, new: &Value) -> Vec<FieldError> {
     };
     let (was, now) = (list(o), list(n));
     if now.len() < was.len() || now[..was.len()] != was[..] {
-        return vec![forbidden(
+        return vec![FieldError::forbidden(
             "spec.ephemeralContainers",
             "existing ephemeral containers may not be changed or removed",
         )];
