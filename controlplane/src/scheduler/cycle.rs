@@ -72,9 +72,7 @@ impl Scheduler {
             }
             Err(fit) => {
                 Stats::inc(&self.stats.unschedulable);
-                let claims_decide = !volumes
-                    .as_ref()
-                    .is_ok_and(|p| p.delayed.is_empty() && p.node_terms.is_empty());
+                let claims_decide = !volumes.as_ref().is_ok_and(|p| p.delayed.is_empty());
                 if claims_decide {
                     // Claims and volumes change without a cluster change this queue hears of.
                     self.queue.requeue_after_error(pod.clone(), Instant::now());
@@ -122,24 +120,30 @@ impl<A: SchedulerApi> Io<A> {
         (unpinned, delayed): (Vec<String>, Vec<String>),
         started: Instant,
     ) {
-        let permit = self.permits.clone().acquire_owned().await;
+        let permits = self.permits.clone();
+        let mut permit = permits.clone().acquire_owned().await;
         let (api, done) = (self.api.clone(), self.done.clone());
         let events = self.emit_scheduled.then(|| self.events.clone());
         tokio::spawn(async move {
             let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+            // A failure here is the pod's, to be retried (not "the pod is gone").
+            let retry = |why: String| ApiError::Other(format!("pod {}", pod_key(&pod)), why);
             let mut result = Ok(());
             for claim in &unpinned {
                 if let Err(e) = api.select_node(ns, claim, &node).await {
-                    result = Err(e);
+                    result = Err(retry(format!("pinning claim {claim:?}: {e}")));
                     break;
                 }
             }
             // The pod goes to its node only with its delayed claims bound there; else it is
             // scheduled again (the volume controller un-pins a claim it cannot bind there).
-            if result.is_ok() {
+            // The wait holds no permit: slow claims never stall other pods' bindings.
+            if result.is_ok() && !delayed.is_empty() {
+                drop(permit);
                 result = volumes::wait_bound(&*api, ns, &delayed, &node)
                     .await
-                    .map_err(|why| ApiError::Other(format!("pod {}", pod_key(&pod)), why));
+                    .map_err(retry);
+                permit = permits.acquire_owned().await;
             }
             if result.is_ok() {
                 result = api.bind(&pod, &node).await;

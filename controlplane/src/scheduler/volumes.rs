@@ -133,10 +133,19 @@ pub async fn resolve<A: SchedulerApi>(api: &A, pod: &Pod) -> Result<Placement, S
         let claim = api.claim(ns, &name).await.map_err(|e| e.to_string())?;
         claims.push((name, claim.map(|c| json(&c))));
     }
+    // Only an unbound claim needs the classes (does it wait for its consumer?).
+    let unbound = claims.iter().any(|(_, c)| {
+        c.as_ref()
+            .is_some_and(|c| c.pointer("/status/phase").and_then(Value::as_str) != Some("Bound"))
+    });
     let volumes = api.volumes().await.map_err(|e| e.to_string())?;
-    let classes = api.storage_classes().await.map_err(|e| e.to_string())?;
     let volumes: Vec<Value> = volumes.iter().map(json).collect();
-    let classes: Vec<Value> = classes.iter().map(json).collect();
+    let classes: Vec<Value> = if unbound {
+        let classes = api.storage_classes().await.map_err(|e| e.to_string())?;
+        classes.iter().map(json).collect()
+    } else {
+        Vec::new()
+    };
     placement(&claims, &volumes, &classes)
 }
 

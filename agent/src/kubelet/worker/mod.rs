@@ -226,8 +226,10 @@ impl Worker {
         let (n_init, n_apps) = (init.len(), apps.len());
         // Ephemeral containers start whatever the init containers do (debugging a stuck
         // init is what they are for), but not in a pod whose containers have all ended.
-        let finished = n_apps > 0 && apps.iter().all(|o| matches!(o, Observed::Done { .. }));
-        match reconcile::plan(&init, &apps) {
+        let plan = reconcile::plan(&init, &apps);
+        let finished = matches!(plan, Plan::InitFailed(_))
+            || (n_apps > 0 && apps.iter().all(|o| matches!(o, Observed::Done { .. })));
+        match plan {
             Plan::StartInit(i) => self.start(i, pod).await,
             Plan::WaitInit | Plan::InitFailed(_) => {}
             Plan::StartApps(list) => {

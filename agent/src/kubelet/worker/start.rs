@@ -102,9 +102,13 @@ impl Worker {
             .as_ref()?
             .iter()
             .find(|c| c.name == name)?;
-        serde_json::to_value(e)
-            .and_then(serde_json::from_value)
-            .ok()
+        match serde_json::to_value(e).and_then(serde_json::from_value) {
+            Ok(c) => Some(c),
+            Err(err) => {
+                log::warn!("kubelet: ephemeral container {name}: {err}");
+                None
+            }
+        }
     }
 
     fn resolve_image(&mut self, i: usize, pod: &Pod, c: &Container) -> Option<ImageRecord> {

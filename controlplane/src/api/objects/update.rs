@@ -149,7 +149,11 @@ impl Objects {
             defaults::default(info.kind, &mut new);
             let mut errs = validation::validate(info, &new);
             if !own_meta {
-                errs.extend(validation::validate_update(info, &cur, &new));
+                // Against the stored object as today's defaults would write it: a default
+                // added since it was stored is no change by the client.
+                let mut was = cur.clone();
+                defaults::default(info.kind, &mut was);
+                errs.extend(validation::validate_update(info, &was, &new));
             }
             if !errs.is_empty() {
                 return Err(ApiError::invalid(info, name, &errs));

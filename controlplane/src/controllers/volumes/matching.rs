@@ -112,8 +112,14 @@ pub fn fits(claim: &Value, pv: &Value) -> bool {
 /// volume to be reachable there (`None`: reachable from every node).
 pub fn node_affinity(pv: &Value) -> Option<Vec<Term>> {
     let terms = pv.pointer("/spec/nodeAffinity/required/nodeSelectorTerms")?;
-    let terms: Vec<NodeSelectorTerm> = serde_json::from_value(terms.clone()).ok()?;
-    Some(terms.iter().map(Term::compile).collect())
+    match serde_json::from_value::<Vec<NodeSelectorTerm>>(terms.clone()) {
+        Ok(terms) => Some(terms.iter().map(Term::compile).collect()),
+        Err(e) => {
+            // Validated on write, so not expected; fail closed: reachable from no node.
+            log::warn!("volume {}: unreadable node affinity: {e}", meta::name(pv));
+            Some(Vec::new())
+        }
+    }
 }
 
 /// Whether `pv` is reachable from `node` (the Node object).
