@@ -333,6 +333,38 @@ async fn kubectl_debug_adds_an_ephemeral_container_and_only_that() {
     assert_eq!(eph[0]["image"], "busybox");
     assert_eq!(eph[0]["command"], serde_json::json!(["true"]));
 
+    // A node debugging pod (sent as protobuf): on the node, the host's root at /host.
+    assert!(
+        c.apply("apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n", &[])
+            .await
+            .ok
+    );
+    let out = c
+        .kubectl(&[
+            "debug",
+            "node/n1",
+            "--image=busybox",
+            "--profile=general",
+            "--",
+            "true",
+        ])
+        .await;
+    assert!(out.ok, "kubectl debug node: {}\n{}", out.stdout, out.stderr);
+    let pods = c.json(&["get", "pods"]).await;
+    let debugger = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("node-debugger-n1-")
+        })
+        .unwrap_or_else(|| panic!("no node-debugger pod: {pods}"));
+    assert_eq!(debugger["spec"]["nodeName"], "n1");
+    assert_eq!(debugger["spec"]["volumes"][0]["hostPath"]["path"], "/");
+
     // Through the pod itself, ephemeral containers do not change.
     let mut replaced = got.clone();
     replaced["spec"]["ephemeralContainers"] = serde_json::json!([]);

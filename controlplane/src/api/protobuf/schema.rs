@@ -1,7 +1,7 @@
 //! Protobuf field tables of the kinds typed Go clients (`kubectl create namespace|configmap|
 //! secret|service|deployment|job|cronjob|serviceaccount|quota|role|rolebinding|clusterrole|
 //! clusterrolebinding|poddisruptionbudget|priorityclass|token`, `create job --from=cronjob`,
-//! `autoscale`) send as
+//! `autoscale`, `debug node/…`) send as
 //! `application/vnd.kubernetes.protobuf`. Field numbers follow the `protobuf:` struct tags of
 //! the Kubernetes API types. A field missing here makes the decoder refuse the body (415) so
 //! nothing is silently dropped; extend the tables to accept more.
@@ -297,6 +297,12 @@ static POD_TEMPLATE: &[Field] = &[
     f(2, "spec", Msg(POD_SPEC)),
 ];
 
+// v1 Pod (`kubectl debug node/…` and `--copy-to` create pods with the typed client).
+static POD: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    f(2, "spec", Msg(POD_SPEC)),
+];
+
 static NAMESPACE_SPEC: &[Field] = &[r(1, "finalizers", Str)];
 static NAMESPACE: &[Field] = &[
     f(1, "metadata", Msg(OBJECT_META)),
@@ -512,6 +518,7 @@ static HPA_V1: &[Field] = &[
 pub fn kind(api_version: &str, kind: &str) -> Option<&'static [Field]> {
     Some(match (api_version, kind) {
         ("v1", "Namespace") => NAMESPACE,
+        ("v1", "Pod") => POD,
         ("v1", "ConfigMap") => CONFIG_MAP,
         ("v1", "Secret") => SECRET,
         ("v1", "ServiceAccount") => SERVICE_ACCOUNT,
