@@ -396,3 +396,29 @@ async fn kubectl_debug_adds_an_ephemeral_container_and_only_that() {
         out.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_componentstatuses_shows_a_healthy_control_plane() {
+    let c = start().await;
+    let table = c.ok(&["get", "componentstatuses"]).await;
+    for part in ["controller-manager", "scheduler", "store-1"] {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(part))
+            .unwrap_or_else(|| panic!("no {part} row:\n{table}"));
+        assert!(row.contains("Healthy"), "{row}");
+    }
+    let one = c.json(&["get", "cs", "scheduler"]).await;
+    assert_eq!(one["conditions"][0]["type"], "Healthy");
+    let refused = c
+        .kubectl_in(
+            &["create", "-f", "-"],
+            "apiVersion: v1\nkind: ComponentStatus\nmetadata: {name: x}\n",
+        )
+        .await;
+    assert!(
+        !refused.ok && refused.stderr.contains("MethodNotAllowed"),
+        "{}",
+        refused.stderr
+    );
+}

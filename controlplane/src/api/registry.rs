@@ -221,6 +221,15 @@ pub static RESOURCES: &[ResourceInfo] = &[
         ["all"]
     ),
     res!(
+        core::v1::ComponentStatus,
+        "componentstatuses",
+        "componentstatus",
+        ["cs"],
+        false,
+        [],
+        []
+    ),
+    res!(
         core::v1::ServiceAccount,
         "serviceaccounts",
         "serviceaccount",

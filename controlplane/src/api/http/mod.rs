@@ -3,6 +3,7 @@
 
 mod access_review;
 mod autoscaling_v1;
+mod component_status;
 mod metrics_api;
 mod pod_log;
 mod pod_streams;

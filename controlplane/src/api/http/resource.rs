@@ -7,6 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::Response;
 
+use super::component_status;
 use super::request::{Query, ResourcePath};
 use super::response::{self, Format};
 use crate::api::decode::{self, FieldValidation};
@@ -165,6 +166,9 @@ pub async fn handle(
         )));
     }
     let name = path.name.as_deref();
+    if info.kind == "ComponentStatus" {
+        return component_status::serve(objects, info, method, name, format).await;
+    }
     let watch = path.legacy_watch || query.flag("watch");
     match (method.as_str(), name, sub) {
         ("GET", None, None) if watch => watch_response(objects, &path, query, format).await,

@@ -313,6 +313,27 @@ pub const PRINTERS: &[(&str, Printer)] = &[
         },
     ),
     (
+        "ComponentStatus",
+        Printer {
+            columns: &[
+                ("Name", "string", 0),
+                ("Status", "string", 0),
+                ("Message", "string", 0),
+                ("Error", "string", 0),
+            ],
+            cells: |o| {
+                let c = o.pointer("/conditions/0").cloned().unwrap_or_default();
+                let healthy = c.get("status").and_then(Value::as_str) == Some("True");
+                vec![
+                    json!(name(o)),
+                    json!(if healthy { "Healthy" } else { "Unhealthy" }),
+                    json!(s(&c, "/message")),
+                    json!(s(&c, "/error")),
+                ]
+            },
+        },
+    ),
+    (
         "PriorityClass",
         Printer {
             columns: &[
