@@ -172,15 +172,12 @@ pub async fn wait_bound<A: SchedulerApi>(
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("persistentvolumeclaim {name:?} is gone"))?;
-            let claim = json(&claim);
-            if claim.pointer("/status/phase").and_then(Value::as_str) == Some("Bound") {
+            if claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound") {
                 break;
             }
-            let selected = claim
-                .pointer("/metadata/annotations")
-                .and_then(|a| a.get(SELECTED_NODE))
-                .and_then(Value::as_str);
-            if selected != Some(node) {
+            let annotations = claim.metadata.annotations.as_ref();
+            let selected = annotations.and_then(|a| a.get(SELECTED_NODE));
+            if selected.map(String::as_str) != Some(node) {
                 return Err(format!(
                     "persistentvolumeclaim {name:?} cannot be bound on node {node:?}"
                 ));

@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{
     ConfigMap, HostPathVolumeSource, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Volume,
 };
+// The built-in provisioner's driver (`csi.volumeHandle`: the claim uid), and the annotation
+// with which the scheduler pins a claim to a node.
+use skiff_controlplane::controllers::volumes::matching::PROVISIONER as LOCAL_PATH_DRIVER;
+use skiff_controlplane::scheduler::volumes::SELECTED_NODE;
 
 use crate::cpclient::{CpClient, CpError};
 
@@ -82,9 +86,6 @@ fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> String {
     move |e| format!("{what} {path}: {e}")
 }
 
-/// The driver of the built-in provisioner's volumes (`csi.volumeHandle`: the claim uid).
-const LOCAL_PATH_DRIVER: &str = "skiff.io/local-path";
-
 /// A hostPath source as Kubernetes treats it: `DirectoryOrCreate`, and no type at all
 /// (as container runtimes do), make a missing directory; another type must exist.
 fn host_path(h: &HostPathVolumeSource) -> Result<PathBuf, String> {
@@ -103,9 +104,6 @@ fn host_path(h: &HostPathVolumeSource) -> Result<PathBuf, String> {
     }
     Ok(p)
 }
-
-/// The annotation with which the scheduler pins a claim to a node.
-const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 
 /// The node other than `node` the claim is pinned to, if any.
 fn pinned_elsewhere<'a>(claim: &'a PersistentVolumeClaim, node: &str) -> Option<&'a str> {

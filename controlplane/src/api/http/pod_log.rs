@@ -28,15 +28,23 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest kubelet error body relayed.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
+/// An HTTP/1 client for the cluster's own endpoints (kubelets, pods): no Nagle delay, a
+/// 5 s connect timeout.
+pub(crate) fn cluster_client<B>() -> Client<HttpConnector, B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+{
+    let mut c = HttpConnector::new();
+    c.set_nodelay(true);
+    c.set_connect_timeout(Some(Duration::from_secs(5)));
+    Client::builder(TokioExecutor::new()).build(c)
+}
+
 /// The shared HTTP client for kubelets (logs here, resource metrics for the autoscaler).
 pub(crate) fn kubelet_client() -> &'static Client<HttpConnector, Empty<Bytes>> {
     static CLIENT: OnceLock<Client<HttpConnector, Empty<Bytes>>> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        let mut c = HttpConnector::new();
-        c.set_nodelay(true);
-        c.set_connect_timeout(Some(Duration::from_secs(5)));
-        Client::builder(TokioExecutor::new()).build(c)
-    })
+    CLIENT.get_or_init(cluster_client)
 }
 
 fn names(list: Option<&Value>) -> Vec<String> {

@@ -15,7 +15,6 @@ use axum::http::{header, HeaderName, Uri};
 use axum::response::Response;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 use crate::api::error::ApiError;
@@ -47,12 +46,7 @@ pub enum Target {
 
 fn client() -> &'static Client<HttpConnector, Body> {
     static CLIENT: OnceLock<Client<HttpConnector, Body>> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        let mut c = HttpConnector::new();
-        c.set_nodelay(true);
-        c.set_connect_timeout(Some(Duration::from_secs(5)));
-        Client::builder(TokioExecutor::new()).build(c)
-    })
+    CLIENT.get_or_init(super::pod_log::cluster_client)
 }
 
 /// `[scheme:]name[:port]` → (scheme, name, port).

@@ -92,18 +92,16 @@ impl Claims {
         Ok(())
     }
 
-    /// No volume fits: provision one if the class is ours (on `node`, when the claim waited
-    /// for its first consumer), else say why the claim waits.
+    /// No volume fits: provision one if the claim's class (`found`, if it exists) is ours
+    /// (on `node`, when the claim waited for its first consumer), else say why it waits.
     async fn provision_or_wait(
         &self,
         claim: &Value,
+        found: Option<&Value>,
         node: Option<&str>,
     ) -> Result<(), ControllerError> {
         let class = claim_class(claim);
-        let found = (!class.is_empty())
-            .then(|| self.classes.get_named(None, class))
-            .flatten();
-        let (reason, message, warning) = match &found {
+        let (reason, message, warning) = match found {
             Some(k) if s(k, "/provisioner") == Some(PROVISIONER) => {
                 let pv = provisioned_volume(claim, k, node);
                 let written = self
@@ -245,10 +243,10 @@ impl Controller for Claims {
             }
         }
         let volumes = self.volumes.list(None);
-        let delayed = self
-            .classes
-            .get_named(None, claim_class(&claim))
-            .is_some_and(|k| waits_for_consumer(&k));
+        let class = Some(claim_class(&claim))
+            .filter(|c| !c.is_empty())
+            .and_then(|c| self.classes.get_named(None, c));
+        let delayed = class.as_ref().is_some_and(waits_for_consumer);
         let selected = annotation(&claim, SELECTED_NODE).filter(|n| !n.is_empty());
         let node = match (delayed, selected) {
             (false, _) => None,
@@ -274,7 +272,6 @@ impl Controller for Claims {
         match best(&claim, &volumes, node.as_ref()) {
             Some(pv) => self.bind(&claim, pv).await?,
             None => {
-                let class = self.classes.get_named(None, claim_class(&claim));
                 let made_by_hand = class
                     .as_ref()
                     .is_some_and(|k| s(k, "/provisioner") == Some(NO_PROVISIONER));
@@ -286,7 +283,7 @@ impl Controller for Claims {
                     );
                     return self.unpin(&claim, &msg).await;
                 }
-                self.provision_or_wait(&claim, node.as_ref().map(meta::name))
+                self.provision_or_wait(&claim, class.as_ref(), node.as_ref().map(meta::name))
                     .await?
             }
         }
