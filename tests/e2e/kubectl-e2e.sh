@@ -2,7 +2,8 @@
 # Drives a running demo cluster (`cargo xtask demo`) with the real kubectl only:
 # apply, get, describe, logs, port-forward, run -i (attach, stdin), scale, rollout (status/history/undo), a Job, a DaemonSet,
 # a PersistentVolumeClaim that outlives its pod, a StatefulSet (stable names in DNS, its
-# volume following a replaced pod), a HorizontalPodAutoscaler and kubectl top, delete.
+# volume following a replaced pod), a HorizontalPodAutoscaler and kubectl top, a
+# CustomResourceDefinition and its objects, delete.
 # Usage: tests/e2e/kubectl-e2e.sh [kubeconfig]   (default: target/demo/kubeconfig)
 # Every wait is bounded; the script removes what it created, also on failure.
 set -euo pipefail
@@ -16,6 +17,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 PF_PID=""
 cleanup() {
   [ -z "$PF_PID" ] || kill "$PF_PID" 2>/dev/null || true
+  k delete crd "widgets.e2e$$.skiff.dev" --wait=false >/dev/null 2>&1 || true
   k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -354,6 +356,48 @@ k top pod -n "$NS" -l app=busy
 wait_for 60 "kubectl top node" sh -c "kubectl top node | grep -q '%'"
 k delete deployment busy -n "$NS"
 k delete hpa busy -n "$NS"
+
+step "a CustomResourceDefinition: its kind is served, validated, printed and removed with it"
+CRD_GROUP="e2e$$.skiff.dev"
+k apply -f - <<EOF
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: "widgets.$CRD_GROUP"}
+spec:
+  group: "$CRD_GROUP"
+  scope: Namespaced
+  names: {plural: widgets, kind: Widget, shortNames: [wdg]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: string, jsonPath: .spec.size}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size: {type: string, enum: [small, large]}
+EOF
+k apply -n "$NS" -f - <<EOF
+apiVersion: "$CRD_GROUP/v1"
+kind: Widget
+metadata: {name: w1}
+spec: {size: large}
+EOF
+k get "widgets.$CRD_GROUP" -n "$NS"
+[ "$(k get "widgets.$CRD_GROUP" w1 -n "$NS" --no-headers | awk '{print $2}')" = large ] || fail "the Size column is not shown"
+bad=$(printf 'apiVersion: %s/v1\nkind: Widget\nmetadata: {name: w2}\nspec: {size: huge}\n' "$CRD_GROUP" \
+  | kubectl apply -n "$NS" -f - 2>&1) && fail "an invalid Widget was accepted"
+echo "$bad" | grep -q 'spec.size: Unsupported value: "huge"' || fail "unexpected error: $bad"
+k explain "widgets.$CRD_GROUP.spec.size" | grep -q small || fail "kubectl explain does not show the schema"
+k delete crd "widgets.$CRD_GROUP"
+k get "widgets.$CRD_GROUP" -n "$NS" >/dev/null 2>&1 && fail "the kind is still served after its CRD went"
 
 step "delete with cascade"
 k delete deployment hello -n "$NS"

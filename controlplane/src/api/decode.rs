@@ -3,6 +3,9 @@
 
 use serde_json::{Map, Value};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::custom::schema;
 use super::error::ApiError;
 use super::registry::ResourceInfo;
 
@@ -115,16 +118,35 @@ pub fn normalize(
             _ => {}
         }
     }
-    let typed = (info.round_trip)(input.clone()).map_err(|e| {
+    let cannot = |e: &dyn std::fmt::Display| {
         ApiError::bad_request(format!(
             "{kind} in version \"{v}\" cannot be handled as a {kind}: {e}",
             kind = info.kind,
             v = info.version
         ))
-    })?;
+    };
     let mut unknown = Vec::new();
-    if mode != FieldValidation::Ignore {
-        unknown_fields(&input, &typed, "", &mut unknown);
+    let typed = match info.custom {
+        Some(custom) => {
+            // Metadata is the standard ObjectMeta; the rest is what the schema specifies.
+            let mut obj = input;
+            let meta = obj.get("metadata").cloned().unwrap_or_else(empty);
+            let typed_meta = serde_json::from_value::<ObjectMeta>(meta.clone())
+                .and_then(serde_json::to_value)
+                .map_err(|e| cannot(&e))?;
+            unknown_fields(&meta, &typed_meta, "metadata", &mut unknown);
+            obj["metadata"] = typed_meta;
+            unknown.extend(schema::prune(&custom.schema, &mut obj));
+            obj
+        }
+        None => {
+            let typed = (info.round_trip)(input.clone()).map_err(|e| cannot(&e))?;
+            unknown_fields(&input, &typed, "", &mut unknown);
+            typed
+        }
+    };
+    if mode == FieldValidation::Ignore {
+        unknown.clear();
     }
     let msgs: Vec<String> = unknown
         .iter()

@@ -20,6 +20,10 @@ pub const DEFAULTERS: &[(&str, Defaulter)] = &[
     ("CronJob", cron_job),
     ("PersistentVolume", persistent_volume),
     ("PersistentVolumeClaim", persistent_volume_claim),
+    (
+        "CustomResourceDefinition",
+        super::custom::definition::default,
+    ),
 ];
 
 /// Apply the kind's defaults to `obj`.

@@ -35,32 +35,75 @@ pub fn api_versions(server_address: &str) -> Value {
 /// The metrics API (`kubectl top`), served beside the registry's kinds.
 const METRICS: (&str, &str) = ("metrics.k8s.io", "v1beta1");
 
-fn group(name: &str) -> Option<Value> {
-    let versions: Vec<Value> = registry::group_versions()
+/// Kubernetes' version priority: GA before beta before alpha, higher numbers first, then
+/// other names alphabetically.
+fn version_rank(v: &str) -> (u8, std::cmp::Reverse<u64>, std::cmp::Reverse<u64>, String) {
+    use std::cmp::Reverse;
+    let parsed = v.strip_prefix('v').and_then(|rest| {
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let major: u64 = rest[..end].parse().ok()?;
+        let (class, tail) = match &rest[end..] {
+            "" => (0, ""),
+            t if t.starts_with("beta") => (1, &t[4..]),
+            t if t.starts_with("alpha") => (2, &t[5..]),
+            _ => return None,
+        };
+        let minor: u64 = if tail.is_empty() {
+            0
+        } else {
+            tail.parse().ok()?
+        };
+        Some((class, Reverse(major), Reverse(minor), String::new()))
+    });
+    parsed.unwrap_or((3, Reverse(0), Reverse(0), v.to_string()))
+}
+
+/// Every (group, version) served: built-in, metrics, then custom.
+fn all_group_versions(custom: &[&'static ResourceInfo]) -> Vec<(&'static str, &'static str)> {
+    let mut out = registry::group_versions();
+    out.push(METRICS);
+    for r in custom {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out
+}
+
+fn group(name: &str, custom: &[&'static ResourceInfo]) -> Option<Value> {
+    let mut versions: Vec<&str> = all_group_versions(custom)
         .into_iter()
-        .chain([METRICS])
         .filter(|(g, _)| *g == name)
-        .map(|(g, v)| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+        .map(|(_, v)| v)
+        .collect();
+    if custom.iter().any(|r| r.group == name) {
+        versions.sort_by_key(|v| version_rank(v));
+    }
+    let versions: Vec<Value> = versions
+        .into_iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
         .collect();
     let preferred = versions.first()?.clone();
     Some(json!({"name": name, "versions": versions, "preferredVersion": preferred}))
 }
 
 /// `/apis`.
-pub fn api_group_list() -> Value {
+pub fn api_group_list(custom: &[&'static ResourceInfo]) -> Value {
     let mut names: Vec<&str> = Vec::new();
-    for (g, _) in registry::group_versions().into_iter().chain([METRICS]) {
+    for (g, _) in all_group_versions(custom) {
         if !g.is_empty() && !names.contains(&g) {
             names.push(g);
         }
     }
-    let groups: Vec<Value> = names.into_iter().filter_map(group).collect();
+    let groups: Vec<Value> = names.into_iter().filter_map(|g| group(g, custom)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `/apis/<g>`.
-pub fn api_group(name: &str) -> Option<Value> {
-    let mut g = group(name)?;
+pub fn api_group(name: &str, custom: &[&'static ResourceInfo]) -> Option<Value> {
+    let mut g = group(name, custom)?;
     g["kind"] = json!("APIGroup");
     g["apiVersion"] = json!("v1");
     Some(g)
@@ -92,7 +135,11 @@ fn sub_entry(r: &ResourceInfo, sub: Subresource) -> Value {
 }
 
 /// `/api/v1` or `/apis/<g>/<v>`.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+pub fn resource_list(
+    group: &str,
+    version: &str,
+    custom: &[&'static ResourceInfo],
+) -> Option<Value> {
     if (group, version) == METRICS {
         let r = |name: &str, kind: &str, namespaced: bool| {
             json!({"name": name, "singularName": "", "namespaced": namespaced, "kind": kind,
@@ -105,6 +152,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
     for r in registry::RESOURCES
         .iter()
+        .chain(custom.iter().copied())
         .filter(|r| r.group == group && r.version == version)
     {
         let mut e = json!({
@@ -145,7 +193,7 @@ mod tests {
 
     #[test]
     fn documents() {
-        let core = resource_list("", "v1").unwrap();
+        let core = resource_list("", "v1", &[]).unwrap();
         let names: Vec<&str> = core["resources"]
             .as_array()
             .unwrap()
@@ -154,12 +202,18 @@ mod tests {
             .collect();
         assert!(names.contains(&"pods") && names.contains(&"pods/status"));
         assert!(names.contains(&"replicationcontrollers/scale"));
-        let groups = api_group_list();
+        let groups = api_group_list(&[]);
         assert!(groups["groups"]
             .as_array()
             .unwrap()
             .iter()
             .any(|g| g["name"] == "apps"));
-        assert!(resource_list("apps", "v2").is_none());
+        assert!(resource_list("apps", "v2", &[]).is_none());
+        let mut ranked = vec!["v1alpha1", "v2", "foo", "v1beta2", "v1", "v1beta1", "v10"];
+        ranked.sort_by_key(|v| version_rank(v));
+        assert_eq!(
+            ranked,
+            ["v10", "v2", "v1", "v1beta2", "v1beta1", "v1alpha1", "foo"]
+        );
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod bootstrap;
 pub mod client;
+pub mod custom;
 pub mod decode;
 pub mod defaults;
 pub mod discovery;
@@ -54,6 +55,8 @@ pub struct ApiServer {
     client: ApiClient,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
+    /// Follows the CRDs (see [`custom::follow`]).
+    follower: JoinHandle<()>,
 }
 
 impl ApiServer {
@@ -70,6 +73,7 @@ impl ApiServer {
     /// Stop accepting requests and end open watches.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
+        self.follower.abort();
         self.task.abort();
         let _ = self.task.await;
     }
@@ -96,6 +100,7 @@ pub async fn serve(cp: Arc<ControlPlane>, listen: SocketAddr) -> Result<ApiServe
         addr: listen,
         source,
     })?;
+    let follower = tokio::spawn(custom::follow(objects.clone()));
     let app = http::router(objects, addr.to_string());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -119,5 +124,6 @@ pub async fn serve(cp: Arc<ControlPlane>, listen: SocketAddr) -> Result<ApiServe
         client,
         stop,
         task,
+        follower,
     })
 }

@@ -31,8 +31,22 @@ fn hash() -> String {
     )
 }
 
-/// `/openapi/v3`.
-pub fn root() -> Value {
+/// A custom group version's hash: changes with its kinds' schemas.
+fn custom_hash(group: &str, version: &str, custom: &[&'static ResourceInfo]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for r in custom
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
+        (r.plural, r.kind).hash(&mut h);
+        r.custom.map(|c| c.schema.to_string()).hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// `/openapi/v3`: the built-in group versions and those of the CRDs (`custom`).
+pub fn root(custom: &[&'static ResourceInfo]) -> Value {
     let mut paths = Map::new();
     for (g, v) in registry::group_versions() {
         let p = gv_path(g, v);
@@ -41,7 +55,77 @@ pub fn root() -> Value {
             json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash())}),
         );
     }
+    for r in custom {
+        let p = gv_path(r.group, r.version);
+        let h = custom_hash(r.group, r.version, custom);
+        paths.insert(
+            p.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={h}")}),
+        );
+    }
     json!({"paths": paths})
+}
+
+/// The document of a custom group version: each kind's CRD schema with the standard
+/// `apiVersion`, `kind` and `metadata`, tagged with its GVK (for `kubectl explain`).
+pub fn custom_group_version(path: &str, custom: &[&'static ResourceInfo]) -> Option<String> {
+    let kinds: Vec<&ResourceInfo> = custom
+        .iter()
+        .copied()
+        .filter(|r| gv_path(r.group, r.version) == path)
+        .collect();
+    let first = kinds.first()?;
+    let mut gen = SchemaSettings::openapi3().into_generator();
+    let meta_ref = serde_json::to_value(
+        gen.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>(),
+    )
+    .unwrap_or_default();
+    let mut defs = serde_json::to_value(gen.take_definitions()).unwrap_or_else(|_| json!({}));
+    let mut paths = Map::new();
+    for r in &kinds {
+        let Some(c) = r.custom else { continue };
+        let mut schema = c.schema.clone();
+        if let Some(props) = schema
+            .as_object_mut()
+            .map(|s| s.entry("properties").or_insert_with(|| json!({})))
+            .and_then(Value::as_object_mut)
+        {
+            props.insert("apiVersion".into(), json!({"type": "string",
+                "description": "APIVersion defines the versioned schema of this representation of an object."}));
+            props.insert("kind".into(), json!({"type": "string",
+                "description": "Kind is a string value representing the REST resource this object represents."}));
+            props.insert("metadata".into(), meta_ref.clone());
+        }
+        let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+        schema["x-kubernetes-group-version-kind"] = json!([gvk.clone()]);
+        let reversed: Vec<&str> = r.group.split('.').rev().collect();
+        defs[format!("{}.{}.{}", reversed.join("."), r.version, r.kind)] = schema;
+        paths.insert(item_path(r), patch_operation(r, gvk));
+    }
+    Some(
+        json!({
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes CRD Swagger", "version": first.version},
+            "paths": paths,
+            "components": {"schemas": defs},
+        })
+        .to_string(),
+    )
+}
+
+/// The PATCH operation of a kind's item path: its GVK and the query parameters.
+fn patch_operation(r: &ResourceInfo, gvk: Value) -> Value {
+    let query = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string"}});
+    json!({
+        "patch": {
+            "operationId": format!("patch{}", r.kind),
+            "x-kubernetes-action": "patch",
+            "x-kubernetes-group-version-kind": gvk,
+            "parameters": [query("dryRun"), query("fieldManager"),
+                           query("fieldValidation"), query("force")],
+            "responses": {"200": {"description": "OK"}},
+        }
+    })
 }
 
 fn item_path(r: &ResourceInfo) -> String {
@@ -106,20 +190,7 @@ fn build(path: &str) -> Option<Value> {
         .filter(|r| r.group == g && r.version == v)
     {
         let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
-        let query = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string"}});
-        paths.insert(
-            item_path(r),
-            json!({
-                "patch": {
-                    "operationId": format!("patch{}", r.kind),
-                    "x-kubernetes-action": "patch",
-                    "x-kubernetes-group-version-kind": gvk,
-                    "parameters": [query("dryRun"), query("fieldManager"),
-                                   query("fieldValidation"), query("force")],
-                    "responses": {"200": {"description": "OK"}},
-                }
-            }),
-        );
+        paths.insert(item_path(r), patch_operation(r, gvk));
     }
     Some(json!({
         "openapi": "3.0.0",

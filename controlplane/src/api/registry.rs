@@ -5,7 +5,10 @@ use k8s_openapi::api::{
     apps, autoscaling, batch, coordination, core, discovery, networking, policy, rbac, scheduling,
     storage,
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use serde_json::Value;
+
+use super::custom::CustomInfo;
 
 /// Subresources the API server implements generically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +102,8 @@ pub struct ResourceInfo {
     pub categories: &'static [&'static str],
     pub round_trip: RoundTrip,
     pub schema: SchemaFn,
+    /// Set for the kinds of CustomResourceDefinitions (see [`crate::api::custom`]).
+    pub custom: Option<&'static CustomInfo>,
 }
 
 pub const VERBS: &[&str] = &[
@@ -124,6 +129,16 @@ impl ResourceInfo {
 
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)
+    }
+
+    /// The kind whose built-in hooks (defaults, validation, allocation, printing) apply:
+    /// empty for custom resources, whose kind may well be named `Service` or `Pod`.
+    pub fn builtin_kind(&self) -> &'static str {
+        if self.custom.is_some() {
+            ""
+        } else {
+            self.kind
+        }
     }
 
     pub fn has(&self, sub: Subresource) -> bool {
@@ -157,6 +172,7 @@ macro_rules! res {
             categories: &[$($cat),*],
             round_trip: round_trip::<$ty>,
             schema: schema_of::<$ty>,
+            custom: None,
         }
     };
 }
@@ -424,6 +440,15 @@ pub static RESOURCES: &[ResourceInfo] = &[
         false,
         [],
         []
+    ),
+    res!(
+        apiextensions::v1::CustomResourceDefinition,
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        ["crd", "crds"],
+        false,
+        [Status],
+        ["api-extensions"]
     ),
     res!(
         autoscaling::v2::HorizontalPodAutoscaler,

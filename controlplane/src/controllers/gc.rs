@@ -1,17 +1,24 @@
 //! The garbage collector: deletes objects whose owners are all gone (a uid mismatch counts
 //! as gone), drops references to vanished owners, and finishes the `orphan` and
 //! `foregroundDeletion` finalizers the API server adds for propagation policies.
-//! Keys are `<registry index>|<cache key>`; a reverse index maps owner uids to dependents.
+//! Keys are `<cache index>|<cache key>`; a reverse index maps owner uids to dependents.
+//! Cache indices first follow [`registry::RESOURCES`]; the kinds of CRDs get caches of
+//! their own as the CRDs come and go ([`GarbageCollector::follow_definition`]), indexed
+//! after the built-in ones.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::task::AbortHandle;
 
 use serde_json::Value;
 
-use super::cache::{key_of, Cache};
+use super::cache::{key_of, reflect, Cache};
 use super::owners::{self, owner_refs};
+use super::queue::WorkQueue;
 use super::runtime::{Action, Controller};
 use super::ControllerError;
+use crate::api::custom::kinds::infos_of;
 use crate::api::meta;
 use crate::api::objects::{DeleteOptions, ListOptions, Objects};
 use crate::api::registry::{self, ResourceInfo};
@@ -23,6 +30,9 @@ pub struct GarbageCollector {
     pub objects: Objects,
     /// One cache per entry of [`registry::RESOURCES`], same order.
     pub caches: Vec<Arc<Cache>>,
+    /// Caches of custom kinds (their storage versions) by CRD name, at index
+    /// `caches.len() + i`; a CRD's slot is emptied when it goes.
+    custom: RwLock<Vec<Option<CustomCache>>>,
     /// Owner uid → keys of its dependents.
     dependents: Mutex<HashMap<String, HashSet<String>>>,
 }
@@ -31,13 +41,111 @@ fn ref_uid(r: &Value) -> &str {
     r.get("uid").and_then(Value::as_str).unwrap_or("")
 }
 
+/// The cache of one custom kind and the task filling it.
+struct CustomCache {
+    crd: String,
+    cache: Arc<Cache>,
+    reflector: AbortHandle,
+}
+
 impl GarbageCollector {
     pub fn new(objects: Objects, caches: Vec<Arc<Cache>>) -> Self {
         Self {
             objects,
             caches,
+            custom: RwLock::default(),
             dependents: Mutex::default(),
         }
+    }
+
+    /// Start (or, once `crd` is gone, stop) following the objects of a CRD's kind; their
+    /// changes are observed as those of the built-in kinds and queued on `queue`.
+    pub fn follow_definition(
+        self: &Arc<Self>,
+        crd: Option<&Value>,
+        name: &str,
+        queue: &Arc<WorkQueue>,
+    ) {
+        let mut custom = self.custom.write().unwrap();
+        let slot = custom
+            .iter()
+            .position(|c| c.as_ref().is_some_and(|c| c.crd == name));
+        let info = crd.and_then(|c| {
+            infos_of(c)
+                .into_iter()
+                .find(|i| i.custom.is_some_and(|c| c.storage))
+        });
+        match (slot, info) {
+            (Some(_), Some(_)) => {}
+            (None, Some(info)) => {
+                let idx = self.caches.len() + custom.len();
+                let cache = Cache::metadata_only(info);
+                let (gc, q) = (Arc::downgrade(self), queue.clone());
+                cache.on_change(Arc::new(move |old, new| {
+                    if let Some(gc) = gc.upgrade() {
+                        for k in gc.observe(idx, old, new) {
+                            q.add(&k);
+                        }
+                    }
+                }));
+                let reflector =
+                    tokio::spawn(reflect(cache.clone(), self.objects.clone())).abort_handle();
+                log::info!("garbage collector: following {}", info.qualified());
+                custom.push(Some(CustomCache {
+                    crd: name.to_string(),
+                    cache,
+                    reflector,
+                }));
+            }
+            (Some(i), None) => {
+                if let Some(c) = custom[i].take() {
+                    c.reflector.abort();
+                }
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Stop the reflectors of custom kinds (the controllers stop).
+    pub fn stop_following(&self) {
+        for c in self
+            .custom
+            .write()
+            .unwrap()
+            .iter_mut()
+            .filter_map(Option::take)
+        {
+            c.reflector.abort();
+        }
+    }
+
+    /// The cache at index `idx` (built-in or custom).
+    fn cache_at(&self, idx: usize) -> Option<Arc<Cache>> {
+        if let Some(c) = self.caches.get(idx) {
+            return Some(c.clone());
+        }
+        let custom = self.custom.read().unwrap();
+        custom
+            .get(idx - self.caches.len())?
+            .as_ref()
+            .map(|c| c.cache.clone())
+    }
+
+    /// The cache index and resource of owner kind `kind` of `api_version`: a built-in
+    /// kind, or any served version of a followed custom kind.
+    fn index_of(&self, api_version: &str, kind: &str) -> Option<(usize, &'static ResourceInfo)> {
+        if let Some(i) = registry::RESOURCES
+            .iter()
+            .position(|i| i.kind == kind && i.api_version() == api_version)
+        {
+            return Some((i, &registry::RESOURCES[i]));
+        }
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let custom = self.custom.read().unwrap();
+        custom.iter().enumerate().find_map(|(i, c)| {
+            let info = c.as_ref()?.cache.info;
+            (info.group == group && info.kind == kind).then_some((self.caches.len() + i, info))
+        })
     }
 
     /// Index a change of an object of cache `idx`; returns the keys to reconcile.
@@ -78,21 +186,19 @@ impl GarbageCollector {
     fn owner_key(&self, obj: &Value, r: &Value) -> Option<String> {
         let av = r.get("apiVersion").and_then(Value::as_str)?;
         let kind = r.get("kind").and_then(Value::as_str)?;
-        let idx = registry::RESOURCES
-            .iter()
-            .position(|i| i.kind == kind && i.api_version() == av)?;
+        let (idx, info) = self.index_of(av, kind)?;
         let name = r.get("name").and_then(Value::as_str)?;
-        let info = &registry::RESOURCES[idx];
         Some(match owners::namespace(obj).filter(|_| info.namespaced) {
             Some(ns) => format!("{idx}|{ns}/{name}"),
             None => format!("{idx}|{name}"),
         })
     }
 
-    fn lookup(&self, key: &str) -> Option<(&Arc<Cache>, Value)> {
+    fn lookup(&self, key: &str) -> Option<(Arc<Cache>, Value)> {
         let (idx, k) = key.split_once('|')?;
-        let cache = self.caches.get(idx.parse::<usize>().ok()?)?;
-        Some((cache, cache.get(k)?))
+        let cache = self.cache_at(idx.parse::<usize>().ok()?)?;
+        let obj = cache.get(k)?;
+        Some((cache, obj))
     }
 
     /// Dependents of `owner` read from the store, not the caches: a dependent created just
@@ -104,7 +210,8 @@ impl GarbageCollector {
         let uid = owners::uid(owner);
         let ns = owners::namespace(owner);
         let mut out = Vec::new();
-        for info in registry::RESOURCES {
+        let custom = self.objects.custom_kinds().stored();
+        for info in registry::RESOURCES.iter().chain(custom) {
             if ns.is_some() && !info.namespaced {
                 continue;
             }
@@ -139,7 +246,10 @@ impl GarbageCollector {
         }
         // The cache may lag behind: confirm with a read from the store.
         let (idx, _) = key.split_once('|').unwrap_or_default();
-        let info = &registry::RESOURCES[idx.parse::<usize>().unwrap_or(0)];
+        let Some(cache) = self.cache_at(idx.parse::<usize>().unwrap_or(0)) else {
+            return Ok(true);
+        };
+        let info = cache.info;
         let ns = owners::namespace(obj).filter(|_| info.namespaced);
         let name = r.get("name").and_then(Value::as_str).unwrap_or("");
         match self.objects.get(info, ns, name).await {
@@ -215,10 +325,10 @@ impl Controller for GarbageCollector {
         let finalizers = meta::finalizers(&obj);
         if meta::is_deleting(&obj) {
             if finalizers.iter().any(|f| f == ORPHAN) {
-                return self.finish_orphan(cache, &obj).await;
+                return self.finish_orphan(&cache, &obj).await;
             }
             if finalizers.iter().any(|f| f == FOREGROUND) {
-                return self.finish_foreground(cache, &obj).await;
+                return self.finish_foreground(&cache, &obj).await;
             }
         }
         let refs = owner_refs(&obj);

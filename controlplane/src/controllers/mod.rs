@@ -2,8 +2,8 @@
 //! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), DaemonSet ([`daemonset`]),
 //! StatefulSet ([`statefulset`]), Job ([`job`]), CronJob ([`cronjob`]: Jobs on a schedule),
 //! HorizontalPodAutoscaler ([`hpa`]), PersistentVolumes and their claims ([`volumes`]), the
-//! garbage collector ([`gc`]) and
-//! namespace deletion ([`namespace`]). Controllers of pods share adoption and release
+//! garbage collector ([`gc`]), namespace deletion ([`namespace`]) and the deletion of a
+//! CustomResourceDefinition's objects ([`crd`]). Controllers of pods share adoption and release
 //! ([`claim`]).
 //!
 //! The runtime is small: one watched cache per kind ([`cache`]), a de-duplicating work queue
@@ -13,6 +13,7 @@
 
 pub mod cache;
 pub mod claim;
+pub mod crd;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -61,6 +62,8 @@ impl ControllerError {
 /// The running controllers; dropping the handle stops them.
 pub struct Controllers {
     tasks: Vec<JoinHandle<()>>,
+    /// Runs reflectors of its own for custom kinds.
+    gc: Arc<gc::GarbageCollector>,
 }
 
 impl Controllers {
@@ -73,6 +76,7 @@ impl Drop for Controllers {
         for t in &self.tasks {
             t.abort();
         }
+        self.gc.stop_following();
     }
 }
 
@@ -146,7 +150,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     let objects = client.objects().clone();
     // The kinds the controllers below read in full; the garbage collector needs only
     // metadata of the others.
-    const FULL: [(&str, &str); 15] = [
+    const FULL: [(&str, &str); 16] = [
         ("v1", "Pod"),
         ("batch/v1", "Job"),
         ("batch/v1", "CronJob"),
@@ -162,6 +166,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         ("apps/v1", "StatefulSet"),
         ("apps/v1", "ControllerRevision"),
         ("v1", "Namespace"),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
     ];
     let caches: Vec<Arc<Cache>> = registry::RESOURCES
         .iter()
@@ -375,6 +380,15 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     };
     start(&mut tasks, c, q, &nss, vec![nss.clone(), accounts], same);
 
+    let crds = cache("apiextensions.k8s.io/v1", "CustomResourceDefinition");
+    let q = WorkQueue::new();
+    watch_primary(&crds, &q);
+    let c = crd::Definitions {
+        objects: objects.clone(),
+        crds: crds.clone(),
+    };
+    start(&mut tasks, c, q, &crds, vec![crds.clone()], same);
+
     let q = WorkQueue::new();
     let gc = Arc::new(gc::GarbageCollector::new(objects.clone(), caches.clone()));
     for (idx, c) in caches.iter().enumerate() {
@@ -385,12 +399,20 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
             }
         }));
     }
-    tasks.push(tokio::spawn(run(gc, q, caches.clone())));
+    // The kinds of CRDs are collected too, each from a cache of its own.
+    let (weak_gc, q2) = (Arc::downgrade(&gc), q.clone());
+    crds.on_change(Arc::new(move |old, new| {
+        let name = crate::api::meta::name(new.or(old).expect("a change has a side"));
+        if let Some(gc) = weak_gc.upgrade() {
+            gc.follow_definition(new, name, &q2);
+        }
+    }));
+    tasks.push(tokio::spawn(run(gc.clone(), q, caches.clone())));
 
     for c in caches {
         tasks.push(tokio::spawn(cache::reflect(c, objects.clone())));
     }
-    Controllers { tasks }
+    Controllers { tasks, gc }
 }
 
 /// What of a node decides where daemon pods go: that it exists, its labels and its spec.

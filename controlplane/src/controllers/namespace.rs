@@ -1,6 +1,7 @@
 //! Namespaces: every live namespace has its `default` ServiceAccount (made again if
 //! deleted, as kube-controller-manager's serviceaccount controller does). Once a namespace
-//! has a deletionTimestamp, delete every namespaced object in it (every served kind), and
+//! has a deletionTimestamp, delete every namespaced object in it (every served kind, custom
+//! kinds included), and
 //! when none is left remove `kubernetes` from `spec.finalizers` through the `finalize`
 //! subresource, so the store drops the namespace.
 
@@ -10,10 +11,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::cache::Cache;
+use super::owners;
 use super::runtime::{Action, Controller};
 use super::ControllerError;
 use crate::api::meta;
-use crate::api::objects::{DeleteOptions, ListOptions, Objects, WriteOptions};
+use crate::api::objects::{Objects, WriteOptions};
 use crate::api::registry::{self, Subresource};
 
 /// Re-check a namespace whose objects are still going away.
@@ -60,27 +62,11 @@ impl Namespaces {
     /// Delete what is left in `ns`; returns how many objects still exist.
     async fn empty(&self, ns: &str) -> Result<usize, ControllerError> {
         let mut left = 0;
-        for info in registry::RESOURCES.iter().filter(|i| i.namespaced) {
-            let items = self
-                .objects
-                .list(info, Some(ns), &ListOptions::default())
-                .await?
-                .items;
-            left += items.len();
-            for item in items.iter().filter(|i| !meta::is_deleting(i)) {
-                let opts = DeleteOptions {
-                    propagation_policy: Some("Background".into()),
-                    ..Default::default()
-                };
-                match self
-                    .objects
-                    .delete(info, Some(ns), meta::name(item), &opts)
-                    .await
-                {
-                    Err(e) if e.code != 404 => return Err(e.into()),
-                    _ => {}
-                }
-            }
+        self.objects.refresh_custom_kinds().await?;
+        let custom = self.objects.custom_kinds().stored();
+        let kinds = registry::RESOURCES.iter().chain(custom);
+        for info in kinds.filter(|i| i.namespaced) {
+            left += owners::delete_all(&self.objects, info, Some(ns)).await?;
         }
         Ok(left)
     }

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::api::meta;
-use crate::api::objects::{Objects, WriteOptions};
+use crate::api::objects::{DeleteOptions, ListOptions, Objects, WriteOptions};
 use crate::api::patch::PatchType;
 use crate::api::registry::{ResourceInfo, Subresource};
 
@@ -152,4 +152,28 @@ pub async fn write_status_if_changed(
         merge_patch(objects, info, obj, &patch, Some(Subresource::Status)).await?;
     }
     Ok(())
+}
+
+/// Delete (in the background) every object of `info` in `ns` (all namespaces: `None`) that
+/// is not being deleted yet; returns how many objects there were.
+pub async fn delete_all(
+    objects: &Objects,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+) -> Result<usize, ControllerError> {
+    let items = objects.list(info, ns, &ListOptions::default()).await?.items;
+    for item in items.iter().filter(|i| !meta::is_deleting(i)) {
+        let opts = DeleteOptions {
+            propagation_policy: Some("Background".into()),
+            ..Default::default()
+        };
+        match objects
+            .delete(info, namespace(item), meta::name(item), &opts)
+            .await
+        {
+            Err(e) if e.code != 404 => return Err(e.into()),
+            _ => {}
+        }
+    }
+    Ok(items.len())
 }

@@ -220,7 +220,7 @@ pub async fn serve(
     let rest = path[PREFIX.len()..].trim_matches('/');
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     if segs.is_empty() {
-        return crate::api::discovery::resource_list(GROUP, VERSION)
+        return crate::api::discovery::resource_list(GROUP, VERSION, &[])
             .map(|d| ok(&d))
             .ok_or_else(|| not_found("group", GROUP));
     }

@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::objects::Objects;
+use super::registry::ResourceInfo;
 use super::{discovery, openapi, openapi_v2};
 use request::{Query, Route};
 
@@ -188,17 +189,28 @@ async fn dispatch(
             "application/json",
         )),
         "/openapi/v2" | "/openapi/v2/" => Ok(openapi_v2_response(&headers)),
-        "/openapi/v3" | "/openapi/v3/" => Ok(ok_json(&openapi::root())),
-        p if p.starts_with("/openapi/v3/") => openapi::group_version(&p["/openapi/v3/".len()..])
-            .map(|doc| {
-                let mut resp = Response::new(axum::body::Body::from(doc));
-                resp.headers_mut().insert(
-                    axum::http::header::CONTENT_TYPE,
-                    axum::http::HeaderValue::from_static("application/json"),
-                );
-                resp
-            })
-            .ok_or_else(ApiError::no_such_resource),
+        "/openapi/v3" | "/openapi/v3/" => app
+            .objects
+            .refresh_custom_kinds()
+            .await
+            .map(|()| ok_json(&openapi::root(&app.objects.custom_kinds().served()))),
+        p if p.starts_with("/openapi/v3/") => {
+            let path = &p["/openapi/v3/".len()..];
+            openapi::group_version(path)
+                .map(str::to_string)
+                .or_else(|| {
+                    openapi::custom_group_version(path, &app.objects.custom_kinds().served())
+                })
+                .map(|doc| {
+                    let mut resp = Response::new(axum::body::Body::from(doc));
+                    resp.headers_mut().insert(
+                        axum::http::header::CONTENT_TYPE,
+                        axum::http::HeaderValue::from_static("application/json"),
+                    );
+                    resp
+                })
+                .ok_or_else(ApiError::no_such_resource)
+        }
         p if p
             .strip_prefix(metrics_api::PREFIX)
             .is_some_and(|r| r.is_empty() || r.starts_with('/')) =>
@@ -251,25 +263,45 @@ async fn serve_api(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    match request::route(uri.path())? {
+    let kinds = app.objects.custom_kinds();
+    let route = match request::route(uri.path(), kinds) {
+        // A kind defined a moment ago, maybe through another server: read the CRDs.
+        Err(e) if e.code == 404 && uri.path().starts_with("/apis/") => {
+            app.objects.refresh_custom_kinds().await?;
+            request::route(uri.path(), kinds)?
+        }
+        r => r?,
+    };
+    match route {
         Route::Discovery(segs) => {
             if method != Method::GET {
                 return Err(ApiError::method_not_allowed("discovery is read-only"));
             }
             let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-            let doc = match segs.as_slice() {
+            // The group list starts a client's discovery: it sees every CRD written so far.
+            if segs == ["apis"] {
+                app.objects.refresh_custom_kinds().await?;
+            }
+            let doc = |custom: &[&'static ResourceInfo]| match segs.as_slice() {
                 ["api"] => Some(discovery::api_versions(&app.address)),
-                ["api", v] => discovery::resource_list("", v),
-                ["apis"] => Some(discovery::api_group_list()),
-                ["apis", g] => discovery::api_group(g),
-                ["apis", g, v] => discovery::resource_list(g, v),
+                ["api", v] => discovery::resource_list("", v, custom),
+                ["apis"] => Some(discovery::api_group_list(custom)),
+                ["apis", g] => discovery::api_group(g, custom),
+                ["apis", g, v] => discovery::resource_list(g, v, custom),
                 _ => None,
+            };
+            let doc = match doc(&kinds.served()) {
+                None if segs.first() == Some(&"apis") => {
+                    app.objects.refresh_custom_kinds().await?;
+                    doc(&kinds.served())
+                }
+                d => d,
             };
             doc.map(|d| ok_json(&d))
                 .ok_or_else(ApiError::no_such_resource)
         }
         Route::Resource(path)
-            if path.info.kind == "Pod"
+            if path.info.builtin_kind() == "Pod"
                 && path.info.group.is_empty()
                 && path.subresource.as_deref() == Some("log") =>
         {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use percent_encoding::percent_decode_str;
 
+use crate::api::custom::CustomKinds;
 use crate::api::error::ApiError;
 use crate::api::registry::{self, ResourceInfo};
 
@@ -71,8 +72,8 @@ pub enum Route {
     Resource(ResourcePath),
 }
 
-/// Route a path under `/api` or `/apis`.
-pub fn route(path: &str) -> Result<Route, ApiError> {
+/// Route a path under `/api` or `/apis` to a built-in kind or one of `custom`.
+pub fn route(path: &str, custom: &CustomKinds) -> Result<Route, ApiError> {
     let segs: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
@@ -89,13 +90,12 @@ pub fn route(path: &str) -> Result<Route, ApiError> {
         Some("watch") => (true, &rest[1..]),
         _ => (false, rest),
     };
-    let lookup = |plural: &str| {
-        registry::lookup(group, version, plural).ok_or_else(ApiError::no_such_resource)
+    let find = |plural: &str| {
+        registry::lookup(group, version, plural).or_else(|| custom.lookup(group, version, plural))
     };
     // `namespaces/{ns}/{plural}...` addresses a namespaced resource when {plural} is one.
-    let namespaced = rest.len() >= 3
-        && rest[0] == "namespaces"
-        && registry::lookup(group, version, &rest[2]).is_some_and(|r| r.namespaced);
+    let namespaced =
+        rest.len() >= 3 && rest[0] == "namespaces" && find(&rest[2]).is_some_and(|r| r.namespaced);
     let (namespace, rest) = if namespaced {
         (Some(rest[1].clone()), &rest[2..])
     } else {
@@ -107,7 +107,7 @@ pub fn route(path: &str) -> Result<Route, ApiError> {
     if rest.len() > 3 {
         return Err(ApiError::no_such_resource());
     }
-    let info = lookup(plural)?;
+    let info = find(plural).ok_or_else(ApiError::no_such_resource)?;
     Ok(Route::Resource(ResourcePath {
         info,
         namespace,
@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     fn res(p: &str) -> ResourcePath {
-        match route(p).unwrap() {
+        match route(p, &CustomKinds::default()).unwrap() {
             Route::Resource(r) => r,
             Route::Discovery(_) => panic!("{p} is discovery"),
         }
@@ -146,9 +146,9 @@ mod tests {
         assert_eq!((r.info.kind, r.namespace.as_deref()), ("Deployment", None));
         let r = res("/api/v1/watch/namespaces/default/pods");
         assert!(r.legacy_watch && r.name.is_none());
-        assert!(route("/api/v1/nope").is_err());
+        assert!(route("/api/v1/nope", &CustomKinds::default()).is_err());
         assert!(matches!(
-            route("/apis/apps/v1").unwrap(),
+            route("/apis/apps/v1", &CustomKinds::default()).unwrap(),
             Route::Discovery(_)
         ));
         let q = Query::parse(Some("labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1"));

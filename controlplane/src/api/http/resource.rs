@@ -166,7 +166,7 @@ pub async fn handle(
         )));
     }
     let name = path.name.as_deref();
-    if info.kind == "ComponentStatus" {
+    if info.builtin_kind() == "ComponentStatus" {
         return component_status::serve(objects, info, method, name, format).await;
     }
     let watch = path.legacy_watch || query.flag("watch");
@@ -274,7 +274,7 @@ pub async fn handle(
             let opts = delete_options(query, headers, &body)?;
             match objects.delete(info, ns, n, &opts).await? {
                 Deleted::Pending(obj) => Ok(response::object(info, format, 202, &obj, &[])),
-                Deleted::Gone(obj) if info.kind == "Pod" => {
+                Deleted::Gone(obj) if info.builtin_kind() == "Pod" => {
                     Ok(response::object(info, format, 200, &obj, &[]))
                 }
                 Deleted::Gone(obj) => {

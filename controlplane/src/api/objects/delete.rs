@@ -83,7 +83,7 @@ fn finalizers_for(obj: &Value, policy: Option<&str>) -> Vec<String> {
 
 /// Grace period of a pod bound to a node (`None`: delete at once).
 fn pod_grace(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> Option<i64> {
-    if info.kind != "Pod" {
+    if info.builtin_kind() != "Pod" {
         return None;
     }
     let bound = obj
@@ -148,7 +148,7 @@ impl Objects {
         let grace = pod_grace(info, &cur, opts);
         let held = !finalizers_for(&cur, policy).is_empty()
             || grace.is_some()
-            || (info.kind == "Namespace"
+            || (info.builtin_kind() == "Namespace"
                 && cur
                     .pointer("/spec/finalizers")
                     .and_then(Value::as_array)
@@ -158,7 +158,7 @@ impl Objects {
                 dry_run: opts.dry_run,
                 ..Default::default()
             };
-            let kind = info.kind;
+            let kind = info.builtin_kind();
             let written = self
                 .guaranteed_update(info, ns, name, wopts, true, |cur| {
                     let finalizers = finalizers_for(cur, policy);
@@ -191,7 +191,7 @@ impl Objects {
         };
         match self.cp.apply(op).await {
             Ok((rev, _)) => {
-                crate::alloc::hooks::written(&self.cp, info.kind, &cur, None).await;
+                crate::alloc::hooks::written(&self.cp, info.builtin_kind(), &cur, None).await;
                 let mut gone = cur;
                 meta::set_resource_version(&mut gone, rev);
                 Ok(Deleted::Gone(gone))

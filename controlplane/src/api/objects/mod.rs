@@ -19,6 +19,7 @@ pub use delete::{DeleteOptions, Deleted};
 pub use subresource::{scale_of, ScaleChange};
 pub use watch::{WatchEvent, WatchOptions, WatchStream, BOOKMARK_EVERY};
 
+use super::custom::CustomKinds;
 use super::decode::{self, FieldValidation};
 use super::error::ApiError;
 use super::meta;
@@ -65,6 +66,8 @@ pub struct Listed {
 #[derive(Clone)]
 pub struct Objects {
     cp: Arc<ControlPlane>,
+    /// The kinds of the CustomResourceDefinitions, as this server last read them.
+    custom: Arc<CustomKinds>,
 }
 
 pub fn key(info: &ResourceInfo, ns: Option<&str>, name: &str) -> String {
@@ -82,8 +85,22 @@ pub fn prefix(info: &ResourceInfo, ns: Option<&str>) -> String {
 
 /// A stored value as served.
 pub fn served(info: &ResourceInfo, kv: &KeyValue) -> Result<Value, ApiError> {
-    meta::decode_stored(&kv.value, kv.mod_revision)
+    decode_as(info, &kv.value, kv.mod_revision)
         .map_err(|e| ApiError::internal(format!("decoding stored {}: {e}", info.kind)))
+}
+
+/// A stored value at revision `rev` as version `info` serves it: the versions of a custom
+/// kind share their objects, which differ only in `apiVersion` (no conversion).
+pub(crate) fn decode_as(
+    info: &ResourceInfo,
+    value: &str,
+    rev: u64,
+) -> Result<Value, serde_json::Error> {
+    let mut v = meta::decode_stored(value, rev)?;
+    if let (Some(_), Some(m)) = (info.custom, v.as_object_mut()) {
+        m.insert("apiVersion".into(), json!(info.api_version()));
+    }
+    Ok(v)
 }
 
 /// What gets stored: the object without its resource version.
@@ -97,7 +114,24 @@ fn stored(obj: &Value) -> String {
 
 impl Objects {
     pub fn new(cp: Arc<ControlPlane>) -> Self {
-        Self { cp }
+        Self {
+            cp,
+            custom: Arc::default(),
+        }
+    }
+
+    /// The custom kinds this server serves.
+    pub fn custom_kinds(&self) -> &CustomKinds {
+        &self.custom
+    }
+
+    /// Read the CRDs from the store and serve their kinds.
+    pub async fn refresh_custom_kinds(&self) -> Result<(), ApiError> {
+        let crds = registry::by_kind("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+            .expect("CRDs are served");
+        let listed = self.list(crds, None, &ListOptions::default()).await?;
+        self.custom.replace(&listed.items);
+        Ok(())
     }
 
     pub fn control_plane(&self) -> &Arc<ControlPlane> {
@@ -205,6 +239,12 @@ impl Objects {
         body: Value,
         opts: WriteOptions,
     ) -> Result<Written, ApiError> {
+        if info.custom.is_some_and(|c| c.terminating) {
+            return Err(ApiError::method_not_allowed(format!(
+                "create not allowed while custom resource definition is terminating: {}",
+                info.qualified()
+            )));
+        }
         let (mut obj, warnings) = decode::normalize(info, body, opts.field_validation)?;
         let m = meta::meta_mut(&mut obj);
         let body_ns = m
@@ -247,7 +287,7 @@ impl Objects {
             .get("name")
             .and_then(Value::as_str)
             .is_some_and(|n| !n.is_empty());
-        if info.has(Subresource::Status) && info.kind != "Node" {
+        if info.has(Subresource::Status) && info.builtin_kind() != "Node" {
             if let Some(o) = obj.as_object_mut() {
                 o.remove("status");
             }
@@ -264,7 +304,7 @@ impl Objects {
             }
             let mut obj = obj.clone();
             meta::omit_empty(&mut obj);
-            defaults::default(info.kind, &mut obj);
+            defaults::default(info.builtin_kind(), &mut obj);
             let name = meta::name(&obj).to_string();
             let errs = validation::validate_create(info, &obj);
             if !errs.is_empty() {
@@ -282,7 +322,8 @@ impl Objects {
                 });
             }
             let claims =
-                crate::alloc::hooks::before_write(&self.cp, info.kind, None, &mut obj).await?;
+                crate::alloc::hooks::before_write(&self.cp, info.builtin_kind(), None, &mut obj)
+                    .await?;
             let op = Op::Create {
                 key: key(info, ns, &name),
                 value: stored(&obj),

@@ -12,7 +12,7 @@ use crate::api::selector::string_map;
 /// The label selector of a workload as a selector string (`a=b,c=d`).
 pub(super) fn selector_string(info: &ResourceInfo, obj: &Value) -> String {
     let sel = obj.pointer("/spec/selector");
-    let mut parts: Vec<String> = if info.kind == "ReplicationController" {
+    let mut parts: Vec<String> = if info.builtin_kind() == "ReplicationController" {
         string_map(sel)
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -45,8 +45,40 @@ pub(super) fn selector_string(info: &ResourceInfo, obj: &Value) -> String {
     parts.join(",")
 }
 
+/// Where a kind keeps what its Scale shows.
+struct ReplicaPaths<'a> {
+    spec_replicas: &'a str,
+    status_replicas: &'a str,
+}
+
+fn replica_paths(info: &ResourceInfo) -> ReplicaPaths<'_> {
+    match info.custom.and_then(|c| c.scale.as_ref()) {
+        Some(s) => ReplicaPaths {
+            spec_replicas: &s.spec_replicas,
+            status_replicas: &s.status_replicas,
+        },
+        None => ReplicaPaths {
+            spec_replicas: "/spec/replicas",
+            status_replicas: "/status/replicas",
+        },
+    }
+}
+
 /// The Scale view of a workload.
 pub fn scale_of(info: &ResourceInfo, obj: &Value) -> Value {
+    let paths = replica_paths(info);
+    let selector = match info.custom {
+        // A custom kind names where its selector (a string) is, if it has one.
+        Some(c) => c
+            .scale
+            .as_ref()
+            .and_then(|s| s.label_selector.as_deref())
+            .and_then(|p| obj.pointer(p))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        None => selector_string(info, obj),
+    };
     let m = obj.get("metadata").cloned().unwrap_or(json!({}));
     let mut meta = json!({});
     for f in [
@@ -64,10 +96,10 @@ pub fn scale_of(info: &ResourceInfo, obj: &Value) -> Value {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": meta,
-        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "spec": {"replicas": obj.pointer(paths.spec_replicas).cloned().unwrap_or(json!(0))},
         "status": {
-            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
-            "selector": selector_string(info, obj),
+            "replicas": obj.pointer(paths.status_replicas).cloned().unwrap_or(json!(0)),
+            "selector": selector,
         },
     })
 }
@@ -113,7 +145,7 @@ impl Objects {
                 let replicas = replicas_of(&scale)?;
                 let precondition = meta::resource_version(&scale).map_err(ApiError::bad_request)?;
                 let mut new = cur.clone();
-                new["spec"]["replicas"] = json!(replicas);
+                set_at(&mut new, replica_paths(info).spec_replicas, json!(replicas));
                 Ok((new, precondition, Vec::new()))
             })
             .await?;
@@ -173,6 +205,27 @@ impl Objects {
         })
         .await
         .map(|_| ())
+    }
+}
+
+/// Set the value at JSON pointer `ptr`, making the objects on the way.
+fn set_at(v: &mut Value, ptr: &str, value: Value) {
+    let mut cur = v;
+    let segs: Vec<String> = ptr
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    for (i, seg) in segs.iter().enumerate() {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        let map = cur.as_object_mut().expect("made an object");
+        if i + 1 == segs.len() {
+            map.insert(seg.clone(), value);
+            return;
+        }
+        cur = map.entry(seg.clone()).or_insert_with(|| json!({}));
     }
 }
 

@@ -144,15 +144,15 @@ impl Objects {
                 meta::meta_mut(&mut new)
                     .insert("generation".into(), json!(generation.unwrap_or(0) + 1));
             }
-            crate::alloc::hooks::carry(info.kind, &cur, &mut new);
+            crate::alloc::hooks::carry(info.builtin_kind(), &cur, &mut new);
             meta::omit_empty(&mut new);
-            defaults::default(info.kind, &mut new);
+            defaults::default(info.builtin_kind(), &mut new);
             let mut errs = validation::validate(info, &new);
             if !own_meta {
                 // Against the stored object as today's defaults would write it: a default
                 // added since it was stored is no change by the client.
                 let mut was = cur.clone();
-                defaults::default(info.kind, &mut was);
+                defaults::default(info.builtin_kind(), &mut was);
                 errs.extend(validation::validate_update(info, &was, &new));
             }
             if !errs.is_empty() {
@@ -168,7 +168,13 @@ impl Objects {
             let claims = if removing {
                 crate::alloc::service::Claims::default()
             } else {
-                crate::alloc::hooks::before_write(&self.cp, info.kind, Some(&cur), &mut new).await?
+                crate::alloc::hooks::before_write(
+                    &self.cp,
+                    info.builtin_kind(),
+                    Some(&cur),
+                    &mut new,
+                )
+                .await?
             };
             let op = if removing {
                 Op::Delete {
@@ -187,7 +193,7 @@ impl Objects {
                 claims.rollback(&self.cp).await;
             } else {
                 let kept = (!removing).then_some(&new);
-                crate::alloc::hooks::written(&self.cp, info.kind, &cur, kept).await;
+                crate::alloc::hooks::written(&self.cp, info.builtin_kind(), &cur, kept).await;
             }
             match applied {
                 Ok((rev, _)) => {

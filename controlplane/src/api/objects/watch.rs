@@ -9,7 +9,6 @@ use tokio::time::{sleep_until, Instant};
 
 use super::{prefix, ListOptions, Objects};
 use crate::api::error::ApiError;
-use crate::api::meta;
 use crate::api::registry::ResourceInfo;
 use crate::api::selector::{FieldSelector, LabelSelector};
 use crate::{EventKind, Watcher};
@@ -120,7 +119,7 @@ impl WatchStream {
 }
 
 fn served_value(info: &ResourceInfo, value: &str, rev: u64) -> Option<Value> {
-    match meta::decode_stored(value, rev) {
+    match super::decode_as(info, value, rev) {
         Ok(v) => Some(v),
         Err(e) => {
             log::warn!("watch: undecodable stored {}: {e}", info.kind);

@@ -9,6 +9,7 @@ mod workloads;
 
 use serde_json::{json, Value};
 
+use super::custom::columns;
 use super::registry::ResourceInfo;
 
 /// What each row carries (`includeObject`).
@@ -152,23 +153,30 @@ pub fn table(
     include: IncludeObject,
     list_meta: Value,
 ) -> Value {
-    let p = printer(info.kind);
-    let columns: Vec<Value> = p
-        .columns
-        .iter()
-        .map(|(name, ty, priority)| {
-            let mut c = json!({"name": name, "type": ty, "format": "", "description": "",
-                               "priority": priority});
-            if *name == "Name" {
-                c["format"] = json!("name");
-            }
-            c
-        })
-        .collect();
+    let p = printer(info.builtin_kind());
+    let columns: Vec<Value> = match info.custom {
+        Some(c) => columns::definitions(&c.columns),
+        None => p
+            .columns
+            .iter()
+            .map(|(name, ty, priority)| {
+                let mut c = json!({"name": name, "type": ty, "format": "", "description": "",
+                                   "priority": priority});
+                if *name == "Name" {
+                    c["format"] = json!("name");
+                }
+                c
+            })
+            .collect(),
+    };
     let rows: Vec<Value> = items
         .iter()
         .map(|o| {
-            let mut row = json!({"cells": (p.cells)(o)});
+            let cells = match info.custom {
+                Some(c) => columns::cells(&c.columns, o),
+                None => (p.cells)(o),
+            };
+            let mut row = json!({"cells": cells});
             if let Some(obj) = row_object(o, include) {
                 row["object"] = obj;
             }

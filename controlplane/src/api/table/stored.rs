@@ -313,6 +313,13 @@ pub const PRINTERS: &[(&str, Printer)] = &[
         },
     ),
     (
+        "CustomResourceDefinition",
+        Printer {
+            columns: &[("Name", "string", 0), ("Created At", "date", 0)],
+            cells: |o| vec![json!(name(o)), json!(s(o, "/metadata/creationTimestamp"))],
+        },
+    ),
+    (
         "ComponentStatus",
         Printer {
             columns: &[

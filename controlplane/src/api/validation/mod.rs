@@ -30,6 +30,10 @@ pub const KIND_VALIDATORS: &[(&str, Validator)] = &[
     ("CronJob", kinds::cron_job),
     ("ConfigMap", kinds::config_map),
     ("Secret", kinds::config_map),
+    (
+        "CustomResourceDefinition",
+        crate::api::custom::definition::validate,
+    ),
 ];
 
 /// How a kind's object names are checked.
@@ -44,8 +48,14 @@ fn name_rule(kind: &str) -> fn(&str) -> Option<String> {
 /// Validate `obj` of resource `info` (after defaulting). Empty when valid.
 pub fn validate(info: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
     let mut errs = validate_meta(info, obj);
-    if let Some((_, f)) = KIND_VALIDATORS.iter().find(|(k, _)| *k == info.kind) {
+    if let Some((_, f)) = KIND_VALIDATORS
+        .iter()
+        .find(|(k, _)| *k == info.builtin_kind())
+    {
         errs.extend(f(obj));
+    }
+    if let Some(custom) = info.custom {
+        errs.extend(crate::api::custom::schema::validate(&custom.schema, obj));
     }
     errs
 }
@@ -58,7 +68,7 @@ pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
         .pointer("/spec/ephemeralContainers")
         .and_then(Value::as_array)
         .is_some_and(|a| !a.is_empty());
-    if info.kind == "Pod" && ephemeral {
+    if info.builtin_kind() == "Pod" && ephemeral {
         errs.push(FieldError::forbidden(
             "spec.ephemeralContainers",
             "cannot be set on create",
@@ -71,7 +81,7 @@ pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
 pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value) -> Vec<FieldError> {
     update::UPDATE_VALIDATORS
         .iter()
-        .find(|(k, _)| *k == info.kind)
+        .find(|(k, _)| *k == info.builtin_kind())
         .map(|(_, f)| f(old, new))
         .unwrap_or_default()
 }
@@ -87,7 +97,7 @@ fn validate_meta(info: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
             message: "Required value: name or generateName is required".into(),
         }),
         Some(n) => {
-            if let Some(e) = name_rule(info.kind)(n) {
+            if let Some(e) = name_rule(info.builtin_kind())(n) {
                 errs.push(FieldError::invalid("metadata.name", n, e));
             }
         }

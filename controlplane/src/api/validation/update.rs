@@ -19,6 +19,10 @@ pub const UPDATE_VALIDATORS: &[(&str, UpdateValidator)] = &[
     ("Job", job),
     ("ConfigMap", immutable_data),
     ("Secret", immutable_data),
+    (
+        "CustomResourceDefinition",
+        crate::api::custom::definition::validate_update,
+    ),
 ];
 
 fn immutable(field: &str) -> FieldError {
