@@ -157,6 +157,36 @@ spec: {cronSpec: 'every minute', replicas: 11, image: 3}
         names.trim(),
         "crontab.stable.example.com/my-new-cron-object"
     );
+
+    // The CRD changes: a new required field and a new column. New objects must have the
+    // field; the existing one, which lacks it, can still be changed otherwise (ratcheting).
+    let stricter = CRD
+        .replacen(
+            "              properties:\n                cronSpec:",
+            "              required: [owner]\n              properties:\n                owner:\n                  type: string\n                cronSpec:",
+            1,
+        )
+        .replacen(
+            "      additionalPrinterColumns:\n",
+            "      additionalPrinterColumns:\n        - name: Owner\n          type: string\n          jsonPath: .spec.owner\n",
+            1,
+        );
+    assert_ne!(stricter, CRD);
+    let out = c.apply(&stricter, &[]).await;
+    assert!(out.ok, "{out:?}");
+    let table = eventually("the new column", || async {
+        let t = c.ok(&["get", "ct"]).await;
+        t.contains("OWNER").then_some(t)
+    })
+    .await;
+    assert_eq!(header(&table), ["NAME", "OWNER", "SPEC", "REPLICAS", "AGE"]);
+    let out = c
+        .apply(&CRONTAB.replace("my-new-cron-object", "ownerless"), &[])
+        .await;
+    assert!(out.stderr.contains("spec.owner: Required value"), "{out:?}");
+    c.ok(&["label", "ct", "my-new-cron-object", "stage=old"])
+        .await;
+    c.ok(&["delete", "ct", "my-new-cron-object"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

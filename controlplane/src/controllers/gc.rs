@@ -30,9 +30,9 @@ pub struct GarbageCollector {
     pub objects: Objects,
     /// One cache per entry of [`registry::RESOURCES`], same order.
     pub caches: Vec<Arc<Cache>>,
-    /// Caches of custom kinds (their storage versions) by CRD name, at index
-    /// `caches.len() + i`; a CRD's slot is emptied when it goes.
-    custom: RwLock<Vec<Option<CustomCache>>>,
+    /// Caches of custom kinds (their storage versions), at index `caches.len() + i`; a
+    /// CRD's slot stays (without a cache) when it goes.
+    custom: RwLock<Followed>,
     /// Owner uid → keys of its dependents.
     dependents: Mutex<HashMap<String, HashSet<String>>>,
 }
@@ -44,8 +44,18 @@ fn ref_uid(r: &Value) -> &str {
 /// The cache of one custom kind and the task filling it.
 struct CustomCache {
     crd: String,
-    cache: Arc<Cache>,
-    reflector: AbortHandle,
+    /// The kind as last defined (its storage version); kept once the CRD is gone, so that
+    /// references to its objects still resolve (to nothing).
+    info: &'static ResourceInfo,
+    /// The cache and its reflector; `None` once the CRD is gone.
+    live: Option<(Arc<Cache>, AbortHandle)>,
+}
+
+/// The custom kinds followed, and whether the controllers stopped.
+#[derive(Default)]
+struct Followed {
+    slots: Vec<CustomCache>,
+    stopped: bool,
 }
 
 impl GarbageCollector {
@@ -58,81 +68,109 @@ impl GarbageCollector {
         }
     }
 
-    /// Start (or, once `crd` is gone, stop) following the objects of a CRD's kind; their
-    /// changes are observed as those of the built-in kinds and queued on `queue`.
+    /// Start following the objects of a CRD's kind (again, with a new definition), or stop
+    /// once `crd` is gone; their changes are observed as those of the built-in kinds and
+    /// queued on `queue`.
     pub fn follow_definition(
         self: &Arc<Self>,
         crd: Option<&Value>,
         name: &str,
         queue: &Arc<WorkQueue>,
     ) {
-        let mut custom = self.custom.write().unwrap();
-        let slot = custom
+        let mut followed = self.custom.write().unwrap();
+        if followed.stopped {
+            return;
+        }
+        let live = followed
+            .slots
             .iter()
-            .position(|c| c.as_ref().is_some_and(|c| c.crd == name));
+            .position(|c| c.crd == name && c.live.is_some());
         let info = crd.and_then(|c| {
             infos_of(c)
                 .into_iter()
                 .find(|i| i.custom.is_some_and(|c| c.storage))
         });
-        match (slot, info) {
-            (Some(_), Some(_)) => {}
+        match (live, info) {
+            (Some(i), Some(info)) if std::ptr::eq(followed.slots[i].info, info) => {}
+            (Some(i), Some(info)) => {
+                // Redefined: the writes of the collector must use the new schema.
+                let slot = &mut followed.slots[i];
+                if let Some((_, reflector)) = slot.live.take() {
+                    reflector.abort();
+                }
+                slot.info = info;
+                slot.live = Some(self.start_cache(self.caches.len() + i, info, queue));
+            }
             (None, Some(info)) => {
-                let idx = self.caches.len() + custom.len();
-                let cache = Cache::metadata_only(info);
-                let (gc, q) = (Arc::downgrade(self), queue.clone());
-                cache.on_change(Arc::new(move |old, new| {
-                    if let Some(gc) = gc.upgrade() {
-                        for k in gc.observe(idx, old, new) {
-                            q.add(&k);
-                        }
-                    }
-                }));
-                let reflector =
-                    tokio::spawn(reflect(cache.clone(), self.objects.clone())).abort_handle();
+                let idx = self.caches.len() + followed.slots.len();
                 log::info!("garbage collector: following {}", info.qualified());
-                custom.push(Some(CustomCache {
+                followed.slots.push(CustomCache {
                     crd: name.to_string(),
-                    cache,
-                    reflector,
-                }));
+                    info,
+                    live: Some(self.start_cache(idx, info, queue)),
+                });
             }
             (Some(i), None) => {
-                if let Some(c) = custom[i].take() {
-                    c.reflector.abort();
+                if let Some((_, reflector)) = followed.slots[i].live.take() {
+                    reflector.abort();
                 }
             }
             (None, None) => {}
         }
     }
 
-    /// Stop the reflectors of custom kinds (the controllers stop).
+    /// A cache of custom kind `info` at index `idx`, observed, and its reflector.
+    fn start_cache(
+        self: &Arc<Self>,
+        idx: usize,
+        info: &'static ResourceInfo,
+        queue: &Arc<WorkQueue>,
+    ) -> (Arc<Cache>, AbortHandle) {
+        let cache = Cache::metadata_only(info);
+        let (gc, q) = (Arc::downgrade(self), queue.clone());
+        cache.on_change(Arc::new(move |old, new| {
+            if let Some(gc) = gc.upgrade() {
+                for k in gc.observe(idx, old, new) {
+                    q.add(&k);
+                }
+            }
+        }));
+        let reflector = tokio::spawn(reflect(cache.clone(), self.objects.clone())).abort_handle();
+        (cache, reflector)
+    }
+
+    /// Stop the reflectors of custom kinds (the controllers stop), and start no more.
     pub fn stop_following(&self) {
-        for c in self
-            .custom
-            .write()
-            .unwrap()
-            .iter_mut()
-            .filter_map(Option::take)
-        {
-            c.reflector.abort();
+        let mut followed = self.custom.write().unwrap();
+        followed.stopped = true;
+        for slot in &mut followed.slots {
+            if let Some((_, reflector)) = slot.live.take() {
+                reflector.abort();
+            }
         }
     }
 
-    /// The cache at index `idx` (built-in or custom).
+    /// The cache at index `idx` (built-in, or a custom kind still defined).
     fn cache_at(&self, idx: usize) -> Option<Arc<Cache>> {
         if let Some(c) = self.caches.get(idx) {
             return Some(c.clone());
         }
-        let custom = self.custom.read().unwrap();
-        custom
-            .get(idx - self.caches.len())?
-            .as_ref()
-            .map(|c| c.cache.clone())
+        let followed = self.custom.read().unwrap();
+        let slot = followed.slots.get(idx - self.caches.len())?;
+        slot.live.as_ref().map(|(c, _)| c.clone())
+    }
+
+    /// The resource at index `idx`, also of a custom kind whose CRD is gone.
+    fn info_at(&self, idx: usize) -> Option<&'static ResourceInfo> {
+        if let Some(c) = self.caches.get(idx) {
+            return Some(c.info);
+        }
+        let followed = self.custom.read().unwrap();
+        followed.slots.get(idx - self.caches.len()).map(|s| s.info)
     }
 
     /// The cache index and resource of owner kind `kind` of `api_version`: a built-in
-    /// kind, or any served version of a followed custom kind.
+    /// kind, or any version of a custom kind followed (a defined one first).
     fn index_of(&self, api_version: &str, kind: &str) -> Option<(usize, &'static ResourceInfo)> {
         if let Some(i) = registry::RESOURCES
             .iter()
@@ -141,11 +179,15 @@ impl GarbageCollector {
             return Some((i, &registry::RESOURCES[i]));
         }
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-        let custom = self.custom.read().unwrap();
-        custom.iter().enumerate().find_map(|(i, c)| {
-            let info = c.as_ref()?.cache.info;
-            (info.group == group && info.kind == kind).then_some((self.caches.len() + i, info))
-        })
+        let followed = self.custom.read().unwrap();
+        let mut matching = followed
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.info.group == group && s.info.kind == kind);
+        let first = matching.clone().next();
+        let found = matching.find(|(_, s)| s.live.is_some()).or(first)?;
+        Some((self.caches.len() + found.0, found.1.info))
     }
 
     /// Index a change of an object of cache `idx`; returns the keys to reconcile.
@@ -246,10 +288,9 @@ impl GarbageCollector {
         }
         // The cache may lag behind: confirm with a read from the store.
         let (idx, _) = key.split_once('|').unwrap_or_default();
-        let Some(cache) = self.cache_at(idx.parse::<usize>().unwrap_or(0)) else {
+        let Some(info) = self.info_at(idx.parse::<usize>().unwrap_or(0)) else {
             return Ok(true);
         };
-        let info = cache.info;
         let ns = owners::namespace(obj).filter(|_| info.namespaced);
         let name = r.get("name").and_then(Value::as_str).unwrap_or("");
         match self.objects.get(info, ns, name).await {

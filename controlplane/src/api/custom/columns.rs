@@ -16,7 +16,8 @@ pub struct Column {
     pub format: String,
     pub description: String,
     pub priority: i64,
-    pub path: Vec<Step>,
+    /// `None` for a path outside the subset read here: its cells stay empty.
+    pub path: Option<Vec<Step>>,
 }
 
 /// One step of a parsed JSONPath.
@@ -34,8 +35,7 @@ pub enum Step {
 }
 
 impl Column {
-    /// A column of a CRD version's `additionalPrinterColumns` (None when its JSONPath is
-    /// outside the subset; the CRD's validation reports those).
+    /// A column of a CRD version's `additionalPrinterColumns`.
     pub fn from_definition(def: &Value) -> Option<Self> {
         let s = |k: &str| def.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         Some(Self {
@@ -44,7 +44,7 @@ impl Column {
             format: s("format"),
             description: s("description"),
             priority: def.get("priority").and_then(Value::as_i64).unwrap_or(0),
-            path: parse(&s("jsonPath")).ok()?,
+            path: parse(&s("jsonPath")).ok(),
         })
     }
 }
@@ -64,11 +64,24 @@ pub fn parse(path: &str) -> Result<Vec<Step>, String> {
     let mut rest = p;
     while !rest.is_empty() {
         if let Some(r) = rest.strip_prefix('.') {
-            let end = r.find(['.', '[']).unwrap_or(r.len());
-            if end == 0 {
+            // A field name ends at an unescaped `.` or `[` (`crossplane\.io/name`).
+            let mut name = String::new();
+            let mut chars = r.char_indices().peekable();
+            let mut end = r.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => name.extend(chars.next().map(|(_, c)| c)),
+                    '.' | '[' => {
+                        end = i;
+                        break;
+                    }
+                    c => name.push(c),
+                }
+            }
+            if name.is_empty() {
                 return Err(format!("{path:?}: empty field name"));
             }
-            steps.push(Step::Field(r[..end].to_string()));
+            steps.push(Step::Field(name));
             rest = &r[end..];
         } else if let Some(r) = rest.strip_prefix('[') {
             let end = bracket_end(r).ok_or_else(|| format!("{path:?}: unclosed '['"))?;
@@ -219,9 +232,10 @@ pub fn cells(columns: &[Column], obj: &Value) -> Vec<Value> {
         out.push(json!(age(obj)));
     }
     out.extend(columns.iter().map(|c| {
-        find(obj, &c.path)
-            .first()
-            .map_or(Value::Null, |v| cell(&c.type_, v))
+        c.path
+            .as_ref()
+            .and_then(|p| find(obj, p).first().map(|v| cell(&c.type_, v)))
+            .unwrap_or(Value::Null)
     }));
     out
 }
@@ -265,6 +279,10 @@ mod tests {
             Some(json!("x"))
         );
         assert_eq!(first(".spec.missing"), None);
+        assert_eq!(
+            first(r".metadata.labels.app\.kubernetes\.io/name"),
+            Some(json!("x"))
+        );
         assert!(parse("spec.size").is_err());
         assert!(parse(".spec[").is_err());
         assert!(parse(".spec[?(@.a > 1)]").is_err());
@@ -279,6 +297,7 @@ mod tests {
              "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},
             {"name": "Tags", "type": "string", "jsonPath": ".spec.tags", "priority": 1},
             {"name": "Gone", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Sliced", "type": "string", "jsonPath": ".spec.tags[-1:]"},
         ]);
         let cols: Vec<Column> = defs
             .as_array()
@@ -286,7 +305,7 @@ mod tests {
             .iter()
             .filter_map(Column::from_definition)
             .collect();
-        assert_eq!(definitions(&cols).len(), 6);
+        assert_eq!(definitions(&cols).len(), 7);
         assert_eq!(
             cells(&cols, &obj()),
             vec![
@@ -295,6 +314,7 @@ mod tests {
                 json!(0.5),
                 json!("True"),
                 json!(r#"["a","b"]"#),
+                Value::Null,
                 Value::Null
             ]
         );

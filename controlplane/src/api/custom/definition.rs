@@ -4,7 +4,6 @@
 
 use serde_json::{json, Value};
 
-use super::columns;
 use crate::api::error::FieldError;
 use crate::api::meta;
 use crate::api::registry;
@@ -161,6 +160,23 @@ pub fn validate(crd: &Value) -> Vec<FieldError> {
         ));
     }
     errs.extend(validate_versions(crd));
+    let served = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .map_or(0, |vs| {
+            vs.iter()
+                .filter(|v| v.get("served").and_then(Value::as_bool) == Some(true))
+                .count()
+        });
+    let strategy = text(crd, "/spec/conversion/strategy");
+    // Versions differ here only in `apiVersion`: conversion by a webhook is not done.
+    if strategy == "Webhook" && served > 1 {
+        errs.push(FieldError::not_supported(
+            "spec.conversion.strategy",
+            strategy,
+            &["None"],
+        ));
+    }
     errs
 }
 
@@ -230,9 +246,9 @@ fn validate_columns(version: &Value, at: &str) -> Vec<FieldError> {
         if text(c, "/name").is_empty() {
             errs.push(FieldError::required(format!("{at}.name")));
         }
-        let path = text(c, "/jsonPath");
-        if let Err(e) = columns::parse(path) {
-            errs.push(FieldError::invalid(format!("{at}.jsonPath"), path, e));
+        // Paths outside the subset `columns` reads are accepted (their cells stay empty).
+        if text(c, "/jsonPath").is_empty() {
+            errs.push(FieldError::required(format!("{at}.jsonPath")));
         }
     }
     errs
@@ -244,23 +260,21 @@ fn validate_scale(version: &Value, at: &str) -> Vec<FieldError> {
     };
     let mut errs = Vec::new();
     for (field, under) in [
-        ("specReplicasPath", ".spec."),
-        ("statusReplicasPath", ".status."),
-        ("labelSelectorPath", ".status."),
+        ("specReplicasPath", &[".spec."][..]),
+        ("statusReplicasPath", &[".status."]),
+        ("labelSelectorPath", &[".spec.", ".status."]),
     ] {
         let path = text(scale, &format!("/{field}"));
         let optional = field == "labelSelectorPath";
         if path.is_empty() && optional {
             continue;
         }
-        if !path.starts_with(under) || super::pointer_of(path).is_none() {
+        if !under.iter().any(|u| path.starts_with(u)) || super::pointer_of(path).is_none() {
+            let under: Vec<&str> = under.iter().map(|u| u.trim_end_matches('.')).collect();
             errs.push(FieldError::invalid(
                 format!("{at}.subresources.scale.{field}"),
                 path,
-                format!(
-                    "should be a json path under {}",
-                    under.trim_end_matches('.')
-                ),
+                format!("should be a json path under {}", under.join(" or ")),
             ));
         }
     }
@@ -324,7 +338,7 @@ mod tests {
         c["spec"]["scope"] = json!("Global");
         c["spec"]["versions"][0]["storage"] = json!(false);
         c["spec"]["versions"][0]["additionalPrinterColumns"] =
-            json!([{"name": "X", "type": "text", "jsonPath": "spec.x"}]);
+            json!([{"name": "X", "type": "text", "jsonPath": ""}]);
         default(&mut c);
         let fields: Vec<String> = validate(&c).into_iter().map(|e| e.field).collect();
         assert_eq!(

@@ -19,6 +19,8 @@ use crate::api::registry::{ResourceInfo, Subresource};
 #[derive(Default)]
 pub struct CustomKinds {
     infos: RwLock<Vec<&'static ResourceInfo>>,
+    /// The store revision the table reflects: an older view never replaces a newer one.
+    revision: Mutex<u64>,
 }
 
 impl std::fmt::Debug for CustomKinds {
@@ -76,8 +78,14 @@ impl CustomKinds {
             .find(|r| r.custom.is_some_and(|c| c.crd == crd))
     }
 
-    /// Replace the table with the kinds of `crds` (stored CustomResourceDefinitions).
-    pub fn replace(&self, crds: &[Value]) {
+    /// Replace the table with the kinds of `crds`, the CustomResourceDefinitions stored at
+    /// revision `revision`, unless the table reflects a later revision already.
+    pub fn replace(&self, revision: u64, crds: &[Value]) {
+        let mut seen = self.revision.lock().unwrap();
+        if revision < *seen {
+            return;
+        }
+        *seen = revision;
         let infos: Vec<&'static ResourceInfo> = crds.iter().flat_map(infos_of).collect();
         *self.infos.write().unwrap() = infos;
     }
@@ -278,7 +286,7 @@ mod tests {
     #[test]
     fn versions_become_kinds() {
         let kinds = CustomKinds::default();
-        kinds.replace(&[crd(json!([]))]);
+        kinds.replace(1, &[crd(json!([]))]);
         let w = kinds.lookup("example.com", "v1", "widgets").unwrap();
         assert_eq!(
             (w.kind, w.singular, w.namespaced),
@@ -302,17 +310,22 @@ mod tests {
     #[test]
     fn unchanged_definitions_are_interned() {
         let kinds = CustomKinds::default();
-        kinds.replace(&[crd(json!([]))]);
+        kinds.replace(1, &[crd(json!([]))]);
         let a = kinds.lookup("example.com", "v1", "widgets").unwrap();
-        kinds.replace(&[crd(json!([]))]);
+        kinds.replace(2, &[crd(json!([]))]);
         let b = kinds.lookup("example.com", "v1", "widgets").unwrap();
         assert!(std::ptr::eq(a, b));
         let cols = json!([{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}]);
-        kinds.replace(&[crd(cols)]);
+        kinds.replace(3, &[crd(cols)]);
         let c = kinds.lookup("example.com", "v1", "widgets").unwrap();
         assert!(!std::ptr::eq(a, c));
         assert_eq!(c.custom.unwrap().columns.len(), 1);
-        kinds.replace(&[]);
+        kinds.replace(2, &[]);
+        assert!(
+            kinds.lookup("example.com", "v1", "widgets").is_some(),
+            "an older view is ignored"
+        );
+        kinds.replace(4, &[]);
         assert!(kinds.lookup("example.com", "v1", "widgets").is_none());
     }
 }

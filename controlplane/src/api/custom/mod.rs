@@ -20,8 +20,9 @@ use serde_json::Value;
 
 pub use kinds::CustomKinds;
 
+use super::error::ApiError;
 use super::meta;
-use super::objects::{Objects, WatchOptions};
+use super::objects::{ListOptions, Objects, WatchOptions};
 use super::registry;
 
 /// What the generic logic needs to know about one version of a custom kind.
@@ -69,42 +70,60 @@ pub fn pointer_of(path: &str) -> Option<String> {
     )
 }
 
-/// Keep the custom kinds `objects` serves current: follow the CRDs in the store (until
-/// the task is aborted).
+/// Keep the custom kinds `objects` serves current: list the CRDs, then follow their
+/// changes (until the task is aborted).
 pub async fn follow(objects: Objects) {
     let crds = registry::by_kind("apiextensions.k8s.io/v1", "CustomResourceDefinition")
         .expect("CRDs are served");
     loop {
-        let opts = WatchOptions {
-            labels: Default::default(),
-            fields: Default::default(),
-            resource_version: None,
-            bookmarks: false,
-            timeout: Duration::from_secs(3600),
-        };
-        match objects.watch(crds, None, opts).await {
-            Ok(mut events) => {
-                let mut known: BTreeMap<String, Value> = BTreeMap::new();
-                while let Some(ev) = events.next().await {
-                    let name = meta::name(&ev.object).to_string();
-                    match ev.kind {
-                        "ADDED" | "MODIFIED" => {
-                            known.insert(name, ev.object);
-                        }
-                        "DELETED" => {
-                            known.remove(&name);
-                        }
-                        "ERROR" => break,
-                        _ => continue,
-                    }
-                    let all: Vec<Value> = known.values().cloned().collect();
-                    objects.custom_kinds().replace(&all);
-                }
-            }
-            Err(e) => log::debug!("following CRDs: {e}"),
+        if let Err(e) = follow_from_list(&objects, crds).await {
+            log::debug!("following CRDs: {e}");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// One list-then-watch of the CRDs, until the watch ends.
+async fn follow_from_list(
+    objects: &Objects,
+    crds: &'static registry::ResourceInfo,
+) -> Result<(), ApiError> {
+    let listed = objects.list(crds, None, &ListOptions::default()).await?;
+    let mut known: BTreeMap<String, Value> = listed
+        .items
+        .into_iter()
+        .map(|c| (meta::name(&c).to_string(), c))
+        .collect();
+    let all: Vec<Value> = known.values().cloned().collect();
+    objects.custom_kinds().replace(listed.revision, &all);
+    let opts = WatchOptions {
+        labels: Default::default(),
+        fields: Default::default(),
+        resource_version: Some(listed.revision.to_string()),
+        bookmarks: false,
+        timeout: Duration::from_secs(3600),
+    };
+    let mut events = objects.watch(crds, None, opts).await?;
+    while let Some(ev) = events.next().await {
+        let name = meta::name(&ev.object).to_string();
+        match ev.kind {
+            "ADDED" | "MODIFIED" => {
+                known.insert(name, ev.object.clone());
+            }
+            "DELETED" => {
+                known.remove(&name);
+            }
+            "ERROR" => return Ok(()),
+            _ => continue,
+        }
+        let revision = meta::resource_version(&ev.object)
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        let all: Vec<Value> = known.values().cloned().collect();
+        objects.custom_kinds().replace(revision, &all);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

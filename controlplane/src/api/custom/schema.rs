@@ -7,6 +7,9 @@
 //! Not applied: `x-kubernetes-validations` (CEL rules), `anyOf`/`oneOf`/`not`, `format`s,
 //! `uniqueItems` and list-type uniqueness.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use serde_json::{Map, Value};
 
 use crate::api::error::FieldError;
@@ -59,14 +62,16 @@ fn walk_object(
     let keep_unknown = flag(schema, "x-kubernetes-preserve-unknown-fields")
         || matches!(additional, Some(Value::Bool(true)));
     let embedded = root || flag(schema, "x-kubernetes-embedded-resource");
-    // Nulls of non-nullable fields are dropped (then defaulted), as Kubernetes does.
+    // Nulls of fields specified as not nullable are dropped (then defaulted), as Kubernetes
+    // does; a null the schema says nothing of (`preserve-unknown-fields`) stays.
     let nulls: Vec<String> = map
         .iter()
         .filter(|(k, v)| {
             v.is_null()
-                && !props
+                && props
                     .and_then(|p| p.get(*k))
-                    .is_some_and(|s| flag(s, "nullable"))
+                    .or(additional.filter(|a| a.is_object()))
+                    .is_some_and(|s| !flag(s, "nullable"))
         })
         .map(|(k, _)| k.clone())
         .collect();
@@ -272,24 +277,38 @@ fn check_bounds(schema: &Value, v: &Value, field: &str, errs: &mut Vec<FieldErro
                 }
             }
             if let Some(m) = number(schema, "multipleOf").filter(|m| *m > 0.0) {
-                if (x / m).fract() != 0.0 {
+                // Within rounding: 0.3 is a multiple of 0.1.
+                let q = x / m;
+                if (q - q.round()).abs() > 1e-9 * q.abs().max(1.0) {
                     bad(format!("{field} in body should be a multiple of {m}"));
                 }
             }
         }
         Value::String(s) => {
             if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
-                match regex::Regex::new(p) {
-                    Ok(re) if !re.is_match(s) => {
-                        bad(format!("{field} in body should match '{p}'"));
-                    }
-                    _ => {}
+                if matches(p, s) == Some(false) {
+                    bad(format!("{field} in body should match '{p}'"));
                 }
             }
         }
         _ => {}
     }
     check_size(schema, v, field, errs);
+}
+
+/// Whether `s` matches `pattern` (None: not a pattern the regex engine takes). Compiled
+/// patterns are kept: a schema's few patterns are checked on every write.
+fn matches(pattern: &str, s: &str) -> Option<bool> {
+    static COMPILED: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let mut compiled = COMPILED.get_or_init(Mutex::default).lock().unwrap();
+    if compiled.len() > 4096 {
+        compiled.clear();
+    }
+    compiled
+        .entry(pattern.to_string())
+        .or_insert_with(|| regex::Regex::new(pattern).ok())
+        .as_ref()
+        .map(|re| re.is_match(s))
 }
 
 /// `minLength`/`maxLength` of strings, `minItems`/`maxItems` of arrays,
@@ -359,7 +378,7 @@ mod tests {
     fn prunes_unknown_fields_and_defaults() {
         let mut obj = json!({
             "apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
-            "spec": {"image": "web", "typo": 1, "extra": {"free": {"form": true}},
+            "spec": {"image": "web", "typo": 1, "extra": {"free": {"form": true}, "unset": null},
                      "labels": {"a": "b"}, "items": [{"name": "ab", "nope": 1}],
                      "note": null, "mode": null},
             "other": true,
@@ -368,10 +387,22 @@ mod tests {
         assert_eq!(dropped, vec!["other", "spec.items[0].nope", "spec.typo"]);
         assert_eq!(obj["spec"]["replicas"], json!(1));
         assert_eq!(obj["spec"]["extra"]["free"]["form"], json!(true));
+        assert_eq!(
+            obj["spec"]["extra"].get("unset"),
+            Some(&Value::Null),
+            "unspecified"
+        );
         assert_eq!(obj["spec"]["note"], Value::Null);
         assert!(obj["spec"].get("mode").is_none());
         assert_eq!(obj["metadata"]["name"], json!("w"));
         assert!(validate(&schema(), &obj).is_empty());
+    }
+
+    #[test]
+    fn multiples_allow_rounding() {
+        let s = json!({"type": "number", "multipleOf": 0.1});
+        assert!(validate(&s, &json!(0.3)).is_empty());
+        assert_eq!(validate(&s, &json!(0.35)).len(), 1);
     }
 
     #[test]

@@ -90,15 +90,19 @@ pub fn served(info: &ResourceInfo, kv: &KeyValue) -> Result<Value, ApiError> {
 }
 
 /// A stored value at revision `rev` as version `info` serves it: the versions of a custom
-/// kind share their objects, which differ only in `apiVersion` (no conversion).
+/// kind share their objects, which differ only in `apiVersion` (no conversion), and are
+/// pruned and defaulted by the version's schema on the way out, as Kubernetes does.
 pub(crate) fn decode_as(
     info: &ResourceInfo,
     value: &str,
     rev: u64,
 ) -> Result<Value, serde_json::Error> {
     let mut v = meta::decode_stored(value, rev)?;
-    if let (Some(_), Some(m)) = (info.custom, v.as_object_mut()) {
-        m.insert("apiVersion".into(), json!(info.api_version()));
+    if let Some(custom) = info.custom {
+        super::custom::schema::prune(&custom.schema, &mut v);
+        if let Some(m) = v.as_object_mut() {
+            m.insert("apiVersion".into(), json!(info.api_version()));
+        }
     }
     Ok(v)
 }
@@ -130,7 +134,7 @@ impl Objects {
         let crds = registry::by_kind("apiextensions.k8s.io/v1", "CustomResourceDefinition")
             .expect("CRDs are served");
         let listed = self.list(crds, None, &ListOptions::default()).await?;
-        self.custom.replace(&listed.items);
+        self.custom.replace(listed.revision, &listed.items);
         Ok(())
     }
 

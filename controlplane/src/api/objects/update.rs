@@ -104,6 +104,16 @@ fn ready_to_remove(obj: &Value) -> bool {
             .is_none_or(Vec::is_empty)
 }
 
+/// Whether a write from `cur` to `new` is a new generation: a change outside metadata and
+/// status — or, for a custom kind without a status subresource, outside metadata.
+fn generation_changes(info: &ResourceInfo, cur: &Value, new: &Value) -> bool {
+    if info.custom.is_some() && !info.has(Subresource::Status) {
+        return cur.get("status") != new.get("status")
+            || meta::spec_part(new) != meta::spec_part(cur);
+    }
+    meta::spec_part(new) != meta::spec_part(cur)
+}
+
 impl Objects {
     /// Read `name`, compute its new state with `change`, write it if it differs, conditional
     /// on the revision read. Retries lost races unless the client gave a resourceVersion.
@@ -139,7 +149,7 @@ impl Objects {
                 };
             }
             meta::set_resource_version(&mut new, kv.mod_revision);
-            if meta::spec_part(&new) != meta::spec_part(&cur) {
+            if generation_changes(info, &cur, &new) {
                 let generation = cur.pointer("/metadata/generation").and_then(Value::as_i64);
                 meta::meta_mut(&mut new)
                     .insert("generation".into(), json!(generation.unwrap_or(0) + 1));
@@ -148,6 +158,12 @@ impl Objects {
             meta::omit_empty(&mut new);
             defaults::default(info.builtin_kind(), &mut new);
             let mut errs = validation::validate(info, &new);
+            if info.custom.is_some() {
+                // Ratcheting: what the stored object already violated (a schema tightened
+                // since) does not stop other changes, nor its deletion.
+                let before = validation::validate(info, &cur);
+                errs.retain(|e| !before.contains(e));
+            }
             if !own_meta {
                 // Against the stored object as today's defaults would write it: a default
                 // added since it was stored is no change by the client.

@@ -209,8 +209,10 @@ impl Controller for Autoscalers {
                 status[k] = v.clone();
             }
         }
-        let scalable =
-            registry::by_kind(av, kind).filter(|i| i.subresources.contains(&Subresource::Scale));
+        // A built-in kind, or a custom one with a scale subresource.
+        let scalable = registry::by_kind(av, kind)
+            .or_else(|| self.objects.custom_kinds().by_kind(av, kind))
+            .filter(|i| i.subresources.contains(&Subresource::Scale));
         let scale = match scalable {
             Some(info) => self
                 .objects
