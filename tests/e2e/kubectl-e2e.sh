@@ -3,7 +3,7 @@
 # apply, get, describe, logs, port-forward, run -i (attach, stdin), scale, rollout (status/history/undo), a Job, a DaemonSet,
 # a PersistentVolumeClaim that outlives its pod, a StatefulSet (stable names in DNS, its
 # volume following a replaced pod), a HorizontalPodAutoscaler and kubectl top, a
-# CustomResourceDefinition and its objects, delete.
+# hostNetwork pod behind a Service, a CustomResourceDefinition and its objects, delete.
 # Usage: tests/e2e/kubectl-e2e.sh [kubeconfig]   (default: target/demo/kubeconfig)
 # Every wait is bounded; the script removes what it created, also on failure.
 set -euo pipefail
@@ -356,6 +356,35 @@ k top pod -n "$NS" -l app=busy
 wait_for 60 "kubectl top node" sh -c "kubectl top node | grep -q '%'"
 k delete deployment busy -n "$NS"
 k delete hpa busy -n "$NS"
+
+step "a hostNetwork pod has its node's address and serves through a Service"
+cat <<YAML | k apply -n "$NS" -f -
+apiVersion: v1
+kind: Pod
+metadata: {name: hostnet, labels: {app: hostnet}}
+spec:
+  hostNetwork: true
+  containers:
+  - name: httpd
+    image: skiff.local/busybox:latest
+    command: ["sh", "-c", "mkdir -p /www && echo from-host-network > /www/index.html && exec httpd -f -p 18081 -h /www"]
+    ports: [{containerPort: 18081}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: hostnet}
+spec:
+  selector: {app: hostnet}
+  ports: [{port: 80, targetPort: 18081}]
+YAML
+k wait --for=condition=Ready pod/hostnet -n "$NS" --timeout=90s
+pod_ip=$(k get pod hostnet -n "$NS" -o jsonpath='{.status.podIP}')
+[ "$pod_ip" = "$(k get pod hostnet -n "$NS" -o jsonpath='{.status.hostIP}')" ] || fail "podIP $pod_ip is not the node's"
+svc_ip=$(k get svc hostnet -n "$NS" -o jsonpath='{.spec.clusterIP}')
+wait_for 60 "the ClusterIP to reach the host-network pod" sh -c \
+  "kubectl exec deploy/hello -n '$NS' -- wget -qO- -T 3 http://$svc_ip/ | grep -q from-host-network"
+k delete pod hostnet -n "$NS"
+k delete svc hostnet -n "$NS"
 
 step "a CustomResourceDefinition: its kind is served, validated, printed and removed with it"
 CRD_GROUP="e2e$$.skiff.dev"

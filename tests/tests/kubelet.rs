@@ -5,7 +5,7 @@
 //! Shown: a pod goes Running with its IPs, conditions, events and the Service env vars,
 //! survives a kubelet restart untouched, and is stopped, deleted and cleaned up; a crashing
 //! container backs off with a growing restartCount; a missing image gives ErrImagePull then
-//! ImagePullBackOff.
+//! ImagePullBackOff; a hostNetwork pod has the node's address and name.
 
 use std::time::Duration;
 
@@ -118,6 +118,67 @@ fn pod_runs_with_service_env_survives_a_kubelet_restart_and_is_deleted() {
         "netns removed"
     );
     assert!(w.events("web").iter().any(|(r, _)| r == "Killing"));
+}
+
+#[test]
+fn a_host_network_pod_shares_the_nodes_network_and_name() {
+    let mut w = World::new(BackoffConfig::default());
+    let mut p = pod(
+        "exporter",
+        IMAGE,
+        "cat /proc/net/fib_trie; echo host=$(hostname); echo ready; while true; do sleep 0.1; done",
+        "Always",
+    );
+    let spec = p.spec.as_mut().unwrap();
+    spec.node_name = Some(w.cfg().node_name.clone());
+    spec.host_network = Some(true);
+    let uid = w.create(&p).metadata.uid.unwrap();
+    let running = w.wait_pod("exporter", "Running", |p| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+    });
+    let node_ip = w.lab.node(0).addr().to_string();
+    let st = running.status.unwrap();
+    assert_eq!(
+        st.pod_ip.as_deref(),
+        Some(node_ip.as_str()),
+        "the node's address"
+    );
+    assert_eq!(st.host_ip.as_deref(), Some(node_ip.as_str()));
+    let log = eventually("the container's view of the network", || {
+        let log = w.log(&uid, "app", 0);
+        log.contains("ready").then_some(log)
+    });
+    assert!(
+        log.contains(&node_ip),
+        "the node's address is local to the container:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("host={}", w.cfg().node_name)),
+        "{log}"
+    );
+    assert!(
+        !std::path::Path::new("/run/skiff/netns").join(&uid).exists(),
+        "no network namespace of its own"
+    );
+
+    // Re-adopted after a kubelet restart, not started again.
+    w.stop_kubelet();
+    w.start_kubelet();
+    eventually("the re-adopted pod", || {
+        let p = w.pod("exporter")?;
+        let cs = app_status(&p)?;
+        let st = p.status.as_ref()?;
+        (cs.restart_count == 0
+            && cs.state.as_ref()?.running.is_some()
+            && st.pod_ip.as_deref() == Some(node_ip.as_str()))
+        .then_some(())
+    });
+    assert!(
+        !w.log(&uid, "app", 1).contains("ready"),
+        "no second instance"
+    );
+    w.delete("exporter");
+    eventually("pod gone", || w.pod("exporter").is_none().then_some(()));
 }
 
 #[test]

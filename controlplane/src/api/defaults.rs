@@ -119,6 +119,29 @@ fn pod_spec(spec: &mut Map<String, Value>, restart: &str) {
     containers(spec, "containers");
     containers(spec, "initContainers");
     containers(spec, "ephemeralContainers");
+    // On the node's network a container port is a port of the node.
+    if spec.get("hostNetwork") == Some(&json!(true)) {
+        for list in ["containers", "initContainers"] {
+            for c in spec
+                .get_mut(list)
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                for p in c
+                    .get_mut("ports")
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_object_mut)
+                {
+                    if let Some(port) = p.get("containerPort").cloned() {
+                        set_default(p, "hostPort", port);
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn pod(obj: &mut Value) {
@@ -280,5 +303,24 @@ mod tests {
             (&s["completions"], &s["parallelism"]),
             (&json!(5), &json!(1))
         );
+    }
+
+    #[test]
+    fn host_network_ports_are_host_ports() {
+        let mut pod = json!({"spec": {"hostNetwork": true, "containers": [
+            {"name": "a", "ports": [{"containerPort": 9100}, {"containerPort": 80, "hostPort": 8080}]},
+        ]}});
+        default("Pod", &mut pod);
+        let ports = &pod["spec"]["containers"][0]["ports"];
+        assert_eq!(
+            (&ports[0]["hostPort"], &ports[1]["hostPort"]),
+            (&json!(9100), &json!(8080))
+        );
+        let mut plain =
+            json!({"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 80}]}]}});
+        default("Pod", &mut plain);
+        assert!(plain["spec"]["containers"][0]["ports"][0]
+            .get("hostPort")
+            .is_none());
     }
 }

@@ -9,10 +9,11 @@ use tokio::time::Instant;
 
 use super::super::layout;
 use super::super::status::Terminated;
+use super::network::{self, PodNet};
 use super::slot::{container_id_uri, Instance};
 use super::{restart_policy, Worker};
 use crate::runtime::{Container, ExitStatus};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{PodFiles, Sandbox};
 
 fn exit_time(c: &Container, dir: &std::path::Path) -> DateTime<Utc> {
     std::fs::metadata(dir.join(c.id()).join("exit.json"))
@@ -69,16 +70,23 @@ impl Worker {
                     Err(e) => log::warn!("kubelet: re-adopting container {id}: {e}"),
                 }
             }
-            (sandbox, by_name)
+            let files = ctx.net.files_dir(&uid).join(PodFiles::RESOLV_CONF).exists();
+            (sandbox, files, by_name)
         })
         .await;
-        let Ok((sandbox, mut by_name)) = found else {
+        let Ok((sandbox, files, mut by_name)) = found else {
             return;
         };
         if sandbox.is_some() {
             log::info!("kubelet: pod {}: re-adopted its sandbox", self.uid);
         }
-        self.sandbox = sandbox;
+        // A pod on the node's network has nothing to re-adopt but its files.
+        let host = files && self.pod.as_deref().is_some_and(network::host_network);
+        self.network = match sandbox {
+            Some(sb) => Some(PodNet::Sandbox(sb)),
+            None if host => Some(PodNet::Host),
+            None => None,
+        };
         let policy = self
             .pod
             .as_deref()

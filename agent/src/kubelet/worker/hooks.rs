@@ -13,7 +13,6 @@ use super::super::events::Recorder;
 use super::super::probe::{ProbeResult, ProbeTarget, Prober};
 use super::{terminate, Worker};
 use crate::runtime::exec::ExecTarget;
-use crate::sandbox::Sandbox;
 
 /// How long a killed container may take to be reaped after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -99,7 +98,7 @@ impl Worker {
         let inst = s.current.as_ref()?;
         let c = self.container_spec(pod, s.init, &s.name)?;
         let handler = handler(&c, hook)?.clone();
-        let ip = self.sandbox.as_ref().map(Sandbox::ip)?;
+        let ip = self.pod_ip()?;
         let exec = ExecTarget::of(inst.container.state(), Some(self.ctx.cgroups));
         Some(HookRun {
             hook,

@@ -5,6 +5,7 @@
 
 mod adopt;
 mod hooks;
+mod network;
 mod probes;
 mod slot;
 mod start;
@@ -25,7 +26,7 @@ use super::status::{self, PodView};
 use super::volumes::VolumePaths;
 use super::{layout, volumes, Ctx};
 use crate::runtime::cgroups::{pod_resources, qos_class, CgroupResources, QosClass};
-use crate::sandbox::{files, resolv, PodFiles, Sandbox};
+use network::PodNet;
 use slot::Slot;
 
 /// Retry pause after a sandbox or volume error.
@@ -41,7 +42,8 @@ pub struct Worker {
     uid: String,
     desired: watch::Receiver<Option<Arc<Pod>>>,
     pod: Option<Arc<Pod>>,
-    sandbox: Option<Sandbox>,
+    /// The pod's network, once set up.
+    network: Option<PodNet>,
     /// The pod cgroup's resources as last applied.
     cgroup_applied: Option<CgroupResources>,
     volumes: Option<VolumePaths>,
@@ -74,21 +76,6 @@ fn restart_policy(pod: &Pod) -> String {
         .unwrap_or_else(|| "Always".into())
 }
 
-/// Pod `uid`'s sandbox with its hosts, resolv.conf and hostname files (blocking).
-fn create_sandbox(ctx: &Ctx, uid: &str, pod: &Pod) -> Result<Sandbox, String> {
-    let sb =
-        Sandbox::create(&ctx.net, uid).map_err(|e| format!("creating the pod sandbox: {e}"))?;
-    let cfg = &ctx.cfg;
-    let pod_files = PodFiles {
-        hosts: files::hosts(pod, &[sb.ip().into()], &cfg.cluster_domain),
-        resolv_conf: resolv::resolv_conf(pod, &ctx.dns).render(),
-        hostname: files::hostname(pod),
-    };
-    sb.write_files(&ctx.net, &pod_files)
-        .map_err(|e| format!("writing the pod's hosts/resolv.conf/hostname: {e}"))?;
-    Ok(sb)
-}
-
 impl Worker {
     pub fn new(ctx: Arc<Ctx>, uid: String, desired: watch::Receiver<Option<Arc<Pod>>>) -> Self {
         Self {
@@ -96,7 +83,7 @@ impl Worker {
             uid,
             desired,
             pod: None,
-            sandbox: None,
+            network: None,
             cgroup_applied: None,
             volumes: None,
             slots: Vec::new(),
@@ -298,7 +285,7 @@ impl Worker {
     /// agent's one async thread must not wait with them.
     async fn ensure_sandbox(&mut self, pod: &Arc<Pod>) -> Result<(), String> {
         let resources = pod_resources(pod);
-        let create = self.sandbox.is_none();
+        let create = self.network.is_none();
         let apply = self.cgroup_applied.as_ref() != Some(&resources);
         if create || apply {
             let (ctx, uid, pod) = (self.ctx.clone(), self.uid.clone(), pod.clone());
@@ -306,7 +293,7 @@ impl Worker {
             let res = resources.clone();
             let (sandbox, cgroup) = tokio::task::spawn_blocking(move || {
                 let sandbox = if create {
-                    create_sandbox(&ctx, &uid, &pod).map(Some)
+                    network::create(&ctx, &uid, &pod).map(Some)
                 } else {
                     Ok(None)
                 };
@@ -321,8 +308,8 @@ impl Worker {
             })
             .await
             .map_err(|e| format!("creating the pod sandbox: {e}"))?;
-            if let Some(sb) = sandbox? {
-                self.sandbox = Some(sb);
+            if let Some(net) = sandbox? {
+                self.network = Some(net);
             }
             cgroup?;
             self.cgroup_applied = Some(resources);
@@ -420,12 +407,17 @@ impl Worker {
             init: views(true, false),
             containers: views(false, false),
             ephemeral: views(false, true),
-            pod_ip: self.sandbox.as_ref().map(Sandbox::ip),
+            pod_ip: self.pod_ip(),
             host_ip: Some(self.ctx.node_ip),
             start_time: self.start_time,
-            sandbox_ready: self.sandbox.is_some(),
+            sandbox_ready: self.network.is_some(),
             qos_class: self.qos.as_str().to_owned(),
         }
+    }
+
+    /// The pod's address, once its network is set up.
+    fn pod_ip(&self) -> Option<std::net::Ipv4Addr> {
+        self.network.as_ref().map(|n| n.ip(self.ctx.node_ip))
     }
 
     /// Sends the status if it changed since the last one reported.

@@ -16,7 +16,6 @@ use tokio::task::JoinHandle;
 use super::super::probe::{self, Health, ProbeKind, ProbeStatus, ProbeTarget, Prober};
 use super::{terminate, Worker};
 use crate::runtime::exec::ExecTarget;
-use crate::sandbox::Sandbox;
 
 /// One running probe worker.
 #[derive(Debug)]
@@ -206,7 +205,7 @@ impl Worker {
     /// whose liveness or startup probe failed; [`Worker::poll_exits`] then records the exit
     /// and restartPolicy decides.
     pub(super) async fn check_probes(&mut self, pod: &Arc<Pod>) {
-        let pod_ip = self.sandbox.as_ref().map(Sandbox::ip);
+        let pod_ip = self.pod_ip();
         let mut kills = Vec::new();
         for i in 0..self.slots.len() {
             let s = &self.slots[i];

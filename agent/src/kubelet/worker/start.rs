@@ -181,11 +181,7 @@ impl Worker {
         }
         let services = self.ctx.services.list();
         let inputs = EnvInputs {
-            pod_ip: self
-                .sandbox
-                .as_ref()
-                .map(|s| s.ip().to_string())
-                .unwrap_or_default(),
+            pod_ip: self.pod_ip().map(|ip| ip.to_string()).unwrap_or_default(),
             host_ip: self.ctx.node_ip.to_string(),
             node_name: self.ctx.cfg.node_name.clone(),
             services: &services,
@@ -216,11 +212,7 @@ impl Worker {
                 read_only: m.read_only.unwrap_or(false) || volumes::read_only_source(pod, &m.name),
             });
         }
-        let host_network = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.host_network)
-            .unwrap_or(false);
+        let host_network = super::network::host_network(pod);
         let files = self.ctx.net.files_dir(&self.uid);
         for (file, at) in [
             (PodFiles::HOSTS, "/etc/hosts"),
@@ -311,9 +303,19 @@ impl Worker {
             args,
             env: merge_env(&image.config.env, &env),
             cwd: working_dir.unwrap_or_else(|| image.config.working_dir.clone()),
-            hostname: Some(crate::sandbox::files::hostname(pod)),
+            // Sharing the node's network, a pod has the node's name (Kubernetes shares the
+            // UTS namespace too).
+            hostname: Some(if super::network::host_network(pod) {
+                self.ctx.cfg.node_name.clone()
+            } else {
+                crate::sandbox::files::hostname(pod)
+            }),
             user: Self::user(pod, &c, &image.config.user),
-            netns: self.sandbox.as_ref().map(|s| s.netns_path().to_path_buf()),
+            netns: self
+                .network
+                .as_ref()
+                .and_then(|n| n.netns_path())
+                .map(std::path::Path::to_path_buf),
             mounts,
             log_path: layout::log_path(&cfg.state_dir, &self.uid, &name, restart),
             log_max_bytes: cfg.log_max_bytes,

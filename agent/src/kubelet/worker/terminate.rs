@@ -116,7 +116,7 @@ impl Worker {
     /// Removes everything pod `uid` has on the node. Idempotent.
     pub(super) async fn teardown(&mut self) {
         self.slots.iter_mut().for_each(|s| s.current = None);
-        self.sandbox = None;
+        self.network = None;
         let ctx = self.ctx.clone();
         let uid = self.uid.clone();
         let result = tokio::task::spawn_blocking(move || -> Vec<String> {
