@@ -381,8 +381,12 @@ k wait --for=condition=Ready pod/hostnet -n "$NS" --timeout=90s
 pod_ip=$(k get pod hostnet -n "$NS" -o jsonpath='{.status.podIP}')
 [ "$pod_ip" = "$(k get pod hostnet -n "$NS" -o jsonpath='{.status.hostIP}')" ] || fail "podIP $pod_ip is not the node's"
 svc_ip=$(k get svc hostnet -n "$NS" -o jsonpath='{.spec.clusterIP}')
-wait_for 60 "the ClusterIP to reach the host-network pod" sh -c \
-  "kubectl exec deploy/hello -n '$NS' -- wget -qO- -T 3 http://$svc_ip/ | grep -q from-host-network"
+# An HTTP GET from a pod of the cluster, with busybox's nc (its static wget segfaults here).
+fetch_hostnet() {
+  kubectl exec deploy/hello -n "$NS" -- sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $1 80" \
+    | grep -q from-host-network
+}
+wait_for 60 "the ClusterIP to reach the host-network pod" fetch_hostnet "$svc_ip"
 k delete pod hostnet -n "$NS"
 k delete svc hostnet -n "$NS"
 
