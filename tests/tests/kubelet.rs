@@ -5,7 +5,8 @@
 //! Shown: a pod goes Running with its IPs, conditions, events and the Service env vars,
 //! survives a kubelet restart untouched, and is stopped, deleted and cleaned up; a crashing
 //! container backs off with a growing restartCount; a missing image gives ErrImagePull then
-//! ImagePullBackOff; a hostNetwork pod has the node's address and name.
+//! ImagePullBackOff; a hostNetwork/hostPID/hostIPC pod has the node's address, name, pid
+//! and ipc namespaces.
 
 use std::time::Duration;
 
@@ -121,17 +122,20 @@ fn pod_runs_with_service_env_survives_a_kubelet_restart_and_is_deleted() {
 }
 
 #[test]
-fn a_host_network_pod_shares_the_nodes_network_and_name() {
+fn a_host_network_pid_and_ipc_pod_shares_the_nodes_namespaces() {
     let mut w = World::new(BackoffConfig::default());
     let mut p = pod(
         "exporter",
         IMAGE,
-        "cat /proc/net/fib_trie; echo host=$(hostname); echo ready; while true; do sleep 0.1; done",
+        "cat /proc/net/fib_trie; echo host=$(hostname); echo pid=$(readlink /proc/self/ns/pid); \
+         echo ipc=$(readlink /proc/self/ns/ipc); echo ready; while true; do sleep 0.1; done",
         "Always",
     );
     let spec = p.spec.as_mut().unwrap();
     spec.node_name = Some(w.cfg().node_name.clone());
     spec.host_network = Some(true);
+    spec.host_pid = Some(true);
+    spec.host_ipc = Some(true);
     let uid = w.create(&p).metadata.uid.unwrap();
     let running = w.wait_pod("exporter", "Running", |p| {
         p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
@@ -156,9 +160,24 @@ fn a_host_network_pod_shares_the_nodes_network_and_name() {
         log.contains(&format!("host={}", w.cfg().node_name)),
         "{log}"
     );
+    // hostPID and hostIPC: the node's (here, the test's) pid and ipc namespaces.
+    for ns in ["pid", "ipc"] {
+        let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        assert!(
+            log.contains(&format!("{ns}={}", ours.display())),
+            "{ns}: {}\n{log}",
+            ours.display()
+        );
+    }
     assert!(
-        !std::path::Path::new("/run/skiff/netns").join(&uid).exists(),
+        !w.cfg().netns_dir.join(&uid).exists(),
         "no network namespace of its own"
+    );
+    let hosts =
+        std::fs::read_to_string(w.cfg().state_dir.join("pods").join(&uid).join("hosts")).unwrap();
+    assert!(
+        hosts.contains("localhost"),
+        "the node's hosts file: {hosts}"
     );
 
     // Re-adopted after a kubelet restart, not started again.

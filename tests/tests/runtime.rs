@@ -141,6 +141,7 @@ impl Fixture {
             log_max_files: 2,
             cgroup: Some(self.cgroup(id)),
             stdio: Default::default(),
+            host: Default::default(),
         };
         tweak(&mut spec);
         self.runtime.start(&spec).unwrap()
@@ -331,6 +332,7 @@ fn a_missing_command_fails_start_with_the_reason() {
         log_max_files: 1,
         cgroup: None,
         stdio: Default::default(),
+        host: Default::default(),
     };
     let err = fx.runtime.start(&spec).unwrap_err().to_string();
     assert!(err.contains("exec") && err.contains("/bin/nope"), "{err}");

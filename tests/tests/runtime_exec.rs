@@ -122,6 +122,7 @@ impl Fixture {
             log_max_files: 1,
             cgroup: Some(self.cgroup()),
             stdio: Default::default(),
+            host: Default::default(),
         };
         self.runtime.start(&spec).unwrap()
     }

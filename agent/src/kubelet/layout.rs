@@ -13,9 +13,14 @@
 
 use std::path::{Path, PathBuf};
 
+/// `<state>/pods`: a directory per pod.
+pub fn pods_dir(state: &Path) -> PathBuf {
+    state.join("pods")
+}
+
 /// `<state>/pods/<uid>`.
 pub fn pod_dir(state: &Path, uid: &str) -> PathBuf {
-    state.join("pods").join(uid)
+    pods_dir(state).join(uid)
 }
 
 /// `<state>/pods/<uid>/logs/<container>/<restart>.log`.

@@ -54,9 +54,17 @@ fn on_disk(ctx: &Ctx, uid: &str) -> bool {
     }
 }
 
-/// Pod uids with a sandbox or containers on this node.
+/// Pod uids with a sandbox, a pod directory (pods on the node's network have no sandbox)
+/// or containers on this node.
 fn uids_on_disk(ctx: &Ctx) -> HashSet<String> {
     let mut out: HashSet<String> = ctx.net.list().unwrap_or_default().into_iter().collect();
+    let pods = layout::pods_dir(&ctx.cfg.state_dir);
+    for entry in std::fs::read_dir(pods).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if crate::sandbox::valid_uid(&name) {
+            out.insert(name);
+        }
+    }
     for id in ctx.runtime.list().unwrap_or_default() {
         if let Some(k) = layout::parse_container_id(&id) {
             out.insert(k.uid);

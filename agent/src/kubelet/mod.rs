@@ -228,6 +228,7 @@ impl Kubelet {
                         domain: cfg.cluster_domain.to_ascii_lowercase(),
                         upstream: dns::upstreams(&dns.host.nameservers),
                         clients: pod_cidr,
+                        node_ip,
                     };
                     dns::spawn(sock, serve, stop_rx.clone());
                     dns.cluster_dns = vec![node_ip.into()];

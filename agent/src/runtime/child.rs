@@ -25,7 +25,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::path::{Component, Path, PathBuf};
 
-use super::spec::{ContainerSpec, DEFAULT_PATH};
+use super::spec::{ContainerSpec, HostNamespaces, DEFAULT_PATH};
 use super::sys::{self, check, cstr, mount};
 
 /// The spec turned into C strings before fork, so the child allocates little.
@@ -40,6 +40,8 @@ pub struct Plan {
     pub hostname: Option<CString>,
     pub user: Option<(u32, u32)>,
     pub mounts: Vec<(PathBuf, PathBuf, bool)>,
+    /// The node's pid and ipc namespaces are kept instead of new ones.
+    pub host: HostNamespaces,
 }
 
 impl Plan {
@@ -78,6 +80,7 @@ impl Plan {
             hostname: spec.hostname.as_deref().map(c).transpose()?,
             user: spec.user,
             mounts,
+            host: spec.host,
         })
     }
 }
@@ -124,10 +127,9 @@ fn setup(plan: &Plan, netns: Option<RawFd>) -> Result<(), String> {
                 .map_err(ctx("setns(pod network namespace)"))?;
             libc::close(fd);
         }
-        check(libc::unshare(
-            libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC,
-        ))
-        .map_err(ctx("unshare(mount, uts, ipc)"))?;
+        let ipc = if plan.host.ipc { 0 } else { libc::CLONE_NEWIPC };
+        check(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS | ipc))
+            .map_err(ctx("unshare(mount, uts, ipc)"))?;
         if let Some(h) = &plan.hostname {
             check(libc::sethostname(h.as_ptr(), h.as_bytes().len())).map_err(ctx("sethostname"))?;
         }

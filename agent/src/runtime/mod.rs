@@ -25,6 +25,6 @@ mod sys;
 
 pub use container::{Container, Runtime};
 pub use error::RuntimeError;
-pub use spec::{ContainerSpec, VolumeMount};
+pub use spec::{ContainerSpec, HostNamespaces, VolumeMount};
 pub use state::{ContainerState, ExitStatus};
 pub use sys::{openpty, proc_start_time};

@@ -130,7 +130,9 @@ pub fn run(plan: &Plan, a: &ShimArgs) -> ! {
     // SAFETY: single-threaded forked child; plain syscalls.
     unsafe {
         libc::setsid();
-        libc::unshare(libc::CLONE_NEWPID);
+        if !plan.host.pid {
+            libc::unshare(libc::CLONE_NEWPID);
+        }
     }
     // Only our own pipes and the pod's netns: not the agent's sockets, nor the pipes
     // of containers other threads are starting right now (see `close_fds_except`).

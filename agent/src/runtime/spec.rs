@@ -43,6 +43,15 @@ pub struct ContainerSpec {
     pub cgroup: Option<String>,
     /// Its stdin: none, a pipe, or a terminal (the pod spec's stdin, stdinOnce, tty).
     pub stdio: super::console::Stdio,
+    /// The node's namespaces it shares instead of having its own.
+    pub host: HostNamespaces,
+}
+
+/// The node's namespaces a container shares (the pod spec's `hostPID`, `hostIPC`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostNamespaces {
+    pub pid: bool,
+    pub ipc: bool,
 }
 
 /// PATH when neither the image nor the container sets one (containerd's).

@@ -52,6 +52,22 @@ pub fn hosts(pod: &Pod, pod_ips: &[IpAddr], cluster_domain: &str) -> String {
             None => out += &format!("{ip}\t{name}\n"),
         }
     }
+    out + &host_aliases(pod)
+}
+
+/// The `/etc/hosts` of a pod on the node's network: the node's own file, then
+/// `spec.hostAliases` (as the kubelet writes it).
+pub fn host_network_hosts(pod: &Pod, node_hosts: &str) -> String {
+    let mut out = String::from("# Kubernetes-managed hosts file (host network).\n");
+    out += node_hosts;
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out + &host_aliases(pod)
+}
+
+fn host_aliases(pod: &Pod) -> String {
+    let mut out = String::new();
     let aliases = pod.spec.as_ref().and_then(|s| s.host_aliases.as_ref());
     if let Some(aliases) = aliases.filter(|a| !a.is_empty()) {
         out += "\n# Entries added by HostAliases.\n";

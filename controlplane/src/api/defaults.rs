@@ -119,7 +119,20 @@ fn pod_spec(spec: &mut Map<String, Value>, restart: &str) {
     containers(spec, "containers");
     containers(spec, "initContainers");
     containers(spec, "ephemeralContainers");
-    // On the node's network a container port is a port of the node.
+}
+
+fn pod(obj: &mut Value) {
+    let spec = obj_at(obj, "spec");
+    pod_spec(spec, "Always");
+    host_network_ports(spec);
+    let status = obj_at(obj, "status");
+    set_default(status, "phase", json!("Pending"));
+    set_default(status, "qosClass", json!("BestEffort"));
+}
+
+/// On the node's network a container port is a port of the node: `hostPort` defaults to
+/// `containerPort` (for pods only, not templates, as Kubernetes since 1.28).
+fn host_network_ports(spec: &mut Map<String, Value>) {
     if spec.get("hostNetwork") == Some(&json!(true)) {
         for list in ["containers", "initContainers"] {
             for c in spec
@@ -142,13 +155,6 @@ fn pod_spec(spec: &mut Map<String, Value>, restart: &str) {
             }
         }
     }
-}
-
-fn pod(obj: &mut Value) {
-    pod_spec(obj_at(obj, "spec"), "Always");
-    let status = obj_at(obj, "status");
-    set_default(status, "phase", json!("Pending"));
-    set_default(status, "qosClass", json!("BestEffort"));
 }
 
 fn service(obj: &mut Value) {
@@ -322,5 +328,14 @@ mod tests {
         assert!(plain["spec"]["containers"][0]["ports"][0]
             .get("hostPort")
             .is_none());
+        let mut deploy = json!({"spec": {"template": {"spec": {"hostNetwork": true,
+            "containers": [{"name": "a", "ports": [{"containerPort": 80}]}]}}}});
+        default("Deployment", &mut deploy);
+        assert!(
+            deploy["spec"]["template"]["spec"]["containers"][0]["ports"][0]
+                .get("hostPort")
+                .is_none(),
+            "templates are not defaulted"
+        );
     }
 }

@@ -68,9 +68,9 @@ impl GarbageCollector {
         }
     }
 
-    /// Start following the objects of a CRD's kind (again, with a new definition), or stop
-    /// once `crd` is gone; their changes are observed as those of the built-in kinds and
-    /// queued on `queue`.
+    /// Start following the objects of a CRD's kind (a CRD made again takes its old slot),
+    /// take a new definition of it, or stop once `crd` is gone; their changes are observed
+    /// as those of the built-in kinds and queued on `queue`.
     pub fn follow_definition(
         self: &Arc<Self>,
         crd: Option<&Value>,
@@ -91,24 +91,27 @@ impl GarbageCollector {
                 .find(|i| i.custom.is_some_and(|c| c.storage))
         });
         match (live, info) {
-            (Some(i), Some(info)) if std::ptr::eq(followed.slots[i].info, info) => {}
             (Some(i), Some(info)) => {
-                // Redefined: the writes of the collector must use the new schema.
-                let slot = &mut followed.slots[i];
-                if let Some((_, reflector)) = slot.live.take() {
-                    reflector.abort();
-                }
-                slot.info = info;
-                slot.live = Some(self.start_cache(self.caches.len() + i, info, queue));
+                // Redefined: the cache (metadata only, by key) stays, so no deletion is
+                // missed; the collector's writes use the new schema.
+                followed.slots[i].info = info;
             }
             (None, Some(info)) => {
-                let idx = self.caches.len() + followed.slots.len();
                 log::info!("garbage collector: following {}", info.qualified());
-                followed.slots.push(CustomCache {
-                    crd: name.to_string(),
-                    info,
-                    live: Some(self.start_cache(idx, info, queue)),
-                });
+                let dead = followed.slots.iter().position(|c| c.crd == name);
+                let i = dead.unwrap_or(followed.slots.len());
+                let live = Some(self.start_cache(self.caches.len() + i, info, queue));
+                match dead {
+                    Some(i) => {
+                        followed.slots[i].info = info;
+                        followed.slots[i].live = live;
+                    }
+                    None => followed.slots.push(CustomCache {
+                        crd: name.to_string(),
+                        info,
+                        live,
+                    }),
+                }
             }
             (Some(i), None) => {
                 if let Some((_, reflector)) = followed.slots[i].live.take() {
@@ -236,11 +239,13 @@ impl GarbageCollector {
         })
     }
 
-    fn lookup(&self, key: &str) -> Option<(Arc<Cache>, Value)> {
+    /// The resource and cached object of a queue key. The resource is the kind as now
+    /// defined (a custom kind's cache outlives changes of its CRD): writes use its schema.
+    fn lookup(&self, key: &str) -> Option<(&'static ResourceInfo, Value)> {
         let (idx, k) = key.split_once('|')?;
-        let cache = self.cache_at(idx.parse::<usize>().ok()?)?;
-        let obj = cache.get(k)?;
-        Some((cache, obj))
+        let idx = idx.parse::<usize>().ok()?;
+        let obj = self.cache_at(idx)?.get(k)?;
+        Some((self.info_at(idx)?, obj))
     }
 
     /// Dependents of `owner` read from the store, not the caches: a dependent created just
@@ -321,18 +326,22 @@ impl GarbageCollector {
         }
     }
 
-    async fn finish_orphan(&self, cache: &Cache, obj: &Value) -> Result<Action, ControllerError> {
+    async fn finish_orphan(
+        &self,
+        info: &ResourceInfo,
+        obj: &Value,
+    ) -> Result<Action, ControllerError> {
         let uid = owners::uid(obj);
         for (info, dep) in self.dependents_of(obj).await? {
             owners::release(&self.objects, info, &dep, uid).await?;
         }
-        owners::remove_finalizer(&self.objects, cache.info, obj, ORPHAN).await?;
+        owners::remove_finalizer(&self.objects, info, obj, ORPHAN).await?;
         Ok(Action::Done)
     }
 
     async fn finish_foreground(
         &self,
-        cache: &Cache,
+        owner_info: &ResourceInfo,
         obj: &Value,
     ) -> Result<Action, ControllerError> {
         let uid = owners::uid(obj);
@@ -348,7 +357,7 @@ impl GarbageCollector {
             blocking += usize::from(blocks);
         }
         if blocking == 0 {
-            owners::remove_finalizer(&self.objects, cache.info, obj, FOREGROUND).await?;
+            owners::remove_finalizer(&self.objects, owner_info, obj, FOREGROUND).await?;
         }
         Ok(Action::Done)
     }
@@ -360,16 +369,16 @@ impl Controller for GarbageCollector {
     }
 
     async fn reconcile(&self, key: &str) -> Result<Action, ControllerError> {
-        let Some((cache, obj)) = self.lookup(key) else {
+        let Some((info, obj)) = self.lookup(key) else {
             return Ok(Action::Done);
         };
         let finalizers = meta::finalizers(&obj);
         if meta::is_deleting(&obj) {
             if finalizers.iter().any(|f| f == ORPHAN) {
-                return self.finish_orphan(&cache, &obj).await;
+                return self.finish_orphan(info, &obj).await;
             }
             if finalizers.iter().any(|f| f == FOREGROUND) {
-                return self.finish_foreground(&cache, &obj).await;
+                return self.finish_foreground(info, &obj).await;
             }
         }
         let refs = owner_refs(&obj);
@@ -384,14 +393,14 @@ impl Controller for GarbageCollector {
         }
         if dangling.len() == refs.len() {
             if !meta::is_deleting(&obj) {
-                self.delete(cache.info, &obj, "Background").await?;
+                self.delete(info, &obj, "Background").await?;
             }
         } else if !dangling.is_empty() {
             let keep = refs
                 .into_iter()
                 .filter(|r| !dangling.iter().any(|d| d == ref_uid(r)))
                 .collect();
-            owners::set_owner_refs(&self.objects, cache.info, &obj, keep).await?;
+            owners::set_owner_refs(&self.objects, info, &obj, keep).await?;
         }
         Ok(Action::Done)
     }

@@ -186,6 +186,8 @@ pub struct Serve {
     pub upstream: Vec<SocketAddr>,
     /// Clients answered: the node's pods.
     pub clients: Ipv4Cidr,
+    /// The node's own address: pods on the node's network (`hostNetwork`) ask from it.
+    pub node_ip: Ipv4Addr,
 }
 
 /// Serves queries on `sock` until `stop`.
@@ -210,7 +212,9 @@ pub fn spawn(sock: UdpSocket, serve: Serve, mut stop: watch::Receiver<bool>) {
             };
             let msg = &buf[..n];
             let from_pod = match from.ip() {
-                IpAddr::V4(ip) => serve.clients.contains(ip),
+                IpAddr::V4(ip) => {
+                    serve.clients.contains(ip) || ip == serve.node_ip || ip.is_loopback()
+                }
                 IpAddr::V6(_) => false,
             };
             let q = match wire::parse(msg) {

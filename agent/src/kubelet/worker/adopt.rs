@@ -9,11 +9,11 @@ use tokio::time::Instant;
 
 use super::super::layout;
 use super::super::status::Terminated;
-use super::network::{self, PodNet};
+use super::network::PodNet;
 use super::slot::{container_id_uri, Instance};
 use super::{restart_policy, Worker};
 use crate::runtime::{Container, ExitStatus};
-use crate::sandbox::{PodFiles, Sandbox};
+use crate::sandbox::Sandbox;
 
 fn exit_time(c: &Container, dir: &std::path::Path) -> DateTime<Utc> {
     std::fs::metadata(dir.join(c.id()).join("exit.json"))
@@ -70,23 +70,17 @@ impl Worker {
                     Err(e) => log::warn!("kubelet: re-adopting container {id}: {e}"),
                 }
             }
-            let files = ctx.net.files_dir(&uid).join(PodFiles::RESOLV_CONF).exists();
-            (sandbox, files, by_name)
+            (sandbox, by_name)
         })
         .await;
-        let Ok((sandbox, files, mut by_name)) = found else {
+        let Ok((sandbox, mut by_name)) = found else {
             return;
         };
         if sandbox.is_some() {
             log::info!("kubelet: pod {}: re-adopted its sandbox", self.uid);
         }
-        // A pod on the node's network has nothing to re-adopt but its files.
-        let host = files && self.pod.as_deref().is_some_and(network::host_network);
-        self.network = match sandbox {
-            Some(sb) => Some(PodNet::Sandbox(sb)),
-            None if host => Some(PodNet::Host),
-            None => None,
-        };
+        // A pod on the node's network has nothing to re-adopt: its files are written again.
+        self.network = sandbox.map(PodNet::Sandbox);
         let policy = self
             .pod
             .as_deref()

@@ -47,17 +47,19 @@ pub(super) fn host_network(pod: &Pod) -> bool {
 /// Pod `uid`'s network with its hosts, resolv.conf and hostname files (blocking).
 pub(super) fn create(ctx: &Ctx, uid: &str, pod: &Pod) -> Result<PodNet, String> {
     let cfg = &ctx.cfg;
-    let (net, ip, hostname) = if host_network(pod) {
-        // The node's name, as Kubernetes gives a pod sharing the node's network.
-        (PodNet::Host, ctx.node_ip, cfg.node_name.clone())
+    let (net, hosts, hostname) = if host_network(pod) {
+        // The node's hosts file and name, as Kubernetes gives a pod on the node's network.
+        let node_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+        let hosts = files::host_network_hosts(pod, &node_hosts);
+        (PodNet::Host, hosts, cfg.node_name.clone())
     } else {
         let sb =
             Sandbox::create(&ctx.net, uid).map_err(|e| format!("creating the pod sandbox: {e}"))?;
-        let ip = sb.ip();
-        (PodNet::Sandbox(sb), ip, files::hostname(pod))
+        let hosts = files::hosts(pod, &[sb.ip().into()], &cfg.cluster_domain);
+        (PodNet::Sandbox(sb), hosts, files::hostname(pod))
     };
     let pod_files = PodFiles {
-        hosts: files::hosts(pod, &[ip.into()], &cfg.cluster_domain),
+        hosts,
         resolv_conf: resolv::resolv_conf(pod, &ctx.dns).render(),
         hostname,
     };

@@ -21,7 +21,7 @@ use crate::image::ImageRecord;
 use crate::runtime::cgroups::container_resources;
 use crate::runtime::console::Stdio;
 use crate::runtime::spec::{merge_env, resolve_argv};
-use crate::runtime::{ContainerSpec, VolumeMount};
+use crate::runtime::{ContainerSpec, HostNamespaces, VolumeMount};
 use crate::sandbox::PodFiles;
 
 /// How long a container start waits for the first list of Services (their env vars).
@@ -212,7 +212,6 @@ impl Worker {
                 read_only: m.read_only.unwrap_or(false) || volumes::read_only_source(pod, &m.name),
             });
         }
-        let host_network = super::network::host_network(pod);
         let files = self.ctx.net.files_dir(&self.uid);
         for (file, at) in [
             (PodFiles::HOSTS, "/etc/hosts"),
@@ -222,7 +221,7 @@ impl Worker {
             let taken = out
                 .iter()
                 .any(|m| m.container_path == std::path::Path::new(at));
-            if !(taken || (host_network && file == PodFiles::HOSTS)) {
+            if !taken {
                 out.push(VolumeMount {
                     host_path: files.join(file),
                     container_path: at.into(),
@@ -326,6 +325,13 @@ impl Worker {
                 stdin_once: c.stdin_once.unwrap_or(false),
                 tty: c.tty.unwrap_or(false),
             },
+            host: pod
+                .spec
+                .as_ref()
+                .map_or_else(Default::default, |s| HostNamespaces {
+                    pid: s.host_pid.unwrap_or(false),
+                    ipc: s.host_ipc.unwrap_or(false),
+                }),
         };
         let resources = container_resources(&c);
         let ctx = self.ctx.clone();

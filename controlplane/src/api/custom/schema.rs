@@ -113,6 +113,22 @@ fn walk_object(
     }
 }
 
+/// The value at a field path of an error (`spec.items[0].name`); `None` when absent (or for
+/// a path this reading cannot follow, such as a key with a dot in it).
+pub fn value_at<'a>(obj: &'a Value, field: &str) -> Option<&'a Value> {
+    let mut cur = obj;
+    for part in field.split('.') {
+        let (name, indices) = part.split_once('[').map_or((part, ""), |(n, i)| (n, i));
+        if !name.is_empty() {
+            cur = cur.get(name)?;
+        }
+        for index in indices.split('[').filter(|i| !i.is_empty()) {
+            cur = cur.get(index.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
+    }
+    Some(cur)
+}
+
 /// Every violation of `schema` in `obj` (already pruned and defaulted).
 pub fn validate(schema: &Value, obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
@@ -396,6 +412,14 @@ mod tests {
         assert!(obj["spec"].get("mode").is_none());
         assert_eq!(obj["metadata"]["name"], json!("w"));
         assert!(validate(&schema(), &obj).is_empty());
+    }
+
+    #[test]
+    fn values_at_error_paths() {
+        let obj = json!({"spec": {"items": [{"name": "a"}, {"tags": ["x", "y"]}]}});
+        assert_eq!(value_at(&obj, "spec.items[0].name"), Some(&json!("a")));
+        assert_eq!(value_at(&obj, "spec.items[1].tags[1]"), Some(&json!("y")));
+        assert_eq!(value_at(&obj, "spec.owner"), None);
     }
 
     #[test]

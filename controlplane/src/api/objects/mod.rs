@@ -89,20 +89,32 @@ pub fn served(info: &ResourceInfo, kv: &KeyValue) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::internal(format!("decoding stored {}: {e}", info.kind)))
 }
 
-/// A stored value at revision `rev` as version `info` serves it: the versions of a custom
-/// kind share their objects, which differ only in `apiVersion` (no conversion), and are
-/// pruned and defaulted by the version's schema on the way out, as Kubernetes does.
+/// A stored value at revision `rev` as version `info` serves it to a read: the versions of
+/// a custom kind share their objects, which differ only in `apiVersion` (no conversion), and
+/// are pruned and defaulted by the version's schema on the way out, as Kubernetes does.
 pub(crate) fn decode_as(
     info: &ResourceInfo,
     value: &str,
     rev: u64,
 ) -> Result<Value, serde_json::Error> {
-    let mut v = meta::decode_stored(value, rev)?;
+    let mut v = decode_versioned(info, value, rev)?;
     if let Some(custom) = info.custom {
         super::custom::schema::prune(&custom.schema, &mut v);
-        if let Some(m) = v.as_object_mut() {
-            m.insert("apiVersion".into(), json!(info.api_version()));
-        }
+    }
+    Ok(v)
+}
+
+/// A stored value with the `apiVersion` of `info`, not pruned: what a watch sends. A watch
+/// outlives changes of its kind's schema, and an object pruned by an older schema, written
+/// back whole, would lose fields.
+pub(crate) fn decode_versioned(
+    info: &ResourceInfo,
+    value: &str,
+    rev: u64,
+) -> Result<Value, serde_json::Error> {
+    let mut v = meta::decode_stored(value, rev)?;
+    if let (Some(_), Some(m)) = (info.custom, v.as_object_mut()) {
+        m.insert("apiVersion".into(), json!(info.api_version()));
     }
     Ok(v)
 }

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use super::{key, served, stored, Objects, WriteOptions, Written};
+use crate::api::custom::schema::value_at;
 use crate::api::decode;
 use crate::api::error::ApiError;
 use crate::api::meta;
@@ -162,7 +163,10 @@ impl Objects {
                 // Ratcheting: what the stored object already violated (a schema tightened
                 // since) does not stop other changes, nor its deletion.
                 let before = validation::validate(info, &cur);
-                errs.retain(|e| !before.contains(e));
+                errs.retain(|e| {
+                    let same = value_at(&cur, &e.field) == value_at(&new, &e.field);
+                    !(same && before.contains(e))
+                });
             }
             if !own_meta {
                 // Against the stored object as today's defaults would write it: a default

@@ -119,7 +119,7 @@ impl WatchStream {
 }
 
 fn served_value(info: &ResourceInfo, value: &str, rev: u64) -> Option<Value> {
-    match super::decode_as(info, value, rev) {
+    match super::decode_versioned(info, value, rev) {
         Ok(v) => Some(v),
         Err(e) => {
             log::warn!("watch: undecodable stored {}: {e}", info.kind);

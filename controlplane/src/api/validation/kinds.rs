@@ -120,12 +120,37 @@ fn across_lists(errs: &mut Vec<FieldError>, spec: &Value, field: &str) {
 }
 
 /// A pod spec at `field` (`spec` or `spec.template.spec`).
+/// On the node's network a container port is the node's port: a `hostPort`, if given, is
+/// the same number.
+fn host_network_ports(errs: &mut Vec<FieldError>, spec: &Value, field: &str) {
+    for list in ["containers", "initContainers"] {
+        for (i, c) in arr(spec, &format!("/{list}")).iter().enumerate() {
+            for (j, p) in arr(c, "/ports").iter().enumerate() {
+                let host = p.get("hostPort").and_then(Value::as_i64);
+                let container = p.get("containerPort").and_then(Value::as_i64);
+                if let (Some(h), Some(c)) = (host, container) {
+                    if h != c {
+                        errs.push(FieldError::invalid(
+                            format!("{field}.{list}[{i}].ports[{j}].hostPort"),
+                            &h.to_string(),
+                            "must match `containerPort` when `hostNetwork` is true",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn pod_spec(spec: &Value, field: &str, restart: &[&str]) -> Vec<FieldError> {
     let mut errs = Vec::new();
     containers(&mut errs, spec, field, "containers", true);
     containers(&mut errs, spec, field, "initContainers", false);
     containers(&mut errs, spec, field, "ephemeralContainers", false);
     across_lists(&mut errs, spec, field);
+    if spec.get("hostNetwork") == Some(&Value::Bool(true)) {
+        host_network_ports(&mut errs, spec, field);
+    }
     if field != "spec" && !arr(spec, "/ephemeralContainers").is_empty() {
         errs.push(FieldError::forbidden(
             format!("{field}.ephemeralContainers"),

@@ -152,6 +152,20 @@ mod tests {
     }
 
     #[test]
+    fn host_network_host_ports_match_container_ports() {
+        let pod = by_kind("v1", "Pod").unwrap();
+        let errs = validate(
+            pod,
+            &json!({"metadata": {"name": "p"}, "spec": {"hostNetwork": true, "containers": [
+                {"name": "a", "image": "i", "ports": [
+                    {"containerPort": 9100, "hostPort": 9100},
+                    {"containerPort": 80, "hostPort": 8080}]}]}}),
+        );
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["spec.containers[0].ports[1].hostPort"]);
+    }
+
+    #[test]
     fn ephemeral_containers_set_no_ports_or_probes_and_names_stay_unique() {
         let pod = by_kind("v1", "Pod").unwrap();
         let errs = validate(
