@@ -50,6 +50,16 @@ async fn a_custom_kind_is_served_like_a_built_in_one() {
         .ok(&["get", "all"])
         .await
         .contains("crontab.stable.example.com/my-new-cron-object"));
+    let list: serde_json::Value = serde_json::from_str(
+        &c.ok(&[
+            "get",
+            "--raw",
+            "/apis/stable.example.com/v1/namespaces/default/crontabs",
+        ])
+        .await,
+    )
+    .unwrap();
+    assert_eq!(list["kind"], "CronTabList");
     let obj = c.json(&["get", "ct", "my-new-cron-object"]).await;
     assert_eq!(obj["spec"]["replicas"], 1, "the schema's default");
     assert_eq!(obj["metadata"]["generation"], 1);

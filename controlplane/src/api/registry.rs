@@ -127,8 +127,12 @@ impl ResourceInfo {
         }
     }
 
+    /// `PodList`, or a CRD's `names.listKind`.
     pub fn list_kind(&self) -> String {
-        format!("{}List", self.kind)
+        match self.custom {
+            Some(c) if !c.list_kind.is_empty() => c.list_kind.clone(),
+            _ => format!("{}List", self.kind),
+        }
     }
 
     /// The kind whose built-in hooks (defaults, validation, allocation, printing) apply:

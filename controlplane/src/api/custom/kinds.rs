@@ -181,6 +181,7 @@ pub fn infos_of(crd: &Value) -> Vec<&'static ResourceInfo> {
                 subresources,
                 custom: CustomInfo {
                     crd: format!("{plural}.{group}"),
+                    list_kind: text(&names, "/listKind"),
                     schema: v
                         .pointer("/schema/openAPIV3Schema")
                         .cloned()
@@ -247,6 +248,7 @@ fn intern(d: Description) -> &'static ResourceInfo {
         schema: any_object,
         custom: Some(Box::leak(Box::new(CustomInfo {
             crd: d.custom.crd.clone(),
+            list_kind: d.custom.list_kind.clone(),
             schema: d.custom.schema.clone(),
             columns: d.custom.columns.clone(),
             scale: d.custom.scale.clone(),

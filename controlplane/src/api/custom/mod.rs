@@ -30,6 +30,8 @@ use super::registry;
 pub struct CustomInfo {
     /// The CRD's name (`<plural>.<group>`).
     pub crd: String,
+    /// `names.listKind` (`<Kind>List` by default).
+    pub list_kind: String,
     /// The version's `schema.openAPIV3Schema`.
     pub schema: Value,
     /// `additionalPrinterColumns`; empty: NAME and AGE.
