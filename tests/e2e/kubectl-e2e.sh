@@ -430,7 +430,8 @@ bad=$(printf 'apiVersion: %s/v1\nkind: Widget\nmetadata: {name: w2}\nspec: {size
 echo "$bad" | grep -q 'spec.size: Unsupported value: "huge"' || fail "unexpected error: $bad"
 k explain "widgets.$CRD_GROUP.spec.size" | grep -q small || fail "kubectl explain does not show the schema"
 k delete crd "widgets.$CRD_GROUP"
-k get "widgets.$CRD_GROUP" -n "$NS" >/dev/null 2>&1 && fail "the kind is still served after its CRD went"
+gone=$(kubectl get "widgets.$CRD_GROUP" -n "$NS" 2>&1) && fail "the kind is still served after its CRD went"
+echo "$gone" | grep -qE "doesn't have a resource type|NotFound|could not find" || fail "unexpected: $gone"
 
 step "delete with cascade"
 k delete deployment hello -n "$NS"

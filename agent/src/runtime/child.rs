@@ -1,9 +1,11 @@
 //! The container process between fork and exec. Its setup, in this fixed
-//! order (runs as pid 1 of the new pid namespace the shim made):
+//! order (runs as pid 1 of the new pid namespace the shim made, or in the
+//! node's with `hostPID`):
 //!
 //! 1. wait for the agent's "go" byte — the agent moves us into the
 //!    container's cgroup first, so everything after is charged there;
-//! 2. `setns(pod netns)`, then `unshare(mount | uts | ipc)`;
+//! 2. `setns(pod netns)`, then `unshare(mount | uts | ipc)` (not ipc with
+//!    `hostIPC`);
 //! 3. `sethostname`;
 //! 4. mounts: make every mount private (`MS_REC|MS_PRIVATE` on `/`: nothing
 //!    propagates back to the host), bind the rootfs onto itself (pivot_root

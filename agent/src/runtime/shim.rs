@@ -13,7 +13,9 @@
 //! reaches a process that handles it and the caller follows up with
 //! SIGKILL after the grace period, as the kubelet does. Orphans inside are
 //! re-parented to that pid 1; when it exits the kernel kills everything left
-//! in the namespace and the shim reaps pid 1 itself.
+//! in the namespace and the shim reaps pid 1 itself. With the pod's `hostPID`
+//! there is no new pid namespace: the container shares the node's, is not pid
+//! 1, and the kernel does not kill what it leaves behind when it exits.
 
 use std::os::fd::RawFd;
 use std::path::PathBuf;

@@ -55,8 +55,17 @@ pub struct ApiServer {
     client: ApiClient,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
-    /// Follows the CRDs (see [`custom::follow`]).
-    follower: JoinHandle<()>,
+    /// Follows the CRDs (see [`custom::follow`]); stopped when the server is dropped.
+    follower: AbortOnDrop,
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl ApiServer {
@@ -73,7 +82,7 @@ impl ApiServer {
     /// Stop accepting requests and end open watches.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
-        self.follower.abort();
+        drop(self.follower);
         self.task.abort();
         let _ = self.task.await;
     }
@@ -100,7 +109,7 @@ pub async fn serve(cp: Arc<ControlPlane>, listen: SocketAddr) -> Result<ApiServe
         addr: listen,
         source,
     })?;
-    let follower = tokio::spawn(custom::follow(objects.clone()));
+    let follower = AbortOnDrop(tokio::spawn(custom::follow(objects.clone())));
     let app = http::router(objects, addr.to_string());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -1,6 +1,6 @@
 //! CustomResourceDefinition deletion: a deleted CRD keeps its cleanup finalizer until every
 //! object of its kind is gone (as kube-apiextensions' finalizer controller does). Meanwhile
-//! the API server serves the kind read-and-delete only.
+//! the API server refuses new objects of the kind.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,7 +5,8 @@
 //! own pods (the shape of NodeLocal DNSCache, without a central CoreDNS behind it); the
 //! kubelet puts that address in the pods' resolv.conf with the cluster search domains.
 //!
-//! Only the node's pods are answered (sources in its pod CIDR; others get REFUSED): the
+//! Only the node's pods are answered (sources in its pod CIDR, the node's own address —
+//! pods on the node's network — and loopback; others get REFUSED): the
 //! node address may face a network, and an open resolver there would relay anyone's
 //! queries. Until the first list of Services is in, cluster names answer SERVFAIL (the
 //! client retries) rather than an authoritative NXDOMAIN. Other names go to the host's

@@ -141,14 +141,21 @@ pub fn validate(crd: &Value) -> Vec<FieldError> {
             "must be spec.names.plural+\".\"+spec.group",
         ));
     }
-    if registry::RESOURCES
-        .iter()
-        .any(|r| r.group == group && r.plural == plural)
-    {
+    // Built-in groups (and the metrics API, served beside them) stay as they are.
+    if registry::RESOURCES.iter().any(|r| r.group == group) || group == "metrics.k8s.io" {
         errs.push(FieldError::invalid(
-            "spec.names.plural",
-            plural,
-            format!("{plural}.{group} is a built-in resource"),
+            "spec.group",
+            group,
+            "is a built-in API group",
+        ));
+    } else if (group.ends_with(".k8s.io") || group.ends_with(".kubernetes.io"))
+        && crd
+            .pointer("/metadata/annotations/api-approved.kubernetes.io")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    {
+        errs.push(FieldError::required(
+            "metadata.annotations[api-approved.kubernetes.io]",
         ));
     }
     let scope = text(crd, "/spec/scope");
@@ -355,6 +362,13 @@ mod tests {
         builtin["spec"]["group"] = json!("apiextensions.k8s.io");
         builtin["spec"]["names"]["plural"] = json!("customresourcedefinitions");
         builtin["metadata"]["name"] = json!("customresourcedefinitions.apiextensions.k8s.io");
-        assert_eq!(validate(&builtin)[0].field, "spec.names.plural");
+        assert_eq!(validate(&builtin)[0].field, "spec.group");
+        let mut protected = crd();
+        protected["spec"]["group"] = json!("gateway.networking.k8s.io");
+        protected["metadata"]["name"] = json!("crontabs.gateway.networking.k8s.io");
+        let fields: Vec<String> = validate(&protected).into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["metadata.annotations[api-approved.kubernetes.io]"]);
+        protected["metadata"]["annotations"] = json!({"api-approved.kubernetes.io": "https://github.com/kubernetes/enhancements/pull/1111"});
+        assert!(validate(&protected).is_empty());
     }
 }

@@ -1,6 +1,7 @@
 //! [`CustomKinds`]: the kinds defined by the stored CRDs, as [`ResourceInfo`]s the generic
 //! resource logic serves. Each API server keeps its own table, rebuilt whenever a CRD
-//! changes (see `api::serve`) and on a request for a kind it does not know yet.
+//! changes (see `custom::follow`) and, best effort, on a request for a kind it does not
+//! know yet, on `/apis` and on `/openapi/v3`.
 //!
 //! The resource logic holds `&'static ResourceInfo`s, so the infos of custom kinds are
 //! leaked — once per distinct definition: [`intern`] hands out the same info for an

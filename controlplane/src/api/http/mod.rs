@@ -189,11 +189,12 @@ async fn dispatch(
             "application/json",
         )),
         "/openapi/v2" | "/openapi/v2/" => Ok(openapi_v2_response(&headers)),
-        "/openapi/v3" | "/openapi/v3/" => app
-            .objects
-            .refresh_custom_kinds()
-            .await
-            .map(|()| ok_json(&openapi::root(&app.objects.custom_kinds().served()))),
+        "/openapi/v3" | "/openapi/v3/" => {
+            refresh_kinds(&app.objects).await;
+            Ok(ok_json(&openapi::root(
+                &app.objects.custom_kinds().served(),
+            )))
+        }
         p if p.starts_with("/openapi/v3/") => {
             let path = &p["/openapi/v3/".len()..];
             openapi::group_version(path)
@@ -256,6 +257,20 @@ fn openapi_v2_response(headers: &HeaderMap) -> Response {
     resp
 }
 
+/// How long a request waits to re-read the CRDs before it answers from the table as the
+/// follower keeps it.
+const KINDS_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Re-read the CRDs, best effort: without a store leader (or slow) the request is answered
+/// from the table `custom::follow` keeps, as discovery was before CRDs.
+async fn refresh_kinds(objects: &Objects) {
+    match tokio::time::timeout(KINDS_REFRESH, objects.refresh_custom_kinds()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => log::debug!("re-reading the CRDs: {e}"),
+        Err(_) => log::debug!("re-reading the CRDs: no answer in {KINDS_REFRESH:?}"),
+    }
+}
+
 async fn serve_api(
     app: &App,
     method: &Method,
@@ -267,7 +282,7 @@ async fn serve_api(
     let route = match request::route(uri.path(), kinds) {
         // A kind defined a moment ago, maybe through another server: read the CRDs.
         Err(e) if e.code == 404 && uri.path().starts_with("/apis/") => {
-            app.objects.refresh_custom_kinds().await?;
+            refresh_kinds(&app.objects).await;
             request::route(uri.path(), kinds)?
         }
         r => r?,
@@ -280,7 +295,7 @@ async fn serve_api(
             let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
             // The group list starts a client's discovery: it sees every CRD written so far.
             if segs == ["apis"] {
-                app.objects.refresh_custom_kinds().await?;
+                refresh_kinds(&app.objects).await;
             }
             let doc = |custom: &[&'static ResourceInfo]| match segs.as_slice() {
                 ["api"] => Some(discovery::api_versions(&app.address)),
@@ -292,7 +307,7 @@ async fn serve_api(
             };
             let doc = match doc(&kinds.served()) {
                 None if segs.first() == Some(&"apis") => {
-                    app.objects.refresh_custom_kinds().await?;
+                    refresh_kinds(&app.objects).await;
                     doc(&kinds.served())
                 }
                 d => d,

@@ -119,7 +119,6 @@ fn across_lists(errs: &mut Vec<FieldError>, spec: &Value, field: &str) {
     }
 }
 
-/// A pod spec at `field` (`spec` or `spec.template.spec`).
 /// On the node's network a container port is the node's port: a `hostPort`, if given, is
 /// the same number.
 fn host_network_ports(errs: &mut Vec<FieldError>, spec: &Value, field: &str) {
@@ -142,6 +141,7 @@ fn host_network_ports(errs: &mut Vec<FieldError>, spec: &Value, field: &str) {
     }
 }
 
+/// A pod spec at `field` (`spec` or `spec.template.spec`).
 fn pod_spec(spec: &Value, field: &str, restart: &[&str]) -> Vec<FieldError> {
     let mut errs = Vec::new();
     containers(&mut errs, spec, field, "containers", true);
