@@ -33,6 +33,28 @@ impl std::fmt::Debug for CustomKinds {
 }
 
 impl CustomKinds {
+    /// The first info whose custom part satisfies `pred` (no table copy: routing asks).
+    fn first(
+        &self,
+        pred: impl Fn(&ResourceInfo, &CustomInfo) -> bool,
+    ) -> Option<&'static ResourceInfo> {
+        let infos = self.infos.read().unwrap();
+        infos
+            .iter()
+            .copied()
+            .find(|r| r.custom.is_some_and(|c| pred(r, c)))
+    }
+
+    /// Every info whose custom part satisfies `pred`.
+    fn all(&self, pred: impl Fn(&CustomInfo) -> bool) -> Vec<&'static ResourceInfo> {
+        let infos = self.infos.read().unwrap();
+        infos
+            .iter()
+            .copied()
+            .filter(|r| r.custom.is_some_and(&pred))
+            .collect()
+    }
+
     /// The served version `version` of `plural` in `group`.
     pub fn lookup(
         &self,
@@ -40,43 +62,29 @@ impl CustomKinds {
         version: &str,
         plural: &str,
     ) -> Option<&'static ResourceInfo> {
-        self.served()
-            .into_iter()
-            .find(|r| r.group == group && r.version == version && r.plural == plural)
+        self.first(|r, c| {
+            c.served && r.group == group && r.version == version && r.plural == plural
+        })
     }
 
     /// The served kind of an `apiVersion` + `kind` pair.
     pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<&'static ResourceInfo> {
-        self.served()
-            .into_iter()
-            .find(|r| r.kind == kind && r.api_version() == api_version)
+        self.first(|r, c| c.served && r.kind == kind && r.api_version() == api_version)
     }
 
     /// Every served version of every kind.
     pub fn served(&self) -> Vec<&'static ResourceInfo> {
-        let infos = self.infos.read().unwrap();
-        infos
-            .iter()
-            .copied()
-            .filter(|r| r.custom.is_some_and(|c| c.served))
-            .collect()
+        self.all(|c| c.served)
     }
 
     /// The storage version of each kind: one info per CRD, to reach all its objects.
     pub fn stored(&self) -> Vec<&'static ResourceInfo> {
-        let infos = self.infos.read().unwrap();
-        infos
-            .iter()
-            .copied()
-            .filter(|r| r.custom.is_some_and(|c| c.storage))
-            .collect()
+        self.all(|c| c.storage)
     }
 
     /// The storage version of the kinds of CRD `crd`.
     pub fn stored_of(&self, crd: &str) -> Option<&'static ResourceInfo> {
-        self.stored()
-            .into_iter()
-            .find(|r| r.custom.is_some_and(|c| c.crd == crd))
+        self.first(|_, c| c.storage && c.crd == crd)
     }
 
     /// Replace the table with the kinds of `crds`, the CustomResourceDefinitions stored at
