@@ -3,10 +3,17 @@
 //! [`index`] that readers use.
 //!
 //! Every write goes through one writer thread that writes all the jobs queued meanwhile with
-//! one `fdatasync`. `append` returns once the entries are readable (cached in the index) and
-//! fires openraft's `LogFlushed` callback only after the sync; votes, truncations and purges
-//! wait for theirs before returning. Only the committed log id is saved lazily (openraft
-//! allows it): it rides with the next batch, never ahead of the log on disk.
+//! one `fdatasync`. Votes, truncations and purges wait for theirs before returning. `append`
+//! returns once the entries are readable (cached in the index) and fires openraft's
+//! `LogFlushed` callback at once, before the sync, as etcd's leader does with its own append:
+//! openraft 0.9's core waits for that callback before it replicates, so a truthful callback
+//! put the leader's sync and the followers' in series. Durability is kept where it counts
+//! ([`LogDurability`]): a follower acknowledges an AppendEntries only once its log has synced
+//! everything queued before the answer, the leader sends a commit index only once its own log
+//! has it on disk, and no replica applies an entry its log has not synced. So an entry is
+//! applied (and its write answered) only when it is on disk on a majority, the leader
+//! included. Only the committed log id is saved lazily (openraft allows it): it rides with the
+//! next batch, never ahead of the log on disk.
 //!
 //! The log lives in its own directory rather than in the state machine's redb file: a redb
 //! commit rewrites a B-tree path of pages for every table it touches and syncs them all,
@@ -18,6 +25,7 @@
     reason = "openraft's StorageError is the error type of its storage traits"
 )]
 
+mod durability;
 mod index;
 mod legacy;
 mod record;
@@ -28,7 +36,6 @@ mod writer;
 use std::fmt::Debug;
 use std::ops::RangeBounds;
 use std::path::Path;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -39,6 +46,7 @@ use tokio::sync::oneshot;
 use crate::db::{from_json, read_err, write_err};
 use crate::error::Error;
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+pub use durability::LogDurability;
 use index::{Found, Index};
 use segment::Segments;
 use wal::Wal;
@@ -81,10 +89,10 @@ impl LogStore {
         }
     }
 
-    /// The highest log index known durable (0: none), for the state machine to keep its own
-    /// durable commits behind it.
-    pub fn durable_index(&self) -> Arc<AtomicU64> {
-        self.writer.durable_index()
+    /// How far the log is on disk: the state machine applies behind it, the Raft service
+    /// answers behind it.
+    pub fn durability(&self) -> LogDurability {
+        self.writer.durability()
     }
 
     /// Queue a job that is acknowledged through `done` and wait for it to be durable.
@@ -164,10 +172,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
         self.index.append(&entries);
-        self.writer.send(Job::Append {
-            entries,
-            done: callback,
-        })
+        self.writer.send(Job::Append { entries })?;
+        // Early, on purpose: see the module doc and `LogDurability`.
+        callback.log_io_completed(Ok(()));
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {

@@ -1,27 +1,28 @@
 //! Group commit: one thread owns the [`Wal`]. It takes all the jobs queued since its last
 //! write, turns them into records in order, writes them with one `pwrite` and one
-//! `fdatasync`, and only then acknowledges each job (the `LogFlushed` callback of an append,
-//! the reply of a vote, truncation or purge).
+//! `fdatasync`, and only then answers each vote, truncation or purge and publishes its
+//! [`Progress`] (jobs and entries on disk) for [`LogDurability`].
 //!
-//! So N writes in flight cost one sync, not N, and nothing is acknowledged before it is on
-//! disk. The committed log id is the exception by design: openraft allows it to be saved
-//! lazily, so it is only noted (no job, no wake-up of the thread) and rides along with the
-//! next batch (never ahead of the log written by that batch) instead of costing a sync of
-//! its own. After a failed write the log's state on disk
-//! is unknown: every later job fails too (openraft stops on a storage error).
+//! So N writes in flight cost one sync, not N. Appends are not answered here: openraft was
+//! told at once, and what must wait for their sync waits on the progress instead. The
+//! committed log id is only noted (no job, no wake-up of the thread; openraft allows it to be
+//! saved lazily) and rides along with the next batch (never ahead of the log written by that
+//! batch) instead of costing a sync of its own. After a failed write the log's state on disk
+//! is unknown: every later job fails too (openraft stops on a storage error) and the progress
+//! says so.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
-use openraft::storage::LogFlushed;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
+use super::durability::{LogDurability, Progress};
 use super::index::Index;
 use super::record::Record;
 use super::wal::Wal;
 use crate::db::write_err;
-use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::types::{Entry, LogId, StorageError, Vote};
 
 /// Jobs taken into one batch at most (bounds its size and the ack latency).
 const MAX_BATCH: usize = 4096;
@@ -29,9 +30,9 @@ const MAX_BATCH: usize = 4096;
 pub(super) type Reply = oneshot::Sender<Result<(), StorageError>>;
 
 pub(super) enum Job {
+    /// Acknowledged to openraft when queued; its sync shows in the [`Progress`].
     Append {
         entries: Vec<Entry>,
-        done: LogFlushed<TypeConfig>,
     },
     Vote {
         vote: Vote,
@@ -50,26 +51,33 @@ pub(super) enum Job {
 
 /// The writer thread's handle; dropping it drains the queue, stops and joins the thread.
 pub(super) struct Writer {
-    tx: Option<mpsc::Sender<Job>>,
+    /// Taken under this lock together with the count of queued jobs, so that the count is a
+    /// position in the queue.
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
+    queued: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
     /// The newest committed id not yet taken by a batch.
     committed: Arc<Mutex<Option<LogId>>>,
-    /// The last entry index on disk (0: none).
-    durable: Arc<AtomicU64>,
+    durability: LogDurability,
 }
 
 impl Writer {
     pub(super) fn start(wal: Wal, index: Arc<Index>, last_index: Option<u64>) -> Self {
         let (tx, rx) = mpsc::channel();
         let committed = Arc::new(Mutex::new(None));
-        let durable = Arc::new(AtomicU64::new(last_index.unwrap_or(0)));
+        let (progress, progress_rx) = watch::channel(Progress {
+            jobs: 0,
+            index: last_index.unwrap_or(0),
+            failed: false,
+        });
+        let queued = Arc::new(AtomicU64::new(0));
         let batcher = Batcher {
             wal,
             index,
             last_index,
             committed: None,
             noted: committed.clone(),
-            durable: durable.clone(),
+            progress,
             failed: None,
         };
         let thread = std::thread::Builder::new()
@@ -77,15 +85,16 @@ impl Writer {
             .spawn(move || batcher.run(&rx))
             .expect("spawning the Raft log writer thread");
         Self {
-            tx: Some(tx),
+            tx: Mutex::new(Some(tx)),
+            durability: LogDurability::new(progress_rx, queued.clone()),
+            queued,
             thread: Some(thread),
             committed,
-            durable,
         }
     }
 
-    pub(super) fn durable_index(&self) -> Arc<AtomicU64> {
-        self.durable.clone()
+    pub(super) fn durability(&self) -> LogDurability {
+        self.durability.clone()
     }
 
     /// Notes the committed id, to be saved with the next batch that makes the log reach it.
@@ -95,26 +104,26 @@ impl Writer {
     }
 
     pub(super) fn send(&self, job: Job) -> Result<(), StorageError> {
-        self.tx
-            .as_ref()
-            .and_then(|tx| tx.send(job).ok())
-            .ok_or_else(|| write_err(std::io::Error::other("the Raft log writer has stopped")))
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        match tx.as_ref().map(|tx| tx.send(job)) {
+            Some(Ok(())) => {
+                self.queued.fetch_add(1, Ordering::AcqRel);
+                Ok(())
+            }
+            _ => Err(write_err(std::io::Error::other(
+                "the Raft log writer has stopped",
+            ))),
+        }
     }
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        drop(self.tx.take());
+        drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
-}
-
-/// What a batch will acknowledge once written.
-enum Ack {
-    Flushed(LogFlushed<TypeConfig>),
-    Reply(Reply),
 }
 
 struct Batcher {
@@ -125,7 +134,7 @@ struct Batcher {
     /// A committed id waiting for a batch to ride with.
     committed: Option<LogId>,
     noted: Arc<Mutex<Option<LogId>>>,
-    durable: Arc<AtomicU64>,
+    progress: watch::Sender<Progress>,
     /// Why the log stopped taking writes.
     failed: Option<String>,
 }
@@ -145,8 +154,9 @@ impl Batcher {
     }
 
     fn batch(&mut self, jobs: Vec<Job>) {
+        let job_count = jobs.len() as u64;
         let mut records = Vec::with_capacity(jobs.len());
-        let mut acks = Vec::with_capacity(jobs.len());
+        let mut replies = Vec::new();
         let mut sizes = Vec::new();
         let mut vote = None;
         let mut purge = false;
@@ -154,7 +164,7 @@ impl Batcher {
         let mut encode_err = None;
         for job in jobs {
             match job {
-                Job::Append { entries, done } => {
+                Job::Append { entries } => {
                     for e in &entries {
                         match serde_json::to_vec(e) {
                             Ok(json) => {
@@ -165,23 +175,22 @@ impl Batcher {
                         }
                         last = last.max(Some(e.log_id.index));
                     }
-                    acks.push(Ack::Flushed(done));
                 }
                 Job::Vote { vote: v, done } => {
                     records.push(Record::Vote(v));
                     vote = Some(v);
-                    acks.push(Ack::Reply(done));
+                    replies.push(done);
                 }
                 Job::Truncate { from, done } => {
                     records.push(Record::Truncate(from));
                     last = last.map(|l| l.min(from.saturating_sub(1)));
-                    acks.push(Ack::Reply(done));
+                    replies.push(done);
                 }
                 Job::Purge { upto, done } => {
                     records.push(Record::Purge(upto));
                     last = last.max(Some(upto.index));
                     purge = true;
-                    acks.push(Ack::Reply(done));
+                    replies.push(done);
                 }
             }
         }
@@ -221,22 +230,23 @@ impl Batcher {
                 self.index.set_committed(c);
             }
             self.last_index = last;
-            self.durable.store(last.unwrap_or(0), Ordering::Release);
             if purge {
                 self.wal.remove_purged();
             }
         }
-        for ack in acks {
+        self.progress.send_modify(|p| match &res {
+            Ok(_) => {
+                p.jobs += job_count;
+                p.index = last.unwrap_or(0);
+            }
+            Err(_) => p.failed = true,
+        });
+        for tx in replies {
             let r = res
                 .as_ref()
                 .map(|_| ())
-                .map_err(|e| std::io::Error::other(e.clone()));
-            match ack {
-                Ack::Flushed(cb) => cb.log_io_completed(r),
-                Ack::Reply(tx) => {
-                    let _ = tx.send(r.map_err(write_err));
-                }
-            }
+                .map_err(|e| write_err(std::io::Error::other(e.clone())));
+            let _ = tx.send(r);
         }
     }
 }

@@ -13,17 +13,20 @@ use serde::Serialize;
 
 use super::http::{HttpClient, HttpError};
 use super::paths;
+use crate::log_store::LogDurability;
 use crate::types::{Node, NodeId, TypeConfig};
 
 /// Creates one [`Connection`] per target replica.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Network {
     http: HttpClient,
+    /// This replica's log: a commit index goes out only once the log has it on disk.
+    log: LogDurability,
 }
 
 impl Network {
-    pub fn new(http: HttpClient) -> Self {
-        Self { http }
+    pub fn new(http: HttpClient, log: LogDurability) -> Self {
+        Self { http, log }
     }
 }
 
@@ -33,6 +36,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &Node) -> Self::Network {
         Connection {
             http: self.http.clone(),
+            log: self.log.clone(),
             target,
             addr: node.addr.clone(),
         }
@@ -42,6 +46,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 /// Raft RPCs to one replica.
 pub struct Connection {
     http: HttpClient,
+    log: LogDurability,
     target: NodeId,
     addr: String,
 }
@@ -76,6 +81,15 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        // openraft counts the leader's own entries before they are on disk (the log
+        // acknowledges appends early, see `log_store`): followers apply up to this index, so
+        // it must be on this (the leader's) disk as well as on a quorum of theirs.
+        if let Some(committed) = rpc.leader_commit {
+            self.log
+                .wait_index(committed.index)
+                .await
+                .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        }
         self.call(paths::APPEND, &rpc, &option).await
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
 use axum::{Json, Router};
-use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::error::{Fatal, InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
@@ -85,11 +85,21 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 
 type AppState = State<Arc<Shared>>;
 
+/// The log acknowledges appends to openraft before their sync (see `log_store`), so the
+/// answer waits here until everything queued before it is on disk: the leader counts this
+/// replica's entries towards a commit only once they are. A failed log answers with its
+/// storage error.
 async fn append(
     State(s): AppState,
     Json(req): Json<AppendEntriesRequest<TypeConfig>>,
 ) -> Json<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>> {
-    Json(s.raft.append_entries(req).await)
+    let res = s.raft.append_entries(req).await;
+    if res.is_ok() {
+        if let Err(e) = s.durability.barrier().await {
+            return Json(Err(RaftError::Fatal(Fatal::StorageError(e))));
+        }
+    }
+    Json(res)
 }
 
 async fn vote(

@@ -113,7 +113,8 @@ impl ControlPlane {
         let raft_config = Arc::new(cfg.raft_config()?);
         let db = crate::db::open(&cfg.data_dir)?;
         let log_store = LogStore::open(&cfg.data_dir.join(crate::log_store::LOG_DIR), &db)?;
-        let sm = StateMachineStore::new(db, cfg.watch_history)?.with_log(log_store.durable_index());
+        let durability = log_store.durability();
+        let sm = StateMachineStore::new(db, cfg.watch_history)?.with_log(durability.clone());
         let reader = sm.reader();
 
         let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -132,7 +133,7 @@ impl ControlPlane {
         let raft = Raft::new(
             cfg.id,
             raft_config,
-            Network::new(http.clone()),
+            Network::new(http.clone(), durability.clone()),
             log_store,
             sm,
         )
@@ -147,6 +148,7 @@ impl ControlPlane {
             read_barrier: Default::default(),
             batcher: batcher::WriteBatcher::start(raft.clone()),
             raft,
+            durability,
         });
         let (stop_server, stopped) = oneshot::channel::<()>();
         let app = crate::network::server::router(shared.clone());

@@ -13,6 +13,7 @@ use super::batcher::WriteBatcher;
 use super::read_barrier::ReadBarrier;
 use crate::command::{Command, CommandResponse};
 use crate::error::Error;
+use crate::log_store::LogDurability;
 use crate::network::http::{HttpClient, HttpError};
 use crate::network::paths;
 use crate::network::server::WireError;
@@ -58,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) read_barrier: ReadBarrier,
     /// Concurrent writes share log entries.
     pub(crate) batcher: WriteBatcher,
+    /// How far this replica's log is on disk (answers to the leader wait for it).
+    pub(crate) durability: LogDurability,
 }
 
 fn raft_err<E: std::fmt::Display>(e: E) -> Error {

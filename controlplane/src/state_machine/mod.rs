@@ -24,7 +24,6 @@ mod read;
 pub mod watch;
 
 use std::io::Cursor;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::{CommandResponse, KeyValue};
 use crate::db::{self, blocking, from_json, read_err, to_json, write_err};
 use crate::error::Error;
+use crate::log_store::LogDurability;
 use crate::types::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -61,27 +61,22 @@ const DURABLE_ENTRIES: u64 = 4096;
 struct DurableMark {
     at: Instant,
     entries: u64,
-    /// The highest index durable in the Raft log, when known ([`StateMachineStore::with_log`]).
-    log: Option<Arc<AtomicU64>>,
 }
 
 impl DurableMark {
     /// Counts `n` more entries, the last of them `last_index`; true when this commit is to be
-    /// durable. Never while the log has not synced `last_index` itself (a follower applies
-    /// what it accepted, maybe before its own sync): the durable commit is then postponed to
-    /// a later batch, so durable state stays behind the log's. (A snapshot's save is durable
-    /// regardless; openraft's start-up purges the log up to the applied id if it finds the
-    /// log behind it, which is safe since the snapshot holds that state.)
-    fn due(&mut self, n: u64, last_index: u64) -> bool {
+    /// durable. Never while the log (`log_durable`: its highest index on disk, when known)
+    /// has not synced `last_index` itself: apply waits for that, but should it not, the
+    /// durable commit is postponed to a later batch, so durable state stays behind the log's.
+    /// (A snapshot's save is durable regardless; openraft's start-up purges the log up to the
+    /// applied id if it finds the log behind it, which is safe since the snapshot holds that
+    /// state.)
+    fn due(&mut self, n: u64, last_index: u64, log_durable: Option<u64>) -> bool {
         self.entries += n;
         if self.entries < DURABLE_ENTRIES && self.at.elapsed() < DURABLE_EVERY {
             return false;
         }
-        if self
-            .log
-            .as_ref()
-            .is_some_and(|l| l.load(Ordering::Acquire) < last_index)
-        {
+        if log_durable.is_some_and(|d| d < last_index) {
             return false;
         }
         self.at = Instant::now();
@@ -97,6 +92,8 @@ pub struct StateMachineStore {
     db: Arc<Database>,
     hub: Arc<WatchHub>,
     durable: Arc<Mutex<DurableMark>>,
+    /// How far the Raft log is on disk, when known ([`StateMachineStore::with_log`]).
+    log: Option<LogDurability>,
 }
 
 impl StateMachineStore {
@@ -107,15 +104,19 @@ impl StateMachineStore {
         let durable = Arc::new(Mutex::new(DurableMark {
             at: Instant::now(),
             entries: 0,
-            log: None,
         }));
-        Ok(Self { db, hub, durable })
+        Ok(Self {
+            db,
+            hub,
+            durable,
+            log: None,
+        })
     }
 
-    /// Keeps durable apply commits behind `log_durable`, the log's durable index
-    /// (`LogStore::durable_index`).
-    pub fn with_log(self, log_durable: Arc<AtomicU64>) -> Self {
-        self.durable.lock().unwrap_or_else(|e| e.into_inner()).log = Some(log_durable);
+    /// Applies only what `log` (`LogStore::durability`) has on disk, and keeps durable apply
+    /// commits behind it.
+    pub fn with_log(mut self, log: LogDurability) -> Self {
+        self.log = Some(log);
         self
     }
 
@@ -233,12 +234,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        if entries.is_empty() {
+        let Some(last_index) = entries.last().map(|e| e.get_log_id().index) else {
             return Ok(Vec::new());
+        };
+        // The log acknowledges appends before their sync (see `log_store`): an entry is
+        // committed on a quorum's disks, but this replica's copy may still be on its way.
+        if let Some(log) = &self.log {
+            log.wait_index(last_index).await?;
         }
         let durable = self.durable.lock().unwrap_or_else(|e| e.into_inner()).due(
             entries.len() as u64,
-            entries.last().map_or(0, |e| e.get_log_id().index),
+            last_index,
+            self.log.as_ref().map(LogDurability::index),
         );
         let commit = move |mut txn: WriteTransaction| {
             // See the module doc: the log, not this commit, is what makes a write durable.
