@@ -144,8 +144,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.submit(|done| Job::Vote { vote, done }).await
     }
 
+    /// The saved vote, never as committed: openraft 0.9 restarts a replica whose committed
+    /// vote is its own as leader of the same term, without an election. Its log may have
+    /// lost entries it had already sent (appends are acknowledged before their sync), and
+    /// as leader of the same term it would hand their log ids out again to other entries,
+    /// which followers holding the old ones would take as matching. Restarted, a leader
+    /// wins a new term first.
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        Ok(self.index.vote())
+        Ok(self.index.vote().map(|mut v| {
+            v.committed = false;
+            v
+        }))
     }
 
     /// Lazy (see the module doc): a stale committed id only means a restarted replica
@@ -190,5 +199,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.index.purge(log_id);
         self.submit(|done| Job::Purge { upto: log_id, done }).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reopened_log_never_reads_its_vote_as_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::open(dir.path()).unwrap();
+        let mut log = LogStore::open(&dir.path().join(LOG_DIR), &db).unwrap();
+        log.save_vote(&Vote::new_committed(3, 1)).await.unwrap();
+        drop(log);
+        let mut log = LogStore::open(&dir.path().join(LOG_DIR), &db).unwrap();
+        assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
     }
 }

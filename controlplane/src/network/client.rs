@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::http::{HttpClient, HttpError};
 use super::paths;
 use crate::log_store::LogDurability;
-use crate::types::{Node, NodeId, TypeConfig};
+use crate::types::{LogId, Node, NodeId, TypeConfig};
 
 /// Creates one [`Connection`] per target replica.
 #[derive(Clone)]
@@ -37,6 +37,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Connection {
             http: self.http.clone(),
             log: self.log.clone(),
+            sent_commit: None,
             target,
             addr: node.addr.clone(),
         }
@@ -47,6 +48,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct Connection {
     http: HttpClient,
     log: LogDurability,
+    /// The last commit index sent, known to be on this replica's disk.
+    sent_commit: Option<LogId>,
     target: NodeId,
     addr: String,
 }
@@ -78,17 +81,21 @@ impl Connection {
 impl RaftNetwork<TypeConfig> for Connection {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
         // openraft counts the leader's own entries before they are on disk (the log
         // acknowledges appends early, see `log_store`): followers apply up to this index, so
         // it must be on this (the leader's) disk as well as on a quorum of theirs.
         if let Some(committed) = rpc.leader_commit {
-            self.log
-                .wait_index(committed.index)
-                .await
-                .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            let wait = self.log.wait_index(committed.index);
+            match tokio::time::timeout(option.hard_ttl() / 2, wait).await {
+                Ok(Ok(())) => self.sent_commit = Some(committed),
+                Ok(Err(e)) => return Err(RPCError::Network(NetworkError::new(&e))),
+                // A slow disk: rather than let a heartbeat time out, tell the follower the
+                // last commit index known on disk here (followers ignore an older one).
+                Err(_) => rpc.leader_commit = self.sent_commit.filter(|c| *c <= committed),
+            }
         }
         self.call(paths::APPEND, &rpc, &option).await
     }
