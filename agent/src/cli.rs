@@ -90,6 +90,11 @@ pub struct AgentArgs {
     /// Conntrack garbage collection period.
     #[arg(long, default_value_t = 10_000)]
     pub ct_gc_interval_ms: u64,
+    /// Do not attach the socket-level load balancer (cgroup connect/sendmsg
+    /// hooks) that lets the node's own processes and hostNetwork pods reach
+    /// ClusterIPs.
+    #[arg(long)]
+    pub no_socket_lb: bool,
     /// Run only the kubelet (pods), not the service proxy; needs --server.
     #[arg(long, requires = "server", conflicts_with = "manifests")]
     pub no_proxy: bool,

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _};
-use skiff_agent::dataplane::POD_HOOKS;
 use skiff_agent::dataplane::{
     read_stats, teardown, AttachReport, Dataplane, LoadOptions, MapSizes, PinDirs,
 };
+use skiff_agent::dataplane::{sock, POD_HOOKS};
 use skiff_agent::proxy::conntrack::{gc_conntrack, monotonic_now_ns, CtTimeouts};
 use skiff_agent::proxy::latency::{ProgrammingTracker, ProxyMetrics};
 use skiff_agent::proxy::{translate, DesiredState, Proxy, TranslateInput};
@@ -143,6 +143,7 @@ async fn run_proxy(args: AgentArgs, metrics: Option<ProxyMetrics>) -> anyhow::Re
         debug: args.debug,
         object: args.bpf_object.clone(),
         nodeport: nodeport::config(&external),
+        host_netns: socket_lb_netns(&args),
     };
     let mut dp = Dataplane::start(&opts, &args.pod_veth_prefix, args.tc_mode)?;
     log::info!(
@@ -153,6 +154,19 @@ async fn run_proxy(args: AgentArgs, metrics: Option<ProxyMetrics>) -> anyhow::Re
         dp.attacher.mode()
     );
     nodeport::attach(&args, &external, &mut dp, &dirs);
+    if opts.host_netns != 0 {
+        match sock::attach(&mut dp.loaded) {
+            Ok(root) => log::info!(
+                "socket-level load balancing for this node's sockets: cgroup hooks on {}",
+                root.display()
+            ),
+            Err(e) => log::warn!(
+                "socket-level load balancing off ({:#}): the node's own processes and \
+                 hostNetwork pods cannot reach ClusterIPs",
+                anyhow::Error::from(e)
+            ),
+        }
+    }
     if let Some(logger) = dp.loaded.logger.take() {
         spawn_bpf_logger(logger)?;
     }
@@ -390,6 +404,19 @@ impl Loop<'_> {
             self.error(format!("NodePort SNAT/affinity gc: {e}"));
         }
     }
+}
+
+/// The namespace cookie the socket-level hooks act on: this agent's (the
+/// node's), or 0 (off) with `--no-socket-lb` or on a kernel without
+/// `SO_NETNS_COOKIE`.
+fn socket_lb_netns(args: &AgentArgs) -> u64 {
+    if args.no_socket_lb {
+        return 0;
+    }
+    sock::netns_cookie().unwrap_or_else(|e| {
+        log::warn!("socket-level load balancing off: reading this netns's cookie: {e}");
+        0
+    })
 }
 
 fn spawn_bpf_logger(logger: aya_log::EbpfLogger<&'static dyn log::Log>) -> anyhow::Result<()> {

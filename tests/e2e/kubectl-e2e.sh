@@ -357,7 +357,7 @@ wait_for 60 "kubectl top node" sh -c "kubectl top node | grep -q '%'"
 k delete deployment busy -n "$NS"
 k delete hpa busy -n "$NS"
 
-step "a hostNetwork pod has its node's address and serves through a Service"
+step "a hostNetwork pod has its node's address, serves through a Service and reaches ClusterIPs"
 cat <<YAML | k apply -n "$NS" -f -
 apiVersion: v1
 kind: Pod
@@ -387,6 +387,12 @@ fetch_hostnet() {
     | grep -q from-host-network
 }
 wait_for 60 "the ClusterIP to reach the host-network pod" fetch_hostnet "$svc_ip"
+# The pod uses its node's sockets, which the node's cgroup hooks take to ClusterIPs too.
+fetch_from_hostnet() {
+  kubectl exec hostnet -n "$NS" -- sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $1 80" \
+    | grep -q from-host-network
+}
+wait_for 60 "the host-network pod to reach a ClusterIP" fetch_from_hostnet "$svc_ip"
 k delete pod hostnet -n "$NS"
 k delete svc hostnet -n "$NS"
 

@@ -90,6 +90,7 @@ fn a_pinned_backends_hash_is_carried_into_the_array() {
             snat_port_min: defaults::SNAT_PORT_MIN,
             snat_port_max: defaults::SNAT_PORT_MAX,
         },
+        host_netns: 0,
     };
     let loaded = loader::load(&opts).expect("loading over the old pin");
     let array = PinnedArray::<Backend>::open(map_names::BACKENDS, &dirs.map(map_names::BACKENDS))

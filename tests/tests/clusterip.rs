@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use skiff_common::{stats, DEFAULT_HAIRPIN_ADDR};
 use skiff_tests::bpfmaps::addr_of;
-use skiff_tests::clusterip::{in_pod, ClusterIpLab, PORT, SYNC, VIP};
+use skiff_tests::clusterip::{in_pod, ClusterIpLab, PORT, REQ, SYNC, VIP};
+use skiff_tests::echo;
 use skiff_tests::manifests::{EndpointState, Proto};
 use skiff_tests::rawpkt::{self, Flow, Kind, RawSender};
 use skiff_tests::wait;
@@ -284,4 +285,32 @@ fn h_deleting_the_service_removes_its_entries_and_flows() {
         fx.tcp(&fx.client, "gone").is_err(),
         "the VIP no longer answers"
     );
+}
+
+/// The node's own sockets (host processes, hostNetwork pods) never cross a
+/// pod veth: the cgroup hooks translate them at connect/sendmsg, only for
+/// the node's network namespace, and report the VIP back.
+#[test]
+fn i_the_node_itself_reaches_the_vip_through_its_sockets() {
+    let fx = fixture();
+    let node = fx.lab.node(0).netns();
+    let vip = fx.vip();
+    let seen = spread(CONNS, |i| {
+        let line = format!("node {i}");
+        let r = node
+            .run(move || echo::tcp_request(vip, &line, REQ))
+            .expect("entering the node")
+            .expect("TCP from the node to the VIP");
+        assert_eq!(r.peer, vip, "getpeername on the node's socket");
+        assert_eq!(r.line, format!("node {i}"));
+        r.name
+    });
+    assert_all_backends(&fx, &seen);
+    let r = node
+        .run(move || echo::udp_request(vip, "node dgram", REQ))
+        .expect("entering the node")
+        .expect("UDP from the node to the VIP");
+    assert_eq!(r.peer, vip, "the reply is reported from the VIP");
+    // Pods are left to the TC path: the client still sees the VIP.
+    assert_eq!(fx.tcp(&fx.client, "pod").unwrap().peer, vip);
 }

@@ -43,6 +43,8 @@ pub enum DataplaneError {
         #[source]
         source: Box<aya::EbpfError>,
     },
+    #[error("no cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified")]
+    NoCgroup2,
     #[error("program {name} not found in the BPF object")]
     ProgramMissing { name: &'static str },
     #[error("program {name}: {source}")]

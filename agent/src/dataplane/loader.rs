@@ -53,6 +53,8 @@ pub const POD_HOOKS: [Hook; 2] = [
 pub const CONFIG_GLOBAL: &str = "SKIFF_CONFIG";
 /// The global the NodePort programs read their configuration from.
 pub const NODEPORT_CONFIG_GLOBAL: &str = "SKIFF_NODEPORT_CONFIG";
+/// The global the socket-level hooks read the node's netns cookie from.
+pub const HOST_NETNS_GLOBAL: &str = "SKIFF_HOST_NETNS";
 /// The NodePort program for XDP on the external interface.
 pub const XDP_NODEPORT: &str = "skiff_xdp_nodeport";
 /// The same logic as a classifier (TC ingress fallback).
@@ -94,6 +96,9 @@ pub struct LoadOptions {
     pub object: Option<PathBuf>,
     /// NodePort: SNAT address (the node's) and port range.
     pub nodeport: NodePortConfig,
+    /// The node's network namespace cookie for the socket-level hooks
+    /// (`dataplane::sock`); 0 turns them into no-ops.
+    pub host_netns: u64,
 }
 
 /// The loaded object: maps created or reused from their pins, the
@@ -324,6 +329,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, DataplaneError> {
     }
     loader.override_global(CONFIG_GLOBAL, &config, true);
     loader.override_global(NODEPORT_CONFIG_GLOBAL, &opts.nodeport, true);
+    loader.override_global(HOST_NETNS_GLOBAL, &opts.host_netns, true);
     let ebpf = loader.load(bytes).map_err(|e| DataplaneError::Load {
         pin_dir: opts.dirs.node.clone(),
         source: Box::new(e),

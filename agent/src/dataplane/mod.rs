@@ -23,6 +23,7 @@ pub mod external;
 pub mod loader;
 pub mod maps;
 pub mod netif;
+pub mod sock;
 pub mod stats;
 pub mod teardown;
 

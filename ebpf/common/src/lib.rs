@@ -31,6 +31,7 @@ pub mod map_names {
     pub const SNAT: &str = "SNAT";
     pub const LOCAL_ENDPOINTS: &str = "LOCAL_ENDPOINTS";
     pub const LOCAL_PREFIX: &str = "LOCAL_PREFIX";
+    pub const SOCK_REV: &str = "SOCK_REV";
 }
 
 /// Default capacities; the agent may override each one at load time. The
@@ -46,6 +47,9 @@ pub mod defaults {
     pub const AFFINITY_MAX: u32 = 65_536;
     /// NodePort SNAT entries (two per flow to a backend on another node); LRU.
     pub const SNAT_MAX: u32 = 262_144;
+    /// Socket-level load balancing: (socket, backend) → frontend, for the
+    /// addresses recvmsg and getpeername report; LRU.
+    pub const SOCK_REV_MAX: u32 = 65_536;
     /// Source ports NodePort SNAT allocates from (host order), above
     /// Linux's default ephemeral range (32768–60999) and the NodePort range.
     pub const SNAT_PORT_MIN: u16 = 61_000;
@@ -258,6 +262,32 @@ pub struct SnatValue {
 }
 const _: () = assert!(size_of::<SnatValue>() == 24);
 
+/// Key of the socket-level reverse map: a socket of the node's own network
+/// namespace (its cookie) that the connect/sendmsg hooks sent to a backend.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SockRevKey {
+    pub cookie: u64,
+    /// The backend's address, network byte order.
+    pub addr: u32,
+    /// The backend's port, network byte order.
+    pub port: u16,
+    pub _pad: u16,
+}
+const _: () = assert!(size_of::<SockRevKey>() == 16);
+
+/// Value of the socket-level reverse map: the frontend the socket asked for.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SockRevValue {
+    /// Network byte order.
+    pub addr: u32,
+    /// Network byte order.
+    pub port: u16,
+    pub _pad: u16,
+}
+const _: () = assert!(size_of::<SockRevValue>() == 8);
+
 /// Value of the local-endpoints map, keyed by a pod's IPv4 address on this
 /// node (network byte order): where `skiff_from_pod` delivers a packet for
 /// that pod with `bpf_redirect_peer`, past the node's stack.
@@ -426,4 +456,6 @@ mod pod {
     unsafe impl aya::Pod for AffinityValue {}
     unsafe impl aya::Pod for SnatValue {}
     unsafe impl aya::Pod for LocalEndpoint {}
+    unsafe impl aya::Pod for SockRevKey {}
+    unsafe impl aya::Pod for SockRevValue {}
 }

@@ -15,12 +15,13 @@ mod parse;
 mod pkt;
 mod reply;
 mod snat;
+mod sock;
 mod stats;
 mod to_pod;
 
 use aya_ebpf::{
-    macros::{classifier, xdp},
-    programs::{TcContext, XdpContext},
+    macros::{cgroup_sock_addr, classifier, xdp},
+    programs::{SockAddrContext, TcContext, XdpContext},
 };
 
 /// TC ingress on the host side of every pod veth: ClusterIP load balancing of
@@ -50,6 +51,31 @@ pub fn skiff_xdp_nodeport(ctx: XdpContext) -> u32 {
 #[classifier]
 pub fn skiff_tc_nodeport(ctx: TcContext) -> i32 {
     nodeport::run(&ctx)
+}
+
+/// cgroup `connect4` for the node's own sockets: a ClusterIP becomes a
+/// backend before the connection starts (socket-level load balancing).
+#[cgroup_sock_addr(connect4)]
+pub fn skiff_sock_connect4(ctx: SockAddrContext) -> i32 {
+    sock::to_backend(&ctx)
+}
+
+/// cgroup `sendmsg4`: the same for unconnected UDP sends.
+#[cgroup_sock_addr(sendmsg4)]
+pub fn skiff_sock_sendmsg4(ctx: SockAddrContext) -> i32 {
+    sock::to_backend(&ctx)
+}
+
+/// cgroup `recvmsg4`: a backend's reply is reported from the ClusterIP.
+#[cgroup_sock_addr(recvmsg4)]
+pub fn skiff_sock_recvmsg4(ctx: SockAddrContext) -> i32 {
+    sock::to_frontend(&ctx)
+}
+
+/// cgroup `getpeername4`: a connected socket's peer is the ClusterIP.
+#[cgroup_sock_addr(getpeername4)]
+pub fn skiff_sock_getpeername4(ctx: SockAddrContext) -> i32 {
+    sock::to_frontend(&ctx)
 }
 
 /// The crate is dual licensed Apache-2.0 OR GPL-2.0; the kernel sees the GPL side.

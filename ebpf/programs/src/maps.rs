@@ -12,9 +12,9 @@ use aya_ebpf::{
     Global,
 };
 use skiff_common::{
-    defaults, ipv4_be, map_names, stats, AffinityKey, AffinityValue, Backend, Config,
-    CtKey, CtValue, LocalEndpoint, LocalPrefix, NodePortConfig, RevNat, RevNatId, ServiceKey, ServiceValue,
-    SnatValue, DEFAULT_HAIRPIN_ADDR,
+    defaults, ipv4_be, map_names, stats, AffinityKey, AffinityValue, Backend, Config, CtKey,
+    CtValue, LocalEndpoint, LocalPrefix, NodePortConfig, RevNat, RevNatId, ServiceKey,
+    ServiceValue, SnatValue, SockRevKey, SockRevValue, DEFAULT_HAIRPIN_ADDR,
 };
 
 // The service maps allocate entries on demand (`BPF_F_NO_PREALLOC`), so a
@@ -62,6 +62,12 @@ pub static LOCAL_ENDPOINTS: HashMap<u32, LocalEndpoint> =
 #[map(name = "LOCAL_PREFIX")]
 pub static LOCAL_PREFIX: Array<LocalPrefix> = Array::pinned(1, 0);
 
+/// Socket-level load balancing: which frontend a socket of the node's own
+/// network namespace asked for, by (socket cookie, backend).
+#[map(name = "SOCK_REV")]
+pub static SOCK_REV: LruHashMap<SockRevKey, SockRevValue> =
+    LruHashMap::pinned(defaults::SOCK_REV_MAX, 0);
+
 /// Set by the loader (`EbpfLoader::set_global("SKIFF_CONFIG", ..)`).
 #[unsafe(no_mangle)]
 static SKIFF_CONFIG: Global<Config> = Global::new(Config {
@@ -76,6 +82,18 @@ static SKIFF_NODEPORT_CONFIG: Global<NodePortConfig> = Global::new(NodePortConfi
     snat_port_min: defaults::SNAT_PORT_MIN,
     snat_port_max: defaults::SNAT_PORT_MAX,
 });
+
+/// Set by the loader (`SKIFF_HOST_NETNS`): the cookie of the network
+/// namespace the agent runs in, the node's own. 0: socket-level load
+/// balancing is off.
+#[unsafe(no_mangle)]
+static SKIFF_HOST_NETNS: Global<u64> = Global::new(0);
+
+/// The node's network namespace cookie (volatile: the loader patches it).
+#[inline(always)]
+pub fn host_netns() -> u64 {
+    SKIFF_HOST_NETNS.load()
+}
 
 /// The NodePort configuration (volatile: the loader patches it).
 #[inline(always)]
@@ -114,3 +132,4 @@ const _: () = assert!(same(map_names::AFFINITY, "AFFINITY"));
 const _: () = assert!(same(map_names::SNAT, "SNAT"));
 const _: () = assert!(same(map_names::LOCAL_ENDPOINTS, "LOCAL_ENDPOINTS"));
 const _: () = assert!(same(map_names::LOCAL_PREFIX, "LOCAL_PREFIX"));
+const _: () = assert!(same(map_names::SOCK_REV, "SOCK_REV"));

@@ -1,0 +1,95 @@
+//! Socket-level load balancing for the node's own sockets (host processes,
+//! hostNetwork pods): the cgroup hooks of `ebpf/programs/src/sock.rs`,
+//! attached to the cgroup v2 root. They act only on sockets of the network
+//! namespace whose cookie the loader wrote into `SKIFF_HOST_NETNS` (this
+//! agent's), so several agents on one machine (a lab) each serve their own
+//! node. The links live as long as the loaded object: an agent that exits
+//! takes its hooks with it, and connections already made are not affected
+//! (they talk to the backend's address).
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use aya::programs::{CgroupAttachMode, CgroupSockAddr};
+
+use super::{DataplaneError, Loaded};
+
+/// The hooks, in the order they are attached.
+pub const SOCK_PROGRAMS: [&str; 4] = [
+    "skiff_sock_connect4",
+    "skiff_sock_sendmsg4",
+    "skiff_sock_recvmsg4",
+    "skiff_sock_getpeername4",
+];
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+/// `SO_NETNS_COOKIE` (Linux 5.14), not in every libc crate release.
+const SO_NETNS_COOKIE: libc::c_int = 71;
+
+/// The cookie of the calling thread's network namespace.
+pub fn netns_cookie() -> io::Result<u64> {
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    let mut cookie = 0u64;
+    let mut len = size_of::<u64>() as libc::socklen_t;
+    // SAFETY: a valid socket; `cookie` and `len` describe a u64 buffer.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&raw mut cookie).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cookie)
+}
+
+fn is_cgroup2(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs fills the zeroed struct; `c` is a valid path.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC
+    }
+}
+
+/// The cgroup v2 root: `/sys/fs/cgroup` on a unified host,
+/// `/sys/fs/cgroup/unified` on a hybrid one.
+pub fn cgroup2_root() -> Option<PathBuf> {
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| is_cgroup2(p))
+}
+
+/// Loads the hooks and attaches them to the cgroup v2 root (shared with any
+/// other program there). Returns the root.
+pub fn attach(loaded: &mut Loaded) -> Result<PathBuf, DataplaneError> {
+    let root = cgroup2_root().ok_or(DataplaneError::NoCgroup2)?;
+    let dir = File::open(&root).map_err(|source| DataplaneError::ReadDir {
+        path: root.clone(),
+        source,
+    })?;
+    for name in SOCK_PROGRAMS {
+        let prog: &mut CgroupSockAddr = loaded
+            .ebpf
+            .program_mut(name)
+            .ok_or(DataplaneError::ProgramMissing { name })?
+            .try_into()
+            .map_err(|source| DataplaneError::Program { name, source })?;
+        prog.load()
+            .map_err(|source| DataplaneError::Program { name, source })?;
+        // A cgroup bpf_link is always one of many (the kernel refuses
+        // attach flags on it): `Single` only means "no flags" here.
+        prog.attach(&dir, CgroupAttachMode::Single)
+            .map_err(|source| DataplaneError::Program { name, source })?;
+    }
+    Ok(root)
+}
