@@ -374,6 +374,7 @@ apiVersion: v1
 kind: Service
 metadata: {name: hostnet}
 spec:
+  type: NodePort
   selector: {app: hostnet}
   ports: [{port: 80, targetPort: 18081}]
 YAML
@@ -387,12 +388,15 @@ fetch_hostnet() {
     | grep -q from-host-network
 }
 wait_for 60 "the ClusterIP to reach the host-network pod" fetch_hostnet "$svc_ip"
-# The pod uses its node's sockets, which the node's cgroup hooks take to ClusterIPs too.
+# The pod uses its node's sockets, which the node's cgroup hooks take to ClusterIPs and to
+# its own NodePorts too.
 fetch_from_hostnet() {
-  kubectl exec hostnet -n "$NS" -- sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $1 80" \
+  kubectl exec hostnet -n "$NS" -- sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $1 $2" \
     | grep -q from-host-network
 }
-wait_for 60 "the host-network pod to reach a ClusterIP" fetch_from_hostnet "$svc_ip"
+wait_for 60 "the host-network pod to reach a ClusterIP" fetch_from_hostnet "$svc_ip" 80
+node_port=$(k get svc hostnet -n "$NS" -o jsonpath='{.spec.ports[0].nodePort}')
+wait_for 60 "the host-network pod to reach its node's NodePort" fetch_from_hostnet "$pod_ip" "$node_port"
 k delete pod hostnet -n "$NS"
 k delete svc hostnet -n "$NS"
 

@@ -313,4 +313,14 @@ fn i_the_node_itself_reaches_the_vip_through_its_sockets() {
     assert_eq!(r.peer, vip, "the reply is reported from the VIP");
     // Pods are left to the TC path: the client still sees the VIP.
     assert_eq!(fx.tcp(&fx.client, "pod").unwrap().peer, vip);
+
+    // Without endpoints the node's connection is refused at once, not sent
+    // off with the VIP.
+    fx.write_service(&[]);
+    fx.wait_count(Proto::Tcp, 0);
+    let err = node
+        .run(move || echo::tcp_request(vip, "none", REQ))
+        .expect("entering the node")
+        .expect_err("no backend");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
 }

@@ -3,9 +3,10 @@
 //! attached to the cgroup v2 root. They act only on sockets of the network
 //! namespace whose cookie the loader wrote into `SKIFF_HOST_NETNS` (this
 //! agent's), so several agents on one machine (a lab) each serve their own
-//! node. The links live as long as the loaded object: an agent that exits
-//! takes its hooks with it, and connections already made are not affected
-//! (they talk to the backend's address).
+//! node. The links live as long as the loaded object, unpinned: an agent that
+//! exits takes its hooks with it (nothing stale stays attached), connections
+//! already made are not affected (they talk to the backend's address), and
+//! new ones from the node during a restart go out untranslated.
 
 use std::fs::File;
 use std::io;
@@ -16,17 +17,16 @@ use aya::programs::{CgroupAttachMode, CgroupSockAddr};
 
 use super::{DataplaneError, Loaded};
 
-/// The hooks, in the order they are attached.
+/// The hooks, in the order they are attached: the reverse ones first, so
+/// that a failed attach never leaves sockets translated without them.
 pub const SOCK_PROGRAMS: [&str; 4] = [
-    "skiff_sock_connect4",
-    "skiff_sock_sendmsg4",
     "skiff_sock_recvmsg4",
     "skiff_sock_getpeername4",
+    "skiff_sock_connect4",
+    "skiff_sock_sendmsg4",
 ];
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-/// `SO_NETNS_COOKIE` (Linux 5.14), not in every libc crate release.
-const SO_NETNS_COOKIE: libc::c_int = 71;
 
 /// The cookie of the calling thread's network namespace.
 pub fn netns_cookie() -> io::Result<u64> {
@@ -38,7 +38,7 @@ pub fn netns_cookie() -> io::Result<u64> {
         libc::getsockopt(
             sock.as_raw_fd(),
             libc::SOL_SOCKET,
-            SO_NETNS_COOKIE,
+            libc::SO_NETNS_COOKIE,
             (&raw mut cookie).cast(),
             &mut len,
         )

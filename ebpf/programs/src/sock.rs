@@ -4,11 +4,14 @@
 //!
 //! Their packets never cross a pod veth, so the TC programs do not see them.
 //! Instead the cgroup hooks translate the address at the socket: `connect`
-//! (TCP, connected UDP) and `sendmsg` (unconnected UDP) to a frontend get a
+//! (TCP, connected UDP) and `sendmsg` (unconnected UDP) to a frontend (a
+//! ClusterIP, or a NodePort / externalIP address of this node) get a
 //! backend's address, chosen as a pod's flow would be, and the socket then
-//! talks to the backend directly, with no per-packet work at all. `recvmsg`
-//! and `getpeername` report the frontend again, from [`SOCK_REV`], so the
-//! program only ever sees the ClusterIP it asked for.
+//! talks to the backend directly, with no per-packet work at all. A frontend
+//! without backends refuses the connection (ECONNREFUSED, as kube-proxy's
+//! reject rule does), rather than let it leave with the VIP. `recvmsg` and
+//! `getpeername` report the frontend again, from [`SOCK_REV`], so the
+//! program only ever sees the address it asked for.
 //!
 //! The hooks sit on the cgroup v2 root, which every network namespace of
 //! the machine shares: a socket of another namespace (a pod's, or another
@@ -16,10 +19,12 @@
 
 use aya_ebpf::{
     bindings::bpf_sock_addr,
-    helpers::{bpf_get_netns_cookie, bpf_get_prandom_u32, bpf_get_socket_cookie},
+    helpers::{bpf_get_netns_cookie, bpf_get_socket_cookie, bpf_set_retval},
     programs::SockAddrContext,
 };
-use skiff_common::{SockRevKey, SockRevValue, PROTO_TCP, PROTO_UDP, SCOPE_INTERNAL};
+use skiff_common::{
+    SockRevKey, SockRevValue, PROTO_TCP, PROTO_UDP, SCOPE_EXTERNAL, SCOPE_INTERNAL,
+};
 
 use crate::{
     clock, lb,
@@ -29,6 +34,9 @@ use crate::{
 
 /// The hooks' verdict: go on (the only one `recvmsg` may return).
 const ALLOW: i32 = 1;
+/// The hooks' verdict: fail the call (with the error `bpf_set_retval` set).
+const REJECT: i32 = 0;
+const ECONNREFUSED: i32 = 111;
 
 /// The socket address, if the socket belongs to the node's namespace and
 /// speaks TCP or UDP over IPv4.
@@ -66,26 +74,34 @@ pub fn to_backend(ctx: &SockAddrContext) -> i32 {
     };
     // SAFETY: the context; `user_port` holds the port in network order.
     let (daddr, dport) = unsafe { ((*sa).user_ip4, (*sa).user_port as u16) };
-    let Some(fe) = lb::frontend(daddr, dport, proto) else {
-        return ALLOW;
+    let (fe, scope) = match lb::frontend(daddr, dport, proto) {
+        Some(fe) => (fe, SCOPE_INTERNAL),
+        None => match lb::frontend_scoped(daddr, dport, proto, SCOPE_EXTERNAL) {
+            Some(fe) => (fe, SCOPE_EXTERNAL),
+            None => return ALLOW,
+        },
     };
+    if fe.count == 0 {
+        // SAFETY: a helper of these hooks (Linux ≥ 5.18), no preconditions.
+        unsafe { bpf_set_retval(-ECONNREFUSED) };
+        return REJECT;
+    }
     let cookie = cookie(ctx);
-    // The socket's source port is not chosen yet: a random one spreads the
-    // sockets over the backends as the flow hash spreads flows. Affinity is
-    // per client address, the node's for every socket here.
+    // The source port is not chosen yet: the socket's cookie stands in for
+    // it, so one socket (an unconnected UDP one's every datagram) stays with
+    // one backend and successive sockets spread as flows do. Affinity is per
+    // client address, the node's for every socket here.
     let flow = Flow {
         saddr: 0,
         daddr,
-        // SAFETY: a helper without preconditions.
-        sport: unsafe { bpf_get_prandom_u32() } as u16,
+        sport: (cookie ^ (cookie >> 16) ^ (cookie >> 32) ^ (cookie >> 48)) as u16,
         dport,
         proto,
         tcp_flags: 0,
         l4_off: 0,
     };
-    let Some((_, b)) = lb::select_affine(&flow, &fe, SCOPE_INTERNAL, clock::now()) else {
-        // No backend: the address stays, and the connection fails as one to
-        // a ClusterIP without endpoints does.
+    let Some((_, b)) = lb::select_affine(&flow, &fe, scope, clock::now()) else {
+        // The agent is between writes of this frontend: as if unbalanced.
         return ALLOW;
     };
     let key = SockRevKey {
@@ -99,8 +115,13 @@ pub fn to_backend(ctx: &SockAddrContext) -> i32 {
         port: dport,
         _pad: 0,
     };
-    // Best effort: without it, recvmsg and getpeername report the backend.
-    let _ = SOCK_REV.insert(&key, &value, 0);
+    // Looked up first: an unconnected UDP socket passes here per datagram,
+    // and an LRU update takes a lock. Best effort: without the entry,
+    // recvmsg and getpeername report the backend.
+    // SAFETY: copied out at once.
+    if unsafe { SOCK_REV.get(&key) }.copied() != Some(value) {
+        let _ = SOCK_REV.insert(&key, &value, 0);
+    }
     // SAFETY: the context's address fields are writable in these hooks.
     unsafe {
         (*sa).user_ip4 = b.addr;
