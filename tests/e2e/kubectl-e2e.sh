@@ -312,6 +312,16 @@ k rollout status statefulset/web -n "$NS" --timeout=120s
   || fail "the StatefulSet's claims are not bound"
 ip0=$(k get pod web-0 -n "$NS" -o jsonpath='{.status.podIP}')
 wait_for 30 "web-0.web to resolve" sh -c "kubectl exec -n '$NS' web-1 -- nslookup web-0.web.$NS.svc.cluster.local | grep -q 'Address: $ip0'"
+# An ExternalName Service answers a CNAME to its target, and the target's address with it.
+k apply -n "$NS" -f - <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: hello-alias}
+spec: {type: ExternalName, externalName: hello.$NS.svc.cluster.local}
+YAML
+hello_ip=$(k get svc hello -n "$NS" -o jsonpath='{.spec.clusterIP}')
+wait_for 30 "an ExternalName Service to resolve through its CNAME" sh -c "kubectl exec -n '$NS' web-1 -- nslookup hello-alias.$NS.svc.cluster.local | grep -q 'Address: $hello_ip'"
+k delete svc hello-alias -n "$NS"
 k exec -n "$NS" web-0 -- sh -c 'echo kept > /data/mark'
 k delete pod web-0 -n "$NS"
 wait_for 90 "web-0 to come back" sh -c "[ \"\$(kubectl get pod web-0 -n '$NS' -o jsonpath='{.status.phase}')\" = Running ]"

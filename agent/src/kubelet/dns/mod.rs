@@ -16,10 +16,12 @@
 //! with the addresses of its ready endpoints, and `<hostname>.<service>.<ns>.svc` (a
 //! StatefulSet pod's name through its governing Service, or the endpoint's dashed IP)
 //! with that endpoint's address, as CoreDNS does. An answer holds what fits a 512-byte
-//! UDP message, rotated per query so clients spread over the endpoints. ExternalName
-//! Services, SRV records (`_port._proto.<service>`) and pod records (`<ip>.<ns>.pod`) are
-//! not served yet: their names answer with no records rather than NXDOMAIN, so a client
-//! does not conclude they do not exist. Queries come over UDP only: a relayed answer the
+//! UDP message, rotated per query so clients spread over the endpoints. An ExternalName
+//! Service answers with a CNAME to its `externalName` followed by that name's A records,
+//! found here for a cluster name or asked of the host's resolvers for another, as CoreDNS
+//! does (stub resolvers do not chase a lone CNAME). SRV records (`_port._proto.<service>`)
+//! and pod records (`<ip>.<ns>.pod`) are not served yet: their names answer with no
+//! records rather than NXDOMAIN, so a client does not conclude they do not exist. Queries come over UDP only: a relayed answer the
 //! upstream truncated (TC) sends the client to a TCP retry that finds nothing listening.
 
 pub mod wire;
@@ -49,6 +51,8 @@ const MAX_MESSAGE: usize = 65_535;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     Answer(Vec<Ipv4Addr>),
+    /// An ExternalName Service: a CNAME to this name (lower case, no trailing dot).
+    Alias(String),
     /// The name exists (or may), with no record of the asked type.
     NoData,
     NxDomain,
@@ -128,9 +132,20 @@ pub fn lookup(q: &Query, domain: &str, catalog: &impl Catalog) -> Lookup {
     if below.is_some_and(|l| l.starts_with('_')) {
         return Lookup::NoData;
     }
-    let is_headless = s
-        .spec
-        .as_ref()
+    let spec = s.spec.as_ref();
+    if spec.and_then(|sp| sp.type_.as_deref()) == Some("ExternalName") {
+        let target = spec
+            .and_then(|sp| sp.external_name.as_deref())
+            .unwrap_or_default()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        return match below {
+            Some(_) => Lookup::NxDomain,
+            None if target.is_empty() => Lookup::NoData,
+            None => Lookup::Alias(target),
+        };
+    }
+    let is_headless = spec
         .and_then(|sp| sp.cluster_ip.as_deref())
         .is_some_and(|ip| ip == "None");
     match (is_headless, below) {
@@ -143,7 +158,6 @@ pub fn lookup(q: &Query, domain: &str, catalog: &impl Catalog) -> Lookup {
     if q.qtype != wire::TYPE_A && q.qtype != wire::TYPE_ANY {
         return Lookup::NoData;
     }
-    let spec = s.spec.as_ref();
     let ips: Vec<Ipv4Addr> = spec
         .and_then(|sp| sp.cluster_ips.clone())
         .or_else(|| spec.and_then(|sp| sp.cluster_ip.clone()).map(|ip| vec![ip]))
@@ -256,6 +270,32 @@ pub fn spawn(sock: UdpSocket, serve: Serve, mut stop: watch::Receiver<bool>) {
                 },
                 // Before the first list, a missing Service may only be not yet seen.
                 _ if !serve.services.is_synced() => wire::reply(&q, SERVFAIL, &[], 0),
+                Lookup::Alias(target) => {
+                    let wants_a = q.qtype == wire::TYPE_A || q.qtype == wire::TYPE_ANY;
+                    match alias_target(&target, &serve.domain, &serve.services) {
+                        // Its addresses are elsewhere: ask the host's resolvers, off the loop.
+                        Lookup::Forward if wants_a && !upstream.is_empty() => {
+                            let (sock, upstream) = (sock.clone(), upstream.clone());
+                            tokio::spawn(async move {
+                                let ask = wire::query(q.id, &target, wire::TYPE_A);
+                                let mut addrs = Vec::new();
+                                for &to in upstream.iter() {
+                                    if let Some(answer) = forward(&ask, to).await {
+                                        addrs = wire::answer_addrs(&answer);
+                                        break;
+                                    }
+                                }
+                                let reply = wire::reply_alias(&q, &target, &addrs, TTL);
+                                let _ = sock.send_to(&reply, from).await;
+                            });
+                            continue;
+                        }
+                        Lookup::Answer(ips) if wants_a => {
+                            wire::reply_alias(&q, &target, &fit_answer(&q, ips), TTL)
+                        }
+                        _ => wire::reply_alias(&q, &target, &[], TTL),
+                    }
+                }
                 Lookup::Answer(ips) => wire::reply(&q, NOERROR, &fit_answer(&q, ips), TTL),
                 Lookup::NoData => wire::reply(&q, NOERROR, &[], TTL),
                 Lookup::NxDomain => wire::reply(&q, NXDOMAIN, &[], TTL),
@@ -263,6 +303,18 @@ pub fn spawn(sock: UdpSocket, serve: Serve, mut stop: watch::Receiver<bool>) {
             let _ = sock.send_to(&reply, from).await;
         }
     });
+}
+
+/// What an ExternalName's `target` resolves to here: a cluster name's addresses (one
+/// alias deep: an alias to an alias answers with the CNAME alone), or `Forward`.
+fn alias_target(target: &str, domain: &str, catalog: &impl Catalog) -> Lookup {
+    match wire::parse(&wire::query(0, target, wire::TYPE_A)) {
+        Ok(tq) => match lookup(&tq, domain, catalog) {
+            Lookup::Alias(_) => Lookup::NoData,
+            other => other,
+        },
+        Err(_) => Lookup::NoData,
+    }
 }
 
 /// Relays `query` to `to` and returns its reply (same id), if one comes in time.
@@ -321,6 +373,15 @@ mod tests {
         }
     }
 
+    fn alias(ns: &str, name: &str, target: &str) -> Service {
+        let mut s = svc(ns, name, "");
+        let spec = s.spec.as_mut().unwrap();
+        spec.type_ = Some("ExternalName".into());
+        spec.external_name = Some(target.into());
+        (spec.cluster_ip, spec.cluster_ips) = (None, None);
+        s
+    }
+
     struct Fixture;
 
     impl Catalog for Fixture {
@@ -330,6 +391,8 @@ mod tests {
                 svc("shop", "db", "10.96.0.30"),
                 svc("default", "headless", "None"),
                 svc("default", "empty", "None"),
+                alias("default", "docs", "Docs.Example.org."),
+                alias("default", "local", "web.default.svc.cluster.local"),
             ]
             .into_iter()
             .find(|s| {
@@ -361,6 +424,31 @@ mod tests {
             "cluster.local",
             &Fixture,
         )
+    }
+
+    #[test]
+    fn external_names_alias_their_target_whatever_the_type() {
+        let docs = Lookup::Alias("docs.example.org".into());
+        assert_eq!(ask("docs.default.svc.cluster.local", TYPE_A), docs);
+        assert_eq!(ask("docs.default.svc.cluster.local", 28), docs, "AAAA too");
+        assert_eq!(
+            ask("x.docs.default.svc.cluster.local", TYPE_A),
+            Lookup::NxDomain
+        );
+        assert_eq!(
+            alias_target("docs.example.org", "cluster.local", &Fixture),
+            Lookup::Forward
+        );
+        assert_eq!(
+            alias_target("web.default.svc.cluster.local", "cluster.local", &Fixture),
+            Lookup::Answer(vec![Ipv4Addr::new(10, 96, 0, 20)]),
+            "a cluster target answers from here"
+        );
+        assert_eq!(
+            alias_target("local.default.svc.cluster.local", "cluster.local", &Fixture),
+            Lookup::NoData,
+            "one alias deep"
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! DNS messages (RFC 1035), only as much as the node's cluster DNS needs: one question
-//! in; A answers, an empty answer or an error code out.
+//! in; A answers (behind a CNAME for an ExternalName Service), an empty answer or an error
+//! code out; and the A records of an upstream resolver's answer.
 
 use std::net::Ipv4Addr;
 
 pub const TYPE_A: u16 = 1;
+pub const TYPE_CNAME: u16 = 5;
 pub const TYPE_ANY: u16 = 255;
 pub const CLASS_IN: u16 = 1;
 
@@ -119,14 +121,108 @@ pub fn reply(q: &Query, rcode: u8, addrs: &[Ipv4Addr], ttl: u32) -> Vec<u8> {
     out.extend_from_slice(&[0, 0, 0, 0]);
     out.extend_from_slice(&q.question);
     for a in addrs {
-        out.extend_from_slice(&[0xc0, HEADER as u8]);
-        out.extend_from_slice(&TYPE_A.to_be_bytes());
-        out.extend_from_slice(&CLASS_IN.to_be_bytes());
-        out.extend_from_slice(&ttl.to_be_bytes());
-        out.extend_from_slice(&4u16.to_be_bytes());
-        out.extend_from_slice(&a.octets());
+        push_a(&mut out, HEADER as u16, ttl, *a);
     }
     out
+}
+
+/// An A record of the name at offset `name_at` (a compression pointer).
+fn push_a(out: &mut Vec<u8>, name_at: u16, ttl: u32, addr: Ipv4Addr) {
+    out.extend_from_slice(&(0xc000 | name_at).to_be_bytes());
+    out.extend_from_slice(&TYPE_A.to_be_bytes());
+    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&4u16.to_be_bytes());
+    out.extend_from_slice(&addr.octets());
+}
+
+/// `name` in wire form: length-prefixed labels, then the root.
+fn encode_name(name: &str, out: &mut Vec<u8>) {
+    for l in name.split('.').filter(|l| !l.is_empty()) {
+        let l = &l.as_bytes()[..l.len().min(63)];
+        out.push(l.len() as u8);
+        out.extend_from_slice(l);
+    }
+    out.push(0);
+}
+
+/// The reply to `q` for an alias (an ExternalName Service): a CNAME to `target`, then an
+/// A record of `target` (by pointer to the CNAME's data) for each address.
+pub fn reply_alias(q: &Query, target: &str, addrs: &[Ipv4Addr], ttl: u32) -> Vec<u8> {
+    let mut out = reply(q, NOERROR, &[], ttl);
+    out[6..8].copy_from_slice(&(1 + addrs.len() as u16).to_be_bytes());
+    out.extend_from_slice(&[0xc0, HEADER as u8]);
+    out.extend_from_slice(&TYPE_CNAME.to_be_bytes());
+    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    let mut name = Vec::new();
+    encode_name(target, &mut name);
+    out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    let at = out.len() as u16;
+    out.extend_from_slice(&name);
+    for a in addrs {
+        push_a(&mut out, at, ttl, *a);
+    }
+    out
+}
+
+/// A recursive query for `name`'s records of `qtype`.
+pub fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    encode_name(name, &mut m);
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&CLASS_IN.to_be_bytes());
+    m
+}
+
+/// The offset after the (possibly compressed) name at `at`.
+fn skip_name(msg: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *msg.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            l if l & 0xc0 == 0xc0 => return Some(at + 2),
+            l if l <= 63 => at += 1 + usize::from(l),
+            _ => return None,
+        }
+    }
+}
+
+/// The addresses of the A records in the answer section of `msg`, a response without
+/// error (empty for anything else, or a message that does not parse).
+pub fn answer_addrs(msg: &[u8]) -> Vec<Ipv4Addr> {
+    let mut addrs = Vec::new();
+    let (Some(flags), Some(qd), Some(an)) = (u16_at(msg, 2), u16_at(msg, 4), u16_at(msg, 6)) else {
+        return addrs;
+    };
+    if flags & QR == 0 || flags & 0xf != u16::from(NOERROR) {
+        return addrs;
+    }
+    let mut at = HEADER;
+    for _ in 0..qd {
+        match skip_name(msg, at) {
+            Some(next) => at = next + 4,
+            None => return addrs,
+        }
+    }
+    for _ in 0..an {
+        let Some(next) = skip_name(msg, at) else {
+            break;
+        };
+        let (Some(rtype), Some(rdlen)) = (u16_at(msg, next), u16_at(msg, next + 8)) else {
+            break;
+        };
+        let data = next + 10;
+        let Some(rdata) = msg.get(data..data + usize::from(rdlen)) else {
+            break;
+        };
+        if rtype == TYPE_A && rdata.len() == 4 {
+            addrs.push(Ipv4Addr::new(rdata[0], rdata[1], rdata[2], rdata[3]));
+        }
+        at = data + usize::from(rdlen);
+    }
+    addrs
 }
 
 /// An error reply to a message that did not parse as a query: its id and the code,
@@ -141,20 +237,6 @@ pub fn error_reply(msg: &[u8], rcode: u8) -> Option<Vec<u8>> {
     out.extend_from_slice(&flags.to_be_bytes());
     out.extend_from_slice(&[0; 8]);
     Some(out)
-}
-
-#[cfg(test)]
-pub(super) fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
-    let mut m = id.to_be_bytes().to_vec();
-    m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for l in name.split('.').filter(|l| !l.is_empty()) {
-        m.push(l.len() as u8);
-        m.extend_from_slice(l.as_bytes());
-    }
-    m.push(0);
-    m.extend_from_slice(&qtype.to_be_bytes());
-    m.extend_from_slice(&CLASS_IN.to_be_bytes());
-    m
 }
 
 #[cfg(test)]
@@ -179,6 +261,32 @@ mod tests {
             &r[r.len() - 16..r.len() - 14],
             &[0xc0, 12],
             "name by pointer"
+        );
+    }
+
+    #[test]
+    fn an_alias_answers_a_cname_then_the_targets_addresses() {
+        let q = parse(&query(7, "db.default.svc.cluster.local", TYPE_A)).unwrap();
+        let r = reply_alias(&q, "db.example.org", &[Ipv4Addr::new(192, 0, 2, 9)], 5);
+        assert_eq!(u16_at(&r, 6), Some(2), "CNAME and A");
+        assert_eq!(
+            answer_addrs(&r),
+            [Ipv4Addr::new(192, 0, 2, 9)],
+            "our own answer parses back, compressed names and all"
+        );
+        let cname = HEADER + q.question.len();
+        assert_eq!(u16_at(&r, cname + 2), Some(TYPE_CNAME));
+        let target = cname + 12;
+        assert_eq!(&r[target..target + 4], b"\x02db\x07");
+        assert_eq!(u16_at(&r, r.len() - 16), Some(0xc000 | target as u16));
+        // An upstream's error or a query carries no addresses.
+        let mut err = r.clone();
+        err[3] |= NXDOMAIN;
+        assert!(answer_addrs(&err).is_empty());
+        assert!(answer_addrs(&query(1, "a.b", TYPE_A)).is_empty());
+        assert!(
+            answer_addrs(&r[..r.len() - 3]).is_empty(),
+            "a truncated record is left out"
         );
     }
 
