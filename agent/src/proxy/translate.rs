@@ -17,7 +17,10 @@
 //!   backend entry flagged [`BACKEND_F_TERMINATING`] so their established
 //!   flows continue; the rest are left out. When no endpoint is
 //!   ready (cluster-wide, or on this node for `externalTrafficPolicy:
-//!   Local`), the serving terminating ones take new flows instead (KEP-1669).
+//!   Local`), the serving terminating ones take new flows instead (KEP-1669);
+//! - `internalTrafficPolicy: Local`: the ClusterIP frontend gets only this
+//!   node's endpoints (none there: no backend, the traffic is dropped, as
+//!   kube-proxy does).
 //!
 //! External frontends (scope [`SCOPE_EXTERNAL`], matched by the NodePort
 //! program on the node's external interface; see [`super::external`]):
@@ -153,9 +156,14 @@ pub fn translate(input: TranslateInput<'_>) -> DesiredState {
                 Some(t) => (SVC_F_AFFINITY, t),
                 None => (0, 0),
             };
+            let internal = if spec.internal_traffic_policy.as_deref() == Some("Local") {
+                local
+            } else {
+                active
+            };
             let frontend = DesiredFrontend {
                 service,
-                backends: active,
+                backends: internal,
                 flags,
                 affinity_timeout_s,
             };

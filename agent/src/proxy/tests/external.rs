@@ -163,6 +163,38 @@ fn local_policy_falls_back_to_this_nodes_serving_terminating_endpoint() {
 }
 
 #[test]
+fn internal_local_policy_keeps_the_cluster_ip_on_this_nodes_endpoints() {
+    let d = run(svc(json!({"internalTrafficPolicy": "Local"})));
+    let int = |port, proto| FrontendKey {
+        l4: L4Addr::new(Ipv4Addr::new(10, 96, 0, 20), port, proto),
+        scope: SCOPE_INTERNAL,
+    };
+    assert_eq!(
+        d.frontends[&int(80, Proto::Tcp)].backends,
+        [be("10.244.0.2", 8080, Proto::Tcp)]
+    );
+    // External frontends follow externalTrafficPolicy (Cluster): both.
+    assert_eq!(d.frontends[&ext(N1, 30080, Proto::Tcp)].backends.len(), 2);
+    // On a node without an endpoint the ClusterIP has no backend.
+    let elsewhere = translate(TranslateInput {
+        services: &[svc(json!({"internalTrafficPolicy": "Local"}))],
+        slices: &[slice()],
+        node_name: "n3",
+        node_ips: &[N1],
+    });
+    assert!(elsewhere.frontends[&int(80, Proto::Tcp)]
+        .backends
+        .is_empty());
+    // The default (Cluster) keeps both.
+    assert_eq!(
+        run(svc(json!({}))).frontends[&int(80, Proto::Tcp)]
+            .backends
+            .len(),
+        2
+    );
+}
+
+#[test]
 fn client_ip_affinity_with_timeout_and_default() {
     let d = run(svc(json!({
         "sessionAffinity": "ClientIP",
