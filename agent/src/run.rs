@@ -154,8 +154,15 @@ async fn run_proxy(args: AgentArgs, metrics: Option<ProxyMetrics>) -> anyhow::Re
         dp.attacher.mode()
     );
     nodeport::attach(&args, &external, &mut dp, &dirs);
-    if opts.host_netns != 0 {
-        match sock::attach(&mut dp.loaded) {
+    if opts.host_netns == 0 {
+        // Off (or not possible): hooks a previous agent pinned go too.
+        match sock::detach(&dirs) {
+            Ok(0) => {}
+            Ok(n) => log::info!("socket-level load balancing: {n} pinned hooks removed"),
+            Err(e) => log::warn!("socket-level load balancing: removing pinned hooks: {e}"),
+        }
+    } else {
+        match sock::attach(&mut dp.loaded, &dirs) {
             Ok(root) => log::info!(
                 "socket-level load balancing for this node's sockets: cgroup hooks on {}",
                 root.display()

@@ -324,3 +324,30 @@ fn i_the_node_itself_reaches_the_vip_through_its_sockets() {
         .expect_err("no backend");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
 }
+
+/// The node's hooks are pinned like the TC links: they keep serving while
+/// the agent is down and across its restart.
+#[test]
+fn j_the_nodes_hooks_outlive_an_agent_restart() {
+    let mut fx = fixture();
+    let vip = fx.vip();
+    let from_node = |fx: &ClusterIpLab, line: &'static str| {
+        fx.lab
+            .node(0)
+            .netns()
+            .run(move || echo::tcp_request(vip, line, REQ))
+            .expect("entering the node")
+    };
+    from_node(&fx, "before").expect("before the restart");
+    assert!(fx.stop_agent(), "the agent stops cleanly");
+    for hook in ["connect4", "sendmsg4", "recvmsg4", "getpeername4"] {
+        let pin = fx.pin_dir().join(format!("sock-{hook}"));
+        assert!(pin.exists(), "{} is pinned", pin.display());
+    }
+    let r = from_node(&fx, "between").expect("the pinned hooks serve with no agent");
+    assert_eq!(r.peer, vip);
+    fx.start_agent();
+    fx.wait_count(Proto::Tcp, 3);
+    let r = from_node(&fx, "after").expect("after the restart");
+    assert_eq!(r.peer, vip);
+}

@@ -3,19 +3,23 @@
 //! attached to the cgroup v2 root. They act only on sockets of the network
 //! namespace whose cookie the loader wrote into `SKIFF_HOST_NETNS` (this
 //! agent's), so several agents on one machine (a lab) each serve their own
-//! node. The links live as long as the loaded object, unpinned: an agent that
-//! exits takes its hooks with it (nothing stale stays attached), connections
-//! already made are not affected (they talk to the backend's address), and
-//! new ones from the node during a restart go out untranslated.
+//! node. The links are pinned (`<node pin dir>/sock-<hook>`), as the TC and
+//! XDP ones are, so the hooks outlive an agent restart: a restarted agent
+//! attaches its new links first and only then replaces the pins, so for a
+//! moment both run, which is harmless (the second sees a backend address, not
+//! a frontend, and finds nothing to report back). Teardown removes the pins,
+//! and with them the hooks; so does `--no-socket-lb` ([`detach`]).
 
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use aya::programs::links::FdLink;
 use aya::programs::{CgroupAttachMode, CgroupSockAddr};
 
-use super::{DataplaneError, Loaded};
+use super::attach::remove_file;
+use super::{DataplaneError, Loaded, PinDirs};
 
 /// The hooks, in the order they are attached: the reverse ones first, so
 /// that a failed attach never leaves sockets translated without them.
@@ -69,14 +73,22 @@ pub fn cgroup2_root() -> Option<PathBuf> {
         .find(|p| is_cgroup2(p))
 }
 
-/// Loads the hooks and attaches them to the cgroup v2 root (shared with any
-/// other program there). Returns the root.
-pub fn attach(loaded: &mut Loaded) -> Result<PathBuf, DataplaneError> {
+/// Where the link of hook `program` is pinned.
+fn pin_path(dirs: &PinDirs, program: &str) -> PathBuf {
+    let hook = program.strip_prefix("skiff_sock_").unwrap_or(program);
+    dirs.node.join(format!("sock-{hook}"))
+}
+
+/// Loads the hooks, attaches them to the cgroup v2 root (shared with any
+/// other program there) and pins their links in place of those a previous
+/// agent left. Returns the root.
+pub fn attach(loaded: &mut Loaded, dirs: &PinDirs) -> Result<PathBuf, DataplaneError> {
     let root = cgroup2_root().ok_or(DataplaneError::NoCgroup2)?;
     let dir = File::open(&root).map_err(|source| DataplaneError::ReadDir {
         path: root.clone(),
         source,
     })?;
+    let iface = root.display().to_string();
     for name in SOCK_PROGRAMS {
         let prog: &mut CgroupSockAddr = loaded
             .ebpf
@@ -88,8 +100,38 @@ pub fn attach(loaded: &mut Loaded) -> Result<PathBuf, DataplaneError> {
             .map_err(|source| DataplaneError::Program { name, source })?;
         // A cgroup bpf_link is always one of many (the kernel refuses
         // attach flags on it): `Single` only means "no flags" here.
-        prog.attach(&dir, CgroupAttachMode::Single)
+        let id = prog
+            .attach(&dir, CgroupAttachMode::Single)
             .map_err(|source| DataplaneError::Program { name, source })?;
+        let link = prog
+            .take_link(id)
+            .map_err(|source| DataplaneError::Program { name, source })?;
+        let fd = FdLink::try_from(link).map_err(|source| DataplaneError::Link {
+            iface: iface.clone(),
+            source,
+        })?;
+        // The old link (if any) goes with its pin, once the new one runs.
+        let pin = pin_path(dirs, name);
+        remove_file(&pin)?;
+        fd.pin(&pin).map_err(|source| DataplaneError::PinLink {
+            iface: iface.clone(),
+            path: pin,
+            source,
+        })?;
     }
     Ok(root)
+}
+
+/// Removes the hooks' pins (and so the hooks, once no agent holds them).
+/// Returns how many there were.
+pub fn detach(dirs: &PinDirs) -> Result<usize, DataplaneError> {
+    let mut removed = 0;
+    for name in SOCK_PROGRAMS {
+        let pin = pin_path(dirs, name);
+        if pin.exists() {
+            remove_file(&pin)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
