@@ -167,6 +167,7 @@ async fn run_proxy(args: AgentArgs, metrics: Option<ProxyMetrics>) -> anyhow::Re
                 "socket-level load balancing for this node's sockets: cgroup hooks on {}",
                 root.display()
             ),
+            // `attach` removed every hook's pin, a previous agent's too.
             Err(e) => log::warn!(
                 "socket-level load balancing off ({:#}): the node's own processes and \
                  hostNetwork pods cannot reach ClusterIPs",

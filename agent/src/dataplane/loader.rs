@@ -318,6 +318,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, DataplaneError> {
         (map_names::AFFINITY, defaults::AFFINITY_MAX),
         (map_names::SNAT, defaults::SNAT_MAX),
         (map_names::LOCAL_ENDPOINTS, defaults::LOCAL_ENDPOINTS_MAX),
+        (map_names::SOCK_REV, defaults::SOCK_REV_MAX),
     ];
     let mut loader = EbpfLoader::new();
     for (name, size) in names {

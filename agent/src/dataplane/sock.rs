@@ -81,8 +81,19 @@ fn pin_path(dirs: &PinDirs, program: &str) -> PathBuf {
 
 /// Loads the hooks, attaches them to the cgroup v2 root (shared with any
 /// other program there) and pins their links in place of those a previous
-/// agent left. Returns the root.
+/// agent left. Returns the root. On any error every hook's pin is removed,
+/// so no mix of old and new hooks (or a previous agent's) stays behind.
 pub fn attach(loaded: &mut Loaded, dirs: &PinDirs) -> Result<PathBuf, DataplaneError> {
+    let res = attach_all(loaded, dirs);
+    if res.is_err() {
+        if let Err(e) = detach(dirs) {
+            log::warn!("socket-level load balancing: removing pinned hooks: {e}");
+        }
+    }
+    res
+}
+
+fn attach_all(loaded: &mut Loaded, dirs: &PinDirs) -> Result<PathBuf, DataplaneError> {
     let root = cgroup2_root().ok_or(DataplaneError::NoCgroup2)?;
     let dir = File::open(&root).map_err(|source| DataplaneError::ReadDir {
         path: root.clone(),

@@ -132,13 +132,23 @@ pub fn spawn(tag: &str, data: &Path, extra: &[&str]) -> Starting {
     })
 }
 
-/// A port free right now on 127.0.0.1 (for servers that must come back on the same one).
+/// A port free right now on 127.0.0.1 (for servers that must come back on the same one),
+/// never one this process was given before: the kernel may hand a released port out again,
+/// and two replicas once got the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// One HTTP/1.1 exchange (`Connection: close`): the status code and the body.

@@ -178,13 +178,26 @@ const MAX_UDP_ANSWER: usize = 512;
 /// The addresses of an answer to `q`: rotated by the query id (so clients that take the
 /// first spread over all), then as many as fit [`MAX_UDP_ANSWER`] (header, question and
 /// 16 bytes per A record). The rest is left off without TC: no TCP listener would serve it.
-pub fn fit_answer(q: &Query, mut ips: Vec<Ipv4Addr>) -> Vec<Ipv4Addr> {
+pub fn fit_answer(q: &Query, ips: Vec<Ipv4Addr>) -> Vec<Ipv4Addr> {
+    rotate_and_keep(q, ips, wire::a_records_within(q, MAX_UDP_ANSWER))
+}
+
+/// [`fit_answer`] for an alias to `target`: the CNAME takes its room first.
+pub fn fit_alias(q: &Query, target: &str, ips: Vec<Ipv4Addr>) -> Vec<Ipv4Addr> {
+    rotate_and_keep(
+        q,
+        ips,
+        wire::alias_records_within(q, target, MAX_UDP_ANSWER),
+    )
+}
+
+fn rotate_and_keep(q: &Query, mut ips: Vec<Ipv4Addr>, keep: usize) -> Vec<Ipv4Addr> {
     if ips.is_empty() {
         return ips;
     }
     let start = usize::from(q.id) % ips.len();
     ips.rotate_left(start);
-    ips.truncate(wire::a_records_within(q, MAX_UDP_ANSWER));
+    ips.truncate(keep);
     ips
 }
 
@@ -275,23 +288,36 @@ pub fn spawn(sock: UdpSocket, serve: Serve, mut stop: watch::Receiver<bool>) {
                     match alias_target(&target, &serve.domain, &serve.services) {
                         // Its addresses are elsewhere: ask the host's resolvers, off the loop.
                         Lookup::Forward if wants_a && !upstream.is_empty() => {
+                            let Ok(permit) = forwards.clone().try_acquire_owned() else {
+                                let _ =
+                                    sock.send_to(&wire::reply(&q, SERVFAIL, &[], 0), from).await;
+                                continue;
+                            };
                             let (sock, upstream) = (sock.clone(), upstream.clone());
                             tokio::spawn(async move {
                                 let ask = wire::query(q.id, &target, wire::TYPE_A);
-                                let mut addrs = Vec::new();
+                                let mut answer = None;
                                 for &to in upstream.iter() {
-                                    if let Some(answer) = forward(&ask, to).await {
-                                        addrs = wire::answer_addrs(&answer);
+                                    answer = forward(&ask, to).await;
+                                    if answer.is_some() {
                                         break;
                                     }
                                 }
-                                let reply = wire::reply_alias(&q, &target, &addrs, TTL);
+                                // No resolver answered: fail as a relayed query does.
+                                let reply = match answer {
+                                    Some(a) => {
+                                        let addrs = fit_alias(&q, &target, wire::answer_addrs(&a));
+                                        wire::reply_alias(&q, &target, &addrs, TTL)
+                                    }
+                                    None => wire::reply(&q, SERVFAIL, &[], 0),
+                                };
                                 let _ = sock.send_to(&reply, from).await;
+                                drop(permit);
                             });
                             continue;
                         }
                         Lookup::Answer(ips) if wants_a => {
-                            wire::reply_alias(&q, &target, &fit_answer(&q, ips), TTL)
+                            wire::reply_alias(&q, &target, &fit_alias(&q, &target, ips), TTL)
                         }
                         _ => wire::reply_alias(&q, &target, &[], TTL),
                     }

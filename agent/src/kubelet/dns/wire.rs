@@ -146,6 +146,14 @@ fn encode_name(name: &str, out: &mut Vec<u8>) {
     out.push(0);
 }
 
+/// How many A records [`reply_alias`] to `target` fits in a message of `limit` bytes.
+pub fn alias_records_within(q: &Query, target: &str, limit: usize) -> usize {
+    let mut name = Vec::new();
+    encode_name(target, &mut name);
+    // The CNAME: pointer, type, class, TTL, length, then the name.
+    a_records_within(q, limit.saturating_sub(12 + name.len()))
+}
+
 /// The reply to `q` for an alias (an ExternalName Service): a CNAME to `target`, then an
 /// A record of `target` (by pointer to the CNAME's data) for each address.
 pub fn reply_alias(q: &Query, target: &str, addrs: &[Ipv4Addr], ttl: u32) -> Vec<u8> {
