@@ -392,21 +392,17 @@ k wait --for=condition=Ready pod/hostnet -n "$NS" --timeout=90s
 pod_ip=$(k get pod hostnet -n "$NS" -o jsonpath='{.status.podIP}')
 [ "$pod_ip" = "$(k get pod hostnet -n "$NS" -o jsonpath='{.status.hostIP}')" ] || fail "podIP $pod_ip is not the node's"
 svc_ip=$(k get svc hostnet -n "$NS" -o jsonpath='{.spec.clusterIP}')
-# An HTTP GET from a pod of the cluster, with busybox's nc (its static wget segfaults here).
+# An HTTP GET from pod $1 to $2:$3, with busybox's nc (its static wget segfaults here).
 fetch_hostnet() {
-  kubectl exec deploy/hello -n "$NS" -- sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $1 80" \
+  kubectl exec "$1" -n "$NS" -- sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $2 $3" \
     | grep -q from-host-network
 }
-wait_for 60 "the ClusterIP to reach the host-network pod" fetch_hostnet "$svc_ip"
+wait_for 60 "the ClusterIP to reach the host-network pod" fetch_hostnet deploy/hello "$svc_ip" 80
 # The pod uses its node's sockets, which the node's cgroup hooks take to ClusterIPs and to
 # its own NodePorts too.
-fetch_from_hostnet() {
-  kubectl exec hostnet -n "$NS" -- sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $1 $2" \
-    | grep -q from-host-network
-}
-wait_for 60 "the host-network pod to reach a ClusterIP" fetch_from_hostnet "$svc_ip" 80
+wait_for 60 "the host-network pod to reach a ClusterIP" fetch_hostnet hostnet "$svc_ip" 80
 node_port=$(k get svc hostnet -n "$NS" -o jsonpath='{.spec.ports[0].nodePort}')
-wait_for 60 "the host-network pod to reach its node's NodePort" fetch_from_hostnet "$pod_ip" "$node_port"
+wait_for 60 "the host-network pod to reach its node's NodePort" fetch_hostnet hostnet "$pod_ip" "$node_port"
 k delete pod hostnet -n "$NS"
 k delete svc hostnet -n "$NS"
 

@@ -13,13 +13,14 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use aya::programs::links::FdLink;
 use aya::programs::{CgroupAttachMode, CgroupSockAddr};
 
 use super::attach::remove_file;
 use super::{DataplaneError, Loaded, PinDirs};
+use crate::runtime::cgroups;
 
 /// The hooks, in the order they are attached: the reverse ones first, so
 /// that a failed attach never leaves sockets translated without them.
@@ -29,8 +30,6 @@ pub const SOCK_PROGRAMS: [&str; 4] = [
     "skiff_sock_connect4",
     "skiff_sock_sendmsg4",
 ];
-
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 /// The cookie of the calling thread's network namespace.
 pub fn netns_cookie() -> io::Result<u64> {
@@ -51,26 +50,6 @@ pub fn netns_cookie() -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(cookie)
-}
-
-fn is_cgroup2(path: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: statfs fills the zeroed struct; `c` is a valid path.
-    unsafe {
-        let mut st: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC
-    }
-}
-
-/// The cgroup v2 root: `/sys/fs/cgroup` on a unified host,
-/// `/sys/fs/cgroup/unified` on a hybrid one.
-pub fn cgroup2_root() -> Option<PathBuf> {
-    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| is_cgroup2(p))
 }
 
 /// Where the link of hook `program` is pinned.
@@ -94,7 +73,7 @@ pub fn attach(loaded: &mut Loaded, dirs: &PinDirs) -> Result<PathBuf, DataplaneE
 }
 
 fn attach_all(loaded: &mut Loaded, dirs: &PinDirs) -> Result<PathBuf, DataplaneError> {
-    let root = cgroup2_root().ok_or(DataplaneError::NoCgroup2)?;
+    let root = cgroups::v2_root().ok_or(DataplaneError::NoCgroup2)?;
     let dir = File::open(&root).map_err(|source| DataplaneError::ReadDir {
         path: root.clone(),
         source,

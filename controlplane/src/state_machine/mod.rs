@@ -64,19 +64,14 @@ struct DurableMark {
 }
 
 impl DurableMark {
-    /// Counts `n` more entries, the last of them `last_index`; true when this commit is to be
-    /// durable. Never while the log (`log_durable`: its highest index on disk, when known)
-    /// has not synced `last_index` itself: apply waits for that, but should it not, the
-    /// durable commit is postponed to a later batch, so durable state stays behind the log's.
+    /// Counts `n` more entries; true when this commit is to be durable. Apply waits for the
+    /// log to have synced what it applies, so durable state never gets ahead of the log's.
     /// (A snapshot's save is durable regardless; openraft's start-up purges the log up to the
     /// applied id if it finds the log behind it, which is safe since the snapshot holds that
     /// state.)
-    fn due(&mut self, n: u64, last_index: u64, log_durable: Option<u64>) -> bool {
+    fn due(&mut self, n: u64) -> bool {
         self.entries += n;
         if self.entries < DURABLE_ENTRIES && self.at.elapsed() < DURABLE_EVERY {
-            return false;
-        }
-        if log_durable.is_some_and(|d| d < last_index) {
             return false;
         }
         self.at = Instant::now();
@@ -242,11 +237,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if let Some(log) = &self.log {
             log.wait_index(last_index).await?;
         }
-        let durable = self.durable.lock().unwrap_or_else(|e| e.into_inner()).due(
-            entries.len() as u64,
-            last_index,
-            self.log.as_ref().map(LogDurability::index),
-        );
+        let durable = self
+            .durable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .due(entries.len() as u64);
         let commit = move |mut txn: WriteTransaction| {
             // See the module doc: the log, not this commit, is what makes a write durable.
             if !durable {

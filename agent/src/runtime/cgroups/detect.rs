@@ -32,6 +32,16 @@ fn fs_magic(path: &Path) -> Option<i64> {
     }
 }
 
+/// The cgroup v2 hierarchy's root, whatever the layout: `/sys/fs/cgroup` on a unified
+/// host, `/sys/fs/cgroup/unified` on a hybrid one (where BPF cgroup hooks attach even
+/// though the controllers are driven through v1).
+pub fn v2_root() -> Option<PathBuf> {
+    [CGROUP_ROOT, HYBRID_UNIFIED]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| fs_magic(p) == Some(CGROUP2_SUPER_MAGIC))
+}
+
 impl Layout {
     /// Detects the layout of this host.
     pub fn detect() -> Result<Self, CgroupError> {

@@ -20,7 +20,7 @@ mod v2;
 use std::fmt::Debug;
 use std::path::PathBuf;
 
-pub use detect::Layout;
+pub use detect::{v2_root, Layout};
 pub use qos::{container_resources, pod_resources, qos_class, CgroupResources, QosClass};
 pub use stats::CgroupStats;
 
