@@ -49,19 +49,27 @@ pub enum Command {
         requires: String,
         op: Op,
     },
+    /// All of `ops` or none: each op's condition (and that `requires` exists, if given) is
+    /// checked before any is applied; on a failed check nothing is written and every
+    /// result is that check's error. The keys must differ. (A write together with the
+    /// ResourceQuota charges it makes.)
+    Atomic {
+        requires: Option<String>,
+        ops: Vec<Op>,
+    },
     /// Independent commands packed into one log entry by the leader's write batcher. Each gets
     /// its own revision and response ([`CommandResponse::batched`]), as if proposed alone.
     Many(Vec<Command>),
 }
 
 impl Command {
-    /// The ops of a plain command (empty for [`Command::Guarded`] and [`Command::Many`],
-    /// which the state machine unpacks itself).
+    /// The ops of a plain command (empty for [`Command::Guarded`], [`Command::Atomic`] and
+    /// [`Command::Many`], which the state machine unpacks itself).
     pub fn ops(&self) -> &[Op] {
         match self {
             Command::Single(op) => std::slice::from_ref(op),
             Command::Batch(ops) => ops,
-            Command::Guarded { .. } | Command::Many(_) => &[],
+            Command::Guarded { .. } | Command::Atomic { .. } | Command::Many(_) => &[],
         }
     }
 }

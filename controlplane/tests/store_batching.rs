@@ -153,3 +153,78 @@ async fn guarded_write_requires_its_key() {
     assert_eq!(out.current.map(|kv| kv.mod_revision), Some(rev));
     Arc::into_inner(cp).unwrap().shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn atomic_writes_apply_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = single(dir.path()).await;
+    let (quota, obj) = (format!("{CMS}quota"), format!("{CMS}obj"));
+    let (rev, _) = cp
+        .apply(Op::Create {
+            key: quota.clone(),
+            value: "0".into(),
+        })
+        .await
+        .unwrap();
+    let charge = |value: &str, expected| Op::Update {
+        key: quota.clone(),
+        value: value.into(),
+        expected_revision: Some(expected),
+    };
+    let create = || Op::Create {
+        key: obj.clone(),
+        value: "{}".into(),
+    };
+    // A stale charge refuses the create with it.
+    let err = cp
+        .apply_all(None, vec![charge("1", rev + 100), create()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Op(OpError::Conflict { ref key, .. }) if *key == quota),
+        "{err}"
+    );
+    let read = |k: String| {
+        let cp = &cp;
+        async move {
+            cp.get(&k, skiff_controlplane::Consistency::Linearizable)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    assert!(read(obj.clone()).await.is_none(), "nothing written");
+
+    let (rev2, outs) = cp
+        .apply_all(None, vec![charge("1", rev), create()])
+        .await
+        .unwrap();
+    assert_eq!(outs.len(), 2);
+    assert_eq!(read(quota.clone()).await.unwrap().value, "1");
+    assert_eq!(read(obj.clone()).await.unwrap().mod_revision, rev2);
+
+    // The create fails (it exists): the charge is not applied either.
+    let err = cp
+        .apply_all(None, vec![charge("2", rev2), create()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Op(OpError::AlreadyExists { .. })),
+        "{err}"
+    );
+    assert_eq!(read(quota.clone()).await.unwrap().value, "1");
+    // The same key twice: the second op is checked against the first's write.
+    let err = cp
+        .apply_all(None, vec![charge("2", rev2), charge("3", rev2)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Op(OpError::Conflict { .. })), "{err}");
+    assert_eq!(read(quota.clone()).await.unwrap().value, "1");
+    // A missing requirement refuses everything.
+    let err = cp
+        .apply_all(Some(format!("{CMS}nope")), vec![charge("3", rev2)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Op(OpError::Missing { .. })), "{err}");
+    Arc::into_inner(cp).unwrap().shutdown().await.unwrap();
+}

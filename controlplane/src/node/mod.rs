@@ -246,6 +246,18 @@ impl ControlPlane {
         self.apply_command(Command::Guarded { requires, op }).await
     }
 
+    /// Replicate all of `ops` or none (see [`Command::Atomic`]), only if `requires` exists
+    /// when given. Returns the revision and each op's outcome, or the first failed check.
+    pub async fn apply_all(
+        &self,
+        requires: Option<String>,
+        ops: Vec<Op>,
+    ) -> Result<(u64, Vec<OpOutcome>), Error> {
+        let resp = self.write(Command::Atomic { requires, ops }).await?;
+        let outcomes = resp.results.into_iter().collect::<Result<Vec<_>, _>>()?;
+        Ok((resp.revision, outcomes))
+    }
+
     async fn apply_command(&self, cmd: Command) -> Result<(u64, OpOutcome), Error> {
         let resp = self.write(cmd).await?;
         let result = resp

@@ -84,6 +84,14 @@ pub(crate) fn apply_command(
                 results.push(apply_op(table, op, revision, events)?);
             }
         }
+        Command::Atomic { requires, ops } => match check_all(table, requires.as_deref(), ops)? {
+            Some(e) => results.extend(ops.iter().map(|_| Err(e.clone()))),
+            None => {
+                for op in ops {
+                    results.push(apply_op(table, op, revision, events)?);
+                }
+            }
+        },
         _ => {
             for op in cmd.ops() {
                 results.push(apply_op(table, op, revision, events)?);
@@ -108,6 +116,67 @@ fn check_revision(key: &str, expected: Option<u64>, cur: &KeyValue) -> Result<()
     }
 }
 
+/// The first check of an atomic command that fails, if any: `requires` must exist, and each
+/// op must apply to the key as the ops before it left it (so a key twice is checked against
+/// its first write: two updates expecting the same revision refuse the whole command).
+fn check_all(
+    table: &KvTable<'_>,
+    requires: Option<&str>,
+    ops: &[Op],
+) -> Result<Option<OpError>, StorageError> {
+    if let Some(r) = requires {
+        if table.get(r).map_err(write_err)?.is_none() {
+            return Ok(Some(OpError::Missing { key: r.to_string() }));
+        }
+    }
+    let mut written: Vec<(&str, Option<KeyValue>)> = Vec::new();
+    for op in ops {
+        let key = op.key();
+        let cur = match written.iter().rev().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.clone(),
+            None => load(table, key)?,
+        };
+        if let Err(e) = check(op, cur.as_ref()) {
+            return Ok(Some(e));
+        }
+        // Only the existence and the revision matter to later checks.
+        let after = match op {
+            Op::Delete { .. } => None,
+            Op::Create { .. } | Op::Update { .. } => Some(KeyValue {
+                key: key.to_string(),
+                value: String::new(),
+                create_revision: 0,
+                mod_revision: u64::MAX,
+            }),
+        };
+        written.push((key, after));
+    }
+    Ok(None)
+}
+
+/// Whether `op` can apply to the key's current value `cur`.
+fn check(op: &Op, cur: Option<&KeyValue>) -> Result<(), OpError> {
+    let key = op.key();
+    match (op, cur) {
+        (Op::Create { .. }, Some(_)) => Err(OpError::AlreadyExists {
+            key: key.to_string(),
+        }),
+        (Op::Update { .. } | Op::Delete { .. }, None) => Err(OpError::NotFound {
+            key: key.to_string(),
+        }),
+        (Op::Create { .. }, None) => Ok(()),
+        (
+            Op::Update {
+                expected_revision, ..
+            }
+            | Op::Delete {
+                expected_revision, ..
+            },
+            Some(cur),
+        ) => check_revision(key, *expected_revision, cur),
+    }
+}
+
 /// Apply `op` at `revision`. The outer `Result` is a storage failure (fatal for Raft); the
 /// inner one is the op's own outcome. Successful ops push their event onto `events`.
 fn apply_op(
@@ -118,18 +187,11 @@ fn apply_op(
 ) -> Result<Result<OpOutcome, OpError>, StorageError> {
     let key = op.key();
     let prev = load(table, key)?;
+    if let Err(e) = check(op, prev.as_ref()) {
+        return Ok(Err(e));
+    }
     let (kind, current) = match (op, &prev) {
-        (Op::Create { .. }, Some(_)) => {
-            return Ok(Err(OpError::AlreadyExists {
-                key: key.to_string(),
-            }))
-        }
-        (Op::Update { .. } | Op::Delete { .. }, None) => {
-            return Ok(Err(OpError::NotFound {
-                key: key.to_string(),
-            }))
-        }
-        (Op::Create { value, .. }, None) => (
+        (Op::Create { value, .. }, _) => (
             EventKind::Added,
             Some(KeyValue {
                 key: key.to_string(),
@@ -138,38 +200,17 @@ fn apply_op(
                 mod_revision: revision,
             }),
         ),
-        (
-            Op::Update {
-                value,
-                expected_revision,
-                ..
-            },
-            Some(cur),
-        ) => {
-            if let Err(e) = check_revision(key, *expected_revision, cur) {
-                return Ok(Err(e));
-            }
-            (
-                EventKind::Modified,
-                Some(KeyValue {
-                    key: key.to_string(),
-                    value: value.clone(),
-                    create_revision: cur.create_revision,
-                    mod_revision: revision,
-                }),
-            )
-        }
-        (
-            Op::Delete {
-                expected_revision, ..
-            },
-            Some(cur),
-        ) => {
-            if let Err(e) = check_revision(key, *expected_revision, cur) {
-                return Ok(Err(e));
-            }
-            (EventKind::Deleted, None)
-        }
+        (Op::Update { value, .. }, Some(cur)) => (
+            EventKind::Modified,
+            Some(KeyValue {
+                key: key.to_string(),
+                value: value.clone(),
+                create_revision: cur.create_revision,
+                mod_revision: revision,
+            }),
+        ),
+        (Op::Delete { .. }, _) => (EventKind::Deleted, None),
+        (Op::Update { .. }, None) => unreachable!("checked: an update has a current value"),
     };
     match &current {
         Some(kv) => {
