@@ -3,7 +3,8 @@
 # apply, get, describe, logs, port-forward, run -i (attach, stdin), scale, rollout (status/history/undo), a Job, a DaemonSet,
 # a PersistentVolumeClaim that outlives its pod, a StatefulSet (stable names in DNS, its
 # volume following a replaced pod), a HorizontalPodAutoscaler and kubectl top, a
-# hostNetwork pod behind a Service, a CustomResourceDefinition and its objects, delete.
+# hostNetwork pod behind a Service, a CustomResourceDefinition and its objects, a LimitRange and
+# a ResourceQuota, delete.
 # Usage: tests/e2e/kubectl-e2e.sh [kubeconfig]   (default: target/demo/kubeconfig)
 # Every wait is bounded; the script removes what it created, also on failure.
 set -euo pipefail
@@ -19,6 +20,7 @@ cleanup() {
   [ -z "$PF_PID" ] || kill "$PF_PID" 2>/dev/null || true
   k delete crd "widgets.e2e$$.skiff.dev" --wait=false >/dev/null 2>&1 || true
   k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
+  k delete namespace "$NS-quota" --wait=false >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -448,6 +450,34 @@ k explain "widgets.$CRD_GROUP.spec.size" | grep -q small || fail "kubectl explai
 k delete crd "widgets.$CRD_GROUP"
 gone=$(kubectl get "widgets.$CRD_GROUP" -n "$NS" 2>&1) && fail "the kind is still served after its CRD went"
 echo "$gone" | grep -qE "doesn't have a resource type|NotFound|could not find" || fail "unexpected: $gone"
+
+step "a LimitRange fills in resources; a ResourceQuota holds a Deployment at its pod count"
+QNS="$NS-quota"
+k create namespace "$QNS"
+k apply -n "$QNS" -f - <<EOF
+apiVersion: v1
+kind: LimitRange
+metadata: {name: defaults}
+spec:
+  limits:
+  - type: Container
+    default: {cpu: 200m, memory: 64Mi}
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: small}
+spec:
+  hard: {pods: "1", limits.cpu: "1"}
+EOF
+wait_for 30 "the quota's first count" sh -c "kubectl get quota small -n '$QNS' -o jsonpath='{.status.used.pods}' | grep -qx 0"
+k create deployment capped -n "$QNS" --image=skiff.local/busybox:latest --replicas=2 -- sleep 3600
+wait_for 90 "one pod of two to run" sh -c "[ \"\$(kubectl get pods -n '$QNS' --field-selector=status.phase=Running -o name | wc -l)\" = 1 ]"
+wait_for 30 "the refusal as an event" sh -c "kubectl get events -n '$QNS' --field-selector reason=FailedCreate -o jsonpath='{.items[*].message}' | grep -q 'exceeded quota: small'"
+k get quota -n "$QNS"
+[ "$(k get quota small -n "$QNS" -o jsonpath='{.status.used.pods}')" = 1 ] || fail "the quota does not count the pod"
+[ "$(k get pods -n "$QNS" -o jsonpath='{.items[0].spec.containers[0].resources.limits.cpu}')" = 200m ] \
+  || fail "the LimitRange default limit was not applied"
+k delete namespace "$QNS" --wait=false
 
 step "delete with cascade"
 k delete deployment hello -n "$NS"

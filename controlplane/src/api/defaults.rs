@@ -4,6 +4,8 @@
 
 use serde_json::{json, Map, Value};
 
+use super::admission;
+
 pub type Defaulter = fn(&mut Value);
 
 pub const DEFAULTERS: &[(&str, Defaulter)] = &[
@@ -20,6 +22,7 @@ pub const DEFAULTERS: &[(&str, Defaulter)] = &[
     ("CronJob", cron_job),
     ("PersistentVolume", persistent_volume),
     ("PersistentVolumeClaim", persistent_volume_claim),
+    ("LimitRange", limit_range),
     (
         "CustomResourceDefinition",
         super::custom::definition::default,
@@ -58,6 +61,18 @@ fn set_default(m: &mut Map<String, Value>, key: &str, v: Value) {
             m.insert(key.to_string(), v);
         }
         _ => {}
+    }
+}
+
+/// Each item's defaults ([`super::admission::limit_range::default_item`]).
+fn limit_range(obj: &mut Value) {
+    if let Some(items) = obj
+        .pointer_mut("/spec/limits")
+        .and_then(Value::as_array_mut)
+    {
+        items
+            .iter_mut()
+            .for_each(super::admission::limit_range::default_item);
     }
 }
 
@@ -125,9 +140,12 @@ fn pod(obj: &mut Value) {
     let spec = obj_at(obj, "spec");
     pod_spec(spec, "Always");
     host_network_ports(spec);
+    let spec = obj.get_mut("spec").expect("made above");
+    admission::resources::default_requests_from_limits(spec);
+    let qos = admission::resources::qos_class(spec);
     let status = obj_at(obj, "status");
     set_default(status, "phase", json!("Pending"));
-    set_default(status, "qosClass", json!("BestEffort"));
+    set_default(status, "qosClass", json!(qos));
 }
 
 /// On the node's network a container port is a port of the node: `hostPort` defaults to

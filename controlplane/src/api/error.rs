@@ -113,6 +113,20 @@ impl ApiError {
         .with_details(info, name)
     }
 
+    /// Refused by admission (a LimitRange, a ResourceQuota): 403 `Forbidden`.
+    pub fn forbidden(info: &ResourceInfo, name: &str, why: impl AsRef<str>) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} \"{name}\" is forbidden: {}",
+                info.qualified(),
+                why.as_ref()
+            ),
+        )
+        .with_details(info, name)
+    }
+
     pub fn conflict(info: &ResourceInfo, name: &str) -> Self {
         Self::new(
             409,

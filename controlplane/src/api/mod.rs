@@ -2,10 +2,12 @@
 //! libraries (plain HTTP, no authentication yet).
 //!
 //! Layout: [`registry`] (served kinds), [`http`] (routing, verbs, encoding), [`objects`]
-//! (the generic resource logic shared with the in-process [`client`]), [`decode`],
+//! (the generic resource logic shared with the in-process [`client`]), [`admission`]
+//! (LimitRanges and ResourceQuotas), [`decode`],
 //! [`defaults`], [`validation`], [`patch`], [`selector`], [`table`], [`discovery`],
 //! [`openapi`], [`bootstrap`].
 
+pub mod admission;
 pub mod bootstrap;
 pub mod client;
 pub mod custom;

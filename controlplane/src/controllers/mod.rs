@@ -2,7 +2,8 @@
 //! and ReplicaSet ([`replicas`]), Deployment ([`deployment`]), DaemonSet ([`daemonset`]),
 //! StatefulSet ([`statefulset`]), Job ([`job`]), CronJob ([`cronjob`]: Jobs on a schedule),
 //! HorizontalPodAutoscaler ([`hpa`]), PersistentVolumes and their claims ([`volumes`]), the
-//! garbage collector ([`gc`]), namespace deletion ([`namespace`]) and the deletion of a
+//! garbage collector ([`gc`]), ResourceQuota usage ([`quota`]), namespace deletion
+//! ([`namespace`]) and the deletion of a
 //! CustomResourceDefinition's objects ([`crd`]). Controllers of pods share adoption and release
 //! ([`claim`]).
 //!
@@ -26,6 +27,7 @@ pub mod namespace;
 pub mod owners;
 pub mod pods;
 pub mod queue;
+pub mod quota;
 pub mod replica_status;
 pub mod replicas;
 pub mod runtime;
@@ -150,7 +152,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     let objects = client.objects().clone();
     // The kinds the controllers below read in full; the garbage collector needs only
     // metadata of the others.
-    const FULL: [(&str, &str); 16] = [
+    const FULL: [(&str, &str); 17] = [
         ("v1", "Pod"),
         ("batch/v1", "Job"),
         ("batch/v1", "CronJob"),
@@ -167,6 +169,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         ("apps/v1", "ControllerRevision"),
         ("v1", "Namespace"),
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+        ("v1", "ResourceQuota"),
     ];
     let caches: Vec<Arc<Cache>> = registry::RESOURCES
         .iter()
@@ -388,6 +391,14 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         crds: crds.clone(),
     };
     start(&mut tasks, c, q, &crds, vec![crds.clone()], same);
+
+    let quotas = cache("v1", "ResourceQuota");
+    let q = WorkQueue::new();
+    quota::watch(&caches, &quotas, &q);
+    let c = quota::Quotas {
+        objects: objects.clone(),
+    };
+    start(&mut tasks, c, q, &quotas, vec![quotas.clone()], same);
 
     let q = WorkQueue::new();
     let gc = Arc::new(gc::GarbageCollector::new(objects.clone(), caches.clone()));

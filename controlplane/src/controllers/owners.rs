@@ -177,3 +177,77 @@ pub async fn delete_all(
     }
     Ok(items.len())
 }
+
+/// A `FailedCreate` Warning event on the controller of `pod`, which could not be created
+/// (`Error creating: pods "web-x" is forbidden: exceeded quota ...`), as the workload
+/// controllers of Kubernetes record it. Best effort: a failure to record is only logged.
+pub async fn failed_create(
+    objects: &Objects,
+    ns: Option<&str>,
+    pod: &Value,
+    error: &crate::api::ApiError,
+) {
+    let (Some(owner), Some(ns)) = (controller_ref(pod), ns.or(namespace(pod))) else {
+        return;
+    };
+    let name = owner.get("name").and_then(Value::as_str).unwrap_or("");
+    let message = format!("Error creating: {}", error.message);
+    let uid = owner.get("uid").and_then(Value::as_str).unwrap_or("");
+    if !first_in_a_while(uid, &message) {
+        return;
+    }
+    let component = format!(
+        "{}-controller",
+        owner
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_lowercase()
+    );
+    let now = meta::now();
+    let event = json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": format!("{name}."), "namespace": ns},
+        "involvedObject": {"apiVersion": owner.get("apiVersion"), "kind": owner.get("kind"),
+                           "namespace": ns, "name": name, "uid": owner.get("uid")},
+        "reason": "FailedCreate",
+        "message": message,
+        "type": "Warning",
+        "source": {"component": component},
+        "reportingComponent": component,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    });
+    let events = crate::api::registry::by_kind("v1", "Event").expect("events are served");
+    if let Err(e) = objects
+        .create(events, Some(ns), event, WriteOptions::default())
+        .await
+    {
+        log::warn!("recording FailedCreate for {ns}/{name}: {e}");
+    }
+}
+
+/// How long the same refusal of the same controller is not recorded again (its retries
+/// back off to every 10 s).
+const FAILED_CREATE_QUIET: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether `message` for the controller `uid` was not recorded in the last
+/// [`FAILED_CREATE_QUIET`]; notes it as recorded now.
+fn first_in_a_while(uid: &str, message: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    use std::time::Instant;
+    static RECORDED: LazyLock<Mutex<HashMap<(String, String), Instant>>> =
+        LazyLock::new(Mutex::default);
+    let mut seen = RECORDED.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    seen.retain(|_, at| now.duration_since(*at) < FAILED_CREATE_QUIET);
+    let key = (uid.to_string(), message.to_string());
+    if seen.contains_key(&key) {
+        return false;
+    }
+    seen.insert(key, now);
+    true
+}

@@ -87,18 +87,23 @@ pub(super) async fn create_all(
     let mut pods = pods.into_iter().peekable();
     let mut batch = 1;
     while pods.peek().is_some() {
-        let writes = pods
-            .by_ref()
-            .take(batch)
-            .map(|p| objects.create(info, ns, p, WriteOptions::default()));
+        let chunk: Vec<Value> = pods.by_ref().take(batch).collect();
+        let writes = chunk
+            .iter()
+            .map(|p| objects.create(info, ns, p.clone(), WriteOptions::default()));
         let results = futures_util::future::join_all(writes).await;
         // Every pod that was created is expected before an error returns, or the next
         // reconcile would not wait for it and create it again.
         let mut first_err = None;
-        for r in results {
+        for (r, pod) in results.into_iter().zip(&chunk) {
             match r {
                 Ok(w) => expectations.expect_written(key, &w.object),
-                Err(e) => first_err = first_err.or(Some(e)),
+                Err(e) => {
+                    if first_err.is_none() && e.code != 409 {
+                        owners::failed_create(objects, ns, pod, &e).await;
+                    }
+                    first_err = first_err.or(Some(e));
+                }
             }
         }
         if let Some(e) = first_err {

@@ -2,6 +2,7 @@
 //! reads, creates (metadata, defaulting, validation), and the write helpers used by
 //! [`update`] and [`delete`].
 
+mod admit;
 mod delete;
 mod eviction;
 mod subresource;
@@ -68,7 +69,11 @@ pub struct Objects {
     cp: Arc<ControlPlane>,
     /// The kinds of the CustomResourceDefinitions, as this server last read them.
     custom: Arc<CustomKinds>,
+    /// Per namespace, whose turn it is to charge its ResourceQuotas (see `admit`).
+    quota_turns: Arc<std::sync::Mutex<std::collections::HashMap<String, QuotaTurn>>>,
 }
+
+type QuotaTurn = Arc<tokio::sync::Mutex<()>>;
 
 pub fn key(info: &ResourceInfo, ns: Option<&str>, name: &str) -> String {
     crate::keys::object_key(
@@ -133,6 +138,7 @@ impl Objects {
         Self {
             cp,
             custom: Arc::default(),
+            quota_turns: Arc::default(),
         }
     }
 
@@ -322,10 +328,14 @@ impl Objects {
             meta::omit_empty(&mut obj);
             defaults::default(info.builtin_kind(), &mut obj);
             let name = meta::name(&obj).to_string();
+            Box::pin(self.limit(info, ns, &name, &mut obj, true)).await?;
             let errs = validation::validate_create(info, &obj);
             if !errs.is_empty() {
                 return Err(ApiError::invalid(info, &name, &errs));
             }
+            // Refused before anything is allocated for it.
+            let charges =
+                Box::pin(self.charges(info, ns, &name, (None, &obj), Consistency::Local)).await?;
             if opts.dry_run {
                 // Nothing is written, so nothing checks the namespace but a read.
                 if let Some((ns, _)) = &requires {
@@ -344,9 +354,15 @@ impl Objects {
                 key: key(info, ns, &name),
                 value: stored(&obj),
             };
-            let applied = match &requires {
-                Some((_, ns_key)) => self.cp.apply_if_exists(ns_key.clone(), op).await,
-                None => self.cp.apply(op).await,
+            let requires_key = requires.as_ref().map(|(_, k)| k.clone());
+            let written =
+                self.write_charged(info, (ns, &name), (None, &obj), charges, requires_key, op);
+            let applied = match Box::pin(written).await {
+                Ok(applied) => applied,
+                Err(refused) => {
+                    claims.rollback(&self.cp).await;
+                    return Err(refused);
+                }
             };
             if applied.is_err() {
                 claims.rollback(&self.cp).await;

@@ -178,6 +178,20 @@ impl Objects {
             if !errs.is_empty() {
                 return Err(ApiError::invalid(info, name, &errs));
             }
+            // Kubernetes' LimitRanger and ResourceQuota leave status writes (and objects on
+            // their way out) alone: only a changed spec is admitted again.
+            let mut charges = super::admit::Charges::default();
+            let deleting = cur.pointer("/metadata/deletionTimestamp").is_some();
+            if !own_meta && !deleting && meta::spec_part(&new) != meta::spec_part(&cur) {
+                Box::pin(self.limit(info, ns, name, &mut new, false)).await?;
+                let consistency = if attempt == 1 {
+                    Consistency::Local
+                } else {
+                    Consistency::Linearizable
+                };
+                charges =
+                    Box::pin(self.charges(info, ns, name, (Some(&cur), &new), consistency)).await?;
+            }
             if new == cur || opts.dry_run {
                 return Ok(Written {
                     object: new,
@@ -208,7 +222,14 @@ impl Objects {
                     expected_revision: Some(kv.mod_revision),
                 }
             };
-            let applied = self.cp.apply(op).await;
+            let applied = if charges.is_empty() || removing {
+                self.cp.apply(op).await
+            } else {
+                self.cp
+                    .apply_all(None, charges.with(op))
+                    .await
+                    .map(|(rev, mut outs)| (rev, outs.pop().expect("one outcome per op")))
+            };
             if applied.is_err() {
                 claims.rollback(&self.cp).await;
             } else {
@@ -223,8 +244,12 @@ impl Objects {
                         warnings,
                     });
                 }
-                Err(crate::Error::Op(OpError::Conflict { .. }))
-                    if precondition.is_none() && attempt < MAX_ATTEMPTS => {}
+                // A lost race with a write to the object, or to a quota it is charged to
+                // (which the client's precondition has nothing to do with).
+                Err(crate::Error::Op(OpError::Conflict { key: lost, .. }))
+                    if (precondition.is_none() || lost != key) && attempt < MAX_ATTEMPTS => {}
+                Err(crate::Error::Op(OpError::NotFound { key: lost }))
+                    if lost != key && attempt < MAX_ATTEMPTS => {}
                 Err(e) => return Err(ApiError::from_store(e, info, name)),
             }
         }

@@ -132,7 +132,58 @@ fn event_cells(o: &Value) -> Vec<Value> {
     ]
 }
 
+/// `pods: 1/10, requests.cpu: 500m/1` of a quota's resources, those starting `limits.`
+/// (the Limit column) or the others (Request), by name.
+fn quota_column(o: &Value, limits: bool) -> String {
+    let Some(hard) = o.pointer("/status/hard").and_then(Value::as_object) else {
+        return String::new();
+    };
+    let mut names: Vec<&String> = hard
+        .keys()
+        .filter(|k| k.starts_with("limits.") == limits)
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|k| {
+            let used = o
+                .pointer("/status/used")
+                .and_then(|u| u.get(k.as_str()))
+                .and_then(Value::as_str)
+                .unwrap_or("0");
+            format!("{k}: {used}/{}", hard[k.as_str()].as_str().unwrap_or(""))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(super) const PRINTERS: &[(&str, Printer)] = &[
+    (
+        "ResourceQuota",
+        Printer {
+            columns: &[
+                ("Name", "string", 0),
+                ("Age", "string", 0),
+                ("Request", "string", 0),
+                ("Limit", "string", 0),
+            ],
+            cells: |o| {
+                vec![
+                    json!(name(o)),
+                    json!(age(o)),
+                    json!(quota_column(o, false)),
+                    json!(quota_column(o, true)),
+                ]
+            },
+        },
+    ),
+    (
+        "LimitRange",
+        Printer {
+            columns: &[("Name", "string", 0), ("Created At", "date", 0)],
+            cells: |o| vec![json!(name(o)), json!(s(o, "/metadata/creationTimestamp"))],
+        },
+    ),
     (
         "Pod",
         Printer {

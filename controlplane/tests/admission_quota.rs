@@ -1,0 +1,263 @@
+//! LimitRanges and ResourceQuotas with the real kubectl: defaults and bounds on pods, quota
+//! refusals with Kubernetes' messages, `status.used` kept by the controller, a ReplicaSet
+//! held at its quota (a `FailedCreate` event) that grows when the quota does, and
+//! concurrent creates that never overrun a quota.
+
+mod ctrl;
+mod kube;
+
+use serde_json::{json, Value};
+use skiff_controlplane::api::objects::WriteOptions;
+use skiff_controlplane::api::registry;
+
+const LIMITS: &str = r#"
+apiVersion: v1
+kind: LimitRange
+metadata: {name: limits}
+spec:
+  limits:
+  - type: Container
+    default: {cpu: 500m, memory: 256Mi}
+    defaultRequest: {cpu: 100m}
+    max: {cpu: "1"}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_ranges_default_and_bound_containers() {
+    let (c, _ctrl) = ctrl::start().await;
+    assert!(c.apply(LIMITS, &[]).await.ok);
+    let lr = c.json(&["get", "limitrange", "limits"]).await;
+    assert_eq!(
+        lr["spec"]["limits"][0]["defaultRequest"],
+        json!({"cpu": "100m", "memory": "256Mi"}),
+        "a default limit is the default request too"
+    );
+    c.ok(&["run", "plain", "--image=busybox", "--restart=Never"])
+        .await;
+    let pod = c.json(&["get", "pod", "plain"]).await;
+    assert_eq!(
+        pod["spec"]["containers"][0]["resources"],
+        json!({"limits": {"cpu": "500m", "memory": "256Mi"},
+               "requests": {"cpu": "100m", "memory": "256Mi"}})
+    );
+    assert_eq!(pod["status"]["qosClass"], "Burstable");
+    let note = pod["metadata"]["annotations"]["kubernetes.io/limit-ranger"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        note.starts_with("LimitRanger plugin set: cpu, memory request for container plain"),
+        "{note}"
+    );
+
+    let big = c
+        .kubectl(&[
+            "run",
+            "big",
+            "--image=busybox",
+            "--restart=Never",
+            "--overrides",
+            r#"{"spec":{"containers":[{"name":"big","image":"busybox","resources":{"limits":{"cpu":"2"}}}]}}"#,
+        ])
+        .await;
+    assert!(!big.ok);
+    assert!(
+        big.stderr.contains(
+            "pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
+        ),
+        "{}",
+        big.stderr
+    );
+    let pods = c.ok(&["get", "pods", "-o", "name"]).await;
+    assert_eq!(pods.trim(), "pod/plain", "the refused pod was not written");
+}
+
+fn used(q: &Value, name: &str) -> Option<String> {
+    q.pointer(&format!("/status/used/{name}"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+const RS: &str = r#"
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: busybox}]}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_hold_a_replica_set_and_count_what_exists() {
+    let (c, _ctrl) = ctrl::start().await;
+    let api = c.server.client();
+    c.ok(&[
+        "create",
+        "quota",
+        "q",
+        "--hard=pods=2,count/configmaps=10,services.nodeports=1",
+    ])
+    .await;
+    let q = ctrl::eventually("the quota's first count", || async {
+        let q = c.json(&["get", "quota", "q"]).await;
+        used(&q, "pods").is_some().then_some(q)
+    })
+    .await;
+    assert_eq!(q["status"]["hard"], q["spec"]["hard"]);
+    assert_eq!(used(&q, "pods").as_deref(), Some("0"));
+
+    assert!(c.apply(RS, &[]).await.ok);
+    ctrl::eventually("the FailedCreate event", || async {
+        let ev = c
+            .ok(&[
+                "get",
+                "events",
+                "--field-selector",
+                "reason=FailedCreate",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ])
+            .await;
+        ev.contains("exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(ctrl::live_pods(&api, "default", "app=web").await.len(), 2);
+    let q = c.json(&["get", "quota", "q"]).await;
+    assert_eq!(used(&q, "pods").as_deref(), Some("2"));
+    let describe = c.ok(&["describe", "quota", "q"]).await;
+    assert!(
+        describe
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["pods", "2", "2"]),
+        "{describe}"
+    );
+
+    let table = c.ok(&["get", "quota", "q"]).await;
+    assert_eq!(kube::header(&table), ["NAME", "AGE", "REQUEST", "LIMIT"]);
+    assert!(table.contains("pods: 2/2"), "{table}");
+
+    c.ok(&[
+        "patch",
+        "quota",
+        "q",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"hard":{"pods":"3"}}}"#,
+    ])
+    .await;
+    ctrl::eventually("the third pod", || async {
+        (ctrl::live_pods(&api, "default", "app=web").await.len() == 3).then_some(())
+    })
+    .await;
+
+    // A NodePort Service uses one node port per port: the second is refused.
+    let svc = c
+        .kubectl(&[
+            "create",
+            "service",
+            "nodeport",
+            "np",
+            "--tcp=80:8080,81:8081",
+        ])
+        .await;
+    assert!(!svc.ok);
+    assert!(
+        svc.stderr.contains("exceeded quota: q, requested: services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1"),
+        "{}",
+        svc.stderr
+    );
+
+    // Deleting pods gives their share back once the controller recounts.
+    c.ok(&["scale", "rs", "web", "--replicas=0"]).await;
+    ctrl::eventually("pods given back", || async {
+        let q = c.json(&["get", "quota", "q"]).await;
+        (used(&q, "pods").as_deref() == Some("0")).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compute_quotas_need_requests_and_concurrent_creates_never_overrun() {
+    let (c, _ctrl) = ctrl::start().await;
+    c.ok(&[
+        "create",
+        "quota",
+        "compute",
+        "--hard=requests.cpu=1,requests.memory=1Gi",
+    ])
+    .await;
+    let bare = c
+        .kubectl(&["run", "bare", "--image=busybox", "--restart=Never"])
+        .await;
+    assert!(!bare.ok);
+    assert!(
+        bare.stderr.contains(
+            "pods \"bare\" is forbidden: failed quota: compute: must specify requests.cpu for: bare; requests.memory for: bare"
+        ),
+        "{}",
+        bare.stderr
+    );
+    c.ok(&["run", "sized", "--image=busybox", "--restart=Never", "--overrides",
+           r#"{"spec":{"containers":[{"name":"sized","image":"busybox","resources":{"requests":{"cpu":"600m","memory":"256Mi"}}}]}}"#])
+        .await;
+    let second = c
+        .kubectl(&["run", "more", "--image=busybox", "--restart=Never", "--overrides",
+                   r#"{"spec":{"containers":[{"name":"more","image":"busybox","resources":{"requests":{"cpu":"600m","memory":"256Mi"}}}]}}"#])
+        .await;
+    assert!(
+        second.stderr.contains("exceeded quota: compute, requested: requests.cpu=600m, used: requests.cpu=600m, limited: requests.cpu=1"),
+        "{}",
+        second.stderr
+    );
+
+    // Requests default to limits, so limits alone satisfy a quota on requests.
+    let limited = r#"{"spec":{"containers":[{"name":"lim","image":"busybox","resources":{"limits":{"cpu":"100m","memory":"64Mi"}}}]}}"#;
+    c.ok(&[
+        "run",
+        "lim",
+        "--image=busybox",
+        "--restart=Never",
+        "--overrides",
+        limited,
+    ])
+    .await;
+    let pod = c.json(&["get", "pod", "lim"]).await;
+    assert_eq!(pod["status"]["qosClass"], "Guaranteed");
+    let q = c.json(&["get", "quota", "compute"]).await;
+    assert_eq!(used(&q, "requests.cpu").as_deref(), Some("700m"));
+
+    c.ok(&["create", "namespace", "race"]).await;
+    c.ok(&[
+        "create",
+        "quota",
+        "five",
+        "-n",
+        "race",
+        "--hard=configmaps=5",
+    ])
+    .await;
+    let api = c.server.client();
+    let objects = api.objects();
+    let info = registry::by_kind("v1", "ConfigMap").unwrap();
+    // Thirty creates at once, against a quota of five: exactly five get in.
+    let creates = (0..30).map(|i| {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": format!("cm-{i}")}, "data": {"i": i.to_string()}});
+        objects.create(info, Some("race"), cm, WriteOptions::default())
+    });
+    let results = futures_util::future::join_all(creates).await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!((e.code, e.reason), (403, "Forbidden"), "{e:?}");
+    }
+    assert_eq!(ok, 5);
+    let stored = c
+        .ok(&["get", "configmaps", "-n", "race", "-o", "name"])
+        .await;
+    assert_eq!(stored.lines().count(), 5, "{stored}");
+    let q = c.json(&["get", "quota", "five", "-n", "race"]).await;
+    assert_eq!(used(&q, "configmaps").as_deref(), Some("5"));
+}
