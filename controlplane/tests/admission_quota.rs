@@ -69,6 +69,20 @@ async fn limit_ranges_default_and_bound_containers() {
     );
     let pods = c.ok(&["get", "pods", "-o", "name"]).await;
     assert_eq!(pods.trim(), "pod/plain", "the refused pod was not written");
+
+    // Malformed ranges and quotas are refused with the field at fault.
+    let bad = "apiVersion: v1\nkind: LimitRange\nmetadata: {name: bad}\nspec:\n  limits:\n  - {type: Container, min: {cpu: \"2\"}, max: {cpu: \"1\"}}\n";
+    let out = c.apply(bad, &[]).await;
+    assert!(
+        out.stderr.contains(
+            "spec.limits[0][cpu]: Invalid value: \"2\": min value 2 is greater than max value 1"
+        ),
+        "{out:?}"
+    );
+    let bad = "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: bad}\nspec: {hard: {pods: \"1.5\"}}\n";
+    let out = c.apply(bad, &[]).await;
+    assert!(out.stderr.contains("spec.hard[pods]"), "{out:?}");
+    assert!(out.stderr.contains("must be an integer"), "{out:?}");
 }
 
 fn used(q: &Value, name: &str) -> Option<String> {

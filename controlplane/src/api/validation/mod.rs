@@ -4,6 +4,7 @@
 //! (or extend one in [`kinds`] / [`update`]); each returns every error it finds.
 
 mod kinds;
+mod limits;
 pub mod names;
 mod resources;
 mod rollout;
@@ -30,6 +31,8 @@ pub const KIND_VALIDATORS: &[(&str, Validator)] = &[
     ("CronJob", kinds::cron_job),
     ("ConfigMap", kinds::config_map),
     ("Secret", kinds::config_map),
+    ("ResourceQuota", limits::resource_quota),
+    ("LimitRange", limits::limit_range),
     (
         "CustomResourceDefinition",
         crate::api::custom::definition::validate,

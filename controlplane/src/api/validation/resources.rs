@@ -7,7 +7,7 @@ use crate::api::error::FieldError;
 use crate::scheduler::quantity::Quantity;
 
 /// The pattern Kubernetes names when a quantity does not parse.
-const QUANTITY_PATTERN: &str = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$";
+pub(super) const QUANTITY_PATTERN: &str = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$";
 
 /// The parsed quantities of `resources.<list>` (limits or requests) as (name, text,
 /// millis), errors into `errs`.

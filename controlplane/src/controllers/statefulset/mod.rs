@@ -103,10 +103,19 @@ impl StatefulSets {
 
     async fn create_pod(&self, key: &str, set: &Value, pod: Value) -> Result<(), ControllerError> {
         let (info, ns) = (self.pods.info, owners::namespace(set));
-        let w = self
+        let w = match self
             .objects
-            .create(info, ns, pod, WriteOptions::default())
-            .await?;
+            .create(info, ns, pod.clone(), WriteOptions::default())
+            .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                if e.code != 409 {
+                    owners::failed_create(&self.objects, ns, &pod, &e).await;
+                }
+                return Err(e.into());
+            }
+        };
         self.expectations.expect_written(key, &w.object);
         Ok(())
     }
