@@ -139,6 +139,23 @@ async fn quotas_hold_a_replica_set_and_count_what_exists() {
     })
     .await;
     assert_eq!(ctrl::live_pods(&api, "default", "app=web").await.len(), 2);
+    let rs = ctrl::eventually("the ReplicaFailure condition", || async {
+        let rs = c.json(&["get", "rs", "web"]).await;
+        let conds = rs["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        conds.into_iter().find(|c| c["type"] == "ReplicaFailure")
+    })
+    .await;
+    assert_eq!(rs["reason"], "FailedCreate");
+    assert!(
+        rs["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("exceeded quota: q"),
+        "{rs}"
+    );
     let q = c.json(&["get", "quota", "q"]).await;
     assert_eq!(used(&q, "pods").as_deref(), Some("2"));
     let describe = c.ok(&["describe", "quota", "q"]).await;
@@ -164,6 +181,15 @@ async fn quotas_hold_a_replica_set_and_count_what_exists() {
     .await;
     ctrl::eventually("the third pod", || async {
         (ctrl::live_pods(&api, "default", "app=web").await.len() == 3).then_some(())
+    })
+    .await;
+    ctrl::eventually("the failure cleared", || async {
+        let rs = c.json(&["get", "rs", "web"]).await;
+        let conds = rs["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        (!conds.iter().any(|c| c["type"] == "ReplicaFailure")).then_some(())
     })
     .await;
 

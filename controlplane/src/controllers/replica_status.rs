@@ -14,8 +14,34 @@ use crate::api::objects::Objects;
 use crate::api::registry::{ResourceInfo, Subresource};
 use crate::api::selector::{labels, string_map};
 
+/// The `ReplicaFailure` condition: set while creating pods fails (`failure`: why), with the
+/// time it began; gone once creates succeed again.
+fn conditions(owner: &Value, failure: Option<&str>) -> Vec<Value> {
+    let mut conds: Vec<Value> = owner
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let was = conds
+        .iter()
+        .position(|c| c.get("type").and_then(Value::as_str) == Some("ReplicaFailure"))
+        .map(|i| conds.remove(i));
+    if let Some(message) = failure {
+        let since = was
+            .as_ref()
+            .filter(|w| w.get("message").and_then(Value::as_str) == Some(message))
+            .and_then(|w| w.get("lastTransitionTime").cloned())
+            .unwrap_or_else(|| json!(crate::api::meta::now()));
+        conds.push(
+            json!({"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                          "message": message, "lastTransitionTime": since}),
+        );
+    }
+    conds
+}
+
 /// The computed status and the seconds until the next pod turns available.
-pub fn compute(owner: &Value, active: &[Value]) -> (Value, Option<i64>) {
+pub fn compute(owner: &Value, active: &[Value], failure: Option<&str>) -> (Value, Option<i64>) {
     let min_ready = owner
         .pointer("/spec/minReadySeconds")
         .and_then(Value::as_i64)
@@ -45,8 +71,9 @@ pub fn compute(owner: &Value, active: &[Value]) -> (Value, Option<i64>) {
         "availableReplicas": available,
         "observedGeneration": owner.pointer("/metadata/generation").cloned().unwrap_or(json!(0)),
     });
-    if let Some(c) = owner.pointer("/status/conditions") {
-        status["conditions"] = c.clone();
+    let conds = conditions(owner, failure);
+    if !conds.is_empty() || owner.pointer("/status/conditions").is_some() {
+        status["conditions"] = json!(conds);
     }
     (status, next)
 }
@@ -67,8 +94,9 @@ pub async fn update(
     info: &ResourceInfo,
     owner: &Value,
     active: &[Value],
+    failure: Option<&str>,
 ) -> Result<Action, ControllerError> {
-    write(objects, info, owner, compute(owner, active)).await
+    write(objects, info, owner, compute(owner, active, failure)).await
 }
 
 /// Write `status` to `owner` if it changed; requeue after `next` seconds if given.
@@ -104,12 +132,33 @@ mod tests {
     fn min_ready_seconds_delays_availability() {
         let owner = json!({"metadata": {"generation": 2},
             "spec": {"minReadySeconds": 10, "template": {"metadata": {"labels": {"app": "a"}}}}});
-        let (s, next) = compute(&owner, &[pod(60), pod(2), json!({"metadata": {}})]);
+        let (s, next) = compute(&owner, &[pod(60), pod(2), json!({"metadata": {}})], None);
         assert_eq!(s["replicas"], 3);
         assert_eq!(s["fullyLabeledReplicas"], 2);
         assert_eq!(s["readyReplicas"], 2);
         assert_eq!(s["availableReplicas"], 1);
         assert_eq!(s["observedGeneration"], 2);
         assert!(next.is_some_and(|n| (7..=8).contains(&n)), "{next:?}");
+    }
+
+    #[test]
+    fn a_refused_create_shows_as_replica_failure_until_creates_succeed() {
+        let owner = json!({"metadata": {"generation": 1}, "spec": {"replicas": 2}});
+        let why = "pods \"x\" is forbidden: exceeded quota: q";
+        let (s, _) = compute(&owner, &[], Some(why));
+        let c = &s["conditions"][0];
+        assert_eq!(
+            (c["type"].as_str(), c["reason"].as_str()),
+            (Some("ReplicaFailure"), Some("FailedCreate"))
+        );
+        assert_eq!(c["message"], why);
+        let failing = json!({"metadata": {"generation": 1}, "status": s});
+        let (again, _) = compute(&failing, &[], Some(why));
+        assert_eq!(
+            again["conditions"][0]["lastTransitionTime"],
+            c["lastTransitionTime"]
+        );
+        let (ok, _) = compute(&failing, &[], None);
+        assert_eq!(ok["conditions"], json!([]));
     }
 }

@@ -177,6 +177,7 @@ impl Controller for Replicas {
         )
         .await?;
         let mut active: Vec<Value> = owned.iter().filter(|p| is_active(p)).cloned().collect();
+        let mut failed = None;
         if !meta::is_deleting(&owner) {
             let want = owner
                 .pointer("/spec/replicas")
@@ -187,7 +188,12 @@ impl Controller for Replicas {
                 let pod = pod_from_template(&owner, controller_ref_to(self.owners.info, &owner));
                 let n = (want - active.len()).min(BURST);
                 let to = (self.pods.info, owners::namespace(&owner));
-                create_pods(&self.objects, to, &self.expectations, key, &pod, n).await?;
+                // Refused (a quota, a LimitRange): said in the status, then retried.
+                if let Err(e) =
+                    create_pods(&self.objects, to, &self.expectations, key, &pod, n).await
+                {
+                    failed = Some(e);
+                }
             } else if active.len() > want {
                 active.sort_by(deletion_order);
                 let surplus = (active.len() - want).min(BURST);
@@ -203,6 +209,24 @@ impl Controller for Replicas {
                 active.drain(..surplus);
             }
         }
-        replica_status::update(&self.objects, self.owners.info, &owner, &active).await
+        let why = failed
+            .as_ref()
+            .filter(|e| !e.is_conflict())
+            .map(|e| match e {
+                ControllerError::Api(e) => e.message.clone(),
+                other => other.to_string(),
+            });
+        let written = replica_status::update(
+            &self.objects,
+            self.owners.info,
+            &owner,
+            &active,
+            why.as_deref(),
+        )
+        .await;
+        match failed {
+            Some(e) => Err(e),
+            None => written,
+        }
     }
 }

@@ -81,6 +81,28 @@ pub fn compute(deploy: &Value, new: Option<&Value>, all: &[Value], max_unavailab
         let msg = format!("ReplicaSet \"{new_name}\" is progressing.");
         condition(old, "Progressing", "True", "ReplicaSetUpdated", msg)
     };
+    let mut conditions = vec![
+        condition(old, "Available", a_status, a_reason, a_msg.into()),
+        progressing,
+    ];
+    // A ReplicaSet that cannot create its pods (the new one's first), as Kubernetes
+    // carries it over.
+    let failure = new
+        .into_iter()
+        .chain(all)
+        .filter_map(|rs| rs.pointer("/status/conditions").and_then(Value::as_array))
+        .flatten()
+        .find(|c| c.get("type") == Some(&json!("ReplicaFailure")));
+    if let Some(f) = failure {
+        let field = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("");
+        conditions.push(condition(
+            old,
+            "ReplicaFailure",
+            field("status"),
+            field("reason"),
+            field("message").to_string(),
+        ));
+    }
     json!({
         "observedGeneration": deploy.pointer("/metadata/generation").cloned().unwrap_or(json!(0)),
         "replicas": replicas,
@@ -88,10 +110,7 @@ pub fn compute(deploy: &Value, new: Option<&Value>, all: &[Value], max_unavailab
         "readyReplicas": sum("readyReplicas"),
         "availableReplicas": available,
         "unavailableReplicas": (spec_total.max(desired) - available).max(0),
-        "conditions": [
-            condition(old, "Available", a_status, a_reason, a_msg.into()),
-            progressing,
-        ],
+        "conditions": conditions,
     })
 }
 
