@@ -149,6 +149,18 @@ async fn quotas_hold_a_replica_set_and_count_what_exists() {
     })
     .await;
     assert_eq!(rs["reason"], "FailedCreate");
+    // Retried with backoff meanwhile, the same refusal is recorded once.
+    let events = c
+        .ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "reason=FailedCreate",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(events.lines().count(), 1, "{events}");
     assert!(
         rs["message"]
             .as_str()

@@ -193,7 +193,12 @@ pub async fn failed_create(
     let name = owner.get("name").and_then(Value::as_str).unwrap_or("");
     let message = format!("Error creating: {}", error.message);
     let uid = owner.get("uid").and_then(Value::as_str).unwrap_or("");
-    if !first_in_a_while(uid, &message) {
+    // Each attempt names a new pod: the same refusal is the text after the name.
+    let gist = error
+        .message
+        .split_once(" is forbidden: ")
+        .map_or(error.message.as_str(), |(_, why)| why);
+    if !first_in_a_while(uid, gist) {
         return;
     }
     let component = format!(
