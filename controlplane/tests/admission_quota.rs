@@ -19,7 +19,7 @@ spec:
   - type: Container
     default: {cpu: 500m, memory: 256Mi}
     defaultRequest: {cpu: 100m}
-    max: {cpu: "1"}
+    max: {cpu: 1}
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

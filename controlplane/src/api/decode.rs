@@ -140,6 +140,7 @@ pub fn normalize(
             obj
         }
         None => {
+            quantities_as_strings(info.kind, &mut input);
             let typed = (info.round_trip)(input.clone()).map_err(|e| cannot(&e))?;
             unknown_fields(&input, &typed, "", &mut unknown);
             typed
@@ -163,6 +164,72 @@ pub fn normalize(
     Ok((typed, msgs))
 }
 
+/// Where a kind keeps resource quantities: maps of them (`limits: {cpu: 1}`) and single
+/// ones (`sizeLimit`). Checked for the kind of the object only: a CRD's `default` is a value.
+fn quantity_fields(kind: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    const POD: &[&str] = &["limits", "requests", "overhead"];
+    match kind {
+        "Pod"
+        | "PodTemplate"
+        | "ReplicationController"
+        | "ReplicaSet"
+        | "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "Job"
+        | "CronJob" => (POD, &["sizeLimit"]),
+        "PersistentVolumeClaim" => (
+            &["limits", "requests", "capacity", "allocatedResources"],
+            &[],
+        ),
+        "PersistentVolume" => (&["capacity"], &[]),
+        "Node" => (&["capacity", "allocatable"], &[]),
+        "ResourceQuota" => (&["hard", "used"], &[]),
+        "LimitRange" => (
+            &[
+                "max",
+                "min",
+                "default",
+                "defaultRequest",
+                "maxLimitRequestRatio",
+            ],
+            &[],
+        ),
+        "HorizontalPodAutoscaler" => (&[], &["averageValue", "value"]),
+        _ => (&[], &[]),
+    }
+}
+
+/// Quantities written as JSON numbers (YAML's unquoted `cpu: 1`, `pods: 10`) become the
+/// strings the typed decoding wants, as Kubernetes' `Quantity` accepts both.
+fn quantities_as_strings(kind: &str, v: &mut Value) {
+    let (maps, single) = quantity_fields(kind);
+    if maps.is_empty() && single.is_empty() {
+        return;
+    }
+    fn walk(v: &mut Value, maps: &[&str], single: &[&str]) {
+        match v {
+            Value::Object(m) => {
+                for (k, child) in m.iter_mut() {
+                    if single.contains(&k.as_str()) && child.is_number() {
+                        *child = Value::String(child.to_string());
+                    } else if maps.contains(&k.as_str()) {
+                        if let Value::Object(q) = child {
+                            for n in q.values_mut().filter(|n| n.is_number()) {
+                                *n = Value::String(n.to_string());
+                            }
+                        }
+                    }
+                    walk(child, maps, single);
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|c| walk(c, maps, single)),
+            _ => {}
+        }
+    }
+    walk(v, maps, single);
+}
+
 /// An empty JSON object.
 pub fn empty() -> Value {
     Value::Object(Map::new())
@@ -173,6 +240,34 @@ mod tests {
     use super::*;
     use crate::api::registry::by_kind;
     use serde_json::json;
+
+    #[test]
+    fn numbers_are_quantities_where_kubernetes_takes_them() {
+        let pod = by_kind("v1", "Pod").unwrap();
+        let body = json!({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "c",
+            "image": "i", "resources": {"limits": {"cpu": 1, "memory": 134217728},
+                                        "requests": {"cpu": 0.5}}}]}});
+        let (v, _) = normalize(pod, body, FieldValidation::Strict).unwrap();
+        let res = &v["spec"]["containers"][0]["resources"];
+        assert_eq!(res["limits"], json!({"cpu": "1", "memory": "134217728"}));
+        assert_eq!(res["requests"], json!({"cpu": "0.5"}));
+        let quota = by_kind("v1", "ResourceQuota").unwrap();
+        let (v, _) = normalize(
+            quota,
+            json!({"spec": {"hard": {"pods": 10}}}),
+            FieldValidation::Strict,
+        )
+        .unwrap();
+        assert_eq!(v["spec"]["hard"]["pods"], "10");
+        // Elsewhere a number stays a number, and a string field refuses it.
+        let err = normalize(
+            pod,
+            json!({"metadata": {"labels": {"v": 1}}}),
+            FieldValidation::Strict,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, 400);
+    }
 
     #[test]
     fn unknown_fields_by_mode() {

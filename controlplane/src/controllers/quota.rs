@@ -62,7 +62,10 @@ pub fn watch(caches: &[Arc<Cache>], quotas: &Arc<Cache>, queue: &Arc<WorkQueue>)
                 if old.and_then(|o| o.get("spec")) != new.and_then(|n| n.get("spec")) {
                     q.add(&key_of(obj));
                 }
-                return;
+                // A quota gone lowers the others' `resourcequotas` count.
+                if new.is_some() {
+                    return;
+                }
             }
             if !may_lower_usage(old, new) {
                 return;

@@ -14,8 +14,8 @@ use crate::api::objects::Objects;
 use crate::api::registry::{ResourceInfo, Subresource};
 use crate::api::selector::{labels, string_map};
 
-/// The `ReplicaFailure` condition: set while creating pods fails (`failure`: why), with the
-/// time it began; gone once creates succeed again.
+/// The `ReplicaFailure` condition: set when creating pods fails (`failure`: why), kept as
+/// first set while it goes on failing; gone once creates succeed again.
 fn conditions(owner: &Value, failure: Option<&str>) -> Vec<Value> {
     let mut conds: Vec<Value> = owner
         .pointer("/status/conditions")
@@ -26,16 +26,14 @@ fn conditions(owner: &Value, failure: Option<&str>) -> Vec<Value> {
         .iter()
         .position(|c| c.get("type").and_then(Value::as_str) == Some("ReplicaFailure"))
         .map(|i| conds.remove(i));
-    if let Some(message) = failure {
-        let since = was
-            .as_ref()
-            .filter(|w| w.get("message").and_then(Value::as_str) == Some(message))
-            .and_then(|w| w.get("lastTransitionTime").cloned())
-            .unwrap_or_else(|| json!(crate::api::meta::now()));
-        conds.push(
-            json!({"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
-                          "message": message, "lastTransitionTime": since}),
-        );
+    // As Kubernetes: the first refusal stays until creates succeed (each retry names a new
+    // pod; a condition rewritten per retry would be a status write per retry).
+    match (failure, was) {
+        (Some(_), Some(was)) => conds.push(was),
+        (Some(message), None) => conds.push(json!({
+            "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+            "message": message, "lastTransitionTime": crate::api::meta::now()})),
+        (None, _) => {}
     }
     conds
 }
@@ -153,11 +151,8 @@ mod tests {
         );
         assert_eq!(c["message"], why);
         let failing = json!({"metadata": {"generation": 1}, "status": s});
-        let (again, _) = compute(&failing, &[], Some(why));
-        assert_eq!(
-            again["conditions"][0]["lastTransitionTime"],
-            c["lastTransitionTime"]
-        );
+        let (again, _) = compute(&failing, &[], Some("pods \"y\" is forbidden: the same"));
+        assert_eq!(again["conditions"][0], *c, "kept as first set");
         let (ok, _) = compute(&failing, &[], None);
         assert_eq!(ok["conditions"], json!([]));
     }

@@ -44,7 +44,7 @@ impl Charges {
 }
 
 /// Kubernetes' answer when quota charges keep losing races.
-fn quota_timeout() -> ApiError {
+pub(super) fn quota_timeout() -> ApiError {
     ApiError::new(
         500,
         "InternalError",
@@ -154,15 +154,16 @@ impl Objects {
         let ops = self
             .charge_ops(info, (ns, name), (old, new), consistency)
             .await?;
-        Ok(Charges {
-            ops,
-            _turn: Some(turn),
-        })
+        // The turn matters only to writes that charge a quota.
+        let turn = (!ops.is_empty()).then_some(turn);
+        Ok(Charges { ops, _turn: turn })
     }
 
     /// The namespace's turn for quota charges on this server.
     fn quota_turn(&self, ns: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut turns = self.quota_turns.lock().unwrap_or_else(|e| e.into_inner());
+        // Namespaces nobody charges right now need no entry.
+        turns.retain(|_, t| Arc::strong_count(t) > 1);
         turns.entry(ns.to_string()).or_default().clone()
     }
 

@@ -250,6 +250,10 @@ impl Objects {
                     if (precondition.is_none() || lost != key) && attempt < MAX_ATTEMPTS => {}
                 Err(crate::Error::Op(OpError::NotFound { key: lost }))
                     if lost != key && attempt < MAX_ATTEMPTS => {}
+                // Lost to quota writes on every attempt.
+                Err(crate::Error::Op(
+                    OpError::Conflict { key: lost, .. } | OpError::NotFound { key: lost },
+                )) if lost != key => return Err(super::admit::quota_timeout()),
                 Err(e) => return Err(ApiError::from_store(e, info, name)),
             }
         }
