@@ -446,7 +446,8 @@ k get "widgets.$CRD_GROUP" -n "$NS"
 bad=$(printf 'apiVersion: %s/v1\nkind: Widget\nmetadata: {name: w2}\nspec: {size: huge}\n' "$CRD_GROUP" \
   | kubectl apply -n "$NS" -f - 2>&1) && fail "an invalid Widget was accepted"
 echo "$bad" | grep -q 'spec.size: Unsupported value: "huge"' || fail "unexpected error: $bad"
-k explain "widgets.$CRD_GROUP.spec.size" | grep -q small || fail "kubectl explain does not show the schema"
+# As on Kubernetes, the kind's OpenAPI document may lag its first requests by a moment.
+wait_for 30 "kubectl explain to show the schema" sh -c "kubectl explain 'widgets.$CRD_GROUP.spec.size' | grep -q small"
 k delete crd "widgets.$CRD_GROUP"
 gone=$(kubectl get "widgets.$CRD_GROUP" -n "$NS" 2>&1) && fail "the kind is still served after its CRD went"
 echo "$gone" | grep -qE "doesn't have a resource type|NotFound|could not find" || fail "unexpected: $gone"
