@@ -49,24 +49,20 @@ async fn limit_ranges_default_and_bound_containers() {
         "{note}"
     );
 
-    let big = c
-        .kubectl(&[
+    let big = r#"{"spec":{"containers":[{"name":"big","image":"busybox","resources":{"limits":{"cpu":"2"}}}]}}"#;
+    refused(
+        &c,
+        &[
             "run",
             "big",
             "--image=busybox",
             "--restart=Never",
             "--overrides",
-            r#"{"spec":{"containers":[{"name":"big","image":"busybox","resources":{"limits":{"cpu":"2"}}}]}}"#,
-        ])
-        .await;
-    assert!(!big.ok);
-    assert!(
-        big.stderr.contains(
-            "pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2"
-        ),
-        "{}",
-        big.stderr
-    );
+            big,
+        ],
+        "pods \"big\" is forbidden: maximum cpu usage per Container is 1, but limit is 2",
+    )
+    .await;
     let pods = c.ok(&["get", "pods", "-o", "name"]).await;
     assert_eq!(pods.trim(), "pod/plain", "the refused pod was not written");
 
@@ -83,6 +79,13 @@ async fn limit_ranges_default_and_bound_containers() {
     let out = c.apply(bad, &[]).await;
     assert!(out.stderr.contains("spec.hard[pods]"), "{out:?}");
     assert!(out.stderr.contains("must be an integer"), "{out:?}");
+}
+
+/// Runs kubectl and asserts the server refused the request with `why`.
+async fn refused(c: &kube::Cluster, args: &[&str], why: &str) {
+    let out = c.kubectl(args).await;
+    assert!(!out.ok, "{out:?}");
+    assert!(out.stderr.contains(why), "{}", out.stderr);
 }
 
 fn used(q: &Value, name: &str) -> Option<String> {
@@ -206,21 +209,12 @@ async fn quotas_hold_a_replica_set_and_count_what_exists() {
     .await;
 
     // A NodePort Service uses one node port per port: the second is refused.
-    let svc = c
-        .kubectl(&[
-            "create",
-            "service",
-            "nodeport",
-            "np",
-            "--tcp=80:8080,81:8081",
-        ])
-        .await;
-    assert!(!svc.ok);
-    assert!(
-        svc.stderr.contains("exceeded quota: q, requested: services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1"),
-        "{}",
-        svc.stderr
-    );
+    refused(
+        &c,
+        &["create", "service", "nodeport", "np", "--tcp=80:8080,81:8081"],
+        "exceeded quota: q, requested: services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1",
+    )
+    .await;
 
     // Deleting pods gives their share back once the controller recounts.
     c.ok(&["scale", "rs", "web", "--replicas=0"]).await;
@@ -241,29 +235,22 @@ async fn compute_quotas_need_requests_and_concurrent_creates_never_overrun() {
         "--hard=requests.cpu=1,requests.memory=1Gi",
     ])
     .await;
-    let bare = c
-        .kubectl(&["run", "bare", "--image=busybox", "--restart=Never"])
-        .await;
-    assert!(!bare.ok);
-    assert!(
-        bare.stderr.contains(
-            "pods \"bare\" is forbidden: failed quota: compute: must specify requests.cpu for: bare; requests.memory for: bare"
-        ),
-        "{}",
-        bare.stderr
-    );
+    refused(
+        &c,
+        &["run", "bare", "--image=busybox", "--restart=Never"],
+        "pods \"bare\" is forbidden: failed quota: compute: must specify requests.cpu for: bare; requests.memory for: bare",
+    )
+    .await;
     c.ok(&["run", "sized", "--image=busybox", "--restart=Never", "--overrides",
            r#"{"spec":{"containers":[{"name":"sized","image":"busybox","resources":{"requests":{"cpu":"600m","memory":"256Mi"}}}]}}"#])
         .await;
-    let second = c
-        .kubectl(&["run", "more", "--image=busybox", "--restart=Never", "--overrides",
-                   r#"{"spec":{"containers":[{"name":"more","image":"busybox","resources":{"requests":{"cpu":"600m","memory":"256Mi"}}}]}}"#])
-        .await;
-    assert!(
-        second.stderr.contains("exceeded quota: compute, requested: requests.cpu=600m, used: requests.cpu=600m, limited: requests.cpu=1"),
-        "{}",
-        second.stderr
-    );
+    let more = r#"{"spec":{"containers":[{"name":"more","image":"busybox","resources":{"requests":{"cpu":"600m","memory":"256Mi"}}}]}}"#;
+    refused(
+        &c,
+        &["run", "more", "--image=busybox", "--restart=Never", "--overrides", more],
+        "exceeded quota: compute, requested: requests.cpu=600m, used: requests.cpu=600m, limited: requests.cpu=1",
+    )
+    .await;
 
     // Requests default to limits, so limits alone satisfy a quota on requests.
     let limited = r#"{"spec":{"containers":[{"name":"lim","image":"busybox","resources":{"limits":{"cpu":"100m","memory":"64Mi"}}}]}}"#;

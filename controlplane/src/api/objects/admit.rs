@@ -293,11 +293,14 @@ impl Objects {
             let (kind, qualified) = (info.builtin_kind(), info.qualified());
             for kv in &page.items {
                 let obj = served(info, kv)?;
-                if quota::tracks(q, kind, &obj) {
-                    resources::add_into(
-                        &mut used,
-                        &quota::charged(q, &quota::usage(kind, &qualified, &obj)),
-                    );
+                if !quota::tracks(q, kind, &obj) {
+                    continue;
+                }
+                // `used` names exactly what the quota limits.
+                for (k, a) in quota::usage(kind, &qualified, &obj) {
+                    if let Some(u) = used.get_mut(&k) {
+                        *u = u.plus(a);
+                    }
                 }
             }
         }

@@ -4,41 +4,20 @@
 
 use serde_json::Value;
 
-use super::resources::QUANTITY_PATTERN;
+use super::resources::quantity_list;
 use crate::api::admission::resources::Amount;
 use crate::api::error::FieldError;
 
-/// The parsed quantities of the object at `field` (a resource list), errors into `errs`.
+/// The parsed quantities of the resource list at `field`, errors into `errs`.
 fn quantities(
     errs: &mut Vec<FieldError>,
     list: Option<&Value>,
     field: &str,
 ) -> Vec<(String, Amount)> {
-    let Some(map) = list.and_then(Value::as_object) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (name, v) in map {
-        let f = format!("{field}[{name}]");
-        let text = match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        match Amount::parse(&text) {
-            None => errs.push(FieldError::invalid(
-                f,
-                &text,
-                format!("quantities must match the regular expression '{QUANTITY_PATTERN}'"),
-            )),
-            Some(a) if a.milli < 0 => errs.push(FieldError::invalid(
-                f,
-                &text,
-                "must be greater than or equal to 0",
-            )),
-            Some(a) => out.push((name.clone(), a)),
-        }
-    }
-    out
+    quantity_list(errs, list, field)
+        .into_iter()
+        .map(|(name, _, a)| (name, a))
+        .collect()
 }
 
 /// Quota resources counted in whole objects.

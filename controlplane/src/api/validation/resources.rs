@@ -3,45 +3,57 @@
 
 use serde_json::Value;
 
+use crate::api::admission::resources::Amount;
 use crate::api::error::FieldError;
-use crate::scheduler::quantity::Quantity;
 
 /// The pattern Kubernetes names when a quantity does not parse.
-pub(super) const QUANTITY_PATTERN: &str = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$";
+const QUANTITY_PATTERN: &str = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$";
 
-/// The parsed quantities of `resources.<list>` (limits or requests) as (name, text,
-/// millis), errors into `errs`.
+/// The parsed quantities of the resource list at `field` (`spec.hard`,
+/// `spec.containers[0].resources.limits`) as (name, text, amount), errors into `errs`.
+pub(super) fn quantity_list(
+    errs: &mut Vec<FieldError>,
+    list: Option<&Value>,
+    field: &str,
+) -> Vec<(String, String, Amount)> {
+    let Some(map) = list.and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, v) in map {
+        let f = format!("{field}[{name}]");
+        let text = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        match Amount::parse(&text) {
+            None => errs.push(FieldError::invalid(
+                f,
+                &text,
+                format!("quantities must match the regular expression '{QUANTITY_PATTERN}'"),
+            )),
+            Some(a) if a.milli < 0 => errs.push(FieldError::invalid(
+                f,
+                &text,
+                "must be greater than or equal to 0",
+            )),
+            Some(a) => out.push((name.clone(), text, a)),
+        }
+    }
+    out
+}
+
+/// `resources.<list>` (limits or requests) as (name, text, millis).
 fn quantities(
     errs: &mut Vec<FieldError>,
     res: &Value,
     list: &str,
     field: &str,
 ) -> Vec<(String, String, i64)> {
-    let Some(map) = res.get(list).and_then(Value::as_object) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (name, v) in map {
-        let f = format!("{field}.{list}[{name}]");
-        let text = match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        match Quantity::parse(&text) {
-            Err(_) => errs.push(FieldError::invalid(
-                f,
-                &text,
-                format!("quantities must match the regular expression '{QUANTITY_PATTERN}'"),
-            )),
-            Ok(q) if q.milli_value() < 0 => errs.push(FieldError::invalid(
-                f,
-                &text,
-                "must be greater than or equal to 0",
-            )),
-            Ok(q) => out.push((name.clone(), text, q.milli_value())),
-        }
-    }
-    out
+    quantity_list(errs, res.get(list), &format!("{field}.{list}"))
+        .into_iter()
+        .map(|(name, text, a)| (name, text, a.milli))
+        .collect()
 }
 
 /// Checks `resources` of the container at `field` (`spec.containers[0]`).
