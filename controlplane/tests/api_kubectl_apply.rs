@@ -299,3 +299,93 @@ items:
     let doc = c.ok(&["get", "--raw", "/openapi/v2"]).await;
     assert!(doc.contains("\"swagger\":\"2.0\""), "{doc}");
 }
+
+const OWNED: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: owned
+  labels: {a: "1", b: "2"}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: owned}}
+  template:
+    metadata: {labels: {app: owned}}
+    spec:
+      containers:
+      - name: c
+        image: busybox
+        env: [{name: X, value: "1"}, {name: "Z", value: "2"}]
+"#;
+
+/// `kubectl apply --server-side` keeps field ownership (`managedFields`): a field left out
+/// of the next apply goes, a field another manager changed conflicts until forced, and an
+/// object kubectl applied client-side before moves over without conflicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_server_side_owns_fields() {
+    let c = start().await;
+    assert!(c.apply(OWNED, &["--server-side"]).await.ok);
+    let narrower = OWNED
+        .replace(", b: \"2\"", "")
+        .replace(", {name: \"Z\", value: \"2\"}", "");
+    let out = c.apply(&narrower, &["--server-side"]).await;
+    assert!(out.ok, "{out:?}");
+    let d = c
+        .json(&["get", "deploy", "owned", "--show-managed-fields"])
+        .await;
+    assert_eq!(d["metadata"]["labels"], serde_json::json!({"a": "1"}));
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["env"],
+        serde_json::json!([{"name": "X", "value": "1"}])
+    );
+    let managers = |d: &serde_json::Value| -> Vec<String> {
+        d["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{}/{}",
+                    e["manager"].as_str().unwrap(),
+                    e["operation"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(managers(&d), ["kubectl/Apply"]);
+
+    c.ok(&["scale", "deploy", "owned", "--replicas=3"]).await;
+    let four = narrower.replace("replicas: 2", "replicas: 4");
+    let out = c.apply(&four, &["--server-side"]).await;
+    assert!(!out.ok, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\""
+        ) && out.stderr.contains(".spec.replicas"),
+        "{}",
+        out.stderr
+    );
+    let out = c
+        .apply(&four, &["--server-side", "--force-conflicts"])
+        .await;
+    assert!(out.ok, "{out:?}");
+    let d = c
+        .json(&["get", "deploy", "owned", "--show-managed-fields"])
+        .await;
+    assert_eq!(d["spec"]["replicas"], 4);
+    assert_eq!(
+        managers(&d),
+        ["kubectl/Apply"],
+        "the scale lost its only field"
+    );
+
+    // Client-side apply first, then server-side with a changed and a dropped key.
+    let cm =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: moved}\ndata: {a: \"1\", b: \"2\"}\n";
+    assert!(c.apply(cm, &[]).await.ok);
+    let next = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: moved}\ndata: {a: \"3\"}\n";
+    let out = c.apply(next, &["--server-side"]).await;
+    assert!(out.ok, "{out:?}");
+    let got = c.json(&["get", "cm", "moved"]).await;
+    assert_eq!(got["data"], serde_json::json!({"a": "3"}));
+}

@@ -16,6 +16,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub(crate) mod http;
+pub mod managed;
 pub mod meta;
 pub mod objects;
 pub mod openapi;

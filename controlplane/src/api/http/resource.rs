@@ -13,7 +13,7 @@ use super::response::{self, Format};
 use crate::api::decode::{self, FieldValidation};
 use crate::api::error::ApiError;
 use crate::api::objects::{
-    DeleteOptions, Deleted, ListOptions, Objects, ScaleChange, WatchOptions, WriteOptions,
+    DeleteOptions, Deleted, ListOptions, Manager, Objects, ScaleChange, WatchOptions, WriteOptions,
 };
 use crate::api::patch::PatchType;
 use crate::api::registry::{ResourceInfo, Subresource};
@@ -29,24 +29,50 @@ fn content_type(headers: &HeaderMap) -> &str {
         .unwrap_or("application/json")
 }
 
-fn write_options(q: &Query) -> Result<WriteOptions, ApiError> {
+fn write_options(q: &Query, headers: &HeaderMap) -> Result<WriteOptions, ApiError> {
     Ok(WriteOptions {
         dry_run: q.get("dryRun") == Some("All"),
         field_validation: FieldValidation::parse(q.get("fieldValidation"))?,
+        field_manager: field_manager(q, headers)?,
     })
 }
 
-/// Server-side apply (`kubectl apply --server-side`) for one field manager:
-/// the applied configuration is created when the object does not exist, and
-/// merged into it (strategic merge, as client-side apply's patch does)
-/// when it does. Not tracked: per-manager field ownership (`managedFields`),
-/// so fields a later apply omits stay, and no conflicts between managers.
+/// The `fieldManager` parameter; without it, as Kubernetes does, the client's User-Agent up
+/// to its first `/` (`kubectl`, `python-requests`).
+fn field_manager(q: &Query, headers: &HeaderMap) -> Result<Option<Manager>, ApiError> {
+    match q.get("fieldManager").filter(|m| !m.is_empty()) {
+        Some(m) => Manager::new(m).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "fieldManager: Too long: may not be more than {} bytes",
+                Manager::MAX
+            ))
+        }),
+        None => Ok(headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ua| ua.split('/').next())
+            .and_then(|ua| Manager::new(truncate(ua.trim(), Manager::MAX)))),
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    let end = (0..=max.min(s.len()))
+        .rev()
+        .find(|i| s.is_char_boundary(*i))
+        .unwrap_or(0);
+    &s[..end]
+}
+
+/// Server-side apply (`kubectl apply --server-side`): see [`Objects::apply`].
+#[expect(clippy::too_many_arguments, reason = "mirrors the request's parts")]
 async fn server_side_apply(
     objects: &Objects,
     info: &ResourceInfo,
     ns: Option<&str>,
     name: &str,
     q: &Query,
+    headers: &HeaderMap,
     format: Format,
     applied: serde_json::Value,
 ) -> Result<Response, ApiError> {
@@ -62,25 +88,19 @@ async fn server_side_apply(
             body_name.unwrap_or("none")
         )));
     }
-    let opts = write_options(q)?;
-    match objects
-        .patch(info, ns, name, PatchType::Strategic, &applied, None, opts)
-        .await
-    {
-        Ok(w) => Ok(response::object(info, format, 200, &w.object, &w.warnings)),
-        Err(e) if e.code == 404 => match objects.create(info, ns, applied.clone(), opts).await {
-            Ok(w) => Ok(response::object(info, format, 201, &w.object, &w.warnings)),
-            // Created meanwhile by another client: merge into that one.
-            Err(e) if e.code == 409 => {
-                let w = objects
-                    .patch(info, ns, name, PatchType::Strategic, &applied, None, opts)
-                    .await?;
-                Ok(response::object(info, format, 200, &w.object, &w.warnings))
-            }
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    }
+    let force = match q.get("force") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid value for force: {other:?} (true or false)"
+            )))
+        }
+    };
+    let opts = write_options(q, headers)?;
+    let (w, created) = objects.apply(info, ns, name, applied, force, opts).await?;
+    let code = if created { 201 } else { 200 };
+    Ok(response::object(info, format, code, &w.object, &w.warnings))
 }
 
 fn selectors(q: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
@@ -193,13 +213,13 @@ pub async fn handle(
         ("POST", None, None) => {
             let body = decode::parse_body(content_type(headers), &body)?;
             let w = objects
-                .create(info, ns, body, write_options(query)?)
+                .create(info, ns, body, write_options(query, headers)?)
                 .await?;
             Ok(response::object(info, format, 201, &w.object, &w.warnings))
         }
         ("POST", Some(n), Some(Subresource::Eviction)) => {
             let body = decode::parse_body(content_type(headers), &body)?;
-            let dry_run = write_options(query)?.dry_run;
+            let dry_run = write_options(query, headers)?.dry_run;
             objects.evict(info, ns, n, &body, dry_run).await?;
             Ok(response::success(info, n, None, 201))
         }
@@ -226,7 +246,7 @@ pub async fn handle(
                     ns,
                     n,
                     ScaleChange::Replace(&body),
-                    write_options(query)?,
+                    write_options(query, headers)?,
                 )
                 .await?;
             Ok(response::json_response(
@@ -239,7 +259,7 @@ pub async fn handle(
         ("PUT", Some(n), sub) => {
             let body = decode::parse_body(content_type(headers), &body)?;
             let w = objects
-                .update(info, ns, n, body, sub, write_options(query)?)
+                .update(info, ns, n, body, sub, write_options(query, headers)?)
                 .await?;
             Ok(response::object(info, format, 200, &w.object, &w.warnings))
         }
@@ -247,7 +267,7 @@ pub async fn handle(
             if PatchType::from_content_type(content_type(headers)) == Some(PatchType::Apply) =>
         {
             let patch = decode::parse_body(content_type(headers), &body)?;
-            server_side_apply(objects, info, ns, n, query, format, patch).await
+            server_side_apply(objects, info, ns, n, query, headers, format, patch).await
         }
         ("PATCH", Some(n), sub) => {
             let ct = content_type(headers);
@@ -255,7 +275,7 @@ pub async fn handle(
                 .filter(|t| *t != PatchType::Apply)
                 .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
             let patch = decode::parse_body(ct, &body)?;
-            let opts = write_options(query)?;
+            let opts = write_options(query, headers)?;
             if sub == Some(Subresource::Scale) {
                 let scale = objects
                     .update_scale(info, ns, n, ScaleChange::Patch(ty, &patch), opts)

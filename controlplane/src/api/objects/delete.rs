@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::update::By;
 use super::{key, served, ListOptions, Objects, WriteOptions};
 use crate::api::error::ApiError;
 use crate::api::meta;
@@ -160,7 +161,7 @@ impl Objects {
             };
             let kind = info.builtin_kind();
             let written = self
-                .guaranteed_update(info, ns, name, wopts, true, |cur| {
+                .guaranteed_update(info, ns, name, wopts, By::Server, |cur| {
                     let finalizers = finalizers_for(cur, policy);
                     let mut new = cur.clone();
                     let m = meta::meta_mut(&mut new);

@@ -3,6 +3,7 @@
 //! [`update`] and [`delete`].
 
 mod admit;
+mod apply;
 mod delete;
 mod eviction;
 mod subresource;
@@ -34,6 +35,55 @@ use crate::{Consistency, ControlPlane, KeyValue, Op};
 pub struct WriteOptions {
     pub dry_run: bool,
     pub field_validation: FieldValidation,
+    /// Who writes (`fieldManager`); `None`: the control plane's own controllers.
+    pub field_manager: Option<Manager>,
+}
+
+impl WriteOptions {
+    /// The field manager the write is recorded under.
+    pub fn manager(&self) -> &str {
+        self.field_manager
+            .as_ref()
+            .map_or(CONTROLLERS, Manager::as_str)
+    }
+}
+
+/// The field manager of the control plane's own writes.
+const CONTROLLERS: &str = "skiff-controller-manager";
+
+/// A field manager's name: at most 128 bytes (Kubernetes' limit), kept inline so that
+/// [`WriteOptions`] stays `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Manager {
+    len: u8,
+    bytes: [u8; Manager::MAX],
+}
+
+impl Manager {
+    pub const MAX: usize = 128;
+
+    /// `None` when `name` is empty or longer than [`Manager::MAX`] bytes.
+    pub fn new(name: &str) -> Option<Self> {
+        if name.is_empty() || name.len() > Self::MAX {
+            return None;
+        }
+        let mut bytes = [0; Self::MAX];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        Some(Self {
+            len: name.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).expect("built from a str")
+    }
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A written object and the warnings for the client.

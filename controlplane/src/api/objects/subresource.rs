@@ -2,11 +2,12 @@
 
 use serde_json::{json, Value};
 
+use super::update::By;
 use super::{Objects, WriteOptions, Written};
 use crate::api::error::ApiError;
 use crate::api::meta;
 use crate::api::patch::{self, PatchType};
-use crate::api::registry::ResourceInfo;
+use crate::api::registry::{ResourceInfo, Subresource};
 use crate::api::selector::string_map;
 
 /// The label selector of a workload as a selector string (`a=b,c=d`).
@@ -133,21 +134,29 @@ impl Objects {
         opts: WriteOptions,
     ) -> Result<Value, ApiError> {
         let written: Written = self
-            .guaranteed_update(info, ns, name, opts, false, |cur| {
-                let scale = match &body {
-                    ScaleChange::Replace(s) => (*s).clone(),
-                    ScaleChange::Patch(ty, p) => {
-                        let mut s = scale_of(info, cur);
-                        patch::apply(*ty, &mut s, p).map_err(ApiError::bad_request)?;
-                        s
-                    }
-                };
-                let replicas = replicas_of(&scale)?;
-                let precondition = meta::resource_version(&scale).map_err(ApiError::bad_request)?;
-                let mut new = cur.clone();
-                set_at(&mut new, replica_paths(info).spec_replicas, json!(replicas));
-                Ok((new, precondition, Vec::new()))
-            })
+            .guaranteed_update(
+                info,
+                ns,
+                name,
+                opts,
+                By::Client(Some(Subresource::Scale)),
+                |cur| {
+                    let scale = match &body {
+                        ScaleChange::Replace(s) => (*s).clone(),
+                        ScaleChange::Patch(ty, p) => {
+                            let mut s = scale_of(info, cur);
+                            patch::apply(*ty, &mut s, p).map_err(ApiError::bad_request)?;
+                            s
+                        }
+                    };
+                    let replicas = replicas_of(&scale)?;
+                    let precondition =
+                        meta::resource_version(&scale).map_err(ApiError::bad_request)?;
+                    let mut new = cur.clone();
+                    set_at(&mut new, replica_paths(info).spec_replicas, json!(replicas));
+                    Ok((new, precondition, Vec::new()))
+                },
+            )
             .await?;
         Ok(scale_of(info, &written.object))
     }
@@ -172,7 +181,7 @@ impl Objects {
                 )
             })?
             .to_string();
-        self.guaranteed_update(info, ns, name, WriteOptions::default(), true, |cur| {
+        self.guaranteed_update(info, ns, name, WriteOptions::default(), By::Server, |cur| {
             if let Some(n) = cur
                 .pointer("/spec/nodeName")
                 .and_then(Value::as_str)

@@ -7,6 +7,7 @@ use super::{key, served, stored, Objects, WriteOptions, Written};
 use crate::api::custom::schema::value_at;
 use crate::api::decode;
 use crate::api::error::ApiError;
+use crate::api::managed;
 use crate::api::meta;
 use crate::api::patch::{self, PatchType};
 use crate::api::registry::{ResourceInfo, Subresource};
@@ -30,6 +31,17 @@ const KEPT_META: &[&str] = &[
     "deletionGracePeriodSeconds",
     "generation",
 ];
+
+/// Who makes a write.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum By {
+    /// A client, through the object or one of its subresources.
+    Client(Option<Subresource>),
+    /// A client's server-side apply, which keeps `managedFields` itself.
+    Apply,
+    /// The server itself (deletion, binding).
+    Server,
+}
 
 /// Apply subresource semantics: what of `new` an update through `sub` may change.
 pub(super) fn merge_for(
@@ -118,7 +130,8 @@ fn generation_changes(info: &ResourceInfo, cur: &Value, new: &Value) -> bool {
 impl Objects {
     /// Read `name`, compute its new state with `change`, write it if it differs, conditional
     /// on the revision read. Retries lost races unless the client gave a resourceVersion.
-    /// `own_meta`: the server itself writes (deletion, binding): it may change server-owned
+    /// `by`: a client's write (through a subresource), or the server's own (deletion,
+    /// binding), which may change server-owned
     /// metadata and fields clients may not update.
     pub(super) async fn guaranteed_update<F>(
         &self,
@@ -126,13 +139,14 @@ impl Objects {
         ns: Option<&str>,
         name: &str,
         opts: WriteOptions,
-        own_meta: bool,
+        by: By,
         mut change: F,
     ) -> Result<Written, ApiError>
     where
         F: FnMut(&Value) -> Result<Change, ApiError>,
     {
         let key = key(info, ns, name);
+        let own_meta = matches!(by, By::Server);
         for attempt in 1..=MAX_ATTEMPTS {
             let kv = self
                 .get_kv(info, ns, name, Consistency::Linearizable)
@@ -158,6 +172,22 @@ impl Objects {
             crate::alloc::hooks::carry(info.builtin_kind(), &cur, &mut new);
             meta::omit_empty(&mut new);
             defaults::default(info.builtin_kind(), &mut new);
+            // Status is not tracked; objects never applied carry no managedFields.
+            let tracked = || {
+                cur.pointer("/metadata/managedFields").is_some()
+                    || new.pointer("/metadata/managedFields").is_some()
+            };
+            if let By::Client(sub) = by {
+                if sub != Some(Subresource::Status) && tracked() {
+                    let api_version = info.api_version();
+                    let w = managed::Writer {
+                        manager: opts.manager(),
+                        api_version: &api_version,
+                        subresource: sub.map(Subresource::name),
+                    };
+                    managed::record_update(&cur, &mut new, w);
+                }
+            }
             let mut errs = validation::validate(info, &new);
             if info.custom.is_some() {
                 // Ratcheting: what the stored object already violated (a schema tightened
@@ -286,7 +316,7 @@ impl Objects {
             }
         }
         let precondition = meta::resource_version(&obj).map_err(ApiError::bad_request)?;
-        self.guaranteed_update(info, ns, name, opts, false, |cur| {
+        self.guaranteed_update(info, ns, name, opts, By::Client(sub), |cur| {
             Ok((
                 merge_for(info, sub, cur, obj.clone()),
                 precondition,
@@ -308,7 +338,7 @@ impl Objects {
         sub: Option<Subresource>,
         opts: WriteOptions,
     ) -> Result<Written, ApiError> {
-        self.guaranteed_update(info, ns, name, opts, false, |cur| {
+        self.guaranteed_update(info, ns, name, opts, By::Client(sub), |cur| {
             let mut target = cur.clone();
             patch::apply(ty, &mut target, patch_body).map_err(|e| {
                 ApiError::new(

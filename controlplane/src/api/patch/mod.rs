@@ -2,7 +2,7 @@
 //! merge patch.
 
 mod json_patch;
-mod strategic;
+pub(crate) mod strategic;
 
 use serde_json::Value;
 

@@ -8,9 +8,13 @@
 
 use serde_json::{Map, Value};
 
-enum Strategy {
+/// How a list field merges (also how server-side apply tracks its items).
+pub(crate) enum Strategy {
+    /// Items are objects merged by this key.
     MergeKey(&'static str),
+    /// Items are primitives, merged as a set.
     PrimitiveSet,
+    /// The list is one value, replaced as a whole.
     Replace,
 }
 
@@ -44,7 +48,8 @@ const BY_ONE: &[(&str, &str)] = &[
     ("secrets", "name"),
 ];
 
-fn strategy(path: &[String]) -> Strategy {
+/// The strategy of the list at `path` (field names from the root, list indices left out).
+pub(crate) fn strategy(path: &[String]) -> Strategy {
     let n = path.len();
     if n >= 2 {
         for (a, b, key) in BY_TWO {
