@@ -88,6 +88,19 @@ async fn refused(c: &kube::Cluster, args: &[&str], why: &str) {
     assert!(out.stderr.contains(why), "{}", out.stderr);
 }
 
+/// The `FailedCreate` events, printed with `-o <output>`.
+async fn failed_create_events(c: &kube::Cluster, output: &str) -> String {
+    c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=FailedCreate",
+        "-o",
+        output,
+    ])
+    .await
+}
+
 fn used(q: &Value, name: &str) -> Option<String> {
     q.pointer(&format!("/status/used/{name}"))
         .and_then(Value::as_str)
@@ -127,16 +140,7 @@ async fn quotas_hold_a_replica_set_and_count_what_exists() {
 
     assert!(c.apply(RS, &[]).await.ok);
     ctrl::eventually("the FailedCreate event", || async {
-        let ev = c
-            .ok(&[
-                "get",
-                "events",
-                "--field-selector",
-                "reason=FailedCreate",
-                "-o",
-                "jsonpath={.items[*].message}",
-            ])
-            .await;
+        let ev = failed_create_events(&c, "jsonpath={.items[*].message}").await;
         ev.contains("exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2")
             .then_some(())
     })
@@ -153,16 +157,7 @@ async fn quotas_hold_a_replica_set_and_count_what_exists() {
     .await;
     assert_eq!(rs["reason"], "FailedCreate");
     // Retried with backoff meanwhile, the same refusal is recorded once.
-    let events = c
-        .ok(&[
-            "get",
-            "events",
-            "--field-selector",
-            "reason=FailedCreate",
-            "-o",
-            "name",
-        ])
-        .await;
+    let events = failed_create_events(&c, "name").await;
     assert_eq!(events.lines().count(), 1, "{events}");
     assert!(
         rs["message"]
