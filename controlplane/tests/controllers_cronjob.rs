@@ -137,6 +137,13 @@ async fn a_cronjob_starts_a_job_at_its_scheduled_minute() {
             .any(|j| j.metadata.name.as_deref() == Some(&name)),
         "history keeps it"
     );
+    let created = format!("Created job {name}");
+    let saw = format!("Saw completed job: {name}, status: Complete");
+    ctrl::eventually("hello's events", || async {
+        let out = c.ok(&["describe", "cronjob", "hello"]).await;
+        (out.contains(&created) && out.contains(&saw)).then_some(())
+    })
+    .await;
     // Settled: no further status writes (a reconcile that rewrote it would loop).
     let rv = cronjob(&api, "hello").await.metadata.resource_version;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -25,6 +25,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::cache::Cache;
+use super::events::{Involved, Recorder};
 use super::job_indexed;
 use super::owners::{self, controller_ref_to};
 use super::pods::{has_phase, is_active, is_ready, time as parse_time};
@@ -43,6 +44,7 @@ pub struct Jobs {
     /// Uid of each Job (by key) this controller wrote finished: the Job cache may not show
     /// that write yet, and the conditions must not be written twice.
     pub finished: Mutex<HashMap<String, String>>,
+    pub events: Recorder,
 }
 
 /// What a Job's pods amount to.
@@ -385,8 +387,8 @@ impl Controller for Jobs {
                 job_indexed::split_strays(*completions, done, std::mem::take(&mut active));
             active = kept;
             if !strays.is_empty() {
-                let (objects, pods_info) = (&self.objects, self.pods.info);
-                delete_pods(objects, pods_info, &self.expectations, key, &strays).await?;
+                let (by, pods_info) = ((&self.objects, &self.events), self.pods.info);
+                delete_pods(by, pods_info, &self.expectations, key, &strays).await?;
                 counts.active = active.len();
                 counts.ready = active.iter().filter(|p| is_ready(p)).count();
             }
@@ -407,12 +409,13 @@ impl Controller for Jobs {
             };
             counts.active += new.len();
             let to = (self.pods.info, owners::namespace(&job));
-            create_all(&self.objects, to, &self.expectations, key, new).await?;
+            let by = (&self.objects, &self.events);
+            create_all(by, to, &self.expectations, key, new).await?;
         } else if active.len() > want {
             active.sort_by(super::pods::deletion_order);
             let surplus = (active.len() - want).min(BURST);
             delete_pods(
-                &self.objects,
+                (&self.objects, &self.events),
                 self.pods.info,
                 &self.expectations,
                 key,
@@ -428,9 +431,23 @@ impl Controller for Jobs {
         )
         .then_some(&v);
         self.write_status(&job, &counts, end).await?;
-        if end.is_some() {
+        if let Some(end) = end {
             let uid = owners::uid(&job).to_string();
             self.finished.lock().unwrap().insert(key.to_string(), uid);
+            let on = Involved::of(&job);
+            match end {
+                Verdict::Complete => self.events.normal(on, "Completed", "Job completed"),
+                Verdict::Failed => self.events.warning(
+                    on,
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit",
+                ),
+                _ => self.events.warning(
+                    on,
+                    "DeadlineExceeded",
+                    "Job was active longer than specified deadline",
+                ),
+            }
         }
         // Look again when the deadline passes (a Job's own events may not come by then).
         Ok(match deadline.filter(|_| end.is_none()) {

@@ -5,7 +5,7 @@
 //! garbage collector ([`gc`]), ResourceQuota usage ([`quota`]), namespace deletion
 //! ([`namespace`]) and the deletion of a
 //! CustomResourceDefinition's objects ([`crd`]). Controllers of pods share adoption and release
-//! ([`claim`]).
+//! ([`claim`]); all of them say what they did in Events ([`events`]).
 //!
 //! The runtime is small: one watched cache per kind ([`cache`]), a de-duplicating work queue
 //! per controller ([`queue`]), and idempotent `reconcile(key)` functions ([`runtime`]) that
@@ -18,6 +18,7 @@ pub mod crd;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod events;
 pub mod gc;
 pub mod history;
 pub mod hpa;
@@ -188,7 +189,11 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         cache("apps/v1", "ReplicaSet"),
     );
     let (deploys, nss) = (cache("apps/v1", "Deployment"), cache("v1", "Namespace"));
-    let mut tasks = Vec::new();
+    let (events, writer) = events::Recorder::start(objects.clone());
+    let mut tasks = vec![
+        writer,
+        tokio::spawn(events::expire_forever(objects.clone())),
+    ];
     let same: fn(&str) -> String = str::to_string;
 
     for owners in [&rcs, &rss] {
@@ -200,6 +205,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
             owners: owners.clone(),
             pods: pods.clone(),
             expectations: Default::default(),
+            events: events.clone(),
         };
         start(
             &mut tasks,
@@ -214,7 +220,12 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
     let q = WorkQueue::new();
     watch_primary(&deploys, &q);
     watch_owned(&rss, &deploys, &q, false);
-    let c = deployment::Deployments::new(objects.clone(), deploys.clone(), rss.clone());
+    let c = deployment::Deployments::new(
+        objects.clone(),
+        deploys.clone(),
+        rss.clone(),
+        events.clone(),
+    );
     start(
         &mut tasks,
         c,
@@ -248,6 +259,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         revisions: revisions.clone(),
         expectations: Default::default(),
         failed_backoff: Default::default(),
+        events: events.clone(),
     };
     start(
         &mut tasks,
@@ -270,6 +282,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         revisions: revisions.clone(),
         claims: cache("v1", "PersistentVolumeClaim"),
         expectations: Default::default(),
+        events: events.clone(),
     };
     start(
         &mut tasks,
@@ -290,6 +303,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         pods: pods.clone(),
         expectations: Default::default(),
         finished: Default::default(),
+        events: events.clone(),
     };
     start(
         &mut tasks,
@@ -310,6 +324,8 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         jobs: jobs.clone(),
         job_writes: Default::default(),
         status_writes: Default::default(),
+        events: events.clone(),
+        said: Default::default(),
     };
     start(
         &mut tasks,
@@ -329,6 +345,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         pods: pods.clone(),
         nodes: nodes.clone(),
         state: Default::default(),
+        events: events.clone(),
     };
     start(
         &mut tasks,
@@ -352,7 +369,7 @@ pub fn spawn_all(client: &ApiClient) -> Controllers {
         volumes: pvs.clone(),
         classes: classes.clone(),
         nodes: nodes.clone(),
-        events: cache("v1", "Event").info,
+        events: events.clone(),
         reported: Default::default(),
     };
     let all = vec![claims.clone(), pvs.clone(), classes.clone(), nodes.clone()];

@@ -180,57 +180,33 @@ pub async fn delete_all(
 
 /// A `FailedCreate` Warning event on the controller of `pod`, which could not be created
 /// (`Error creating: pods "web-x" is forbidden: exceeded quota ...`), as the workload
-/// controllers of Kubernetes record it. Best effort: a failure to record is only logged.
-pub async fn failed_create(
-    objects: &Objects,
+/// controllers of Kubernetes record it; the same refusal at most once in
+/// [`FAILED_CREATE_QUIET`].
+pub fn failed_create(
+    events: &super::events::Recorder,
     ns: Option<&str>,
     pod: &Value,
     error: &crate::api::ApiError,
 ) {
-    let (Some(owner), Some(ns)) = (controller_ref(pod), ns.or(namespace(pod))) else {
+    let Some(on) = super::events::Involved::controller_of(pod, ns) else {
         return;
     };
-    let name = owner.get("name").and_then(Value::as_str).unwrap_or("");
-    let message = format!("Error creating: {}", error.message);
-    let uid = owner.get("uid").and_then(Value::as_str).unwrap_or("");
     // Each attempt names a new pod: the same refusal is the text after the name.
     let gist = error
         .message
         .split_once(" is forbidden: ")
         .map_or(error.message.as_str(), |(_, why)| why);
-    if !first_in_a_while(uid, gist) {
-        return;
-    }
-    let component = format!(
-        "{}-controller",
-        owner
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_lowercase()
-    );
-    let now = meta::now();
-    let event = json!({
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": format!("{name}."), "namespace": ns},
-        "involvedObject": {"apiVersion": owner.get("apiVersion"), "kind": owner.get("kind"),
-                           "namespace": ns, "name": name, "uid": owner.get("uid")},
-        "reason": "FailedCreate",
-        "message": message,
-        "type": "Warning",
-        "source": {"component": component},
-        "reportingComponent": component,
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    });
-    let events = crate::api::registry::by_kind("v1", "Event").expect("events are served");
-    if let Err(e) = objects
-        .create(events, Some(ns), event, WriteOptions::default())
-        .await
-    {
-        log::warn!("recording FailedCreate for {ns}/{name}: {e}");
+    if first_in_a_while(&on.uid, gist) {
+        let message = match on.kind.as_str() {
+            "StatefulSet" => format!(
+                "create Pod {} in StatefulSet {} failed error: {}",
+                meta::name(pod),
+                on.name,
+                error.message
+            ),
+            _ => format!("Error creating: {}", error.message),
+        };
+        events.warning(on, "FailedCreate", message);
     }
 }
 

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::cache::Cache;
 use super::claim::claim_pods;
+use super::events::{self, Involved, Recorder};
 use super::owners::{self, controller_ref_to};
 use super::pods::{deletion_order, is_active};
 use super::replica_status;
@@ -30,6 +31,7 @@ pub struct Replicas {
     pub owners: Arc<Cache>,
     pub pods: Arc<Cache>,
     pub expectations: Expectations,
+    pub events: Recorder,
 }
 
 /// The pod selector of a ReplicationController (a map) or a ReplicaSet (a LabelSelector).
@@ -63,22 +65,11 @@ pub(super) fn pod_of(template: &Value, oref: Value) -> Value {
            "spec": template.get("spec").cloned().unwrap_or(json!({}))})
 }
 
-/// Creates `n` copies of `pod` in namespace `ns`; see [`create_all`].
-pub(super) async fn create_pods(
-    objects: &Objects,
-    to: (&ResourceInfo, Option<&str>),
-    expectations: &Expectations,
-    key: &str,
-    pod: &Value,
-    n: usize,
-) -> Result<(), ControllerError> {
-    create_all(objects, to, expectations, key, vec![pod.clone(); n]).await
-}
-
 /// Creates `pods` in namespace `ns` (in slow-start batches: 1, 2, 4, ...), each recorded
-/// in `expectations` under `key`; the first error stops it.
+/// in `expectations` under `key` and as a `SuccessfulCreate` event on its controller; the
+/// first error stops it (a `FailedCreate` event says why).
 pub(super) async fn create_all(
-    objects: &Objects,
+    (objects, events): (&Objects, &Recorder),
     (info, ns): (&ResourceInfo, Option<&str>),
     expectations: &Expectations,
     key: &str,
@@ -97,10 +88,16 @@ pub(super) async fn create_all(
         let mut first_err = None;
         for (r, pod) in results.into_iter().zip(&chunk) {
             match r {
-                Ok(w) => expectations.expect_written(key, &w.object),
+                Ok(w) => {
+                    expectations.expect_written(key, &w.object);
+                    if let Some(on) = Involved::controller_of(&w.object, ns) {
+                        let message = events::created(&on, meta::name(&w.object));
+                        events.normal(on, "SuccessfulCreate", message);
+                    }
+                }
                 Err(e) => {
                     if first_err.is_none() && e.code != 409 {
-                        owners::failed_create(objects, ns, pod, &e).await;
+                        owners::failed_create(events, ns, pod, &e);
                     }
                     first_err = first_err.or(Some(e));
                 }
@@ -117,19 +114,20 @@ pub(super) async fn create_all(
 /// Deletes `victims` (by uid: a replaced pod of the same name is left alone), each
 /// recorded in `expectations` under `key`.
 pub(super) async fn delete_pods(
-    objects: &Objects,
+    to: (&Objects, &Recorder),
     pods: &ResourceInfo,
     expectations: &Expectations,
     key: &str,
     victims: &[Value],
 ) -> Result<(), ControllerError> {
-    delete_each(objects, (pods, None), expectations, key, victims).await
+    delete_each(to, (pods, None), expectations, key, victims).await
 }
 
 /// Deletes `victims` of kind `info` by uid, with the propagation policy `propagation`
-/// (`None`: the kind's default), each recorded in `expectations` under `key`.
+/// (`None`: the kind's default), each recorded in `expectations` under `key` and as a
+/// `SuccessfulDelete` event on its controller.
 pub(super) async fn delete_each(
-    objects: &Objects,
+    (objects, events): (&Objects, &Recorder),
     (info, propagation): (&ResourceInfo, Option<&str>),
     expectations: &Expectations,
     key: &str,
@@ -147,6 +145,10 @@ pub(super) async fn delete_each(
         {
             Ok(Deleted::Gone(v) | Deleted::Pending(v)) => {
                 expectations.expect_written(key, &v);
+                if let Some(on) = Involved::controller_of(obj, None) {
+                    let message = events::deleted(&on, meta::name(obj));
+                    events.normal(on, "SuccessfulDelete", message);
+                }
             }
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e.into()),
@@ -189,9 +191,9 @@ impl Controller for Replicas {
                 let n = (want - active.len()).min(BURST);
                 let to = (self.pods.info, owners::namespace(&owner));
                 // Refused (a quota, a LimitRange): said in the status, then retried.
-                if let Err(e) =
-                    create_pods(&self.objects, to, &self.expectations, key, &pod, n).await
-                {
+                let pods = vec![pod; n];
+                let by = (&self.objects, &self.events);
+                if let Err(e) = create_all(by, to, &self.expectations, key, pods).await {
                     failed = Some(e);
                 }
             } else if active.len() > want {
@@ -199,7 +201,7 @@ impl Controller for Replicas {
                 let surplus = (active.len() - want).min(BURST);
                 let victims = &active[..surplus];
                 delete_pods(
-                    &self.objects,
+                    (&self.objects, &self.events),
                     self.pods.info,
                     &self.expectations,
                     key,

@@ -6,9 +6,11 @@
 //! (`Allow`, `Forbid`, `Replace`), deletes finished Jobs beyond
 //! `successfulJobsHistoryLimit`/`failedJobsHistoryLimit`, and writes `status.active`,
 //! `lastScheduleTime` and `lastSuccessfulTime`. The decisions are pure ([`plan`]); this file
-//! reads the caches and writes.
+//! reads the caches and writes. Events say what it did and skipped, in Kubernetes' words
+//! (`SuccessfulCreate`, `SawCompletedJob`, `SuccessfulDelete`, `JobAlreadyActive`,
+//! `MissSchedule`, `TooManyMissedTimes`).
 //!
-//! Not yet: `@every`, and events (skipped runs are logged).
+//! Not yet: `@every`.
 
 pub mod plan;
 pub mod schedule;
@@ -19,6 +21,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::cache::Cache;
+use super::events::{self, Involved, Once, Recorder};
+use super::job::end_condition;
 use super::owners::{self, controller_ref_to};
 use super::replicas::{delete_each, EXPECTATION_WAIT};
 use super::runtime::{Action, Controller, Expectations};
@@ -38,6 +42,9 @@ pub struct CronJobs {
     /// Status writes, per key: until the CronJob cache shows them, `lastScheduleTime` there
     /// is stale.
     pub status_writes: Expectations,
+    pub events: Recorder,
+    /// The last skipped run said in an event, per CronJob: a resync finds it again.
+    pub said: Once,
 }
 
 /// The Job for scheduled time `t` from the CronJob's `spec.jobTemplate`.
@@ -83,7 +90,8 @@ impl CronJobs {
     /// deletes their pods.
     async fn delete_jobs(&self, key: &str, jobs: &[Value]) -> Result<(), ControllerError> {
         let to = (self.jobs.info, Some("Background"));
-        delete_each(&self.objects, to, &self.job_writes, key, jobs).await
+        let by = (&self.objects, &self.events);
+        delete_each(by, to, &self.job_writes, key, jobs).await
     }
 
     /// Create the Job for `t`; its reference, unless it existed already.
@@ -103,11 +111,90 @@ impl CronJobs {
             Ok(w) => {
                 self.job_writes.expect_written(key, &w.object);
                 log::info!("cronjob {key}: created job {}", meta::name(&w.object));
+                let on = Involved::of(cj);
+                let message = events::created(&on, meta::name(&w.object));
+                self.events.normal(on, "SuccessfulCreate", message);
                 Ok(Some(job_ref(&w.object)))
             }
             // Created before (the name is the lock): the Job cache brings it to `active`.
             Err(e) if e.code == 409 && e.reason == "AlreadyExists" => Ok(None),
             Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl CronJobs {
+    /// Events for a run that does not start (or a schedule that cannot), each once per run.
+    fn say_skipped(&self, cj: &Value, p: &plan::Plan) {
+        let key = meta::name(cj);
+        if p.too_many_missed {
+            log::warn!("cronjob {key}: too many missed start times; starting the latest");
+            let message = "too many missed start times. Set or decrease \
+                           .spec.startingDeadlineSeconds or check clock skew";
+            let run = format!("{:?}", p.start);
+            self.say(cj, (true, "TooManyMissedTimes"), message.to_string(), &run);
+        }
+        match &p.skip {
+            Some(Skip::Invalid(e)) => {
+                log::warn!("cronjob {key}: {e}");
+                let schedule = cj.pointer("/spec/schedule").and_then(Value::as_str);
+                let message = format!("unparseable schedule: {:?} : {e}", schedule.unwrap_or(""));
+                self.say(cj, (true, "UnparseableSchedule"), message, "");
+            }
+            Some(Skip::TooLate(t)) => {
+                log::warn!("cronjob {key}: missed the starting deadline of {t}");
+                let at = t.format("%a, %d %b %Y %H:%M:%S %z");
+                let message = format!("Missed scheduled time to start a job: {at}");
+                self.say(cj, (true, "MissSchedule"), message, &t.to_rfc3339());
+            }
+            Some(Skip::Forbidden(t)) => {
+                log::info!("cronjob {key}: not starting {t}: a job still runs (Forbid)");
+                let message = "Not starting job because prior execution is running and \
+                               concurrency policy is Forbid";
+                let run = t.to_rfc3339();
+                self.say(cj, (false, "JobAlreadyActive"), message.to_string(), &run);
+            }
+            _ => {}
+        }
+    }
+
+    /// Record `message` on `cj` unless it was the last thing said about it for `run`.
+    fn say(&self, cj: &Value, (warning, reason): (bool, &'static str), message: String, run: &str) {
+        let about = format!("{}/{reason}", owners::uid(cj));
+        if !self.said.first(&about, &format!("{run} {message}")) {
+            return;
+        }
+        let on = Involved::of(cj);
+        if warning {
+            self.events.warning(on, reason, message);
+        } else {
+            self.events.normal(on, reason, message);
+        }
+    }
+
+    /// A `SawCompletedJob` event for each Job the status lists as active that has finished.
+    fn saw_completed(&self, cj: &Value, jobs: &[Value], active: &[Value]) {
+        let names = |refs: &[Value]| -> Vec<String> {
+            refs.iter()
+                .filter_map(|r| r.get("name").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        };
+        let was = cj
+            .pointer("/status/active")
+            .and_then(Value::as_array)
+            .map_or_else(Vec::new, |a| names(a));
+        let still = names(active);
+        for name in was.iter().filter(|n| !still.contains(n)) {
+            let finished = jobs
+                .iter()
+                .find(|j| meta::name(j) == name.as_str())
+                .and_then(end_condition);
+            if let Some(how) = finished {
+                let message = format!("Saw completed job: {name}, status: {how}");
+                self.events
+                    .normal(Involved::of(cj), "SawCompletedJob", message);
+            }
         }
     }
 }
@@ -128,22 +215,7 @@ impl Controller for CronJobs {
         }
         let jobs = owners::controlled(&self.jobs, &cj);
         let mut p = plan(&cj, &jobs, Utc::now());
-        match &p.skip {
-            Some(Skip::Invalid(e)) => log::warn!("cronjob {key}: {e}"),
-            Some(Skip::TooLate(t)) => {
-                log::warn!("cronjob {key}: missed the starting deadline of {t}")
-            }
-            Some(Skip::Forbidden(t)) => {
-                log::info!("cronjob {key}: not starting {t}: a job still runs (Forbid)")
-            }
-            _ => {}
-        }
-        if p.too_many_missed {
-            log::warn!(
-                "cronjob {key}: too many missed start times (> {}); starting the latest",
-                plan::MAX_MISSED
-            );
-        }
+        self.say_skipped(&cj, &p);
         self.delete_jobs(key, &p.prune).await?;
         self.delete_jobs(key, &p.replace).await?;
         if let Some(t) = p.start {
@@ -158,6 +230,7 @@ impl Controller for CronJobs {
                 owners::merge_patch(&self.objects, info, &cj, &patch, Some(Subresource::Status))
                     .await?;
             self.status_writes.expect_written(key, &w);
+            self.saw_completed(&cj, &jobs, &p.status.active);
         }
         Ok(p.wait.map_or(Action::Done, Action::RequeueAfter))
     }

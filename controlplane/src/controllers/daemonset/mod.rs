@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use super::cache::Cache;
 use super::claim::claim_pods;
 use super::deployment::hash::template_hash;
+use super::events::Recorder;
 use super::history;
 use super::owners::{self, controller_ref_to};
 use super::replicas::{create_all, delete_pods, pod_from_template, selector, EXPECTATION_WAIT};
@@ -36,6 +37,7 @@ pub struct DaemonSets {
     pub revisions: Arc<Cache>,
     pub expectations: Expectations,
     pub failed_backoff: backoff::FailedPodBackoff,
+    pub events: Recorder,
 }
 
 impl DaemonSets {
@@ -71,21 +73,15 @@ impl DaemonSets {
             .collect();
         let keep: Vec<&str> = used.iter().map(String::as_str).collect();
         history::trim(&self.objects, (self.revisions.info, ds), &owned, &keep).await?;
-        delete_pods(
-            &self.objects,
-            self.pods.info,
-            &self.expectations,
-            key,
-            &p.delete,
-        )
-        .await?;
+        let by = (&self.objects, &self.events);
+        delete_pods(by, self.pods.info, &self.expectations, key, &p.delete).await?;
         let pinned = p.create_on.iter().map(|node| {
             let mut pinned = pod.clone();
             placement::pin_to_node(&mut pinned, node);
             pinned
         });
         let to = (self.pods.info, owners::namespace(ds));
-        create_all(&self.objects, to, &self.expectations, key, pinned.collect()).await
+        create_all(by, to, &self.expectations, key, pinned.collect()).await
     }
 }
 

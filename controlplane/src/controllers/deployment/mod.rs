@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::cache::Cache;
+use super::events::{Involved, Recorder};
 use super::owners;
 use super::runtime::{Action, Controller, Expectations};
 use super::ControllerError;
@@ -30,6 +31,7 @@ pub struct Deployments {
     deploys: Arc<Cache>,
     rss: Arc<Cache>,
     expectations: Expectations,
+    events: Recorder,
 }
 
 fn replicas(obj: &Value) -> i64 {
@@ -48,12 +50,23 @@ fn settled(rs: &Value) -> bool {
 }
 
 impl Deployments {
-    pub fn new(objects: Objects, deploys: Arc<Cache>, rss: Arc<Cache>) -> Self {
+    pub fn new(objects: Objects, deploys: Arc<Cache>, rss: Arc<Cache>, events: Recorder) -> Self {
         Self {
             objects,
             deploys,
             rss,
             expectations: Expectations::default(),
+            events,
+        }
+    }
+
+    /// The `ScalingReplicaSet` event of `deploy` for `rs` going from `from` to `to` replicas.
+    fn scaled(&self, deploy: &Value, rs: &str, from: i64, to: i64) {
+        if from != to {
+            let way = if from < to { "up" } else { "down" };
+            let message = format!("Scaled {way} replica set {rs} from {from} to {to}");
+            self.events
+                .normal(Involved::of(deploy), "ScalingReplicaSet", message);
         }
     }
 
@@ -76,6 +89,7 @@ impl Deployments {
         });
         let written = owners::merge_patch(&self.objects, self.rss.info, rs, &patch, None).await?;
         self.expectations.expect_written(key, &written);
+        self.scaled(deploy, meta::name(rs), replicas(rs), n);
         Ok(written)
     }
 

@@ -104,6 +104,7 @@ impl Deployments {
         {
             Ok(w) => {
                 self.expectations.expect_written(key, &w.object);
+                self.scaled(deploy, &name, 0, initial);
                 Ok(w.object)
             }
             Err(e) if e.code == 409 => {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::cache::Cache;
+use super::events::{Involved, Recorder};
 use super::owners;
 use super::pods::{is_active, is_ready};
 use super::runtime::{Action, Controller};
@@ -42,6 +43,39 @@ pub struct Autoscalers {
     pub pods: Arc<Cache>,
     pub nodes: Arc<Cache>,
     pub state: Mutex<State>,
+    pub events: Recorder,
+}
+
+/// Why an autoscaler went from `current` to `desired` replicas, in the words of the
+/// `SuccessfulRescale` event of Kubernetes (`cpu resource utilization (percentage of
+/// request) above target`).
+fn rescale_reason(
+    current: u32,
+    desired: u32,
+    (min, max): (u32, u32),
+    top: Option<&Value>,
+) -> String {
+    if current < min {
+        return "Current number of replicas below Spec.MinReplicas".into();
+    }
+    if current > max {
+        return "Current number of replicas above Spec.MaxReplicas".into();
+    }
+    if desired < current {
+        return "All metrics below target".into();
+    }
+    let name = top
+        .and_then(|m| m.pointer("/resource/name"))
+        .and_then(Value::as_str)
+        .unwrap_or("cpu");
+    let utilization = top
+        .and_then(|m| m.pointer("/resource/current/averageUtilization"))
+        .is_some();
+    if utilization {
+        format!("{name} resource utilization (percentage of request) above target")
+    } else {
+        format!("{name} resource above target")
+    }
 }
 
 #[derive(Default)]
@@ -355,7 +389,17 @@ impl Controller for Autoscalers {
             }
             drop(st);
             status["lastScaleTime"] = json!(crate::api::meta::now());
-            log::info!("autoscaler {key}: {kind}/{name} {current} -> {desired} replicas");
+            let top = readings
+                .iter()
+                .max_by_key(|r| r.replicas)
+                .map(|r| &r.status);
+            let reason = rescale_reason(current, desired, (min, max), top);
+            log::info!(
+                "autoscaler {key}: {kind}/{name} {current} -> {desired} replicas ({reason})"
+            );
+            let message = format!("New size: {desired}; reason: {reason}");
+            self.events
+                .normal(Involved::of(&hpa), "SuccessfulRescale", message);
         }
         status["desiredReplicas"] = json!(desired);
         status["currentMetrics"] = json!(readings
@@ -403,5 +447,38 @@ impl Controller for Autoscalers {
         status["conditions"] = json!([able, active, limited]);
         self.write_status(&hpa, status).await?;
         Ok(Action::RequeueAfter(SYNC))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rescale_reasons_are_kubernetes_words() {
+        let cpu = json!({"type": "Resource",
+            "resource": {"name": "cpu", "current": {"averageUtilization": 150}}});
+        let memory = json!({"type": "Resource",
+            "resource": {"name": "memory", "current": {"averageValue": "300Mi"}}});
+        assert_eq!(
+            rescale_reason(2, 4, (1, 10), Some(&cpu)),
+            "cpu resource utilization (percentage of request) above target"
+        );
+        assert_eq!(
+            rescale_reason(2, 3, (1, 10), Some(&memory)),
+            "memory resource above target"
+        );
+        assert_eq!(
+            rescale_reason(4, 2, (1, 10), Some(&cpu)),
+            "All metrics below target"
+        );
+        assert_eq!(
+            rescale_reason(1, 2, (2, 10), Some(&cpu)),
+            "Current number of replicas below Spec.MinReplicas"
+        );
+        assert_eq!(
+            rescale_reason(12, 10, (2, 10), Some(&cpu)),
+            "Current number of replicas above Spec.MaxReplicas"
+        );
     }
 }

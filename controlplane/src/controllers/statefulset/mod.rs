@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use super::cache::Cache;
 use super::claim::claim_pods;
+use super::events::{self, Involved, Recorder};
 use super::owners::{self, controller_ref_to};
 use super::replica_status;
 use super::replicas::{delete_pods, selector, EXPECTATION_WAIT};
@@ -41,6 +42,7 @@ pub struct StatefulSets {
     /// PersistentVolumeClaims (metadata is enough: only their existence is checked).
     pub claims: Arc<Cache>,
     pub expectations: Expectations,
+    pub events: Recorder,
 }
 
 impl StatefulSets {
@@ -61,13 +63,21 @@ impl StatefulSets {
                 claim["metadata"]["ownerReferences"] = Value::Array(owners);
             }
             let info = self.claims.info;
+            let name = meta::name(&claim).to_string();
             match self
                 .objects
                 .create(info, ns, claim, WriteOptions::default())
                 .await
             {
+                Ok(_) => {
+                    let (set_name, on) = (meta::name(set), Involved::of(set));
+                    let message = format!(
+                        "create Claim {name} Pod {set_name}-{ordinal} in StatefulSet {set_name} success"
+                    );
+                    self.events.normal(on, "SuccessfulCreate", message);
+                }
                 Err(e) if e.code != 409 => return Err(e.into()),
-                _ => {}
+                Err(_) => {}
             }
         }
         Ok(())
@@ -111,12 +121,15 @@ impl StatefulSets {
             Ok(w) => w,
             Err(e) => {
                 if e.code != 409 {
-                    owners::failed_create(&self.objects, ns, &pod, &e).await;
+                    owners::failed_create(&self.events, ns, &pod, &e);
                 }
                 return Err(e.into());
             }
         };
         self.expectations.expect_written(key, &w.object);
+        let on = Involved::of(set);
+        let message = events::created(&on, meta::name(&w.object));
+        self.events.normal(on, "SuccessfulCreate", message);
         Ok(())
     }
 
@@ -182,7 +195,7 @@ impl Controller for StatefulSets {
         self.sync_claim_owners(&set, &spec, &pods).await?;
         let pods_info = self.pods.info;
         delete_pods(
-            &self.objects,
+            (&self.objects, &self.events),
             pods_info,
             &self.expectations,
             key,

@@ -23,26 +23,23 @@
 
 pub mod matching;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use super::cache::{key_of, Cache};
+use super::events::{Involved, Once, Recorder};
 use super::owners;
 use super::queue::WorkQueue;
 use super::runtime::{Action, Controller};
 use super::ControllerError;
 use crate::api::meta;
 use crate::api::objects::{Objects, WriteOptions};
-use crate::api::registry::ResourceInfo;
 use matching::{
     annotation, best, bound_status, claim_class, claimed_by, default_class, provisioned_volume, s,
     volume_phase, waits_for_consumer, BIND_COMPLETED, BOUND_BY_CONTROLLER, NO_PROVISIONER,
     PROVISIONED_BY, PROVISIONER, SELECTED_NODE,
 };
-
-const COMPONENT: &str = "persistentvolume-controller";
 
 pub struct Claims {
     pub objects: Objects,
@@ -51,9 +48,9 @@ pub struct Claims {
     pub classes: Arc<Cache>,
     /// For the labels of the node chosen for a waiting claim's first consumer.
     pub nodes: Arc<Cache>,
-    pub events: &'static ResourceInfo,
+    pub events: Recorder,
     /// The last event reported per claim uid, so a resync does not repeat it.
-    pub reported: Mutex<HashMap<String, String>>,
+    pub reported: Once,
 }
 
 impl Claims {
@@ -155,38 +152,19 @@ impl Claims {
     async fn report(
         &self,
         claim: &Value,
-        reason: &str,
+        reason: &'static str,
         message: &str,
         warning: bool,
     ) -> Result<(), ControllerError> {
-        let uid = owners::uid(claim).to_owned();
-        {
-            let mut seen = self.reported.lock().unwrap_or_else(|e| e.into_inner());
-            if seen.get(&uid).map(String::as_str) == Some(message) {
-                return Ok(());
-            }
-            seen.insert(uid.clone(), message.to_owned());
+        if !self.reported.first(owners::uid(claim), message) {
+            return Ok(());
         }
-        let ns = owners::namespace(claim).unwrap_or("default");
-        let now = meta::now();
-        let event = json!({
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": format!("{}.", meta::name(claim)), "namespace": ns},
-            "involvedObject": {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                               "namespace": ns, "name": meta::name(claim), "uid": uid},
-            "reason": reason,
-            "message": message,
-            "type": if warning { "Warning" } else { "Normal" },
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        });
-        self.objects
-            .create(self.events, Some(ns), event, WriteOptions::default())
-            .await?;
+        let on = Involved::of(claim);
+        if warning {
+            self.events.warning(on, reason, message);
+        } else {
+            self.events.normal(on, reason, message);
+        }
         Ok(())
     }
 }
