@@ -168,6 +168,7 @@ fn pods_resolve_service_names_through_the_node_dns() {
     svc.spec = Some(ServiceSpec {
         selector: Some(BTreeMap::from([("app".into(), "dnsweb".into())])),
         ports: Some(vec![ServicePort {
+            name: Some("http".into()),
             port: 80,
             ..Default::default()
         }]),
@@ -209,7 +210,7 @@ fn pods_resolve_service_names_through_the_node_dns() {
     );
     // The node itself is answered (pods on its network ask from its address), but it is
     // not an open resolver: a query from another host (node 1) is refused.
-    let ask_from = |node: usize| {
+    let ask = |node: usize, args: &[&str]| {
         let out = std::process::Command::new("ip")
             .args([
                 "netns",
@@ -218,16 +219,29 @@ fn pods_resolve_service_names_through_the_node_dns() {
                 "busybox",
                 "nslookup",
             ])
-            .args(["dnsweb.default.svc.cluster.local", &node_ip])
+            .args(args)
+            .arg(&node_ip)
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
         (out.status.success(), text.into_owned())
     };
+    let ask_from = |node: usize| ask(node, &["dnsweb.default.svc.cluster.local"]);
     let (ok, text) = ask_from(0);
     assert!(ok && text.contains(&cluster_ip), "{text}");
     let (ok, text) = ask_from(1);
     assert!(!ok && text.contains("REFUSED"), "{text}");
+    // The named port's SRV record, and a pod's record by its dashed address.
+    let (ok, text) = ask(
+        0,
+        &["-type=SRV", "_http._tcp.dnsweb.default.svc.cluster.local"],
+    );
+    assert!(
+        ok && text.contains("80 dnsweb.default.svc.cluster.local"),
+        "{text}"
+    );
+    let (ok, text) = ask(0, &["10-244-0-9.default.pod.cluster.local"]);
+    assert!(ok && text.contains("10.244.0.9"), "{text}");
 }
 
 #[test]

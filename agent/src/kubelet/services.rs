@@ -31,6 +31,16 @@ struct Known {
 pub struct ReadyEndpoint {
     pub ip: Ipv4Addr,
     pub hostname: Option<String>,
+    /// The ports its EndpointSlices give it (SRV records).
+    pub ports: Vec<EndpointPort>,
+}
+
+/// A port of an endpoint: the Service port's name, its protocol, the number it listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointPort {
+    pub name: String,
+    pub protocol: String,
+    pub port: u16,
 }
 
 /// A shared, always-current copy of the cluster's Services and EndpointSlices.
@@ -71,18 +81,43 @@ impl Known {
 /// The ready IPv4 endpoints in `slices` (of one Service), de-duplicated by address.
 pub fn ready_endpoints<'a>(slices: impl Iterator<Item = &'a EndpointSlice>) -> Vec<ReadyEndpoint> {
     let mut out: Vec<ReadyEndpoint> = Vec::new();
-    for e in slices
-        .filter(|s| s.address_type == "IPv4")
-        .flat_map(|s| s.endpoints.iter())
-    {
-        let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
-        for ip in e.addresses.iter().filter_map(|a| a.parse().ok()) {
-            let seen = out.iter().any(|o| o.ip == ip && o.hostname == e.hostname);
-            if ready && !seen {
-                out.push(ReadyEndpoint {
-                    ip,
-                    hostname: e.hostname.clone(),
-                });
+    for s in slices.filter(|s| s.address_type == "IPv4") {
+        let ports: Vec<EndpointPort> = s
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| {
+                Some(EndpointPort {
+                    name: p.name.clone().unwrap_or_default(),
+                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                    port: u16::try_from(p.port?).ok()?,
+                })
+            })
+            .collect();
+        for e in &s.endpoints {
+            let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+            for ip in e.addresses.iter().filter_map(|a| a.parse().ok()) {
+                if !ready {
+                    continue;
+                }
+                // The same endpoint in another slice (of other ports): one, with all ports.
+                match out
+                    .iter_mut()
+                    .find(|o| o.ip == ip && o.hostname == e.hostname)
+                {
+                    Some(o) => {
+                        for p in &ports {
+                            if !o.ports.contains(p) {
+                                o.ports.push(p.clone());
+                            }
+                        }
+                    }
+                    None => out.push(ReadyEndpoint {
+                        ip,
+                        hostname: e.hostname.clone(),
+                        ports: ports.clone(),
+                    }),
+                }
             }
         }
     }

@@ -19,11 +19,13 @@
 //! UDP message, rotated per query so clients spread over the endpoints. An ExternalName
 //! Service answers with a CNAME to its `externalName` followed by that name's A records,
 //! found here for a cluster name or asked of the host's resolvers for another, as CoreDNS
-//! does (stub resolvers do not chase a lone CNAME). SRV records (`_port._proto.<service>`)
-//! and pod records (`<ip>.<ns>.pod`) are not served yet: their names answer with no
-//! records rather than NXDOMAIN, so a client does not conclude they do not exist. Queries come over UDP only: a relayed answer the
-//! upstream truncated (TC) sends the client to a TCP retry that finds nothing listening.
+//! does (stub resolvers do not chase a lone CNAME). SRV records of a Service's ports
+//! (`_<port>._<proto>.<service>...`) are in [`srv`]; a pod's record
+//! `<dashed ip>.<ns>.pod.<domain>` answers that address (CoreDNS's `pods insecure`, the
+//! default). Queries come over UDP only: a relayed answer the upstream truncated (TC) sends
+//! the client to a TCP retry that finds nothing listening.
 
+pub mod srv;
 pub mod wire;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -53,6 +55,8 @@ pub enum Lookup {
     Answer(Vec<Ipv4Addr>),
     /// An ExternalName Service: a CNAME to this name (lower case, no trailing dot).
     Alias(String),
+    /// SRV records of a Service's ports.
+    Srv(Vec<srv::Srv>),
     /// The name exists (or may), with no record of the asked type.
     NoData,
     NxDomain,
@@ -112,11 +116,12 @@ pub fn lookup(q: &Query, domain: &str, catalog: &impl Catalog) -> Lookup {
     let svc_ns = match inner.strip_suffix("svc") {
         Some("") => "",
         Some(r) if r.ends_with('.') => &r[..r.len() - 1],
-        // `<domain>` itself, or pod records (`<dashed ip>.<ns>.pod`), not served yet.
-        _ if inner.is_empty() || inner == "pod" || inner.ends_with(".pod") => {
-            return Lookup::NoData
-        }
-        _ => return Lookup::NxDomain,
+        _ => match inner.strip_suffix(".pod") {
+            Some(pod) => return pod_record(pod, q.qtype),
+            // `<domain>` itself, or `pod.<domain>`.
+            None if inner.is_empty() || inner == "pod" => return Lookup::NoData,
+            None => return Lookup::NxDomain,
+        },
     };
     // From the right: namespace, service, then (headless records) an endpoint.
     let mut parts = svc_ns.rsplit('.');
@@ -128,9 +133,16 @@ pub fn lookup(q: &Query, domain: &str, catalog: &impl Catalog) -> Lookup {
     let Some(s) = catalog.service(ns, svc) else {
         return Lookup::NxDomain;
     };
-    // SRV names (`_http._tcp.<service>`): not served yet, but they may exist.
-    if below.is_some_and(|l| l.starts_with('_')) {
-        return Lookup::NoData;
+    let fqdn = || format!("{svc}.{ns}.svc.{domain}");
+    // SRV names: `_<port>._<proto>.<service>`.
+    if let Some(proto) = below.filter(|l| l.starts_with('_')) {
+        let (Some(port), None) = (parts.next(), parts.next()) else {
+            return Lookup::NxDomain;
+        };
+        let Some(ports) = srv::Ports::from_labels(port, proto) else {
+            return Lookup::NxDomain;
+        };
+        return srv_answer(&s, &fqdn(), ports, q.qtype, || catalog.endpoints(ns, svc));
     }
     let spec = s.spec.as_ref();
     if spec.and_then(|sp| sp.type_.as_deref()) == Some("ExternalName") {
@@ -151,6 +163,10 @@ pub fn lookup(q: &Query, domain: &str, catalog: &impl Catalog) -> Lookup {
     match (is_headless, below) {
         // Only one label goes below a Service: `<hostname>.<service>`.
         (true, _) if parts.next().is_some() => return Lookup::NxDomain,
+        (_, None) if q.qtype == wire::TYPE_SRV => {
+            let eps = || catalog.endpoints(ns, svc);
+            return srv_answer(&s, &fqdn(), srv::Ports::All, q.qtype, eps);
+        }
         (true, label) => return headless(&catalog.endpoints(ns, svc), label, q.qtype),
         (false, Some(_)) => return Lookup::NxDomain,
         (false, None) => {}
@@ -169,6 +185,48 @@ pub fn lookup(q: &Query, domain: &str, catalog: &impl Catalog) -> Lookup {
         Lookup::NoData
     } else {
         Lookup::Answer(ips)
+    }
+}
+
+/// The SRV answer of `svc` (named `fqdn`) for `ports`: its records for an SRV (or ANY)
+/// query, no data for another type, NXDOMAIN if the Service has no such port.
+fn srv_answer(
+    svc: &Service,
+    fqdn: &str,
+    ports: srv::Ports<'_>,
+    qtype: u16,
+    endpoints: impl FnOnce() -> Vec<ReadyEndpoint>,
+) -> Lookup {
+    let spec = svc.spec.as_ref();
+    if spec.and_then(|sp| sp.type_.as_deref()) == Some("ExternalName") {
+        return Lookup::NoData;
+    }
+    let headless = spec.and_then(|sp| sp.cluster_ip.as_deref()) == Some("None");
+    let records = if headless {
+        srv::headless(&endpoints(), fqdn, ports)
+    } else {
+        srv::cluster_ip(svc, fqdn, ports)
+    };
+    // A headless Service's port exists while no endpoint is ready.
+    let exists = !records.is_empty() || (headless && srv::declares(svc, ports));
+    match () {
+        _ if !exists => Lookup::NxDomain,
+        _ if qtype == wire::TYPE_SRV || qtype == wire::TYPE_ANY => Lookup::Srv(records),
+        _ => Lookup::NoData,
+    }
+}
+
+/// A pod's record, `<dashed ip>.<ns>.pod.<domain>` (`pod` here is `<dashed ip>.<ns>`): its
+/// address, for any namespace, as CoreDNS's `pods insecure` (the default setup) answers.
+fn pod_record(pod: &str, qtype: u16) -> Lookup {
+    let Some((dashed, _ns)) = pod.rsplit_once('.') else {
+        // `<ns>.pod.<domain>`.
+        return Lookup::NoData;
+    };
+    match dashed.replace('-', ".").parse::<Ipv4Addr>() {
+        Ok(ip) if qtype == wire::TYPE_A || qtype == wire::TYPE_ANY => Lookup::Answer(vec![ip]),
+        Ok(_) => Lookup::NoData,
+        Err(_) => Lookup::NxDomain,
     }
 }
 
@@ -323,6 +381,18 @@ pub fn spawn(sock: UdpSocket, serve: Serve, mut stop: watch::Receiver<bool>) {
                     }
                 }
                 Lookup::Answer(ips) => wire::reply(&q, NOERROR, &fit_answer(&q, ips), TTL),
+                Lookup::Srv(mut records) => {
+                    // Rotated per query, as addresses are.
+                    if !records.is_empty() {
+                        let start = usize::from(q.id) % records.len();
+                        records.rotate_left(start);
+                    }
+                    let records: Vec<(u16, &str, Ipv4Addr)> = records
+                        .iter()
+                        .map(|r| (r.port, r.target.as_str(), r.addr))
+                        .collect();
+                    wire::reply_srv(&q, &records, TTL, MAX_UDP_ANSWER)
+                }
                 Lookup::NoData => wire::reply(&q, NOERROR, &[], TTL),
                 Lookup::NxDomain => wire::reply(&q, NXDOMAIN, &[], TTL),
             };
@@ -378,9 +448,10 @@ pub fn upstreams(nameservers: &[String]) -> Vec<SocketAddr> {
 
 #[cfg(test)]
 mod tests {
-    use super::wire::{parse, query, TYPE_A};
+    use super::wire::{parse, query, TYPE_A, TYPE_SRV};
     use super::*;
-    use k8s_openapi::api::core::v1::ServiceSpec;
+    use crate::kubelet::services::EndpointPort;
+    use k8s_openapi::api::core::v1::{ServicePort, ServiceSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn svc(ns: &str, name: &str, ip: &str) -> Service {
@@ -399,6 +470,17 @@ mod tests {
         }
     }
 
+    /// `svc` with a port `http` (80/TCP).
+    fn with_http(mut s: Service) -> Service {
+        s.spec.as_mut().unwrap().ports = Some(vec![ServicePort {
+            name: Some("http".into()),
+            port: 80,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]);
+        s
+    }
+
     fn alias(ns: &str, name: &str, target: &str) -> Service {
         let mut s = svc(ns, name, "");
         let spec = s.spec.as_mut().unwrap();
@@ -413,9 +495,9 @@ mod tests {
     impl Catalog for Fixture {
         fn service(&self, ns: &str, name: &str) -> Option<Service> {
             [
-                svc("default", "web", "10.96.0.20"),
+                with_http(svc("default", "web", "10.96.0.20")),
                 svc("shop", "db", "10.96.0.30"),
-                svc("default", "headless", "None"),
+                with_http(svc("default", "headless", "None")),
                 svc("default", "empty", "None"),
                 alias("default", "docs", "Docs.Example.org."),
                 alias("default", "local", "web.default.svc.cluster.local"),
@@ -431,14 +513,21 @@ mod tests {
             if (ns, name) != ("default", "headless") {
                 return Vec::new();
             }
+            let http = EndpointPort {
+                name: "http".into(),
+                protocol: "TCP".into(),
+                port: 8080,
+            };
             vec![
                 ReadyEndpoint {
                     ip: Ipv4Addr::new(10, 244, 1, 5),
                     hostname: Some("pod-0".into()),
+                    ports: vec![http.clone()],
                 },
                 ReadyEndpoint {
                     ip: Ipv4Addr::new(10, 244, 2, 7),
                     hostname: None,
+                    ports: vec![http],
                 },
             ]
         }
@@ -543,20 +632,107 @@ mod tests {
             Lookup::NxDomain
         );
         assert_eq!(ask("web.cluster.local", TYPE_A), Lookup::NxDomain);
-        // SRV and pod names are not served, but may exist: no records, not NXDOMAIN.
+        // SRV names exist for the Service's ports only (no A record of their own).
         for name in [
             "_http._tcp.web.default.svc.cluster.local",
             "_http._tcp.headless.default.svc.cluster.local",
-            "10-244-1-5.default.pod.cluster.local",
         ] {
             assert_eq!(ask(name, TYPE_A), Lookup::NoData, "{name}");
         }
-        assert_eq!(
-            ask("_http._tcp.nope.default.svc.cluster.local", TYPE_A),
-            Lookup::NxDomain
-        );
+        for name in [
+            "_http._tcp.nope.default.svc.cluster.local",
+            "_http._udp.web.default.svc.cluster.local",
+            "_grpc._tcp.web.default.svc.cluster.local",
+            "_http.web.default.svc.cluster.local",
+            "x._http._tcp.web.default.svc.cluster.local",
+        ] {
+            assert_eq!(ask(name, TYPE_SRV), Lookup::NxDomain, "{name}");
+        }
         assert_eq!(ask("example.com", TYPE_A), Lookup::Forward);
         assert_eq!(ask("notcluster.local", TYPE_A), Lookup::Forward);
+    }
+
+    #[test]
+    fn srv_records_name_the_service_or_each_endpoint() {
+        let web = "web.default.svc.cluster.local";
+        let want = Lookup::Srv(vec![srv::Srv {
+            port: 80,
+            target: web.into(),
+            addr: Ipv4Addr::new(10, 96, 0, 20),
+        }]);
+        assert_eq!(ask(&format!("_http._tcp.{web}"), TYPE_SRV), want);
+        assert_eq!(ask(web, TYPE_SRV), want, "all ports of the Service");
+        let Lookup::Srv(eps) = ask("_http._tcp.headless.default.svc.cluster.local", TYPE_SRV)
+        else {
+            panic!("no SRV records");
+        };
+        let targets: Vec<(&str, u16)> = eps.iter().map(|r| (r.target.as_str(), r.port)).collect();
+        assert_eq!(
+            targets,
+            [
+                ("pod-0.headless.default.svc.cluster.local", 8080),
+                ("10-244-2-7.headless.default.svc.cluster.local", 8080)
+            ]
+        );
+        assert_eq!(
+            ask("_http._tcp.empty.default.svc.cluster.local", TYPE_SRV),
+            Lookup::NxDomain,
+            "no such port"
+        );
+    }
+
+    #[test]
+    fn pod_records_answer_their_dashed_address() {
+        let ip = Lookup::Answer(vec![Ipv4Addr::new(10, 244, 1, 5)]);
+        assert_eq!(ask("10-244-1-5.default.pod.cluster.local", TYPE_A), ip);
+        assert_eq!(ask("10-244-1-5.shop.pod.cluster.local", TYPE_A), ip);
+        assert_eq!(
+            ask("10-244-1-5.default.pod.cluster.local", 28),
+            Lookup::NoData
+        );
+        assert_eq!(ask("default.pod.cluster.local", TYPE_A), Lookup::NoData);
+        assert_eq!(
+            ask("not-an-ip.default.pod.cluster.local", TYPE_A),
+            Lookup::NxDomain
+        );
+    }
+
+    #[test]
+    fn srv_replies_carry_targets_and_fit_a_udp_message() {
+        let q = parse(&query(
+            7,
+            "_http._tcp.big.default.svc.cluster.local",
+            TYPE_SRV,
+        ))
+        .unwrap();
+        let targets: Vec<String> = (0..40)
+            .map(|i| format!("10-244-0-{i}.big.default.svc.cluster.local"))
+            .collect();
+        let records: Vec<(u16, &str, Ipv4Addr)> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (8080, t.as_str(), Ipv4Addr::new(10, 244, 0, i as u8)))
+            .collect();
+        let reply = wire::reply_srv(&q, &records, TTL, MAX_UDP_ANSWER);
+        assert!(reply.len() <= MAX_UDP_ANSWER, "{}", reply.len());
+        let answers = u16::from_be_bytes([reply[6], reply[7]]);
+        let additional = u16::from_be_bytes([reply[10], reply[11]]);
+        assert!(answers > 0 && answers < 40, "{answers}");
+        assert_eq!(answers, additional, "one address per target");
+        // The additional section holds the targets' A records, as a resolver reads them.
+        assert_eq!(
+            wire::answer_addrs(&reply).len(),
+            0,
+            "the answer section has no A records"
+        );
+        let one = wire::reply_srv(&q, &records[..1], TTL, MAX_UDP_ANSWER);
+        let n = one.len();
+        assert_eq!(
+            &one[n - 4..],
+            &[10, 244, 0, 0],
+            "the target's address ends it"
+        );
+        assert_eq!(&one[n - 16 + 2..n - 16 + 4], &wire::TYPE_A.to_be_bytes());
     }
 
     #[test]

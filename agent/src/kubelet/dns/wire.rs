@@ -1,11 +1,13 @@
 //! DNS messages (RFC 1035), only as much as the node's cluster DNS needs: one question
-//! in; A answers (behind a CNAME for an ExternalName Service), an empty answer or an error
-//! code out; and the A records of an upstream resolver's answer.
+//! in; A answers (behind a CNAME for an ExternalName Service), SRV answers (RFC 2782) with
+//! their targets' addresses, an empty answer or an error code out; and the A records of an
+//! upstream resolver's answer.
 
 use std::net::Ipv4Addr;
 
 pub const TYPE_A: u16 = 1;
 pub const TYPE_CNAME: u16 = 5;
+pub const TYPE_SRV: u16 = 33;
 pub const TYPE_ANY: u16 = 255;
 pub const CLASS_IN: u16 = 1;
 
@@ -171,6 +173,50 @@ pub fn reply_alias(q: &Query, target: &str, addrs: &[Ipv4Addr], ttl: u32) -> Vec
     for a in addrs {
         push_a(&mut out, at, ttl, *a);
     }
+    out
+}
+
+/// The reply to `q` with SRV records — `(port, target, target's address)`, priority 0,
+/// weights sharing 100 — and each target's A record in the additional section, as many as
+/// fit `limit` bytes (the rest left off, as [`reply`] does).
+pub fn reply_srv(q: &Query, records: &[(u16, &str, Ipv4Addr)], ttl: u32, limit: usize) -> Vec<u8> {
+    let mut out = reply(q, NOERROR, &[], ttl);
+    let weight = u16::try_from(100 / records.len().max(1))
+        .unwrap_or(1)
+        .max(1);
+    // Targets written so far: name, where its name is, its address.
+    let mut targets: Vec<(&str, u16, Ipv4Addr)> = Vec::new();
+    let mut answers = 0u16;
+    for &(port, target, addr) in records {
+        let mut name = Vec::new();
+        encode_name(target, &mut name);
+        let known = targets.iter().any(|t| t.0 == target);
+        let extra = if known { 0 } else { 16 };
+        let size = 12 + 6 + name.len();
+        let additional = 16 * targets.len();
+        if out.len() + size + additional + extra > limit {
+            break;
+        }
+        out.extend_from_slice(&[0xc0, HEADER as u8]);
+        out.extend_from_slice(&TYPE_SRV.to_be_bytes());
+        out.extend_from_slice(&CLASS_IN.to_be_bytes());
+        out.extend_from_slice(&ttl.to_be_bytes());
+        out.extend_from_slice(&((6 + name.len()) as u16).to_be_bytes());
+        out.extend_from_slice(&0u16.to_be_bytes());
+        out.extend_from_slice(&weight.to_be_bytes());
+        out.extend_from_slice(&port.to_be_bytes());
+        let at = out.len() as u16;
+        out.extend_from_slice(&name);
+        if !known {
+            targets.push((target, at, addr));
+        }
+        answers += 1;
+    }
+    for &(_, at, addr) in &targets {
+        push_a(&mut out, at, ttl, addr);
+    }
+    out[6..8].copy_from_slice(&answers.to_be_bytes());
+    out[10..12].copy_from_slice(&(targets.len() as u16).to_be_bytes());
     out
 }
 
