@@ -207,8 +207,10 @@ fn srv_answer(
     } else {
         srv::cluster_ip(svc, fqdn, ports)
     };
-    // A headless Service's port exists while no endpoint is ready.
-    let exists = !records.is_empty() || (headless && srv::declares(svc, ports));
+    // The Service's own name exists whatever its ports; a headless Service's port exists
+    // while no endpoint is ready.
+    let exists =
+        ports == srv::Ports::All || !records.is_empty() || (headless && srv::declares(svc, ports));
     match () {
         _ if !exists => Lookup::NxDomain,
         _ if qtype == wire::TYPE_SRV || qtype == wire::TYPE_ANY => Lookup::Srv(records),
@@ -223,6 +225,10 @@ fn pod_record(pod: &str, qtype: u16) -> Lookup {
         // `<ns>.pod.<domain>`.
         return Lookup::NoData;
     };
+    // One label: `10.244.1.5.<ns>.pod` is not a pod's name.
+    if dashed.contains('.') {
+        return Lookup::NxDomain;
+    }
     match dashed.replace('-', ".").parse::<Ipv4Addr>() {
         Ok(ip) if qtype == wire::TYPE_A || qtype == wire::TYPE_ANY => Lookup::Answer(vec![ip]),
         Ok(_) => Lookup::NoData,
@@ -679,6 +685,11 @@ mod tests {
             Lookup::NxDomain,
             "no such port"
         );
+        assert_eq!(
+            ask("empty.default.svc.cluster.local", TYPE_SRV),
+            Lookup::Srv(vec![]),
+            "the name exists without ports"
+        );
     }
 
     #[test]
@@ -691,6 +702,10 @@ mod tests {
             Lookup::NoData
         );
         assert_eq!(ask("default.pod.cluster.local", TYPE_A), Lookup::NoData);
+        assert_eq!(
+            ask("10.244.1.5.default.pod.cluster.local", TYPE_A),
+            Lookup::NxDomain
+        );
         assert_eq!(
             ask("not-an-ip.default.pod.cluster.local", TYPE_A),
             Lookup::NxDomain

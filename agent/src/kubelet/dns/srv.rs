@@ -31,10 +31,8 @@ impl<'a> Ports<'a> {
     /// From the two labels under a Service's name (`_http`, `_tcp`): `None` if they are not
     /// both `_`-prefixed.
     pub fn from_labels(port: &'a str, protocol: &'a str) -> Option<Self> {
-        Some(Ports::Named {
-            name: port.strip_prefix('_')?,
-            protocol: protocol.strip_prefix('_')?,
-        })
+        let (name, protocol) = (port.strip_prefix('_')?, protocol.strip_prefix('_')?);
+        (!name.is_empty() && !protocol.is_empty()).then_some(Ports::Named { name, protocol })
     }
 
     fn matches(&self, name: Option<&str>, protocol: Option<&str>) -> bool {
@@ -64,9 +62,13 @@ pub fn declares(svc: &Service, ports: Ports<'_>) -> bool {
 /// The records of a Service with a cluster IP.
 pub fn cluster_ip(svc: &Service, fqdn: &str, ports: Ports<'_>) -> Vec<Srv> {
     let spec = svc.spec.as_ref();
-    let Some(addr) = spec
-        .and_then(|s| s.cluster_ip.as_deref())
-        .and_then(|ip| ip.parse().ok())
+    // The first IPv4 cluster IP (a dual-stack Service may list IPv6 first).
+    let ips = spec.and_then(|s| s.cluster_ips.clone()).unwrap_or_default();
+    let first = spec.and_then(|s| s.cluster_ip.clone());
+    let Some(addr) = ips
+        .iter()
+        .chain(&first)
+        .find_map(|ip| ip.parse::<Ipv4Addr>().ok())
     else {
         return Vec::new();
     };
@@ -155,6 +157,12 @@ mod tests {
             .collect();
         assert_eq!(ports, [80, 53, 9090]);
         assert_eq!(Ports::from_labels("http", "_tcp"), None);
+        assert_eq!(Ports::from_labels("_", "_tcp"), None);
+        let mut dual = svc.clone();
+        let spec = dual.spec.as_mut().unwrap();
+        spec.cluster_ips = Some(vec!["fd00::20".into(), "10.96.0.20".into()]);
+        spec.cluster_ip = Some("fd00::20".into());
+        assert_eq!(cluster_ip(&dual, fqdn, http)[0].addr, ip, "the IPv4 one");
     }
 
     #[test]
