@@ -109,14 +109,20 @@ pub fn generate_name(prefix: &str) -> String {
     format!("{prefix}{suffix}")
 }
 
-/// The object without `metadata` and `status`: what a generation bump compares.
-pub fn spec_part(obj: &Value) -> Value {
-    let mut v = obj.clone();
-    if let Some(m) = v.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
+/// Whether `a` and `b` are the same outside `metadata` and `status` (what a generation
+/// bump compares), compared in place.
+pub fn same_spec(a: &Value, b: &Value) -> bool {
+    fn spec_fields(m: &serde_json::Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
+        m.iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
     }
-    v
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => {
+            spec_fields(a).count() == spec_fields(b).count()
+                && spec_fields(a).all(|(k, v)| b.get(k) == Some(v))
+        }
+        _ => a == b,
+    }
 }
 
 /// `metadata.finalizers` as strings.

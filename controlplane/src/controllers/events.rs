@@ -238,10 +238,11 @@ async fn write_all(
     let mut written: HashMap<Pending, Written> = HashMap::new();
     while let Some(p) = rx.recv().await {
         let now = Instant::now();
-        written.retain(|_, w| now.duration_since(w.at) < AGGREGATE);
         let ns = p.on.event_namespace().to_string();
         let stamp = meta::now();
-        let seen = written.remove(&p);
+        let seen = written
+            .remove(&p)
+            .filter(|w| now.duration_since(w.at) < AGGREGATE);
         let count = seen.as_ref().map_or(1, |w| w.count + 1);
         if let Some(w) = &seen {
             let patch = json!({"count": count, "lastTimestamp": stamp});
@@ -283,6 +284,10 @@ async fn write_all(
             .await
         {
             Ok(w) => {
+                // Full: forget what can no longer aggregate, else the oldest.
+                if written.len() >= REMEMBERED {
+                    written.retain(|_, w| now.duration_since(w.at) < AGGREGATE);
+                }
                 if written.len() >= REMEMBERED {
                     let oldest = written.iter().min_by_key(|(_, w)| w.at);
                     if let Some(k) = oldest.map(|(k, _)| k.clone()) {

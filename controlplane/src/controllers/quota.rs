@@ -14,6 +14,7 @@ use super::owners;
 use super::queue::WorkQueue;
 use super::runtime::{Action, Controller};
 use super::ControllerError;
+use crate::api::admission::quota::pod_counts;
 use crate::api::objects::Objects;
 
 pub struct Quotas {
@@ -33,15 +34,12 @@ impl Controller for Quotas {
     }
 }
 
-/// Whether a change can lower what an object uses: it went, or its spec or phase changed.
-/// (An arrival was charged by admission in the same write. Caches of metadata only see no
-/// spec: their updates are left to the resync.)
+/// Whether a change can lower what an object uses: it went, its spec changed, or it
+/// finished (a pod's phase). (An arrival was charged by admission in the same write. Caches
+/// of metadata only see no spec: their updates are left to the resync.)
 fn may_lower_usage(old: Option<&Value>, new: Option<&Value>) -> bool {
     match (old, new) {
-        (Some(o), Some(n)) => {
-            o.get("spec") != n.get("spec")
-                || o.pointer("/status/phase") != n.pointer("/status/phase")
-        }
+        (Some(o), Some(n)) => o.get("spec") != n.get("spec") || pod_counts(o) != pod_counts(n),
         (Some(_), None) => true,
         _ => false,
     }

@@ -255,14 +255,16 @@ pub fn fit_alias(q: &Query, target: &str, ips: Vec<Ipv4Addr>) -> Vec<Ipv4Addr> {
     )
 }
 
-fn rotate_and_keep(q: &Query, mut ips: Vec<Ipv4Addr>, keep: usize) -> Vec<Ipv4Addr> {
-    if ips.is_empty() {
-        return ips;
+/// `records` rotated by the query id (clients that take the first spread over all), then
+/// the first `keep`.
+fn rotate_and_keep<T>(q: &Query, mut records: Vec<T>, keep: usize) -> Vec<T> {
+    if records.is_empty() {
+        return records;
     }
-    let start = usize::from(q.id) % ips.len();
-    ips.rotate_left(start);
-    ips.truncate(keep);
-    ips
+    let start = usize::from(q.id) % records.len();
+    records.rotate_left(start);
+    records.truncate(keep);
+    records
 }
 
 /// Binds the node's DNS port (done before the pods' resolv.conf names it).
@@ -387,12 +389,9 @@ pub fn spawn(sock: UdpSocket, serve: Serve, mut stop: watch::Receiver<bool>) {
                     }
                 }
                 Lookup::Answer(ips) => wire::reply(&q, NOERROR, &fit_answer(&q, ips), TTL),
-                Lookup::Srv(mut records) => {
-                    // Rotated per query, as addresses are.
-                    if !records.is_empty() {
-                        let start = usize::from(q.id) % records.len();
-                        records.rotate_left(start);
-                    }
+                Lookup::Srv(records) => {
+                    // Rotated per query, as addresses are; `reply_srv` keeps what fits.
+                    let records = rotate_and_keep(&q, records, usize::MAX);
                     let records: Vec<(u16, &str, Ipv4Addr)> = records
                         .iter()
                         .map(|r| (r.port, r.target.as_str(), r.addr))

@@ -19,7 +19,7 @@ const EXPLICIT: [&str; 6] = [
 ];
 
 /// Whether a pod counts: not finished (Succeeded or Failed).
-fn pod_counts(pod: &Value) -> bool {
+pub fn pod_counts(pod: &Value) -> bool {
     !matches!(
         pod.pointer("/status/phase").and_then(Value::as_str),
         Some("Succeeded" | "Failed")

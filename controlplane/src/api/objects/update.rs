@@ -121,10 +121,9 @@ fn ready_to_remove(obj: &Value) -> bool {
 /// status — or, for a custom kind without a status subresource, outside metadata.
 fn generation_changes(info: &ResourceInfo, cur: &Value, new: &Value) -> bool {
     if info.custom.is_some() && !info.has(Subresource::Status) {
-        return cur.get("status") != new.get("status")
-            || meta::spec_part(new) != meta::spec_part(cur);
+        return cur.get("status") != new.get("status") || !meta::same_spec(new, cur);
     }
-    meta::spec_part(new) != meta::spec_part(cur)
+    !meta::same_spec(new, cur)
 }
 
 impl Objects {
@@ -211,8 +210,7 @@ impl Objects {
             // Kubernetes' LimitRanger and ResourceQuota leave status writes (and objects on
             // their way out) alone: only a changed spec is admitted again.
             let mut charges = super::admit::Charges::default();
-            let deleting = cur.pointer("/metadata/deletionTimestamp").is_some();
-            if !own_meta && !deleting && meta::spec_part(&new) != meta::spec_part(&cur) {
+            if !own_meta && !meta::is_deleting(&cur) && !meta::same_spec(&new, &cur) {
                 Box::pin(self.limit(info, ns, name, &mut new, false)).await?;
                 let consistency = if attempt == 1 {
                     Consistency::Local

@@ -136,7 +136,8 @@ impl Claims {
                 true,
             ),
         };
-        self.report(claim, reason, &message, warning).await
+        self.report(claim, reason, &message, warning);
+        Ok(())
     }
 
     /// Drops the claim's selected node (the scheduler places its consumer again) and
@@ -144,20 +145,14 @@ impl Claims {
     async fn unpin(&self, claim: &Value, why: &str) -> Result<Action, ControllerError> {
         let patch = json!({"metadata": {"annotations": {SELECTED_NODE: null}}});
         owners::merge_patch(&self.objects, self.claims.info, claim, &patch, None).await?;
-        self.report(claim, "FailedBinding", why, true).await?;
+        self.report(claim, "FailedBinding", why, true);
         Ok(Action::Done)
     }
 
     /// A Warning or Normal event on the claim, once per message.
-    async fn report(
-        &self,
-        claim: &Value,
-        reason: &'static str,
-        message: &str,
-        warning: bool,
-    ) -> Result<(), ControllerError> {
+    fn report(&self, claim: &Value, reason: &'static str, message: &str, warning: bool) {
         if !self.reported.first(owners::uid(claim), message) {
-            return Ok(());
+            return;
         }
         let on = Involved::of(claim);
         if warning {
@@ -165,7 +160,6 @@ impl Claims {
         } else {
             self.events.normal(on, reason, message);
         }
-        Ok(())
     }
 }
 
@@ -192,7 +186,7 @@ impl Controller for Claims {
                 }
                 Some(_) => {
                     let msg = format!("volume {name:?} is bound to another claim");
-                    self.report(&claim, "FailedBinding", &msg, true).await?;
+                    self.report(&claim, "FailedBinding", &msg, true);
                 }
                 None if phase == Some("Bound") => {
                     let lost = json!({"phase": "Lost"});
@@ -201,7 +195,7 @@ impl Controller for Claims {
                 }
                 None => {
                     let msg = format!("volume {name:?} not found");
-                    self.report(&claim, "FailedBinding", &msg, true).await?;
+                    self.report(&claim, "FailedBinding", &msg, true);
                 }
             }
             return Ok(Action::Done);
@@ -234,8 +228,7 @@ impl Controller for Claims {
                     self.bind(&claim, pv).await?;
                 } else {
                     let msg = "waiting for first consumer to be created before binding";
-                    self.report(&claim, "WaitForFirstConsumer", msg, false)
-                        .await?;
+                    self.report(&claim, "WaitForFirstConsumer", msg, false);
                 }
                 return Ok(Action::Done);
             }
