@@ -1,7 +1,7 @@
 //! ResourceQuotas (kube-controller-manager's resourcequota controller): each quota's
 //! `status` — `hard` as its spec says, `used` counted from its namespace's objects — is
 //! recounted when the quota comes or its spec changes, when objects of its namespace go or
-//! change spec or phase, and at every resync. Admission raises `used` as it admits writes (`api::objects::admit`); the
+//! change spec, when a pod finishes, and at every resync. Admission raises `used` as it admits writes (`api::objects::admit`); the
 //! recount is what lowers it again, for deleted objects and finished pods, and corrects a
 //! charge whose write then failed.
 
