@@ -74,6 +74,33 @@ impl Command {
     }
 }
 
+/// A log entry's application data: a [`Command`], and on the replica that proposed it the
+/// token of the write waiting for it (see `state_machine::answers`). Serialized as the bare
+/// command: the token never leaves the proposing replica's memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Proposal {
+    pub cmd: Command,
+    #[serde(skip)]
+    pub waiter: Option<u64>,
+}
+
+impl Proposal {
+    /// `cmd` to be answered to the waiter with `token`.
+    pub fn answered_to(cmd: Command, token: u64) -> Self {
+        Self {
+            cmd,
+            waiter: Some(token),
+        }
+    }
+}
+
+impl From<Command> for Proposal {
+    fn from(cmd: Command) -> Self {
+        Self { cmd, waiter: None }
+    }
+}
+
 /// A stored object as seen by readers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValue {

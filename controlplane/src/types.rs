@@ -2,13 +2,13 @@
 
 use std::io::Cursor;
 
-use crate::command::{Command, CommandResponse};
+use crate::command::{CommandResponse, Proposal};
 
 openraft::declare_raft_types!(
     /// Raft types of the Skiff control plane: commands are object-store writes,
     /// nodes are addressed by their HTTP `host:port`, snapshots are in-memory byte buffers.
     pub TypeConfig:
-        D = Command,
+        D = Proposal,
         R = CommandResponse,
         NodeId = u64,
         Node = openraft::BasicNode,

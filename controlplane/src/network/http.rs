@@ -91,24 +91,7 @@ impl HttpClient {
                     }
                 }
             })?;
-            let status = resp.status();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| HttpError::Request {
-                    addr: addr.to_string(),
-                    path: path.to_string(),
-                    message: e.to_string(),
-                })?
-                .to_bytes();
-            if !status.is_success() {
-                return Err(HttpError::Status {
-                    addr: addr.to_string(),
-                    path: path.to_string(),
-                    status: status.as_u16(),
-                });
-            }
+            let bytes = answer_body(resp, addr, path).await?;
             Ok(serde_json::from_slice(&bytes)?)
         };
         tokio::time::timeout(timeout, call)
@@ -119,4 +102,31 @@ impl HttpClient {
                 timeout,
             })?
     }
+}
+
+/// The body of `resp` to a request to `{addr}{path}`, or why there is none.
+pub(super) async fn answer_body(
+    resp: hyper::Response<hyper::body::Incoming>,
+    addr: &str,
+    path: &str,
+) -> Result<Bytes, HttpError> {
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| HttpError::Request {
+            addr: addr.to_string(),
+            path: path.to_string(),
+            message: e.to_string(),
+        })?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(HttpError::Status {
+            addr: addr.to_string(),
+            path: path.to_string(),
+            status: status.as_u16(),
+        });
+    }
+    Ok(bytes)
 }

@@ -5,6 +5,8 @@
 
 pub mod client;
 pub mod http;
+pub mod notices;
+pub mod peer;
 pub mod server;
 
 /// Paths of the replica endpoints.

@@ -17,8 +17,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::command::{Command, CommandResponse};
+use crate::command::{Command, CommandResponse, Proposal};
 use crate::error::Error;
+use crate::state_machine::answers::Answers;
 use crate::types::{Node, NodeId, Raft};
 
 /// Entries being proposed at once: one appending (openraft flushes it before the next), one
@@ -33,6 +34,8 @@ type Reply = oneshot::Sender<Result<CommandResponse, Error>>;
 pub(crate) struct WriteBatcher {
     tx: mpsc::UnboundedSender<(Command, Reply)>,
     raft: Raft,
+    /// Where the state machine answers this replica's proposals.
+    answers: Answers,
     /// Entries being proposed (by the batching task or by a lone writer).
     slots: Arc<Semaphore>,
     /// Writes in the channel, not yet taken by the batching task.
@@ -41,14 +44,19 @@ pub(crate) struct WriteBatcher {
 
 impl WriteBatcher {
     /// Start the batching task on the current tokio runtime.
-    pub(crate) fn start(raft: Raft) -> Self {
+    pub(crate) fn start(raft: Raft, answers: Answers) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         let queued = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(drive(raft.clone(), rx, slots.clone(), queued.clone()));
+        let proposer = Proposer {
+            raft: raft.clone(),
+            answers: answers.clone(),
+        };
+        tokio::spawn(drive(proposer, rx, slots.clone(), queued.clone()));
         Self {
             tx,
             raft,
+            answers,
             slots,
             queued,
         }
@@ -59,7 +67,11 @@ impl WriteBatcher {
     pub(crate) async fn write(&self, cmd: Command) -> Result<CommandResponse, Error> {
         if self.queued.load(Ordering::Acquire) == 0 {
             if let Ok(_slot) = self.slots.clone().try_acquire_owned() {
-                return propose_one(&self.raft, cmd).await;
+                let proposer = Proposer {
+                    raft: self.raft.clone(),
+                    answers: self.answers.clone(),
+                };
+                return proposer.propose_one(cmd).await;
             }
         }
         let (reply, rx) = oneshot::channel();
@@ -73,7 +85,7 @@ impl WriteBatcher {
 }
 
 async fn drive(
-    raft: Raft,
+    proposer: Proposer,
     mut rx: mpsc::UnboundedReceiver<(Command, Reply)>,
     slots: Arc<Semaphore>,
     queued: Arc<AtomicUsize>,
@@ -91,49 +103,72 @@ async fn drive(
             }
         }
         queued.fetch_sub(batch.len(), Ordering::AcqRel);
-        let raft = raft.clone();
+        let proposer = proposer.clone();
         tokio::spawn(async move {
-            propose(&raft, batch).await;
+            proposer.propose(batch).await;
             drop(slot);
         });
     }
 }
 
-async fn propose(raft: &Raft, mut batch: Vec<(Command, Reply)>) {
-    if batch.len() == 1 {
-        let (cmd, reply) = batch.remove(0);
-        let _ = reply.send(propose_one(raft, cmd).await);
-        return;
-    }
-    let (cmds, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
-    match raft.client_write(Command::Many(cmds)).await {
-        Ok(resp) => {
-            let mut responses = resp.data.batched.into_iter();
-            for reply in replies {
-                let r = responses
-                    .next()
-                    .ok_or_else(|| Error::Raft("a packed write got no response".to_string()));
-                let _ = reply.send(r);
+/// Proposes entries and waits for their answers.
+#[derive(Clone)]
+struct Proposer {
+    raft: Raft,
+    answers: Answers,
+}
+
+impl Proposer {
+    async fn propose(&self, mut batch: Vec<(Command, Reply)>) {
+        if batch.len() == 1 {
+            let (cmd, reply) = batch.remove(0);
+            let _ = reply.send(self.propose_one(cmd).await);
+            return;
+        }
+        let (cmds, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
+        match self.client_write(Command::Many(cmds)).await {
+            Ok(resp) => {
+                let mut responses = resp.batched.into_iter();
+                for reply in replies {
+                    let r = responses
+                        .next()
+                        .ok_or_else(|| Error::Raft("a packed write got no response".to_string()));
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(write_error(&e)));
+                }
             }
         }
-        Err(e) => {
-            for reply in replies {
-                let _ = reply.send(Err(write_error(&e)));
-            }
+    }
+
+    /// `cmd` as an entry of its own.
+    async fn propose_one(&self, cmd: Command) -> Result<CommandResponse, Error> {
+        self.client_write(cmd).await.map_err(|e| write_error(&e))
+    }
+
+    /// Propose `cmd`; its answer comes from the state machine as it applies the entry, or
+    /// from openraft, whichever is first (see `state_machine::answers`).
+    async fn client_write(&self, cmd: Command) -> Result<CommandResponse, WriteError> {
+        let mut waiter = self.answers.wait();
+        let write = self
+            .raft
+            .client_write(Proposal::answered_to(cmd, waiter.token()));
+        tokio::select! {
+            biased;
+            resp = waiter.answered() => Ok(resp),
+            res = write => res.map(|r| r.data),
         }
     }
 }
 
-/// `cmd` as an entry of its own.
-async fn propose_one(raft: &Raft, cmd: Command) -> Result<CommandResponse, Error> {
-    let res = raft.client_write(cmd).await;
-    res.map(|r| r.data).map_err(|e| write_error(&e))
-}
+type WriteError =
+    openraft::error::RaftError<NodeId, openraft::error::ClientWriteError<NodeId, Node>>;
 
 /// `NotLeader` (naming the leader, so the caller forwards) or the Raft error as text.
-fn write_error(
-    e: &openraft::error::RaftError<NodeId, openraft::error::ClientWriteError<NodeId, Node>>,
-) -> Error {
+fn write_error(e: &WriteError) -> Error {
     match e.forward_to_leader() {
         Some(fwd) => Error::NotLeader {
             leader_id: fwd.leader_id,

@@ -116,6 +116,7 @@ impl ControlPlane {
         let durability = log_store.durability();
         let sm = StateMachineStore::new(db, cfg.watch_history)?.with_log(durability.clone());
         let reader = sm.reader();
+        let answers = sm.answers();
 
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
@@ -133,7 +134,7 @@ impl ControlPlane {
         let raft = Raft::new(
             cfg.id,
             raft_config,
-            Network::new(http.clone(), durability.clone()),
+            Network::new(durability.clone()),
             log_store,
             sm,
         )
@@ -146,7 +147,7 @@ impl ControlPlane {
             http,
             request_timeout: cfg.request_timeout,
             read_barrier: Default::default(),
-            batcher: batcher::WriteBatcher::start(raft.clone()),
+            batcher: batcher::WriteBatcher::start(raft.clone(), answers),
             raft,
             durability,
         });

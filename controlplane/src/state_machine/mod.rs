@@ -19,6 +19,7 @@
     reason = "openraft's StorageError is the error type of its storage traits"
 )]
 
+pub mod answers;
 mod apply;
 mod read;
 pub mod watch;
@@ -39,6 +40,7 @@ use crate::log_store::LogDurability;
 use crate::types::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
+use answers::Answers;
 pub use read::{ListPage, StoreReader};
 use watch::WatchHub;
 
@@ -89,6 +91,8 @@ pub struct StateMachineStore {
     durable: Arc<Mutex<DurableMark>>,
     /// How far the Raft log is on disk, when known ([`StateMachineStore::with_log`]).
     log: Option<LogDurability>,
+    /// Writes proposed on this replica, answered as their entries are applied.
+    answers: Answers,
 }
 
 impl StateMachineStore {
@@ -105,7 +109,13 @@ impl StateMachineStore {
             hub,
             durable,
             log: None,
+            answers: Answers::default(),
         })
+    }
+
+    /// The registry the write batcher registers its proposals in.
+    pub fn answers(&self) -> Answers {
+        self.answers.clone()
     }
 
     /// Applies only what `log` (`LogStore::durability`) has on disk, and keeps durable apply
@@ -237,6 +247,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if let Some(log) = &self.log {
             log.wait_index(last_index).await?;
         }
+        let waiters: Vec<(u64, usize)> = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(at, e)| match &e.payload {
+                EntryPayload::Normal(p) => p.waiter.map(|token| (token, at)),
+                _ => None,
+            })
+            .collect();
         let durable = self
             .durable
             .lock()
@@ -263,9 +281,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                             revision: log_id.index,
                             ..Default::default()
                         },
-                        EntryPayload::Normal(cmd) => apply::apply_command(
+                        EntryPayload::Normal(p) => apply::apply_command(
                             &mut kv,
-                            cmd,
+                            &p.cmd,
                             log_id.index,
                             &mut last_revision,
                             &mut events,
@@ -307,6 +325,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
         };
         self.hub.publish(events);
+        // Answer the writers waiting here (see `answers`), after the watchers: the task woken
+        // last on a worker is the one it runs next. Then yield, so that it runs now rather
+        // than after openraft's core has handled this apply's results.
+        let answered = !waiters.is_empty();
+        for (token, at) in waiters {
+            self.answers.answer(token, responses[at].clone());
+        }
+        if answered {
+            tokio::task::yield_now().await;
+        }
         Ok(responses)
     }
 
