@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::client::conn::http1;
@@ -32,6 +33,22 @@ struct Live {
     driver: Driver,
 }
 
+impl Live {
+    /// `self`, unless the peer closed it while it was idle (a restart, a shutdown). The
+    /// connection reads only while polled, and nobody polls an idle one: poll it once now.
+    /// (A close still on its way when a request goes out fails that call; the next one
+    /// reconnects.)
+    fn still_open(mut self) -> Option<Self> {
+        if self.sender.is_closed() {
+            return None;
+        }
+        match self.driver.get_mut().as_mut().now_or_never() {
+            None => Some(self),
+            Some(_) => None,
+        }
+    }
+}
+
 /// A connection to `addr`, opened on first use and again after any failure.
 pub struct PeerConnection {
     addr: String,
@@ -50,7 +67,7 @@ impl PeerConnection {
         &self.addr
     }
 
-    /// Whether a connection is open (the last call succeeded on it).
+    /// Whether a connection is kept (the last call succeeded on it).
     pub fn is_open(&self) -> bool {
         self.live.as_ref().is_some_and(|l| !l.sender.is_closed())
     }
@@ -82,9 +99,9 @@ impl PeerConnection {
     async fn round_trip(&mut self, path: &str, body: Vec<u8>) -> Result<Bytes, HttpError> {
         // Out of `self` for the whole exchange: a call dropped half-way (a caller's own
         // timeout) leaves no connection in an unknown state behind.
-        let live = match self.live.take() {
-            Some(live) if !live.sender.is_closed() => live,
-            _ => self.connect().await?,
+        let live = match self.live.take().and_then(Live::still_open) {
+            Some(live) => live,
+            None => self.connect().await?,
         };
         let Live { mut sender, driver } = live;
         let mut driver = driver.into_inner();
@@ -242,6 +259,34 @@ mod tests {
         assert!(!conn.is_open(), "a half-used connection was kept");
         let got = call(&mut conn, "/echo", 1).await;
         assert_eq!(got, 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_peer_closed_while_idle_is_replaced() {
+        // A peer that answers one request per connection and then closes it, unasked.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let body = b"1";
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(body).await;
+                // Kept open by HTTP/1.1 rules; closed shortly after, while idle.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                drop(sock);
+            }
+        });
+        let mut conn = PeerConnection::new(addr);
+        for _ in 0..3 {
+            let got = call(&mut conn, "/any", 0).await;
+            assert_eq!(got, 1);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     #[tokio::test]
