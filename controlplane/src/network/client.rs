@@ -79,7 +79,6 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Connection {
             peer: self.idle.take(&node.addr),
             idle: self.idle.clone(),
-            addr: node.addr.clone(),
             notices: None,
             confirmed: None,
             log: self.log.clone(),
@@ -94,7 +93,6 @@ pub struct Connection {
     peer: PeerConnection,
     /// Where `peer` goes back when this is dropped.
     idle: Idle,
-    addr: String,
     /// Started with the first commit notice (see [`CommitNotices`]).
     notices: Option<CommitNotices>,
     /// The vote and last log id of the last append the follower accepted on this stream.
@@ -162,10 +160,10 @@ impl RaftNetwork<TypeConfig> for Connection {
             && rpc.leader_commit > notified
             && self.confirmed == Some((rpc.vote, rpc.prev_log_id));
         if notice {
-            let addr = &self.addr;
+            let peer = &self.peer;
             let notices = self
                 .notices
-                .get_or_insert_with(|| CommitNotices::start(addr.clone()));
+                .get_or_insert_with(|| CommitNotices::start(peer.addr().to_string()));
             notices.send(rpc, option.hard_ttl());
             return Ok(AppendEntriesResponse::Success);
         }

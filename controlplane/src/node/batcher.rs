@@ -33,9 +33,8 @@ type Reply = oneshot::Sender<Result<CommandResponse, Error>>;
 /// Handle of the batching task; it stops when the handle is dropped.
 pub(crate) struct WriteBatcher {
     tx: mpsc::UnboundedSender<(Command, Reply)>,
-    raft: Raft,
-    /// Where the state machine answers this replica's proposals.
-    answers: Answers,
+    /// Proposes a lone write from its own task.
+    proposer: Proposer,
     /// Entries being proposed (by the batching task or by a lone writer).
     slots: Arc<Semaphore>,
     /// Writes in the channel, not yet taken by the batching task.
@@ -48,15 +47,11 @@ impl WriteBatcher {
         let (tx, rx) = mpsc::unbounded_channel();
         let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         let queued = Arc::new(AtomicUsize::new(0));
-        let proposer = Proposer {
-            raft: raft.clone(),
-            answers: answers.clone(),
-        };
-        tokio::spawn(drive(proposer, rx, slots.clone(), queued.clone()));
+        let proposer = Proposer { raft, answers };
+        tokio::spawn(drive(proposer.clone(), rx, slots.clone(), queued.clone()));
         Self {
             tx,
-            raft,
-            answers,
+            proposer,
             slots,
             queued,
         }
@@ -67,11 +62,7 @@ impl WriteBatcher {
     pub(crate) async fn write(&self, cmd: Command) -> Result<CommandResponse, Error> {
         if self.queued.load(Ordering::Acquire) == 0 {
             if let Ok(_slot) = self.slots.clone().try_acquire_owned() {
-                let proposer = Proposer {
-                    raft: self.raft.clone(),
-                    answers: self.answers.clone(),
-                };
-                return proposer.propose_one(cmd).await;
+                return self.proposer.propose_one(cmd).await;
             }
         }
         let (reply, rx) = oneshot::channel();

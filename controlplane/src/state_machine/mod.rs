@@ -328,11 +328,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // Answer the writers waiting here (see `answers`), after the watchers: the task woken
         // last on a worker is the one it runs next. Then yield, so that it runs now rather
         // than after openraft's core has handled this apply's results.
-        let answered = !waiters.is_empty();
-        for (token, at) in waiters {
+        for &(token, at) in &waiters {
             self.answers.answer(token, responses[at].clone());
         }
-        if answered {
+        if !waiters.is_empty() {
             tokio::task::yield_now().await;
         }
         Ok(responses)
